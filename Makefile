@@ -1,0 +1,56 @@
+# wgjit build. `make` builds everything; `make test` and `make demo` install
+# what they need first (Debian and npm packages), so a fresh machine needs no
+# other step.
+
+ARCH_INCLUDE := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+CLANG        ?= clang
+BPF_CFLAGS   := -O2 -g -target bpf -Wall -Werror -I$(ARCH_INCLUDE) -Ibpf
+
+BPF_OBJ      := bpf/xdp_capture.bpf.o
+ADDON        := addon/build/Release/wgjit.node
+TS_STAMP     := dist/.stamp
+# Node's headers come with the machine's node (no download): point node-gyp at them.
+NODEDIR_FLAG := $(if $(wildcard /usr/include/node/node.h),--nodedir=/usr)
+
+.PHONY: all deps build bpf addon ts test test-unit test-integration demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: bpf addon ts
+
+bpf: $(BPF_OBJ)
+
+$(BPF_OBJ): bpf/xdp_capture.bpf.c $(wildcard bpf/*.h)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+addon: $(ADDON)
+
+$(ADDON): $(wildcard addon/*.cc addon/*.h) addon/binding.gyp
+	cd addon && npx --no-install node-gyp rebuild $(NODEDIR_FLAG) --loglevel=warn
+
+ts: $(TS_STAMP)
+
+$(TS_STAMP): $(shell find src -name '*.ts') tsconfig.json
+	npx --no-install tsc -p tsconfig.json
+	@touch $@
+
+test: deps build
+	npx --no-install vitest run
+
+test-unit: deps build
+	npx --no-install vitest run test/unit
+
+test-integration: deps build
+	npx --no-install vitest run test/integration
+
+demo: deps build
+	./bin/wgjit demo
+
+bench: deps build
+	node --experimental-strip-types bench/cold-connect.ts
+
+clean:
+	rm -rf dist addon/build $(BPF_OBJ)

@@ -1,0 +1,76 @@
+/**
+ * The WireGuard device facade every backend implements: the userspace API
+ * (wireguard-go, boringtun) and kernel generic netlink. Modelled on
+ * wireguard-tools' get device / set device: optional fields are optional, not
+ * sentinels, and large peer sets are split into several messages by the
+ * backend, never by the caller.
+ *
+ * Keys cross this interface as wg writes them: standard base64 of 32 bytes.
+ */
+
+export interface Endpoint {
+  address: string; // IPv4 dotted quad or IPv6 text, no brackets
+  port: number;
+}
+
+/** What to set on one peer. Only the fields present are changed. */
+export interface PeerConfig {
+  publicKey: string;
+  presharedKey?: string;
+  endpoint?: Endpoint;
+  persistentKeepalive?: number; // seconds, 0 turns it off
+  allowedIPs?: string[]; // CIDRs, canonical form
+  /** Replace the peer's allowed IPs with `allowedIPs` instead of adding to them. */
+  replaceAllowedIPs?: boolean;
+  /** Change the peer only if it exists; never create it. */
+  updateOnly?: boolean;
+}
+
+/** A peer as the device reports it. */
+export interface PeerStatus {
+  publicKey: string;
+  endpoint?: Endpoint;
+  allowedIPs: string[];
+  persistentKeepalive: number; // 0 when off
+  /** Unix milliseconds of the latest completed handshake; null if none. */
+  lastHandshakeAt: number | null;
+  rxBytes: bigint;
+  txBytes: bigint;
+  hasPresharedKey: boolean;
+}
+
+export interface DeviceInfo {
+  name: string;
+  publicKey: string;
+  /** The interface's private key. A secret: never log it, wipe it when done. */
+  privateKey: Uint8Array;
+  listenPort: number;
+  fwmark: number;
+  peers: PeerStatus[];
+}
+
+export interface WireGuardDevice {
+  readonly kind: 'uapi' | 'netlink';
+  readonly name: string;
+  /** The whole device, peers included. */
+  getDevice(): Promise<DeviceInfo>;
+  /** Create or update peers, in as many messages as the backend needs. */
+  setPeers(peers: readonly PeerConfig[]): Promise<void>;
+  /** Remove peers by public key; keys that are not present are ignored. */
+  removePeers(publicKeys: readonly string[]): Promise<void>;
+  /** The peers only (a device read without the key material). */
+  listPeers(): Promise<PeerStatus[]>;
+  close(): Promise<void>;
+}
+
+/** A failure talking to the device, with a stable code for logs and metrics. */
+export class DeviceError extends Error {
+  constructor(
+    readonly code: 'no_device' | 'not_permitted' | 'protocol' | 'io' | 'rejected',
+    message: string,
+    readonly errno?: number,
+  ) {
+    super(message);
+    this.name = 'DeviceError';
+  }
+}

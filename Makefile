@@ -50,7 +50,7 @@ demo: deps build
 	./bin/wgjit demo
 
 bench: deps build
-	node --experimental-strip-types bench/cold-connect.ts
+	npx --no-install tsx bench/cold-connect.ts
 
 clean:
 	rm -rf dist addon/build $(BPF_OBJ)

@@ -1,0 +1,189 @@
+/**
+ * Settings for `wgjit run` and `wgjit api`: flags win over WGJIT_* environment
+ * variables, which win over a JSON config file, which wins over defaults.
+ * Every setting is validated at start; an error names the setting, where it
+ * came from, and the accepted form.
+ */
+import { readFileSync } from 'node:fs';
+
+export type Source = 'flag' | 'environment' | 'config file' | 'default';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+interface SettingSpec<T> {
+  /** Flag name without dashes; the environment variable is WGJIT_ + upper snake case. */
+  flag: string;
+  help: string;
+  parse: (raw: string) => T;
+  default?: T;
+  required?: boolean;
+  /** Accepted form, shown in errors. */
+  form: string;
+}
+
+export const envName = (flag: string): string => `WGJIT_${flag.replace(/-/g, '_').toUpperCase()}`;
+
+function integer(min: number, max: number) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw)) throw new Error('not a whole number');
+    const n = Number(raw);
+    if (n < min || n > max) throw new Error(`out of range ${min}..${max}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string): T => {
+    if (!(values as string[]).includes(raw)) throw new Error('not one of the accepted values');
+    return raw as T;
+  };
+}
+
+function hostPort(raw: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw);
+  if (!m) throw new Error('not HOST:PORT');
+  const port = Number(m[3]);
+  if (port < 0 || port > 65535) throw new Error('port out of range');
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+function redisUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('not a URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('scheme must be redis: or rediss:');
+  return raw;
+}
+
+const ifname = (raw: string): string => {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(raw)) throw new Error('not an interface name (1-15 of A-Z a-z 0-9 _ . -)');
+  return raw;
+};
+
+const ifnames = (raw: string): string[] => {
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new Error('empty list');
+  return names.map(ifname);
+};
+
+const text = (raw: string): string => {
+  if (raw.length === 0) throw new Error('empty');
+  return raw;
+};
+
+const onOff = (raw: string): boolean => {
+  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
+  if (['off', 'false', '0', 'no'].includes(raw)) return false;
+  throw new Error('not on or off');
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Every setting of `wgjit run`; `wgjit api` uses the store and API subset. */
+export const SETTINGS = {
+  interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
+  captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
+  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db]' },
+  apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
+  apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
+  apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string' },
+  backend: { flag: 'backend', help: 'device backend', parse: oneOf('auto', 'uapi', 'netlink'), default: 'auto', form: 'auto, uapi or netlink' },
+  xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
+  idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
+  replay: { flag: 'replay', help: 're-inject the captured initiation after install', parse: onOff, default: true, form: 'on or off' },
+  uapiDir: { flag: 'uapi-dir', help: 'directory of userspace WireGuard sockets', parse: text, default: '/var/run/wireguard', form: 'a directory path' },
+  logLevel: { flag: 'log-level', help: 'log level', parse: oneOf(...LOG_LEVELS), default: 'info', form: LOG_LEVELS.join(', ') },
+  config: { flag: 'config', help: 'JSON config file (keys are flag names)', parse: text, form: 'a file path' },
+} satisfies Record<string, SettingSpec<unknown>>;
+
+type Specs = typeof SETTINGS;
+export type SettingName = keyof Specs;
+type ValueOf<K extends SettingName> = Specs[K] extends SettingSpec<infer T> ? T : never;
+
+export type Settings<K extends SettingName> = { [P in K]: ValueOf<P> | undefined };
+
+/**
+ * Resolve the named settings from flags (already split into name → raw
+ * string), the environment and the config file.
+ */
+export function resolveSettings<K extends SettingName>(
+  names: readonly K[],
+  flags: Record<string, string | undefined>,
+  env: NodeJS.ProcessEnv = process.env,
+): Settings<K> {
+  const configPath = flags['config'] ?? env[envName('config')];
+  const file = configPath === undefined ? {} : readConfigFile(configPath);
+  for (const key of Object.keys(file)) {
+    if (!names.some((n) => SETTINGS[n].flag === key)) {
+      throw new ConfigError(`config file ${configPath}: unknown setting "${key}" (known: ${names.map((n) => SETTINGS[n].flag).join(', ')})`);
+    }
+  }
+  const out = {} as Settings<K>;
+  for (const name of names) {
+    const spec: SettingSpec<unknown> = SETTINGS[name];
+    const candidates: Array<[Source, unknown]> = [
+      ['flag', flags[spec.flag]],
+      ['environment', env[envName(spec.flag)]],
+      ['config file', file[spec.flag]],
+    ];
+    const found = candidates.find(([, v]) => v !== undefined);
+    if (found === undefined) {
+      if (spec.required) {
+        throw new ConfigError(`missing --${spec.flag} (or ${envName(spec.flag)}): ${spec.help}; expected ${spec.form}`);
+      }
+      out[name] = spec.default as Settings<K>[K];
+      continue;
+    }
+    const [source, raw] = found;
+    const where = source === 'flag' ? `--${spec.flag}` : source === 'environment' ? envName(spec.flag) : `"${spec.flag}" in ${configPath}`;
+    const rawText = Array.isArray(raw) ? raw.join(',') : String(raw);
+    try {
+      out[name] = spec.parse(rawText) as Settings<K>[K];
+    } catch (err) {
+      throw new ConfigError(`${where}: ${JSON.stringify(rawText)} is invalid (${(err as Error).message}); expected ${spec.form}`);
+    }
+  }
+  return out;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let body: string;
+  try {
+    body = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object whose keys are flag names`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** The API token from --api-token-file, else --api-token / WGJIT_API_TOKEN. */
+export function resolveToken(settings: { apiTokenFile?: string | undefined; apiToken?: string | undefined }): string | undefined {
+  if (settings.apiTokenFile !== undefined) {
+    let token: string;
+    try {
+      token = readFileSync(settings.apiTokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`cannot read --api-token-file ${settings.apiTokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (token.length === 0) throw new ConfigError(`--api-token-file ${settings.apiTokenFile} is empty`);
+    return token;
+  }
+  return settings.apiToken;
+}

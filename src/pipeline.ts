@@ -1,0 +1,153 @@
+/**
+ * The one place that knows the order of the stages:
+ *
+ *   capture → verify (mac1, Noise up to the timestamp) → authorize (store)
+ *           → install (device) → replay (re-inject the initiation)
+ *
+ * Every initiation ends in exactly one counted outcome. Nothing from the
+ * network reaches the store or the device before the Noise verification
+ * proved which static key sent it.
+ */
+import type { CaptureEvent } from './capture/types.js';
+import type { VerifyResult } from './handshake/responder.js';
+import type { PeerConfig, WireGuardDevice } from './install/device.js';
+import type { InstalledPeers } from './lifecycle/installed.js';
+import type { Logger } from './telemetry/log.js';
+import type { Metrics } from './telemetry/metrics.js';
+
+/** What the store answers for a verified key (src/authorize). */
+export type Admission =
+  | { allowed: true; record: { publicKey: string; allowedIPs: string[]; presharedKey?: string; persistentKeepalive?: number } }
+  | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
+
+export interface PipelineDeps {
+  verifier: { verify(message: Uint8Array): VerifyResult };
+  authorize(publicKey: string, now: Date): Promise<Admission>;
+  device: WireGuardDevice;
+  replayer: { replay(event: CaptureEvent): void } | null;
+  installed: InstalledPeers;
+  log: Logger;
+  metrics: Metrics;
+  /** Wall clock, unix ms. */
+  now?: () => number;
+  /** Monotonic clock in ns, the clock of CaptureEvent.arrivalNs. */
+  monotonicNs?: () => bigint;
+}
+
+export type Outcome =
+  | 'installed'
+  | 'already_installed'
+  | 'in_flight'
+  | `rejected_${VerifyRejectionName}`
+  | 'unknown'
+  | 'disabled'
+  | 'expired'
+  | 'store_unavailable'
+  | 'install_failed';
+
+type VerifyRejectionName = Extract<VerifyResult, { ok: false }>['reason'];
+
+/** Counters for GET /v1/gateway/stats; the same events feed Prometheus. */
+export type GatewayCounters = Record<string, number>;
+
+export class Pipeline {
+  readonly counters: GatewayCounters = Object.create(null);
+  /** Admissions under way, by key: a resend joins the one in progress. */
+  private readonly inFlight = new Map<string, Promise<Outcome>>();
+  private readonly now: () => number;
+  private readonly monotonicNs: () => bigint;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.now = deps.now ?? Date.now;
+    this.monotonicNs = deps.monotonicNs ?? process.hrtime.bigint;
+  }
+
+  count(name: string, by = 1): void {
+    this.counters[name] = (this.counters[name] ?? 0) + by;
+  }
+
+  /** Handle one captured initiation. Never throws. */
+  async handle(event: CaptureEvent): Promise<Outcome> {
+    this.count('initiations_seen');
+    const verdict = this.deps.verifier.verify(event.message);
+    if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
+    this.count('initiations_verified');
+
+    const key = verdict.initiatorKey;
+    // The device got this packet too (XDP passes everything): a peer it
+    // already holds answers on its own, and must not be touched here.
+    if (this.deps.installed.has(key)) return this.finish('already_installed', event, key);
+    const pending = this.inFlight.get(key);
+    if (pending !== undefined) {
+      await pending;
+      return this.finish('in_flight', event, key);
+    }
+    const admission = this.admit(key, event);
+    this.inFlight.set(key, admission);
+    try {
+      return this.finish(await admission, event, key);
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async admit(key: string, event: CaptureEvent): Promise<Outcome> {
+    const { log, metrics } = this.deps;
+    let admission: Admission;
+    const stopStoreTimer = metrics.storeSeconds.startTimer();
+    try {
+      admission = await this.deps.authorize(key, new Date(this.now()));
+    } catch (err) {
+      log.warn({ publicKey: key, err: (err as Error).message }, 'peer store unavailable: admission failed');
+      return 'store_unavailable';
+    } finally {
+      stopStoreTimer();
+    }
+    if (!admission.allowed) return admission.reason;
+
+    const { record } = admission;
+    const peer: PeerConfig = {
+      publicKey: record.publicKey,
+      allowedIPs: record.allowedIPs,
+      replaceAllowedIPs: true,
+    };
+    if (record.presharedKey !== undefined) peer.presharedKey = record.presharedKey;
+    if (record.persistentKeepalive !== undefined) peer.persistentKeepalive = record.persistentKeepalive;
+    try {
+      await this.deps.device.setPeers([peer]);
+    } catch (err) {
+      metrics.installs.inc({ result: 'failed' });
+      log.error({ publicKey: key, err: (err as Error).message }, 'install into the device failed');
+      return 'install_failed';
+    }
+    metrics.installs.inc({ result: 'ok' });
+    this.count('installs');
+    this.deps.installed.add(key, this.now(), event.src);
+
+    if (this.deps.replayer !== null) {
+      try {
+        this.deps.replayer.replay(event);
+        metrics.replays.inc({ result: 'ok' });
+        this.count('replays');
+      } catch (err) {
+        // The peer stays installed: the client's retry still connects.
+        metrics.replays.inc({ result: 'failed' });
+        this.count('replay_failures');
+        log.warn({ publicKey: key, err: (err as Error).message }, 'replay failed; the client will connect on its retry');
+      }
+    }
+    metrics.coldConnectSeconds.observe(Number(this.monotonicNs() - event.arrivalNs) / 1e9);
+    return 'installed';
+  }
+
+  private finish(outcome: Outcome, event: CaptureEvent, publicKey?: string): Outcome {
+    this.deps.metrics.initiations.inc({ result: outcome });
+    if (outcome !== 'installed') this.count(outcome);
+    const level = outcome === 'installed' ? 'info' : outcome === 'store_unavailable' || outcome === 'install_failed' ? 'warn' : 'debug';
+    this.deps.log[level](
+      { decision: outcome, publicKey, src: `${event.src.address}:${event.src.port}`, ifindex: event.ifindex },
+      'admission',
+    );
+    return outcome;
+  }
+}

@@ -106,7 +106,7 @@ export const SETTINGS = {
 
 type Specs = typeof SETTINGS;
 export type SettingName = keyof Specs;
-type ValueOf<K extends SettingName> = Specs[K] extends SettingSpec<infer T> ? T : never;
+type ValueOf<K extends SettingName> = ReturnType<Specs[K]['parse']>;
 
 export type Settings<K extends SettingName> = { [P in K]: ValueOf<P> | undefined };
 

@@ -1,0 +1,198 @@
+/**
+ * `wgjit run`: wiring only. Opens the device, builds the responder from the
+ * device's own key, connects the store, attaches the capture, and serves the
+ * API. Stages live in their folders; their order lives in pipeline.ts.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { XdpCapture } from '../capture/addon.js';
+import type { CaptureEvent } from '../capture/types.js';
+import { createResponder } from '../handshake/responder.js';
+import { wipe } from '../handshake/keys.js';
+import { PeerStore } from '../authorize/store.js';
+import { buildApp } from '../api/app.js';
+import type { GatewayView } from '../api/gateway-view.js';
+import { DeviceError, type WireGuardDevice } from '../install/device.js';
+import { UapiDevice } from '../install/uapi.js';
+import { Replayer } from '../replay/replayer.js';
+import { InstalledPeers } from '../lifecycle/installed.js';
+import { Sweeper } from '../lifecycle/sweeper.js';
+import { Pipeline } from '../pipeline.js';
+import type { Logger } from '../telemetry/log.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { ConfigError } from '../config.js';
+
+/**
+ * Admissions handled at once. Beyond it, captured initiations are dropped
+ * and counted: the ring buffer in the kernel is the only queue that grows,
+ * and it is bounded too.
+ */
+export const MAX_CONCURRENT_ADMISSIONS = 256;
+/** Ring buffer size in bytes (a power of two): about 5,000 records. */
+export const RING_BYTES = 1 << 20;
+export const SWEEP_INTERVAL_MS = 10_000;
+export const PROVISIONAL_GRACE_MS = 15_000;
+
+export interface GatewayOptions {
+  interface: string;
+  captureDevs: string[];
+  redis: string;
+  api: { host: string; port: number };
+  token: string;
+  backend: 'auto' | 'uapi' | 'netlink';
+  xdpMode: 'auto' | 'native' | 'generic';
+  idleTimeoutS: number;
+  replay: boolean;
+  uapiDir: string;
+  log: Logger;
+}
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  pipeline: Pipeline;
+  metrics: Metrics;
+  stop(): Promise<void>;
+}
+
+export async function openDevice(opts: Pick<GatewayOptions, 'interface' | 'backend' | 'uapiDir'>): Promise<WireGuardDevice> {
+  const socket = join(opts.uapiDir, `${opts.interface}.sock`);
+  if (opts.backend === 'netlink') {
+    throw new ConfigError('--backend netlink: the kernel netlink backend is not available in this version; use a userspace WireGuard (wireguard-go, boringtun) with --backend uapi');
+  }
+  if (!existsSync(socket)) {
+    throw new ConfigError(
+      `no userspace WireGuard API socket for ${opts.interface} at ${socket}: start wireguard-go or boringtun for that interface` +
+        (opts.backend === 'auto' ? ' (kernel WireGuard needs the netlink backend, not available in this version)' : ''),
+    );
+  }
+  return UapiDevice.open(opts.interface, { socketDir: opts.uapiDir });
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
+  const { log } = opts;
+  const metrics = createMetrics();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'shutdown step failed');
+      }
+    }
+  };
+
+  try {
+    const device = await openDevice(opts);
+    cleanups.push(() => device.close());
+    const info = await device.getDevice();
+    const responder = createResponder(info.privateKey);
+    wipe(info.privateKey);
+    log.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
+
+    const installed = new InstalledPeers();
+    // Peers already on the device stay; they are counted as confirmed until
+    // the sweep says otherwise.
+    for (const p of info.peers) {
+      installed.add(p.publicKey, Date.now(), p.endpoint ?? null, 'confirmed').lastHandshakeAt = p.lastHandshakeAt;
+    }
+
+    const store = PeerStore.connect(opts.redis);
+    cleanups.push(() => store.close());
+
+    const replayer = opts.replay ? new Replayer() : null;
+    if (replayer !== null) cleanups.push(() => replayer.close());
+
+    const pipeline = new Pipeline({
+      verifier: responder,
+      authorize: (key, now) => store.authorize(key, now),
+      device,
+      replayer,
+      installed,
+      log: log.child({ component: 'pipeline' }),
+      metrics,
+    });
+
+    const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES });
+    cleanups.push(() => capture.close());
+    for (const dev of opts.captureDevs) {
+      const attached = capture.attach(dev, opts.xdpMode);
+      log.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
+    }
+    let active = 0;
+    capture.start((events: CaptureEvent[]) => {
+      for (const event of events) {
+        if (active >= MAX_CONCURRENT_ADMISSIONS) {
+          pipeline.count('dropped_queue_full');
+          metrics.captureDrops.inc({ reason: 'queue_full' });
+          continue;
+        }
+        active++;
+        void pipeline.handle(event).finally(() => active--);
+      }
+    });
+
+    const sweeper = new Sweeper(
+      device,
+      installed,
+      { idleTimeoutMs: opts.idleTimeoutS * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS },
+      log.child({ component: 'lifecycle' }),
+      metrics,
+      (reason, n) => pipeline.count(`removed_${reason}`, n),
+    );
+    sweeper.start(SWEEP_INTERVAL_MS);
+    cleanups.push(() => sweeper.stop());
+
+    const view: GatewayView = {
+      listPeers: async () => {
+        await sweeper.sweep();
+        return [...installed.values()].map((p) => ({
+          publicKey: p.publicKey,
+          endpoint: p.endpoint === null ? null : p.endpoint.address.includes(':') ? `[${p.endpoint.address}]:${p.endpoint.port}` : `${p.endpoint.address}:${p.endpoint.port}`,
+          state: p.state,
+          installedAt: new Date(p.installedAt).toISOString(),
+          lastHandshakeAt: p.lastHandshakeAt === null ? null : new Date(p.lastHandshakeAt).toISOString(),
+          rxBytes: Number(p.rxBytes),
+          txBytes: Number(p.txBytes),
+        }));
+      },
+      removePeer: async (publicKey) => {
+        if (!installed.has(publicKey)) return false;
+        await device.removePeers([publicKey]);
+        installed.delete(publicKey);
+        metrics.expiries.inc({ reason: 'operator' });
+        pipeline.count('removed_operator');
+        return true;
+      },
+      stats: () => {
+        const xdp = capture.stats();
+        const out: Record<string, number> = { ...pipeline.counters };
+        for (const [reason, n] of Object.entries(xdp)) out[`xdp_${reason}`] = Number(n);
+        out['ringbuf_drops'] = out['xdp_ringbuf_full'] ?? 0;
+        out['installed_peers'] = installed.size;
+        return out;
+      },
+      ready: async () => {
+        const checks: Record<string, boolean> = { capture: true, device: false };
+        try {
+          await device.listPeers();
+          checks['device'] = true;
+        } catch (err) {
+          if (!(err instanceof DeviceError)) throw err;
+        }
+        return { ready: Object.values(checks).every(Boolean), checks };
+      },
+    };
+
+    const app = await buildApp({ store, token: opts.token, gateway: view, logger: log.child({ component: 'api' }), registry: metrics.registry });
+    cleanups.push(() => app.close());
+    await app.listen({ host: opts.api.host, port: opts.api.port });
+    log.info({ listen: `${opts.api.host}:${opts.api.port}` }, 'API listening');
+
+    return { app, pipeline, metrics, stop: cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,54 @@
+// The module Node loads: only the export table. Logic lives in capture.cc
+// (XDP program + ring buffer) and raw_send.cc (re-injection).
+#include <napi.h>
+
+#include <string>
+
+#include "capture.h"
+#include "raw_send.h"
+
+extern "C" {
+#include "capture_record.h"
+}
+
+namespace {
+
+// rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void
+Napi::Value RawSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "family must be 4 or 6");
+  int family = info[0].As<Napi::Number>().Int32Value();
+  if (family != 4 && family != 6) throw Napi::TypeError::New(env, "family must be 4 or 6");
+  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
+  if (!info[2].IsString()) throw Napi::TypeError::New(env, "dstAddress must be a string");
+  auto packet = info[1].As<Napi::Buffer<uint8_t>>();
+  try {
+    wgjit::RawSend(family, packet.Data(), packet.Length(), info[2].As<Napi::String>().Utf8Value());
+  } catch (const std::runtime_error& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return env.Undefined();
+}
+
+Napi::Array StatNames(Napi::Env env) {
+  static const char* const names[] = {
+#define CAPTURE_STAT_NAME(name, text) text,
+      CAPTURE_STATS(CAPTURE_STAT_NAME)
+#undef CAPTURE_STAT_NAME
+  };
+  Napi::Array out = Napi::Array::New(env, CAPTURE_STAT_MAX);
+  for (uint32_t i = 0; i < CAPTURE_STAT_MAX; i++) out.Set(i, Napi::String::New(env, names[i]));
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Capture", wgjit::Capture::Define(env));
+  exports.Set("rawSend", Napi::Function::New<RawSend>(env, "rawSend"));
+  exports.Set("statNames", StatNames(env));
+  exports.Set("recordSize", Napi::Number::New(env, CAPTURE_RECORD_SIZE));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(wgjit, Init)

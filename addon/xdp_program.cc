@@ -1,0 +1,244 @@
+#include "xdp_program.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+
+extern "C" {
+#include "capture_record.h"
+}
+
+namespace wgjit {
+namespace {
+
+constexpr const char* kProgramName = "xdp_capture";
+constexpr const char* kRingMapName = "capture_ring";
+constexpr const char* kStatsMapName = "capture_stats";
+constexpr const char* kListenPortVar = "listen_port";
+// Ring sizes must be a power-of-two number of pages (a kernel rule).
+constexpr uint32_t kMinRingBytes = 4096;
+// Returned by OnRecord to stop a batch; libbpf has already consumed the record.
+constexpr int kBatchFull = -ENOSPC;
+
+std::string ErrText(int err) {
+  char buf[128];
+  return std::string(strerror_r(err < 0 ? -err : err, buf, sizeof buf));
+}
+
+// libbpf talks a lot at info/debug level; warnings (verifier logs on a failed
+// load among them) are worth seeing on stderr.
+int PrintWarnings(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level != LIBBPF_WARN) return 0;
+  return vfprintf(stderr, fmt, args);
+}
+
+void InstallPrintOnce() {
+  static bool installed = false;
+  if (!installed) {
+    libbpf_set_print(PrintWarnings);
+    installed = true;
+  }
+}
+
+int IfIndex(const std::string& ifname, const char* what) {
+  unsigned idx = if_nametoindex(ifname.c_str());
+  if (idx == 0) throw BpfError(std::string(what) + " " + ifname, errno);
+  return static_cast<int>(idx);
+}
+
+}  // namespace
+
+BpfError::BpfError(const std::string& what, int err)
+    : std::runtime_error(what + ": " + ErrText(err)), err_(err < 0 ? -err : err) {}
+
+XdpProgram::XdpProgram(const std::string& object_path, uint16_t listen_port,
+                       uint32_t ring_bytes) {
+  InstallPrintOnce();
+  if (ring_bytes < kMinRingBytes || (ring_bytes & (ring_bytes - 1)) != 0)
+    throw BpfError("ring size " + std::to_string(ring_bytes), EINVAL);
+
+  obj_ = bpf_object__open_file(object_path.c_str(), nullptr);
+  if (!obj_) throw BpfError("open bpf object " + object_path, errno);
+  try {
+    prog_ = bpf_object__find_program_by_name(obj_, kProgramName);
+    if (!prog_) throw BpfError(std::string("find program ") + kProgramName, ENOENT);
+    bpf_map* ring = bpf_object__find_map_by_name(obj_, kRingMapName);
+    if (!ring) throw BpfError(std::string("find map ") + kRingMapName, ENOENT);
+    int err = bpf_map__set_max_entries(ring, ring_bytes);
+    if (err) throw BpfError("set ring size", err);
+    SetListenPort(listen_port);
+
+    err = bpf_object__load(obj_);
+    if (err) throw BpfError("load bpf object " + object_path, err);
+    prog_fd_ = bpf_program__fd(prog_);
+    ring_map_fd_ = bpf_map__fd(ring);
+    bpf_map* stats = bpf_object__find_map_by_name(obj_, kStatsMapName);
+    if (!stats) throw BpfError(std::string("find map ") + kStatsMapName, ENOENT);
+    stats_fd_ = bpf_map__fd(stats);
+  } catch (...) {
+    bpf_object__close(obj_);
+    obj_ = nullptr;
+    throw;
+  }
+}
+
+XdpProgram::~XdpProgram() {
+  DetachAll();
+  if (ring_) ring_buffer__free(ring_);
+  if (obj_) bpf_object__close(obj_);
+}
+
+// Finds the variable in the object's .rodata section through BTF and writes
+// its initial value; load then freezes it.
+void XdpProgram::SetListenPort(uint16_t port) {
+  const btf* btf = bpf_object__btf(obj_);
+  if (!btf) throw BpfError("object has no BTF", ENOENT);
+  int sec_id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+  if (sec_id < 0) throw BpfError("find .rodata in BTF", sec_id);
+  const btf_type* sec = btf__type_by_id(btf, sec_id);
+  const btf_var_secinfo* vars = btf_var_secinfos(sec);
+
+  bpf_map* rodata = nullptr;
+  for (bpf_map* m = bpf_object__next_map(obj_, nullptr); m; m = bpf_object__next_map(obj_, m)) {
+    const char* name = bpf_map__name(m);
+    size_t len = strlen(name);
+    if (bpf_map__is_internal(m) && len >= 7 && strcmp(name + len - 7, ".rodata") == 0) rodata = m;
+  }
+  if (!rodata) throw BpfError("find .rodata map", ENOENT);
+  size_t size = 0;
+  const void* initial = bpf_map__initial_value(rodata, &size);
+  if (!initial) throw BpfError("read .rodata", ENOENT);
+  const auto* bytes = static_cast<const uint8_t*>(initial);
+  std::vector<uint8_t> data(bytes, bytes + size);
+
+  for (int i = 0; i < btf_vlen(sec); i++) {
+    const btf_type* var = btf__type_by_id(btf, vars[i].type);
+    if (strcmp(btf__name_by_offset(btf, var->name_off), kListenPortVar) != 0) continue;
+    if (vars[i].size != sizeof(port) || vars[i].offset + sizeof(port) > size)
+      throw BpfError("listen_port has an unexpected size", EINVAL);
+    memcpy(data.data() + vars[i].offset, &port, sizeof(port));
+    int err = bpf_map__set_initial_value(rodata, data.data(), data.size());
+    if (err) throw BpfError("set listen_port", err);
+    return;
+  }
+  throw BpfError(std::string("find ") + kListenPortVar, ENOENT);
+}
+
+// A BPF link rather than a netlink attachment: the kernel removes it when
+// the process exits, so a crashed daemon or test leaves no program behind,
+// and a link never replaces a program someone else attached.
+Attachment XdpProgram::Attach(const std::string& ifname, XdpMode mode) {
+  if (attachments_.count(ifname)) throw BpfError("attach xdp to " + ifname, EEXIST);
+  int ifindex = IfIndex(ifname, "attach xdp to");
+  bool native = mode != XdpMode::kGeneric;
+  int fd = -1;
+  if (native) {
+    fd = LinkXdp(ifindex, XDP_FLAGS_DRV_MODE);
+    // A driver without native XDP answers EOPNOTSUPP; anything else (EBUSY:
+    // another program is there) must not be papered over by a fallback.
+    if (fd == -EOPNOTSUPP && mode == XdpMode::kAuto) native = false;
+    else if (fd < 0) throw BpfError("attach xdp (native) to " + ifname, fd);
+  }
+  if (!native) {
+    fd = LinkXdp(ifindex, XDP_FLAGS_SKB_MODE);
+    if (fd < 0) throw BpfError("attach xdp (generic) to " + ifname, fd);
+  }
+  Attachment a{ifindex, native, fd};
+  attachments_[ifname] = a;
+  return a;
+}
+
+int XdpProgram::LinkXdp(int ifindex, uint32_t flags) {
+  bpf_link_create_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.flags = flags;
+  int fd = bpf_link_create(prog_fd_, ifindex, BPF_XDP, &opts);
+  return fd < 0 ? -errno : fd;
+}
+
+void XdpProgram::Detach(const std::string& ifname) {
+  auto it = attachments_.find(ifname);
+  if (it == attachments_.end()) throw BpfError("detach xdp from " + ifname, ENOENT);
+  int fd = it->second.link_fd;
+  attachments_.erase(it);
+  // Detach explicitly (the fd may have been inherited); a vanished interface
+  // has already taken the program with it.
+  int err = bpf_link_detach(fd);
+  int saved = errno;
+  close(fd);
+  if (err && saved != ENOLINK && saved != ENODEV) throw BpfError("detach xdp from " + ifname, saved);
+}
+
+void XdpProgram::DetachAll() noexcept {
+  while (!attachments_.empty()) {
+    try {
+      Detach(attachments_.begin()->first);
+    } catch (const BpfError&) {
+      // Cleanup path: the interface may be gone or replaced; nothing to undo.
+    }
+  }
+}
+
+std::vector<uint64_t> XdpProgram::Stats() const {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus < 0) throw BpfError("count possible cpus", ncpus);
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
+  std::vector<uint64_t> sums(CAPTURE_STAT_MAX, 0);
+  for (uint32_t key = 0; key < CAPTURE_STAT_MAX; key++) {
+    if (bpf_map_lookup_elem(stats_fd_, &key, per_cpu.data()))
+      throw BpfError("read stats", errno);
+    for (uint64_t v : per_cpu) sums[key] += v;
+  }
+  return sums;
+}
+
+uint32_t XdpProgram::TestRun(const std::vector<uint8_t>& frame) {
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.repeat = 1;
+  int err = bpf_prog_test_run_opts(prog_fd_, &opts);
+  if (err) throw BpfError("test run", err);
+  return opts.retval;
+}
+
+void XdpProgram::EnsureRing() {
+  if (ring_) return;
+  ring_ = ring_buffer__new(ring_map_fd_, OnRecord, this, nullptr);
+  if (!ring_) throw BpfError("create ring buffer", errno);
+}
+
+int XdpProgram::RingFd() {
+  EnsureRing();
+  return ring_buffer__epoll_fd(ring_);
+}
+
+int XdpProgram::OnRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<XdpProgram*>(ctx);
+  (*self->sink_)(static_cast<const uint8_t*>(data), size);
+  self->sink_count_++;
+  return --self->sink_left_ == 0 ? kBatchFull : 0;
+}
+
+size_t XdpProgram::Consume(size_t max_records, const RecordSink& sink) {
+  if (max_records == 0) return 0;
+  EnsureRing();
+  sink_ = &sink;
+  sink_left_ = max_records;
+  sink_count_ = 0;
+  int err = ring_buffer__consume(ring_);
+  sink_ = nullptr;
+  if (err < 0 && err != kBatchFull) throw BpfError("consume ring buffer", err);
+  return sink_count_;
+}
+
+}  // namespace wgjit

@@ -6,7 +6,7 @@ set -euo pipefail
 
 DEBIAN_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
-  iproute2 iputils-ping redis-server wireguard-go wireguard-tools
+  iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
 )
 
 missing=()

@@ -1,0 +1,266 @@
+/**
+ * Typed facade over the native addon (addon/build/Release/wgjit.node): the
+ * XDP capture program and the raw-socket sender. Every argument is checked
+ * here before it crosses into C++; the C++ side checks types again but
+ * reports less helpfully.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseRecord, RECORD_SIZE } from './record.js';
+import type { CaptureEvent } from './types.js';
+
+/** The repository root: this file is src/capture/addon.ts or dist/capture/addon.js. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ADDON_PATH = resolve(REPO_ROOT, 'addon/build/Release/wgjit.node');
+export const DEFAULT_OBJECT_PATH = resolve(REPO_ROOT, 'bpf/xdp_capture.bpf.o');
+
+/** The ring must be a power-of-two number of pages; 4 KiB pages here. */
+export const MIN_RING_BYTES = 4096;
+/** Far above any sane need (a record is 216 bytes in the ring) but bounded. */
+export const MAX_RING_BYTES = 1 << 30;
+export const DEFAULT_RING_BYTES = 1 << 20;
+/** IFNAMSIZ is 16 including the terminating NUL. */
+export const MAX_IFNAME_LENGTH = 15;
+/** BPF_PROG_TEST_RUN wants at least an Ethernet header... */
+export const MIN_TEST_FRAME = 14;
+/** ...and fits in a page with XDP head and tail room; an MTU-sized frame is plenty. */
+export const MAX_TEST_FRAME = 1514;
+/** The XDP verdict the program always returns. */
+export const XDP_PASS = 2;
+
+/** Names of the XDP program's exit counters, in enum capture_stat order. */
+export const CAPTURE_STAT_NAMES = [
+  'captured',
+  'ringbuf_full',
+  'truncated',
+  'vlan',
+  'not_ip',
+  'bad_ip_header',
+  'fragment',
+  'not_udp',
+  'other_port',
+  'wrong_size',
+  'not_initiation',
+  'bad_reserved',
+] as const;
+export type CaptureStatName = (typeof CAPTURE_STAT_NAMES)[number];
+export type CaptureStats = Record<CaptureStatName, bigint>;
+
+export type XdpMode = 'auto' | 'native' | 'generic';
+export interface Attached {
+  ifindex: number;
+  mode: 'native' | 'generic';
+}
+
+/* The native module's shape (addon/wgjit.cc). */
+interface NativeCapture {
+  attach(ifname: string, mode: XdpMode): Attached;
+  detach(ifname: string): void;
+  start(callback: (records: Buffer[]) => void): void;
+  stats(): bigint[];
+  testRun(frame: Buffer): { retval: number; records: Buffer[] };
+  close(): void;
+}
+interface NativeAddon {
+  Capture: new (objectPath: string, listenPort: number, ringBytes: number) => NativeCapture;
+  rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void;
+  statNames: string[];
+  recordSize: number;
+}
+
+let native: NativeAddon | null = null;
+
+/** Loads the addon once, and checks it was built from the same layout as this file. */
+export function loadAddon(): NativeAddon {
+  if (native !== null) return native;
+  if (!existsSync(ADDON_PATH)) throw new Error(`native addon not built (${ADDON_PATH}): run make`);
+  const require = createRequire(import.meta.url);
+  const mod = require(ADDON_PATH) as NativeAddon;
+  if (mod.recordSize !== RECORD_SIZE) {
+    throw new Error(`addon record size ${mod.recordSize} != ${RECORD_SIZE}: rebuild with make`);
+  }
+  if (mod.statNames.join() !== CAPTURE_STAT_NAMES.join()) {
+    throw new Error(`addon stat names [${mod.statNames.join()}] differ from [${CAPTURE_STAT_NAMES.join()}]: rebuild with make`);
+  }
+  native = mod;
+  return mod;
+}
+
+function checkPort(port: unknown, label: string): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`${label} must be an integer in 1..65535, got ${String(port)}`);
+  }
+  return port;
+}
+
+function checkRingBytes(bytes: unknown): number {
+  if (
+    typeof bytes !== 'number' ||
+    !Number.isInteger(bytes) ||
+    bytes < MIN_RING_BYTES ||
+    bytes > MAX_RING_BYTES ||
+    (bytes & (bytes - 1)) !== 0
+  ) {
+    throw new RangeError(`ringBytes must be a power of two in ${MIN_RING_BYTES}..${MAX_RING_BYTES}, got ${String(bytes)}`);
+  }
+  return bytes;
+}
+
+/** Linux's dev_valid_name, made stricter: 1-15 of [A-Za-z0-9_.@-], not "." or "..". */
+export function isValidIfname(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length >= 1 &&
+    name.length <= MAX_IFNAME_LENGTH &&
+    /^[A-Za-z0-9_.@-]+$/.test(name) &&
+    name !== '.' &&
+    name !== '..'
+  );
+}
+
+function checkIfname(name: unknown): string {
+  if (!isValidIfname(name)) throw new RangeError(`bad interface name ${JSON.stringify(name)}`);
+  return name;
+}
+
+function checkMode(mode: unknown): XdpMode {
+  if (mode !== 'auto' && mode !== 'native' && mode !== 'generic') {
+    throw new RangeError(`XDP mode must be auto, native or generic, got ${String(mode)}`);
+  }
+  return mode;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export interface CaptureOptions {
+  /** Default: bpf/xdp_capture.bpf.o in the repository. */
+  objectPath?: string;
+  /** The WireGuard listen port whose initiations are captured. */
+  listenPort: number;
+  /** Ring buffer size in bytes, a power of two. Default DEFAULT_RING_BYTES. */
+  ringBytes?: number;
+}
+
+export interface TestRunResult {
+  /** The XDP verdict: always XDP_PASS for this program. */
+  retval: number;
+  events: CaptureEvent[];
+  /** Raw records as the ring held them, for layout checks. */
+  records: Buffer[];
+}
+
+/**
+ * The loaded XDP program. Open → attach → start; close() detaches and frees
+ * everything (attachments are BPF links, so the kernel also removes them if
+ * the process dies).
+ */
+export class XdpCapture {
+  #native: NativeCapture | null;
+  #badRecords = 0;
+
+  private constructor(n: NativeCapture) {
+    this.#native = n;
+  }
+
+  static open(opts: CaptureOptions): XdpCapture {
+    const objectPath = opts.objectPath ?? DEFAULT_OBJECT_PATH;
+    if (typeof objectPath !== 'string' || objectPath.length === 0) throw new TypeError('objectPath must be a non-empty string');
+    const port = checkPort(opts.listenPort, 'listenPort');
+    const ring = checkRingBytes(opts.ringBytes ?? DEFAULT_RING_BYTES);
+    const addon = loadAddon();
+    if (!existsSync(objectPath)) throw new Error(`BPF object not built (${objectPath}): run make`);
+    return new XdpCapture(new addon.Capture(objectPath, port, ring));
+  }
+
+  #handle(): NativeCapture {
+    if (this.#native === null) throw new Error('capture is closed');
+    return this.#native;
+  }
+
+  attach(ifname: string, mode: XdpMode = 'auto'): Attached {
+    return this.#handle().attach(checkIfname(ifname), checkMode(mode));
+  }
+
+  detach(ifname: string): void {
+    this.#handle().detach(checkIfname(ifname));
+  }
+
+  /**
+   * Delivers captured initiations, one call per ring-buffer wakeup (at most
+   * 1024 events each). A record that does not parse is counted in
+   * badRecords and skipped.
+   */
+  start(onEvents: (events: CaptureEvent[]) => void): void {
+    if (typeof onEvents !== 'function') throw new TypeError('onEvents must be a function');
+    this.#handle().start((records) => {
+      const events = this.#parse(records);
+      if (events.length > 0) onEvents(events);
+    });
+  }
+
+  /** Exit counters of the XDP program, summed over CPUs. */
+  stats(): CaptureStats {
+    const values = this.#handle().stats();
+    const out = {} as CaptureStats;
+    CAPTURE_STAT_NAMES.forEach((name, i) => {
+      out[name] = values[i] ?? 0n;
+    });
+    return out;
+  }
+
+  /** Records the addon delivered that did not parse (none expected). */
+  get badRecords(): number {
+    return this.#badRecords;
+  }
+
+  /**
+   * Runs one frame through the program (BPF_PROG_TEST_RUN) and returns the
+   * verdict and what it put in the ring. If start() is running, records
+   * captured from live traffic at the same moment may show up here too.
+   */
+  testRun(frame: Uint8Array): TestRunResult {
+    if (!(frame instanceof Uint8Array)) throw new TypeError('frame must be a Uint8Array');
+    if (frame.length < MIN_TEST_FRAME || frame.length > MAX_TEST_FRAME) {
+      throw new RangeError(`frame must be ${MIN_TEST_FRAME}..${MAX_TEST_FRAME} bytes, got ${frame.length}`);
+    }
+    const { retval, records } = this.#handle().testRun(asBuffer(frame));
+    return { retval, records, events: this.#parse(records) };
+  }
+
+  /** Idempotent. */
+  close(): void {
+    if (this.#native === null) return;
+    const n = this.#native;
+    this.#native = null;
+    n.close();
+  }
+
+  #parse(records: Buffer[]): CaptureEvent[] {
+    const events: CaptureEvent[] = [];
+    for (const r of records) {
+      const parsed = parseRecord(r);
+      if (parsed.ok) events.push(parsed.event);
+      else this.#badRecords++;
+    }
+    return events;
+  }
+}
+
+/**
+ * Sends a complete IP packet (header included) through a raw socket, so the
+ * kernel delivers it as if it had arrived. Throws with the errno text.
+ */
+export function rawSend(family: 4 | 6, packet: Uint8Array, dstAddress: string): void {
+  if (family !== 4 && family !== 6) throw new RangeError(`family must be 4 or 6, got ${String(family)}`);
+  if (!(packet instanceof Uint8Array) || packet.length === 0 || packet.length > 65535) {
+    throw new RangeError('packet must be a Uint8Array of 1..65535 bytes');
+  }
+  if (typeof dstAddress !== 'string' || dstAddress.length === 0 || dstAddress.length > 45) {
+    throw new RangeError('dstAddress must be an IP address');
+  }
+  loadAddon().rawSend(family, asBuffer(packet), dstAddress);
+}

@@ -149,13 +149,13 @@ export class UapiDevice implements WireGuardDevice {
     return device.peers;
   }
 
-  setPeers(peers: readonly PeerConfig[]): Promise<void> {
+  async setPeers(peers: readonly PeerConfig[]): Promise<void> {
     // Serialise every batch before sending any, so invalid input changes nothing.
     const requests = batches(peers, this.batchSize).map(serializeSetPeers);
     return this.enqueue(() => this.sendAll(requests));
   }
 
-  removePeers(publicKeys: readonly string[]): Promise<void> {
+  async removePeers(publicKeys: readonly string[]): Promise<void> {
     const requests = batches(publicKeys, this.batchSize).map(serializeRemovePeers);
     return this.enqueue(() => this.sendAll(requests));
   }

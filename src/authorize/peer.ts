@@ -1,0 +1,262 @@
+/**
+ * The peer record the store holds, and the checks every write goes through.
+ * Pure: no I/O, no clock of its own (callers pass `now`). Input comes from
+ * API clients, so validation returns a tagged result naming the field.
+ */
+import { normalizeKey } from '../handshake/keys.js';
+import { parseCidr } from './cidr.js';
+
+/** AllowedIPs per peer: far above any real client, low enough that one record stays small. */
+export const MAX_ALLOWED_IPS = 256;
+/** WireGuard's persistent keepalive is a 16-bit number of seconds; 0 means off. */
+export const MAX_PERSISTENT_KEEPALIVE = 65535;
+/** Longest ISO 8601 timestamp we accept (`2024-01-01T00:00:00.000000000+00:00` is 35). */
+export const MAX_TIMESTAMP_LENGTH = 40;
+
+export interface PeerRecord {
+  /** wg's standard base64 spelling. */
+  publicKey: string;
+  /** Canonical CIDRs, non-empty, no duplicates. */
+  allowedIPs: string[];
+  /** Write-only: never leaves the store through the API. */
+  presharedKey?: string;
+  /** Seconds, 1..65535; absent means off. */
+  persistentKeepalive?: number;
+  /** ISO 8601 UTC (`Date.toISOString()`); absent means never. */
+  expiresAt?: string;
+  disabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What the API returns: the record without the PSK, and whether it has one. */
+export type PublicPeer = Omit<PeerRecord, 'presharedKey'> & { hasPresharedKey: boolean };
+
+/** A validated change. `null` clears an optional field. */
+export interface PeerPatch {
+  allowedIPs?: string[];
+  presharedKey?: string | null;
+  persistentKeepalive?: number | null;
+  expiresAt?: string | null;
+  disabled?: boolean;
+}
+
+export type Validation<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
+
+export type AdmissionResult =
+  | { allowed: true; record: PeerRecord }
+  | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
+
+const CREATE_FIELDS = new Set(['publicKey', 'allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled']);
+const PATCH_FIELDS = new Set(['allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled']);
+
+type Field<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
+
+function bad(field: string, message: string): { ok: false; field: string; message: string } {
+  return { ok: false, field, message: `${field}: ${message}` };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function unknownField(input: Record<string, unknown>, allowed: Set<string>): string | undefined {
+  return Object.keys(input).find((k) => !allowed.has(k));
+}
+
+function checkPublicKey(v: unknown): Field<string> {
+  const key = normalizeKey(v);
+  if (key === null) return bad('publicKey', 'not a WireGuard public key (44 characters of base64, as `wg pubkey` prints)');
+  return { ok: true, value: key };
+}
+
+function checkAllowedIPs(v: unknown): Field<string[]> {
+  if (!Array.isArray(v)) return bad('allowedIPs', 'must be a list of CIDRs like ["10.0.0.2/32"]');
+  if (v.length === 0) return bad('allowedIPs', 'must hold at least one CIDR');
+  if (v.length > MAX_ALLOWED_IPS) return bad('allowedIPs', `at most ${MAX_ALLOWED_IPS} CIDRs, got ${v.length}`);
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < v.length; i++) {
+    const r = parseCidr(v[i]);
+    if (!r.ok) return bad(`allowedIPs[${i}]`, r.message);
+    if (seen.has(r.cidr.text)) return bad(`allowedIPs[${i}]`, `${r.cidr.text} is listed twice`);
+    seen.add(r.cidr.text);
+    out.push(r.cidr.text);
+  }
+  return { ok: true, value: out };
+}
+
+function checkPresharedKey(v: unknown): Field<string> {
+  // The message never echoes the value: it is a secret even when malformed.
+  const key = normalizeKey(v);
+  if (key === null) return bad('presharedKey', 'not a WireGuard key (44 characters of base64, as `wg genpsk` prints)');
+  return { ok: true, value: key };
+}
+
+/** 0 is wg's spelling of "off"; it maps to undefined so "off" has one form. */
+function checkKeepalive(v: unknown): Field<number | undefined> {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_PERSISTENT_KEEPALIVE) {
+    return bad('persistentKeepalive', `must be a whole number of seconds from 0 (off) to ${MAX_PERSISTENT_KEEPALIVE}`);
+  }
+  return { ok: true, value: v === 0 ? undefined : v };
+}
+
+// Date, 'T', time with optional fraction, and an explicit zone: a timestamp
+// without a zone would mean different instants on different machines.
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function checkExpiresAt(v: unknown): Field<string> {
+  if (typeof v !== 'string' || v.length > MAX_TIMESTAMP_LENGTH || !ISO_8601.test(v)) {
+    return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+  }
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) return bad('expiresAt', `${v} is not a real date`);
+  return { ok: true, value: new Date(ms).toISOString() };
+}
+
+function checkDisabled(v: unknown): Field<boolean> {
+  if (typeof v !== 'boolean') return bad('disabled', 'must be true or false');
+  return { ok: true, value: v };
+}
+
+/** A create request → a complete record stamped with `now`. */
+export function validateCreate(input: unknown, now: Date): Validation<PeerRecord> {
+  if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
+  const extra = unknownField(input, CREATE_FIELDS);
+  if (extra !== undefined) return bad(extra, 'unknown field');
+  const publicKey = checkPublicKey(input.publicKey);
+  if (!publicKey.ok) return publicKey;
+  if (input.allowedIPs === undefined) return bad('allowedIPs', 'is required');
+  const allowedIPs = checkAllowedIPs(input.allowedIPs);
+  if (!allowedIPs.ok) return allowedIPs;
+
+  const stamp = now.toISOString();
+  const record: PeerRecord = { publicKey: publicKey.value, allowedIPs: allowedIPs.value, disabled: false, createdAt: stamp, updatedAt: stamp };
+  if (input.presharedKey !== undefined) {
+    const psk = checkPresharedKey(input.presharedKey);
+    if (!psk.ok) return psk;
+    record.presharedKey = psk.value;
+  }
+  if (input.persistentKeepalive !== undefined) {
+    const ka = checkKeepalive(input.persistentKeepalive);
+    if (!ka.ok) return ka;
+    if (ka.value !== undefined) record.persistentKeepalive = ka.value;
+  }
+  if (input.expiresAt !== undefined) {
+    const exp = checkExpiresAt(input.expiresAt);
+    if (!exp.ok) return exp;
+    record.expiresAt = exp.value;
+  }
+  if (input.disabled !== undefined) {
+    const dis = checkDisabled(input.disabled);
+    if (!dis.ok) return dis;
+    record.disabled = dis.value;
+  }
+  return { ok: true, value: record };
+}
+
+/** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive or expiresAt. */
+export function validatePatch(input: unknown): Validation<PeerPatch> {
+  if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
+  if ('publicKey' in input) return bad('publicKey', 'cannot be changed; delete the peer and create it again');
+  const extra = unknownField(input, PATCH_FIELDS);
+  if (extra !== undefined) return bad(extra, 'unknown field');
+  if (Object.keys(input).length === 0) return bad('body', `nothing to change; give at least one of ${[...PATCH_FIELDS].join(', ')}`);
+
+  const patch: PeerPatch = {};
+  if (input.allowedIPs !== undefined) {
+    const r = checkAllowedIPs(input.allowedIPs);
+    if (!r.ok) return r;
+    patch.allowedIPs = r.value;
+  }
+  if (input.presharedKey !== undefined) {
+    if (input.presharedKey === null) patch.presharedKey = null;
+    else {
+      const r = checkPresharedKey(input.presharedKey);
+      if (!r.ok) return r;
+      patch.presharedKey = r.value;
+    }
+  }
+  if (input.persistentKeepalive !== undefined) {
+    if (input.persistentKeepalive === null) patch.persistentKeepalive = null;
+    else {
+      const r = checkKeepalive(input.persistentKeepalive);
+      if (!r.ok) return r;
+      patch.persistentKeepalive = r.value ?? null;
+    }
+  }
+  if (input.expiresAt !== undefined) {
+    if (input.expiresAt === null) patch.expiresAt = null;
+    else {
+      const r = checkExpiresAt(input.expiresAt);
+      if (!r.ok) return r;
+      patch.expiresAt = r.value;
+    }
+  }
+  if (input.disabled !== undefined) {
+    const r = checkDisabled(input.disabled);
+    if (!r.ok) return r;
+    patch.disabled = r.value;
+  }
+  return { ok: true, value: patch };
+}
+
+/** The record after `patch`, as the store's update script computes it. */
+export function applyPatch(record: PeerRecord, patch: PeerPatch, now: Date): PeerRecord {
+  const next: PeerRecord = { ...record, allowedIPs: [...record.allowedIPs], updatedAt: now.toISOString() };
+  for (const [k, v] of Object.entries(patch) as Array<[keyof PeerPatch, unknown]>) {
+    if (v === null) delete next[k];
+    else (next as unknown as Record<string, unknown>)[k] = v;
+  }
+  return next;
+}
+
+export function publicView(record: PeerRecord): PublicPeer {
+  const { presharedKey, ...rest } = record;
+  return { ...rest, allowedIPs: [...rest.allowedIPs], hasPresharedKey: presharedKey !== undefined };
+}
+
+/** May this record connect at `now`? Expiry is inclusive: at expiresAt the peer is already out. */
+export function admission(record: PeerRecord | null, now: Date): AdmissionResult {
+  if (record === null) return { allowed: false, reason: 'unknown' };
+  if (record.disabled) return { allowed: false, reason: 'disabled' };
+  if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) return { allowed: false, reason: 'expired' };
+  return { allowed: true, record };
+}
+
+/**
+ * A record read back from Redis, checked field by field: the store is
+ * shared, and a hand-edited or foreign value must not reach the device.
+ * Null when it is not a record we wrote.
+ */
+export function decodeRecord(text: string): PeerRecord | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isPlainObject(v)) return null;
+  const publicKey = normalizeKey(v.publicKey);
+  if (publicKey === null || publicKey !== v.publicKey) return null;
+  const ips = checkAllowedIPs(v.allowedIPs);
+  if (!ips.ok) return null;
+  if (typeof v.disabled !== 'boolean' || typeof v.createdAt !== 'string' || typeof v.updatedAt !== 'string') return null;
+  const record: PeerRecord = { publicKey, allowedIPs: ips.value, disabled: v.disabled, createdAt: v.createdAt, updatedAt: v.updatedAt };
+  if (v.presharedKey !== undefined) {
+    const psk = normalizeKey(v.presharedKey);
+    if (psk === null) return null;
+    record.presharedKey = psk;
+  }
+  if (v.persistentKeepalive !== undefined) {
+    const ka = checkKeepalive(v.persistentKeepalive);
+    if (!ka.ok) return null;
+    if (ka.value !== undefined) record.persistentKeepalive = ka.value;
+  }
+  if (v.expiresAt !== undefined) {
+    const exp = checkExpiresAt(v.expiresAt);
+    if (!exp.ok) return null;
+    record.expiresAt = exp.value;
+  }
+  return record;
+}

@@ -65,6 +65,19 @@ describe('testbed with gateway wireguard-go', () => {
     expect(s2.initiationsBeforeResponse).toBeNull();
   });
 
+  it('adds a client later that reaches the gateway over an IPv6 underlay', async () => {
+    const c3 = await tb.addClient();
+    expect(c3.ns).toBe('ua-c3');
+    const w3 = await c3.startWireguard({ useIpv6: true });
+    await tb.gateway!.setPeers([{ publicKey: w3.publicKey, allowedIPs: [`${c3.tunnelAddress}/32`] }]);
+    const s3 = await c3.sniff();
+    await nsRun(c3.ns, 'ping', ['-c', '1', '-W', '5', tb.gatewayTunnelAddress]);
+    expect(await s3.waitForResponse(5_000)).toBe(true);
+    expect(s3.initiationsBeforeResponse).toBe(1);
+    const peer = (await tb.gateway!.dump()).peers.find((p) => p.publicKey === w3.publicKey)!;
+    expect(peer.endpoint).toBe(`[${c3.address6}]:${s3.packets[0]!.srcPort}`);
+  });
+
   it('destroy removes every namespace and socket, twice without error', async () => {
     const sockets = [tb.gateway!.socketPath, ...tb.clients.map((c) => socketPath(c.wgIfname))];
     await tb.destroy();

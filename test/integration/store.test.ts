@@ -1,0 +1,264 @@
+/**
+ * PeerStore against a real redis-server (test/support/redis.ts).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
+import { decodeCursor, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+
+const NOW = new Date('2030-01-01T00:00:00.000Z');
+const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
+
+function record(fields: Record<string, unknown> = {}): PeerRecord {
+  const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
+  if (!r.ok) throw new Error(r.message);
+  return r.value;
+}
+
+async function until(what: string, check: () => Promise<boolean>, attempts = 100): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('PeerStore on a real redis-server', () => {
+  let redis: TestRedis;
+  let store: PeerStore;
+  let raw: Redis;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    store = PeerStore.connect(redis.url, { prefix: 'st-test:' });
+    expect(await store.whenReady()).toBe(true);
+    raw = new Redis(redis.url);
+  });
+
+  afterAll(async () => {
+    raw?.disconnect();
+    await store?.close();
+    await redis?.stop();
+  });
+
+  beforeEach(async () => {
+    await raw.flushall();
+  });
+
+  it('create writes one JSON key and the index; a second create is "exists" and changes nothing', async () => {
+    const rec = record({ presharedKey: formatKey(new Uint8Array(32).fill(1)), persistentKeepalive: 25 });
+    expect(await store.create(rec)).toEqual({ ok: true, record: rec });
+    expect(JSON.parse((await raw.get(`st-test:peer:${rec.publicKey}`))!)).toEqual(rec);
+    expect(await raw.zrange('st-test:peers', 0, -1, 'WITHSCORES')).toEqual([rec.publicKey, '0']);
+
+    const again = { ...rec, allowedIPs: ['10.9.9.9/32'] };
+    expect(await store.create(again)).toEqual({ ok: false, reason: 'exists' });
+    expect(await store.get(rec.publicKey)).toEqual(rec);
+    expect(await raw.zcard('st-test:peers')).toBe(1);
+  });
+
+  it('get returns null for an unknown key', async () => {
+    expect(await store.get(newKey())).toBeNull();
+  });
+
+  it('get refuses a value that is not a record (StoreCorruptError)', async () => {
+    const key = newKey();
+    await raw.set(`st-test:peer:${key}`, '{"hello":1}');
+    await expect(store.get(key)).rejects.toBeInstanceOf(StoreCorruptError);
+  });
+
+  it('list pages through 250 records in key order with opaque cursors', async () => {
+    const recs = Array.from({ length: 250 }, () => record());
+    for (const r of recs) expect((await store.create(r)).ok).toBe(true);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await store.list({ limit: 100, cursor });
+      if (!page.ok) throw new Error('bad cursor');
+      seen.push(...page.items.map((r) => r.publicKey));
+      cursor = page.nextCursor;
+      if (cursor !== null) {
+        expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+        expect(decodeCursor(cursor)).toBe(page.items[page.items.length - 1]!.publicKey);
+      }
+      pages++;
+    } while (cursor !== null);
+    expect(pages).toBe(3);
+    // Keys are ASCII, so code-unit order is Redis's byte order.
+    const keys = recs.map((r) => r.publicKey).sort();
+    expect(seen).toEqual(keys);
+  });
+
+  it('list: exact multiple of the limit ends with nextCursor null; limits are clamped; bad cursors are tagged', async () => {
+    for (let i = 0; i < 4; i++) await store.create(record());
+    const first = await store.list({ limit: 2 });
+    expect(first.ok && first.items.length === 2 && first.nextCursor !== null).toBe(true);
+    const second = await store.list({ limit: 2, cursor: first.ok ? first.nextCursor : null });
+    expect(second.ok && second.items.length === 2 && second.nextCursor === null).toBe(true);
+    const all = await store.list({ limit: MAX_LIST_LIMIT * 10 });
+    expect(all.ok && all.items.length).toBe(4);
+    expect(await store.list({ cursor: 'not!base64' })).toEqual({ ok: false, reason: 'bad_cursor' });
+    expect(await store.list({ cursor: Buffer.from('hello').toString('base64url') })).toEqual({ ok: false, reason: 'bad_cursor' });
+  });
+
+  it('list skips an index entry whose value is gone', async () => {
+    const a = record();
+    await store.create(a);
+    await raw.zadd('st-test:peers', 0, newKey());
+    const page = await store.list();
+    expect(page.ok && page.items.map((r) => r.publicKey)).toEqual([a.publicKey]);
+  });
+
+  it('update merges atomically, null clears, updatedAt moves, not_found for unknown', async () => {
+    const rec = record({ presharedKey: formatKey(new Uint8Array(32).fill(2)), persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00Z' });
+    await store.create(rec);
+    const later = new Date('2030-02-01T00:00:00.000Z');
+    const r = await store.update(rec.publicKey, { allowedIPs: ['fd00::/64', '10.1.0.0/16'], presharedKey: null, persistentKeepalive: null, disabled: true }, later);
+    const want = { publicKey: rec.publicKey, allowedIPs: ['fd00::/64', '10.1.0.0/16'], expiresAt: rec.expiresAt, disabled: true, createdAt: rec.createdAt, updatedAt: later.toISOString() };
+    expect(r).toEqual({ ok: true, record: want });
+    expect(await store.get(rec.publicKey)).toEqual(want);
+    expect(await store.update(newKey(), { disabled: true })).toEqual({ ok: false, reason: 'not_found' });
+  });
+
+  it('delete removes the value and the index entry and says whether it existed', async () => {
+    const rec = record();
+    await store.create(rec);
+    expect(await store.delete(rec.publicKey)).toBe(true);
+    expect(await store.get(rec.publicKey)).toBeNull();
+    expect(await raw.zcard('st-test:peers')).toBe(0);
+    expect(await store.delete(rec.publicKey)).toBe(false);
+  });
+
+  it('authorize: unknown, disabled, expired, allowed', async () => {
+    const ok = record({ expiresAt: '2030-01-01T01:00:00Z' });
+    const off = record({ disabled: true });
+    await store.create(ok);
+    await store.create(off);
+    expect(await store.authorize(newKey(), NOW)).toEqual({ allowed: false, reason: 'unknown' });
+    expect(await store.authorize(off.publicKey, NOW)).toEqual({ allowed: false, reason: 'disabled' });
+    expect(await store.authorize(ok.publicKey, new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
+    expect(await store.authorize(ok.publicKey, NOW)).toEqual({ allowed: true, record: ok });
+  });
+
+  it('publishes one event per mutation on <prefix>events, none for no-ops', async () => {
+    const events: StoreEvent[] = [];
+    const sub = new Redis(redis.url);
+    await sub.subscribe('st-test:events');
+    sub.on('message', (_channel: string, message: string) => events.push(JSON.parse(message) as StoreEvent));
+    try {
+      const rec = record();
+      await store.create(rec);
+      await store.create(rec); // exists: no event
+      await store.update(rec.publicKey, { disabled: true });
+      await store.update(newKey(), { disabled: true }); // not found: no event
+      await store.delete(rec.publicKey);
+      await store.delete(rec.publicKey); // gone: no event
+      await until('three events', async () => events.length >= 3);
+      await new Promise((r) => setTimeout(r, 100)); // room for a wrong fourth event to arrive
+      expect(events).toEqual([
+        { op: 'upsert', publicKey: rec.publicKey },
+        { op: 'upsert', publicKey: rec.publicKey },
+        { op: 'delete', publicKey: rec.publicKey },
+      ]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+
+  it('subscribe() delivers parsed events through its own connection', async () => {
+    const events: StoreEvent[] = [];
+    const sub = await store.subscribe((e) => events.push(e));
+    try {
+      const rec = record();
+      await store.create(rec);
+      await raw.publish('st-test:events', 'not json'); // ignored
+      await store.delete(rec.publicKey);
+      await until('two events', async () => events.length >= 2);
+      expect(events).toEqual([
+        { op: 'upsert', publicKey: rec.publicKey },
+        { op: 'delete', publicKey: rec.publicKey },
+      ]);
+    } finally {
+      await sub.close();
+    }
+  });
+
+  it('a second store with another prefix sees nothing of the first', async () => {
+    const other = new PeerStore(new Redis(redis.url), { prefix: 'st-other:' });
+    try {
+      const rec = record();
+      await store.create(rec);
+      expect(await other.get(rec.publicKey)).toBeNull();
+      const page = await other.list();
+      expect(page.ok && page.items).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('PeerStore when Redis goes away', () => {
+  let redis: TestRedis | undefined;
+  let store: PeerStore | undefined;
+
+  afterAll(async () => {
+    await store?.close();
+    await redis?.stop();
+  });
+
+  it('fails with StoreUnavailableError while down and recovers by itself on the same port', async () => {
+    redis = await startRedis();
+    const port = redis.port;
+    store = PeerStore.connect(redis.url, { prefix: 'st-outage:' });
+    expect(await store.whenReady()).toBe(true);
+    const rec = record();
+    expect((await store.create(rec)).ok).toBe(true);
+
+    await redis.stop();
+    for (const op of [() => store!.get(rec.publicKey), () => store!.create(record()), () => store!.list(), () => store!.update(rec.publicKey, { disabled: true }), () => store!.delete(rec.publicKey), () => store!.authorize(rec.publicKey, NOW)]) {
+      await expect(op()).rejects.toBeInstanceOf(StoreUnavailableError);
+    }
+    expect(await store.ping()).toBe(false);
+
+    // A fresh server (no persistence): the data is gone, the client is the same.
+    redis = await startRedis({ port });
+    await until('the store to reconnect', () => store!.ping());
+    expect(await store.get(rec.publicKey)).toBeNull();
+    // Scripts are loaded again on demand (NOSCRIPT → EVAL).
+    expect((await store.create(rec)).ok).toBe(true);
+    expect(await store.authorize(rec.publicKey, NOW)).toEqual({ allowed: true, record: rec });
+  });
+
+  it('a Redis that accepts but does not answer counts as unavailable (command timeout)', async () => {
+    const r = await startRedis();
+    const s = PeerStore.connect(r.url, { prefix: 'st-pause:' });
+    const admin = new Redis(r.url);
+    try {
+      expect(await s.whenReady()).toBe(true);
+      await admin.client('PAUSE', REDIS_COMMAND_TIMEOUT_MS * 2, 'ALL');
+      await expect(s.get(newKey())).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      admin.disconnect();
+      await s.close();
+      await r.stop();
+    }
+  });
+
+  it('a store whose Redis never came up fails the same way', async () => {
+    const s = PeerStore.connect('redis://127.0.0.1:1', { prefix: 'st-never:' });
+    try {
+      expect(await s.whenReady(200)).toBe(false);
+      await expect(s.get(newKey())).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('rejects a URL that is not a Redis URL', () => {
+    expect(() => PeerStore.connect('http://127.0.0.1:6379')).toThrow(/redis:\/\//);
+    expect(() => PeerStore.connect('nonsense')).toThrow(/invalid Redis URL/);
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * The wgjit side of a testbed: a private redis-server and the wgjit daemon,
+ * both inside the gateway namespace, plus a way to run the wgjit CLI there.
+ * Used by `wgjit demo`, the end-to-end tests and the benchmarks.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { nsRun, spawnIn, waitFor, type RunResult, type Spawned } from './exec.js';
+import type { Testbed } from './topology.js';
+
+const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+export const CLI = join(REPO, 'bin/wgjit');
+export const REDIS_PORT = 6379;
+export const API_PORT = 9180;
+export const START_TIMEOUT_MS = 20_000;
+
+export interface StackOptions {
+  /** Extra `wgjit run` flags, e.g. ['--replay', 'off']. */
+  runArgs?: string[];
+  /** Serve the API on the gateway's underlay address (reachable from clients) instead of loopback. */
+  apiOnUnderlay?: boolean;
+  logLevel?: string;
+  /** Every line the daemon logs (JSON). */
+  onLog?: (line: string) => void;
+}
+
+export interface Stack {
+  readonly token: string;
+  readonly apiUrl: string;
+  readonly redisUrl: string;
+  readonly daemon: Spawned;
+  /** Every log line the daemon printed so far. */
+  readonly logs: string[];
+  /** Runs the wgjit CLI in the gateway namespace against this daemon. */
+  cli(args: string[]): Promise<RunResult>;
+  /** Stops the daemon (SIGTERM) and redis. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<Stack> {
+  if (tb.gateway === null) throw new Error('startStack needs a testbed built with gatewayWg');
+  const dir = mkdtempSync(join(tmpdir(), 'wgjit-stack-'));
+  const token = randomBytes(24).toString('base64url');
+  const tokenFile = join(dir, 'api-token');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+
+  const redis = spawnIn(tb.gatewayNs, 'redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  let redisOut = '';
+  redis.child.stdout?.on('data', (c: Buffer) => (redisOut += c.toString()));
+  const stopRedis = async () => {
+    redis.kill();
+    await redis.exited;
+  };
+  const apiHost = opts.apiOnUnderlay ? tb.gatewayAddress : '127.0.0.1';
+  const apiUrl = `http://${apiHost}:${API_PORT}`;
+  const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
+  const logs: string[] = [];
+  let partial = '';
+  let daemon: Spawned | null = null;
+  try {
+    await waitFor('redis-server to accept connections', () => redisOut.includes('Ready to accept connections') || !redis.isRunning(), START_TIMEOUT_MS);
+    if (!redis.isRunning()) throw new Error(`redis-server exited: ${redis.stderrTail()}`);
+
+    daemon = spawnIn(tb.gatewayNs, CLI, [
+      'run',
+      '--interface', tb.gateway.ifname,
+      '--capture-dev', tb.uplink,
+      '--redis', redisUrl,
+      '--api-listen', `${apiHost}:${API_PORT}`,
+      '--api-token-file', tokenFile,
+      '--log-level', opts.logLevel ?? 'info',
+      ...(opts.runArgs ?? []),
+    ], {
+      onStdout: (chunk) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          logs.push(line);
+          opts.onLog?.(line);
+        }
+      },
+    });
+    const d = daemon;
+    await waitFor('the wgjit daemon to serve its API', () => logs.some((l) => l.includes('"API listening"')) || !d.isRunning(), START_TIMEOUT_MS);
+    if (!d.isRunning()) throw new Error(`wgjit run exited: ${d.stderrTail()}${logs.slice(-5).join('\n')}`);
+  } catch (err) {
+    daemon?.kill();
+    await daemon?.exited;
+    await stopRedis();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const running = daemon;
+  let stopped: Promise<void> | null = null;
+  return {
+    token,
+    apiUrl,
+    redisUrl,
+    daemon: running,
+    logs,
+    cli: (args) => nsRun(tb.gatewayNs, CLI, args, { env: { ...process.env, WGJIT_API: apiUrl, WGJIT_API_TOKEN: token } }),
+    stop: () =>
+      (stopped ??= (async () => {
+        running.kill();
+        await running.exited;
+        await stopRedis();
+        rmSync(dir, { recursive: true, force: true });
+      })()),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Cold connect end to end, every part real: XDP on the gateway's uplink,
+ * the wgjit daemon, redis-server, wireguard-go on the gateway and on the
+ * clients.
+ *
+ *   e2e-c1..c5 ─┬─ e2e-sw (bridge) ── [e2eup] e2e-gw: wireguard-go e2egw0 (no peers)
+ *               │                              redis-server, wgjit run (XDP on e2eup)
+ */
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { nsRun } from '../../src/testbed/exec.js';
+import { startStack, type Stack } from '../../src/testbed/stack.js';
+import { createTestbed, type Testbed, type TestbedClient } from '../../src/testbed/topology.js';
+
+const TSX = resolve('node_modules/.bin/tsx');
+const SEND = resolve('test/integration/fixtures/send-initiation.ts');
+/** Longer than a client's first retry (REKEY_TIMEOUT 5 s + up to 333 ms). */
+const RETRY_WINDOW_MS = 6_000;
+/** How long a client that must get no answer is watched. */
+const SILENCE_MS = 3_000;
+
+describe('cold connect through wgjit', () => {
+  let tb: Testbed;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    tb = await createTestbed({ prefix: 'e2e', clients: 5, gatewayWg: true, underlayOctet: 91, tunnelOctet: 92 });
+    stack = await startStack(tb);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await tb?.destroy();
+  });
+
+  const stats = async () => JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
+  const gatewayKeys = async () => (await tb.gateway!.dump()).peers.map((p) => p.publicKey);
+  const ping = (c: TestbedClient) =>
+    nsRun(c.ns, 'ping', ['-c', '1', '-W', '2', tb.gatewayTunnelAddress]).then(
+      () => true,
+      () => false,
+    );
+
+  it("answers a registered client's first initiation, before its retry, and traffic flows", async () => {
+    const c = tb.clients[0]!;
+    const wg = await c.startWireguard();
+    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
+    const sniffer = await c.sniff();
+    const pinged = ping(c);
+    expect(await sniffer.waitForResponse(RETRY_WINDOW_MS)).toBe(true);
+    // The response answers the first initiation: the client never retried.
+    expect(sniffer.initiationsBeforeResponse).toBe(1);
+    expect(sniffer.firstResponseAt! - sniffer.firstInitiationAt!).toBeLessThan(5_000);
+    expect(await pinged).toBe(true);
+    expect(await ping(c)).toBe(true);
+    expect(await gatewayKeys()).toContain(wg.publicKey);
+    const s = await stats();
+    expect(s['installs']).toBeGreaterThanOrEqual(1);
+    expect(s['replays']).toBeGreaterThanOrEqual(1);
+    expect(stack.logs.some((l) => l.includes('"decision":"installed"') && l.includes(wg.publicKey))).toBe(true);
+  });
+
+  it('never installs or answers an unregistered key', async () => {
+    const c = tb.clients[1]!;
+    const wg = await c.startWireguard();
+    const sniffer = await c.sniff();
+    void ping(c);
+    expect(await sniffer.waitForResponse(SILENCE_MS)).toBe(false);
+    expect(sniffer.initiations).toBeGreaterThanOrEqual(1);
+    expect(await gatewayKeys()).not.toContain(wg.publicKey);
+    expect((await stats())['unknown']).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not install a registered key claimed by someone without its private key", async () => {
+    const c = tb.clients[2]!;
+    const victimPrivate = generatePrivateKey();
+    const victim = formatKey(publicKeyOf(victimPrivate));
+    await stack.cli(['peer', 'add', victim, '--allowed-ips', '10.92.0.200/32']);
+    const before = (await stats())['rejected_timestamp_decrypt'] ?? 0;
+    const attacker = formatKey(generatePrivateKey());
+    const { stdout } = await nsRun(c.ns, TSX, [
+      SEND,
+      JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: attacker, claimedStaticKey: victim, waitMs: SILENCE_MS }),
+    ]);
+    expect(JSON.parse(stdout)).toEqual({ responses: 0, completed: false });
+    expect(await gatewayKeys()).not.toContain(victim);
+    expect((await stats())['rejected_timestamp_decrypt']).toBe(before + 1);
+
+    // The same sender with the victim's real private key is admitted: the
+    // refusal above was the forgery, not the key.
+    const real = await nsRun(c.ns, TSX, [
+      SEND,
+      JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: formatKey(victimPrivate), waitMs: 1_000 }),
+    ]);
+    expect(JSON.parse(real.stdout)).toEqual({ responses: 1, completed: true });
+    expect(await gatewayKeys()).toContain(victim);
+  });
+
+  it('does not install a disabled peer', async () => {
+    const c = tb.clients[3]!;
+    const wg = await c.startWireguard();
+    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`, '--disabled']);
+    const sniffer = await c.sniff();
+    void ping(c);
+    expect(await sniffer.waitForResponse(SILENCE_MS)).toBe(false);
+    expect(await gatewayKeys()).not.toContain(wg.publicKey);
+    expect((await stats())['disabled']).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * Request and response schemas (TypeBox, i.e. JSON Schema). They check the
+ * shape: types, required fields, unknown fields. The meaning (is it a key,
+ * a CIDR, a time?) is checked by src/authorize/peer.ts, which names the
+ * field in its message. Response schemas also filter: a field not listed
+ * here (the PSK) cannot be serialized even by mistake.
+ */
+import { Type } from '@fastify/type-provider-typebox';
+import { MAX_ALLOWED_IPS, MAX_PERSISTENT_KEEPALIVE, MAX_TIMESTAMP_LENGTH } from '../authorize/peer.js';
+import { MAX_CIDR_TEXT_LENGTH } from '../authorize/cidr.js';
+import { MAX_LIST_LIMIT } from '../authorize/store.js';
+import { ERROR_CODES } from './errors.js';
+
+/** Longer than any key spelling (44), short enough that junk is cut off early. */
+const MAX_KEY_TEXT = 64;
+/** Cursors are base64url of a 44-character key: 59 characters. */
+const MAX_CURSOR_TEXT = 80;
+
+const Key = (description: string) => Type.String({ minLength: 1, maxLength: MAX_KEY_TEXT, description });
+const Timestamp = (description: string) => Type.String({ maxLength: MAX_TIMESTAMP_LENGTH, description });
+
+const AllowedIPs = Type.Array(Type.String({ maxLength: MAX_CIDR_TEXT_LENGTH }), {
+  minItems: 1,
+  maxItems: MAX_ALLOWED_IPS,
+  description: 'CIDRs routed to the peer, e.g. ["10.0.0.2/32", "fd00::2/128"]; a bare address is one host',
+});
+const Keepalive = Type.Integer({ minimum: 0, maximum: MAX_PERSISTENT_KEEPALIVE, description: 'seconds; 0 is off' });
+
+export const PublicKeyParams = Type.Object(
+  { publicKey: Key('the peer public key: standard base64 (percent-encoded) or base64url') },
+  { additionalProperties: false },
+);
+
+export const PeerCreateBody = Type.Object(
+  {
+    publicKey: Key('standard base64 as `wg pubkey` prints it (base64url also accepted)'),
+    allowedIPs: AllowedIPs,
+    presharedKey: Type.Optional(Key('write-only: stored, never returned')),
+    persistentKeepalive: Type.Optional(Keepalive),
+    expiresAt: Type.Optional(Timestamp('ISO 8601 with a zone; the peer is refused from then on')),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const PeerPatchBody = Type.Object(
+  {
+    allowedIPs: Type.Optional(AllowedIPs),
+    presharedKey: Type.Optional(Type.Union([Key('write-only'), Type.Null()], { description: 'null removes it' })),
+    persistentKeepalive: Type.Optional(Type.Union([Keepalive, Type.Null()], { description: 'null or 0 turns it off' })),
+    expiresAt: Type.Optional(Type.Union([Timestamp('ISO 8601 with a zone'), Type.Null()], { description: 'null: never expires' })),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIST_LIMIT, description: `page size, default 100, at most ${MAX_LIST_LIMIT}` })),
+    cursor: Type.Optional(Type.String({ maxLength: MAX_CURSOR_TEXT, description: 'nextCursor of the previous page' })),
+  },
+  { additionalProperties: false },
+);
+
+export const PeerView = Type.Object(
+  {
+    publicKey: Type.String(),
+    allowedIPs: Type.Array(Type.String()),
+    hasPresharedKey: Type.Boolean(),
+    persistentKeepalive: Type.Optional(Type.Integer()),
+    expiresAt: Type.Optional(Type.String()),
+    disabled: Type.Boolean(),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const PeerList = Type.Object(
+  { items: Type.Array(PeerView), nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null on the last page' }) },
+  { additionalProperties: false },
+);
+
+export const InstalledPeer = Type.Object(
+  {
+    publicKey: Type.String(),
+    endpoint: Type.Union([Type.String(), Type.Null()]),
+    state: Type.Union([Type.Literal('provisional'), Type.Literal('confirmed')]),
+    installedAt: Type.String(),
+    lastHandshakeAt: Type.Union([Type.String(), Type.Null()]),
+    rxBytes: Type.Number(),
+    txBytes: Type.Number(),
+  },
+  { additionalProperties: false },
+);
+
+export const InstalledPeerList = Type.Object({ items: Type.Array(InstalledPeer) }, { additionalProperties: false });
+
+export const GatewayStats = Type.Record(Type.String(), Type.Number(), { description: 'flat counters, e.g. initiations_seen, verified, rejected_<reason>, installs' });
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object(
+      { code: Type.Union(ERROR_CODES.map((c) => Type.Literal(c))), message: Type.String() },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const Health = Type.Object({ status: Type.Literal('ok') });
+export const Readiness = Type.Object({ ready: Type.Boolean(), checks: Type.Record(Type.String(), Type.Boolean()) });
+export const NoContent = Type.Null({ description: 'no body' });

@@ -1,0 +1,463 @@
+/**
+ * The REST API through app.inject(), on a real redis-server.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { Counter, Registry } from 'prom-client';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { PeerStore } from '../../src/authorize/store.js';
+import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
+import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
+import type { GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+
+const TOKEN = 'st-test-token-0123456789';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const PSK = formatKey(new Uint8Array(32).fill(9));
+const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
+/** A key whose standard spelling has '/' and '+', so the path needs percent-encoding. */
+function awkwardKey(): string {
+  for (;;) {
+    const k = newKey();
+    if (k.includes('/') && k.includes('+')) return k;
+  }
+}
+
+/** A small in-memory data plane standing in for the daemon's: the API only reads it. */
+class FakeGateway implements GatewayView {
+  peers = new Map<string, InstalledPeerView>();
+  removed: string[] = [];
+  isReady = true;
+  async listPeers() {
+    return [...this.peers.values()];
+  }
+  async removePeer(key: string) {
+    this.removed.push(key);
+    return this.peers.delete(key);
+  }
+  stats() {
+    return { initiations_seen: 3, verified: 2, rejected_unknown: 1, installs: 1 };
+  }
+  async ready() {
+    return { ready: this.isReady, checks: { device: this.isReady, capture: true } };
+  }
+}
+
+function errorOf(res: { statusCode: number; json(): unknown }): { code: string; message: string } {
+  return (res.json() as { error: { code: string; message: string } }).error;
+}
+
+describe('REST API', () => {
+  let redis: TestRedis;
+  let store: PeerStore;
+  let raw: Redis;
+  let app: FastifyInstance;
+  let gw: FakeGateway;
+  let apiOnly: FastifyInstance;
+  const registry = new Registry();
+  new Counter({ name: 'st_test_counter_total', help: 'a counter for the test', registers: [registry] }).inc(5);
+
+  const req = (o: InjectOptions) => app.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
+  const create = (body: unknown) => req({ method: 'POST', url: '/v1/peers', payload: body as object });
+  const count = async () => raw.zcard('wgjit:peers');
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    store = PeerStore.connect(redis.url);
+    expect(await store.whenReady()).toBe(true);
+    raw = new Redis(redis.url);
+    gw = new FakeGateway();
+    app = await buildApp({ store, token: TOKEN, gateway: gw, registry });
+    apiOnly = await buildApp({ store, token: TOKEN });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await apiOnly?.close();
+    raw?.disconnect();
+    await store?.close();
+    await redis?.stop();
+  });
+
+  beforeEach(async () => {
+    await raw.flushall();
+    gw.peers.clear();
+    gw.removed = [];
+    gw.isReady = true;
+  });
+
+  it('refuses to build without a token', async () => {
+    await expect(buildApp({ store, token: '' })).rejects.toThrow(/token/);
+  });
+
+  describe('auth', () => {
+    const routes: Array<[InjectOptions['method'], string]> = [
+      ['POST', '/v1/peers'],
+      ['GET', '/v1/peers'],
+      ['GET', '/v1/peers/KEY'],
+      ['PATCH', '/v1/peers/KEY'],
+      ['DELETE', '/v1/peers/KEY'],
+      ['GET', '/v1/gateway/peers'],
+      ['DELETE', '/v1/gateway/peers/KEY'],
+      ['GET', '/v1/gateway/stats'],
+      ['GET', '/v1/nope'],
+    ];
+
+    it.each(routes)('%s %s without a valid token → 401, no data, nothing changed', async (method, path) => {
+      const key = newKey();
+      await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: 'x', updatedAt: 'x' });
+      gw.peers.set(key, { publicKey: key, endpoint: '192.0.2.1:51820', state: 'confirmed', installedAt: 'x', lastHandshakeAt: null, rxBytes: 1, txBytes: 2 });
+      const url = path.replace('KEY', encodeURIComponent(key));
+      const body = method === 'POST' ? { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] } : method === 'PATCH' ? { disabled: true } : undefined;
+      for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
+        const res = await app.inject({ method, url, payload: body, headers: authorization === undefined ? {} : { authorization } });
+        expect(res.statusCode).toBe(401);
+        expect(res.headers['www-authenticate']).toBe('Bearer');
+        expect(errorOf(res).code).toBe('unauthorized');
+        expect(res.body).not.toContain(key);
+        expect(res.body).not.toContain('192.0.2.1');
+      }
+      expect(await count()).toBe(1);
+      expect((await store.get(key))?.disabled).toBe(false);
+      expect(gw.removed).toEqual([]);
+    });
+
+    it('the token scheme is case-insensitive', async () => {
+      const res = await app.inject({ method: 'GET', url: '/v1/peers', headers: { authorization: `bearer ${TOKEN}` } });
+      expect(res.statusCode).toBe(200);
+    });
+
+    it('open routes need no token', async () => {
+      for (const url of ['/healthz', '/readyz', '/metrics', '/openapi.json']) {
+        expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
+      }
+    });
+  });
+
+  describe('POST /v1/peers', () => {
+    it('creates and returns the canonical record without the PSK', async () => {
+      const key = newKey();
+      const res = await create({ publicKey: key, allowedIPs: ['10.0.0.2', 'FD00::2/128'], presharedKey: PSK, persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00Z' });
+      expect(res.statusCode).toBe(201);
+      expect(res.headers.location).toBe(`/v1/peers/${encodeURIComponent(key)}`);
+      const body = res.json();
+      expect(body).toMatchObject({ publicKey: key, allowedIPs: ['10.0.0.2/32', 'fd00::2/128'], hasPresharedKey: true, persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00.000Z', disabled: false });
+      expect(body).not.toHaveProperty('presharedKey');
+      expect(res.body).not.toContain(PSK);
+      expect((await store.get(key))?.presharedKey).toBe(PSK);
+    });
+
+    it('accepts a base64url public key and stores the standard spelling', async () => {
+      const key = awkwardKey();
+      const res = await create({ publicKey: Buffer.from(key, 'base64').toString('base64url'), allowedIPs: ['10.0.0.2/32'] });
+      expect(res.statusCode).toBe(201);
+      expect(res.json().publicKey).toBe(key);
+    });
+
+    it('409 on a duplicate, the first record kept', async () => {
+      const key = newKey();
+      expect((await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] })).statusCode).toBe(201);
+      const res = await create({ publicKey: key, allowedIPs: ['10.0.0.9/32'] });
+      expect(res.statusCode).toBe(409);
+      expect(errorOf(res)).toEqual({ code: 'conflict', message: expect.stringContaining(key) });
+      expect((await store.get(key))?.allowedIPs).toEqual(['10.0.0.2/32']);
+    });
+
+    const K = newKey();
+    it.each<[string, unknown, RegExp]>([
+      ['bad key', { publicKey: 'abc', allowedIPs: ['10.0.0.2/32'] }, /^publicKey: not a WireGuard public key/],
+      ['bad CIDR', { publicKey: K, allowedIPs: ['10.0.0.300/32'] }, /^allowedIPs\[0\]: .*300 is more than 255/],
+      ['host bits', { publicKey: K, allowedIPs: ['10.0.0.1/24'] }, /did you mean 10\.0\.0\.0\/24/],
+      ['no allowedIPs', { publicKey: K }, /^body: missing field 'allowedIPs'/],
+      ['empty allowedIPs', { publicKey: K, allowedIPs: [] }, /^allowedIPs: /],
+      ['unknown field', { publicKey: K, allowedIPs: ['10.0.0.2/32'], endpoint: '1.2.3.4:5' }, /^body: unknown field 'endpoint'/],
+      ['PSK not a key', { publicKey: K, allowedIPs: ['10.0.0.2/32'], presharedKey: 'abc' }, /^presharedKey: /],
+      ['keepalive type', { publicKey: K, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: '25' }, /^persistentKeepalive: must be integer/],
+      ['keepalive range', { publicKey: K, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 70000 }, /^persistentKeepalive: must be <= 65535/],
+      ['disabled type', { publicKey: K, allowedIPs: ['10.0.0.2/32'], disabled: 'true' }, /^disabled: must be boolean/],
+      ['bad time', { publicKey: K, allowedIPs: ['10.0.0.2/32'], expiresAt: 'next tuesday' }, /^expiresAt: must be an ISO 8601/],
+      ['array body', [{ publicKey: K }], /^body: /],
+    ])('400 for %s, nothing written', async (_name, body, re) => {
+      const res = await create(body);
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).code).toBe('bad_request');
+      expect(errorOf(res).message).toMatch(re);
+      expect(await count()).toBe(0);
+    });
+
+    it('400 for malformed JSON, a non-JSON body, an empty body', async () => {
+      for (const [payload, type] of [['{"publicKey":', 'application/json'], ['publicKey=x', 'application/x-www-form-urlencoded'], ['', 'application/json']] as const) {
+        const res = await req({ method: 'POST', url: '/v1/peers', payload, headers: { 'content-type': type } });
+        expect(res.statusCode).toBe(400);
+        expect(errorOf(res).code).toBe('bad_request');
+      }
+      expect(await count()).toBe(0);
+    });
+
+    it('400 payload_too_large for an oversized body, nothing written', async () => {
+      const res = await create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(DEFAULT_BODY_LIMIT) });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(await count()).toBe(0);
+    });
+  });
+
+  describe('GET /v1/peers', () => {
+    it('pages with limit and cursor, never carrying the PSK', async () => {
+      const keys = Array.from({ length: 5 }, newKey);
+      for (const k of keys) expect((await create({ publicKey: k, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK })).statusCode).toBe(201);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await req({ method: 'GET', url: `/v1/peers?limit=2${cursor ? `&cursor=${cursor}` : ''}` });
+        expect(res.statusCode).toBe(200);
+        expect(res.body).not.toContain(PSK);
+        const body = res.json() as { items: Array<{ publicKey: string; hasPresharedKey: boolean }>; nextCursor: string | null };
+        expect(body.items.length).toBeLessThanOrEqual(2);
+        for (const item of body.items) expect(item.hasPresharedKey).toBe(true);
+        seen.push(...body.items.map((i) => i.publicKey));
+        cursor = body.nextCursor;
+      } while (cursor !== null);
+      expect(seen).toEqual([...keys].sort());
+    });
+
+    it('default page is 100', async () => {
+      for (let i = 0; i < 101; i++) await store.create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'x', updatedAt: 'x' });
+      const body = (await req({ method: 'GET', url: '/v1/peers' })).json();
+      expect(body.items).toHaveLength(100);
+      expect(body.nextCursor).not.toBeNull();
+    });
+
+    it.each([['limit=0'], ['limit=1001'], ['limit=abc'], ['cursor=%21%21'], ['cursor=aGVsbG8'], ['colour=blue']])('400 for ?%s', async (q) => {
+      const res = await req({ method: 'GET', url: `/v1/peers?${q}` });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).code).toBe('bad_request');
+    });
+  });
+
+  describe('GET/PATCH/DELETE /v1/peers/:publicKey', () => {
+    let key: string;
+    beforeEach(async () => {
+      key = awkwardKey();
+      expect((await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, persistentKeepalive: 25 })).statusCode).toBe(201);
+    });
+
+    it('GET accepts percent-encoded standard base64 and base64url', async () => {
+      for (const spelling of [encodeURIComponent(key), Buffer.from(key, 'base64').toString('base64url'), Buffer.from(key, 'base64').toString('base64url').replace(/=$/, '')]) {
+        const res = await req({ method: 'GET', url: `/v1/peers/${spelling}` });
+        expect(res.statusCode).toBe(200);
+        expect(res.json().publicKey).toBe(key);
+        expect(res.body).not.toContain(PSK);
+      }
+    });
+
+    it('GET 404 for an unknown key, 400 for a malformed one', async () => {
+      const res = await req({ method: 'GET', url: `/v1/peers/${encodeURIComponent(newKey())}` });
+      expect(res.statusCode).toBe(404);
+      expect(errorOf(res).code).toBe('not_found');
+      const bad = await req({ method: 'GET', url: '/v1/peers/not-a-key' });
+      expect(bad.statusCode).toBe(400);
+      expect(errorOf(bad).message).toMatch(/publicKey in the path/);
+    });
+
+    it('PATCH changes fields, clears with null, keeps the PSK out of the reply', async () => {
+      const url = `/v1/peers/${Buffer.from(key, 'base64').toString('base64url')}`;
+      const res = await req({ method: 'PATCH', url, payload: { allowedIPs: ['fd00::/64'], persistentKeepalive: null, disabled: true } });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body).toMatchObject({ publicKey: key, allowedIPs: ['fd00::/64'], disabled: true, hasPresharedKey: true });
+      expect(body).not.toHaveProperty('persistentKeepalive');
+      expect(res.body).not.toContain(PSK);
+      const cleared = await req({ method: 'PATCH', url, payload: { presharedKey: null } });
+      expect(cleared.json().hasPresharedKey).toBe(false);
+      expect((await store.get(key))?.presharedKey).toBeUndefined();
+    });
+
+    it.each<[string, unknown, RegExp]>([
+      ['empty patch', {}, /nothing to change/],
+      ['publicKey', { publicKey: newKey() }, /unknown field 'publicKey'/],
+      ['unknown field', { colour: 'blue' }, /unknown field 'colour'/],
+      ['bad CIDR', { allowedIPs: ['10.0.0.0/33'] }, /^allowedIPs\[0\]: .*more than 32/],
+      ['wrong type', { disabled: 'yes' }, /^disabled: must be boolean/],
+      ['nullable wrong type', { expiresAt: 5 }, /^expiresAt: must be string or null/],
+      ['bad PSK', { presharedKey: 'abc' }, /^presharedKey: /],
+      ['keepalive', { persistentKeepalive: -1 }, /^persistentKeepalive: must be >= 0/],
+    ])('PATCH 400 for %s, nothing changed', async (_name, body, re) => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: body as object });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).code).toBe('bad_request');
+      expect(errorOf(res).message).toMatch(re);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+    });
+
+    it('PATCH 404 for an unknown key', async () => {
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(newKey())}`, payload: { disabled: true } });
+      expect(res.statusCode).toBe(404);
+    });
+
+    it('DELETE removes from the store and from this gateway → 204, then 404', async () => {
+      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      const url = `/v1/peers/${encodeURIComponent(key)}`;
+      const res = await req({ method: 'DELETE', url });
+      expect(res.statusCode).toBe(204);
+      expect(res.body).toBe('');
+      expect(await store.get(key)).toBeNull();
+      expect(gw.peers.has(key)).toBe(false);
+      expect((await req({ method: 'DELETE', url })).statusCode).toBe(404);
+    });
+
+    it('DELETE 400 for a malformed key, nothing removed', async () => {
+      expect((await req({ method: 'DELETE', url: '/v1/peers/zzz' })).statusCode).toBe(400);
+      expect(await count()).toBe(1);
+    });
+  });
+
+  describe('gateway routes', () => {
+    it('GET /v1/gateway/peers lists installed peers', async () => {
+      const key = newKey();
+      const peer: InstalledPeerView = { publicKey: key, endpoint: '[fd00::1]:51820', state: 'confirmed', installedAt: '2030-01-01T00:00:00.000Z', lastHandshakeAt: '2030-01-01T00:00:01.000Z', rxBytes: 10, txBytes: 20 };
+      gw.peers.set(key, peer);
+      const res = await req({ method: 'GET', url: '/v1/gateway/peers' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ items: [peer] });
+    });
+
+    it('DELETE /v1/gateway/peers/:key removes from the gateway only → 204; 404 when not installed', async () => {
+      const key = awkwardKey();
+      await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
+      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      const url = `/v1/gateway/peers/${Buffer.from(key, 'base64').toString('base64url')}`;
+      expect((await req({ method: 'DELETE', url })).statusCode).toBe(204);
+      expect(gw.removed).toEqual([key]);
+      expect(await store.get(key)).not.toBeNull();
+      const again = await req({ method: 'DELETE', url });
+      expect(again.statusCode).toBe(404);
+      expect(errorOf(again).code).toBe('not_found');
+    });
+
+    it('GET /v1/gateway/stats returns the flat counters', async () => {
+      const res = await req({ method: 'GET', url: '/v1/gateway/stats' });
+      expect(res.json()).toEqual(gw.stats());
+    });
+
+    it('without a gateway (wgjit api) they answer 404 no_gateway', async () => {
+      for (const [method, url] of [['GET', '/v1/gateway/peers'], ['GET', '/v1/gateway/stats'], ['DELETE', `/v1/gateway/peers/${encodeURIComponent(newKey())}`]] as const) {
+        const res = await apiOnly.inject({ method, url, headers: AUTH });
+        expect(res.statusCode).toBe(404);
+        expect(errorOf(res).code).toBe('no_gateway');
+      }
+    });
+  });
+
+  describe('open routes', () => {
+    it('/healthz', async () => {
+      expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    });
+
+    it('/readyz combines the store ping with the gateway checks', async () => {
+      let res = await app.inject({ url: '/readyz' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ ready: true, checks: { store: true, device: true, capture: true } });
+      gw.isReady = false;
+      res = await app.inject({ url: '/readyz' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toEqual({ ready: false, checks: { store: true, device: false, capture: true } });
+    });
+
+    it('/metrics serves the given registry in Prometheus text format', async () => {
+      const res = await app.inject({ url: '/metrics' });
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      expect(res.body).toMatch(/^st_test_counter_total 5$/m);
+    });
+
+    it('/openapi.json lists every route with its schemas and security', async () => {
+      const doc = (await app.inject({ url: '/openapi.json' })).json();
+      expect(doc.openapi).toBe('3.1.0');
+      const ops = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, m]) => Object.keys(m).map((k) => `${k.toUpperCase()} ${p}`));
+      expect(ops.sort()).toEqual(
+        [
+          'POST /v1/peers',
+          'GET /v1/peers',
+          'GET /v1/peers/{publicKey}',
+          'PATCH /v1/peers/{publicKey}',
+          'DELETE /v1/peers/{publicKey}',
+          'GET /v1/gateway/peers',
+          'DELETE /v1/gateway/peers/{publicKey}',
+          'GET /v1/gateway/stats',
+          'GET /healthz',
+          'GET /readyz',
+          'GET /metrics',
+          'GET /openapi.json',
+        ].sort(),
+      );
+      const post = doc.paths['/v1/peers'].post;
+      expect(post.security).toEqual([{ bearer: [] }]);
+      expect(post.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+      expect(Object.keys(post.responses).sort()).toEqual(['201', '400', '401', '409', '503']);
+      expect(post.responses['201'].content['application/json'].schema.properties).not.toHaveProperty('presharedKey');
+      expect(doc.paths['/v1/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
+      expect(doc.paths['/healthz'].get.security).toEqual([]);
+      const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
+      expect(codes).toEqual(ERROR_CODES);
+    });
+  });
+
+  it('unknown route with a token → 404 not_found', async () => {
+    const res = await req({ method: 'GET', url: '/v1/nope' });
+    expect(res.statusCode).toBe(404);
+    expect(errorOf(res).code).toBe('not_found');
+  });
+
+  it('every error code has a status', () => {
+    for (const code of ERROR_CODES) expect(ERROR_STATUS[code]).toBeGreaterThanOrEqual(400);
+  });
+});
+
+describe('REST API while Redis is down', () => {
+  let redis: TestRedis | undefined;
+  let store: PeerStore | undefined;
+  let app: FastifyInstance | undefined;
+
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+    await redis?.stop();
+  });
+
+  it('store routes answer 503 store_unavailable, /readyz 503, /healthz 200; back to normal after a restart', async () => {
+    redis = await startRedis();
+    const port = redis.port;
+    store = PeerStore.connect(redis.url);
+    expect(await store.whenReady()).toBe(true);
+    app = await buildApp({ store, token: TOKEN });
+    const key = encodeURIComponent(newKey());
+    await redis.stop();
+
+    const calls: InjectOptions[] = [
+      { method: 'POST', url: '/v1/peers', payload: { publicKey: newKey(), allowedIPs: ['10.0.0.2/32'] } },
+      { method: 'GET', url: '/v1/peers' },
+      { method: 'GET', url: `/v1/peers/${key}` },
+      { method: 'PATCH', url: `/v1/peers/${key}`, payload: { disabled: true } },
+      { method: 'DELETE', url: `/v1/peers/${key}` },
+    ];
+    for (const call of calls) {
+      const res = await app.inject({ ...call, headers: AUTH });
+      expect(res.statusCode).toBe(503);
+      expect(errorOf(res).code).toBe('store_unavailable');
+      expect(res.headers['retry-after']).toBe('1');
+    }
+    // Bad input is still 400 while the store is down: validation comes first.
+    expect((await app.inject({ method: 'POST', url: '/v1/peers', headers: AUTH, payload: { publicKey: 'x', allowedIPs: ['10.0.0.2/32'] } })).statusCode).toBe(400);
+    const ready = await app.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toEqual({ ready: false, checks: { store: false } });
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200);
+
+    redis = await startRedis({ port });
+    for (let i = 0; i < 100 && !(await store.ping()); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await app.inject({ method: 'GET', url: '/v1/peers', headers: AUTH })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200);
+  });
+});

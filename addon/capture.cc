@@ -186,7 +186,8 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// testRun(frame: Buffer) -> {retval, records}
+// testRun(frame: Buffer, drain = true) -> {retval, records}
+// drain = false leaves the records in the ring (to test a full ring).
 Napi::Value Capture::TestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsBuffer()) ThrowTypeError(env, "frame must be a Buffer");
@@ -200,7 +201,8 @@ Napi::Value Capture::TestRun(const Napi::CallbackInfo& info) {
   }
   Napi::Object result = Napi::Object::New(env);
   result.Set("retval", Napi::Number::New(env, retval));
-  result.Set("records", Drain(env));
+  bool drain = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
+  result.Set("records", drain ? Drain(env) : Napi::Array::New(env, 0));
   return result;
 }
 

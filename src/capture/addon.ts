@@ -60,7 +60,7 @@ interface NativeCapture {
   detach(ifname: string): void;
   start(callback: (records: Buffer[]) => void): void;
   stats(): bigint[];
-  testRun(frame: Buffer): { retval: number; records: Buffer[] };
+  testRun(frame: Buffer, drain: boolean): { retval: number; records: Buffer[] };
   close(): void;
 }
 interface NativeAddon {
@@ -221,13 +221,16 @@ export class XdpCapture {
    * Runs one frame through the program (BPF_PROG_TEST_RUN) and returns the
    * verdict and what it put in the ring. If start() is running, records
    * captured from live traffic at the same moment may show up here too.
+   * With drain false the records stay in the ring (to fill it on purpose).
    */
-  testRun(frame: Uint8Array): TestRunResult {
+  testRun(frame: Uint8Array, opts: { drain?: boolean } = {}): TestRunResult {
     if (!(frame instanceof Uint8Array)) throw new TypeError('frame must be a Uint8Array');
     if (frame.length < MIN_TEST_FRAME || frame.length > MAX_TEST_FRAME) {
       throw new RangeError(`frame must be ${MIN_TEST_FRAME}..${MAX_TEST_FRAME} bytes, got ${frame.length}`);
     }
-    const { retval, records } = this.#handle().testRun(asBuffer(frame));
+    const drain = opts.drain ?? true;
+    if (typeof drain !== 'boolean') throw new TypeError('drain must be a boolean');
+    const { retval, records } = this.#handle().testRun(asBuffer(frame), drain);
     return { retval, records, events: this.#parse(records) };
   }
 

@@ -1,0 +1,354 @@
+/**
+ * The XDP capture program, for real: (a) a fixture table through
+ * BPF_PROG_TEST_RUN, each frame with its expected exit reason; (b) live
+ * capture on a veth in namespaces.
+ *
+ *   ns xa-cl                         ns xa-gw
+ *   ┌────────────────────┐           ┌───────────────────────────────┐
+ *   │ xa-cl0             │   veth    │ xa-gw0  ← XDP (native)        │
+ *   │ 10.201.0.2/24      ├───────────┤ 10.201.0.1/24                 │
+ *   │ fd00:201::2/64     │           │ fd00:201::1/64                │
+ *   │ node dgram sender  │           │ child: XdpCapture + UDP :PORT │
+ *   └────────────────────┘           └───────────────────────────────┘
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { ADDON_PATH, CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
+import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
+import { RECORD_SIZE } from '../../src/capture/record.js';
+import { createNamespaces, createVeth, deleteNamespaces, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
+
+const PORT = 51820;
+const skipReason = !isRoot()
+  ? 'needs root (BPF and network namespaces)'
+  : !existsSync(ADDON_PATH) || !existsSync(DEFAULT_OBJECT_PATH)
+    ? 'addon or BPF object not built: run make bpf addon'
+    : null;
+if (skipReason !== null) console.warn(`skipping XDP integration tests: ${skipReason}`);
+
+/* ---- frame builders (independent of src/replay) ---- */
+
+const MAC_A = Buffer.from('02000000000a', 'hex');
+const MAC_B = Buffer.from('02000000000b', 'hex');
+const ETH_P_IP = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
+const ETH_P_ARP = 0x0806;
+const ETH_P_8021Q = 0x8100;
+
+function eth(type: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(14);
+  MAC_B.copy(h, 0);
+  MAC_A.copy(h, 6);
+  h.writeUInt16BE(type, 12);
+  return Buffer.concat([h, payload]);
+}
+
+function v4(text: string): Buffer {
+  return Buffer.from(text.split('.').map(Number));
+}
+
+function ipv4(payload: Buffer, o: { src?: string; dst?: string; proto?: number; ihl?: number; fragOff?: number; version?: number } = {}): Buffer {
+  const ihl = o.ihl ?? 5;
+  const h = Buffer.alloc(Math.max(ihl, 5) * 4);
+  h[0] = ((o.version ?? 4) << 4) | ihl;
+  h.writeUInt16BE(h.length + payload.length, 2);
+  h.writeUInt16BE(o.fragOff ?? 0x4000, 6);
+  h[8] = 64;
+  h[9] = o.proto ?? 17;
+  v4(o.src ?? '192.0.2.7').copy(h, 12);
+  v4(o.dst ?? '198.51.100.1').copy(h, 16);
+  for (let i = 20; i < h.length; i++) h[i] = 1; // NOP options
+  return Buffer.concat([h, payload]);
+}
+
+const SRC6 = Buffer.from('20010db8000000000000000000000007', 'hex');
+const DST6 = Buffer.from('20010db8000000010000000000000001', 'hex');
+
+function ipv6(payload: Buffer, o: { nextHeader?: number } = {}): Buffer {
+  const h = Buffer.alloc(40);
+  h.writeUInt32BE(0x60000000, 0);
+  h.writeUInt16BE(payload.length, 4);
+  h[6] = o.nextHeader ?? 17;
+  h[7] = 64;
+  SRC6.copy(h, 8);
+  DST6.copy(h, 24);
+  return Buffer.concat([h, payload]);
+}
+
+function udp(payload: Buffer, o: { sport?: number; dport?: number; len?: number } = {}): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt16BE(o.sport ?? 40000, 0);
+  h.writeUInt16BE(o.dport ?? PORT, 2);
+  h.writeUInt16BE(o.len ?? 8 + payload.length, 4);
+  return Buffer.concat([h, payload]);
+}
+
+function message(size = MESSAGE_INITIATION_SIZE, type = 1, reserved: [number, number, number] = [0, 0, 0]): Buffer {
+  const m = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) m[i] = (i * 13 + 5) & 0xff;
+  m[0] = type;
+  m[1] = reserved[0];
+  m[2] = reserved[1];
+  m[3] = reserved[2];
+  return m;
+}
+
+const INIT = message();
+const v4Frame = (o: Parameters<typeof ipv4>[1] = {}, u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IP, ipv4(udp(m, u), o));
+const v6Frame = (u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IPV6, ipv6(udp(m, u)));
+
+interface Fixture {
+  name: string;
+  frame: Buffer;
+  reason: CaptureStatName;
+}
+
+const FIXTURES: Fixture[] = [
+  { name: 'IPv4 initiation', frame: v4Frame(), reason: 'captured' },
+  { name: 'IPv6 initiation', frame: v6Frame(), reason: 'captured' },
+  { name: 'IPv4 with options (ihl 6)', frame: v4Frame({ ihl: 6 }), reason: 'captured' },
+  { name: 'IPv4 with options (ihl 15)', frame: v4Frame({ ihl: 15 }), reason: 'captured' },
+  { name: 'trailing bytes after the datagram', frame: Buffer.concat([v4Frame(), Buffer.alloc(6)]), reason: 'captured' },
+  { name: 'other port', frame: v4Frame({}, { dport: PORT + 1 }), reason: 'other_port' },
+  { name: 'other port (IPv6)', frame: v6Frame({ dport: 53 }), reason: 'other_port' },
+  { name: 'payload 147 bytes', frame: v4Frame({}, {}, message(147)), reason: 'wrong_size' },
+  { name: 'payload 149 bytes', frame: v4Frame({}, {}, message(149)), reason: 'wrong_size' },
+  { name: 'payload 149 bytes (IPv6)', frame: v6Frame({}, message(149)), reason: 'wrong_size' },
+  { name: 'response (type 2, 92 bytes)', frame: v4Frame({}, {}, message(MESSAGE_RESPONSE_SIZE, 2)), reason: 'wrong_size' },
+  { name: '148 bytes of type 2', frame: v4Frame({}, {}, message(148, 2)), reason: 'not_initiation' },
+  { name: '148 bytes of type 4 (transport)', frame: v6Frame({}, message(148, 4)), reason: 'not_initiation' },
+  { name: 'reserved byte 1 set', frame: v4Frame({}, {}, message(148, 1, [1, 0, 0])), reason: 'bad_reserved' },
+  { name: 'reserved byte 3 set', frame: v6Frame({}, message(148, 1, [0, 0, 0x80])), reason: 'bad_reserved' },
+  { name: 'UDP length 156 but payload cut short', frame: v4Frame().subarray(0, 14 + 20 + 8 + 100), reason: 'truncated' },
+  { name: 'IPv4 header cut short', frame: v4Frame().subarray(0, 14 + 10), reason: 'truncated' },
+  { name: 'IPv4 options past the end', frame: eth(ETH_P_IP, ipv4(Buffer.alloc(0), { ihl: 15 })).subarray(0, 14 + 40), reason: 'truncated' },
+  { name: 'UDP header cut short', frame: v4Frame().subarray(0, 14 + 20 + 4), reason: 'truncated' },
+  { name: 'IPv6 header cut short', frame: v6Frame().subarray(0, 14 + 30), reason: 'truncated' },
+  { name: 'Ethernet header only', frame: eth(ETH_P_IP, Buffer.alloc(0)), reason: 'truncated' },
+  { name: 'ARP', frame: eth(ETH_P_ARP, Buffer.alloc(28)), reason: 'not_ip' },
+  { name: 'VLAN tagged', frame: eth(ETH_P_8021Q, Buffer.alloc(200)), reason: 'vlan' },
+  { name: 'TCP', frame: v4Frame({ proto: 6 }), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop header', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 0 })), reason: 'not_udp' },
+  { name: 'IPv6 fragment', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 44 })), reason: 'fragment' },
+  { name: 'IPv4 first fragment (MF)', frame: v4Frame({ fragOff: 0x2000 }), reason: 'fragment' },
+  { name: 'IPv4 later fragment (offset)', frame: v4Frame({ fragOff: 0x0010 }), reason: 'fragment' },
+  { name: 'IPv4 ihl 4', frame: v4Frame({ ihl: 4 }), reason: 'bad_ip_header' },
+  { name: 'version 5 in an IPv4 frame', frame: v4Frame({ version: 5 }), reason: 'bad_ip_header' },
+];
+
+function diff(before: CaptureStats, after: CaptureStats): Partial<Record<CaptureStatName, bigint>> {
+  const out: Partial<Record<CaptureStatName, bigint>> = {};
+  for (const name of CAPTURE_STAT_NAMES) if (after[name] !== before[name]) out[name] = after[name] - before[name];
+  return out;
+}
+
+describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', () => {
+  let capture: XdpCapture;
+  beforeAll(() => {
+    capture = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16 });
+  });
+  afterAll(() => capture?.close());
+
+  it.each(FIXTURES)('$name → $reason', ({ frame, reason }) => {
+    const before = capture.stats();
+    const t0 = process.hrtime.bigint();
+    const { retval, events, records } = capture.testRun(frame);
+    const t1 = process.hrtime.bigint();
+    expect(retval).toBe(XDP_PASS);
+    expect(diff(before, capture.stats())).toEqual({ [reason]: 1n });
+    expect(events.length).toBe(reason === 'captured' ? 1 : 0);
+    expect(records.length).toBe(events.length);
+    if (reason !== 'captured') return;
+    const e = events[0]!;
+    expect(Buffer.from(e.message)).toEqual(INIT);
+    expect(e.src.port).toBe(40000);
+    expect(e.dst.port).toBe(PORT);
+    expect(e.arrivalNs >= t0 && e.arrivalNs <= t1).toBe(true);
+    if (e.family === 4) {
+      expect(e.src.address).toBe('192.0.2.7');
+      expect(e.dst.address).toBe('198.51.100.1');
+      // An IPv4 address fills 4 bytes; the other 12 must be zero.
+      expect(records[0]!.subarray(12, 24).every((b) => b === 0)).toBe(true);
+      expect(records[0]!.subarray(28, 40).every((b) => b === 0)).toBe(true);
+    } else {
+      expect(e.src.address).toBe('2001:db8::7');
+      expect(e.dst.address).toBe('2001:db8:0:1::1');
+    }
+    // Padding is zeroed, not left over from earlier ring contents.
+    for (const [from, to] of [[5, 8], [44, 48], [204, 208]] as const) {
+      expect(records[0]!.subarray(from, to).every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it('uses the listen port the loader set', () => {
+    const other = XdpCapture.open({ listenPort: 4242, ringBytes: 4096 });
+    try {
+      expect(other.testRun(v4Frame()).events.length).toBe(0);
+      expect(other.testRun(v4Frame({}, { dport: 4242 })).events.length).toBe(1);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('counts ringbuf_full when the ring is full, and still passes the frame', () => {
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096 });
+    try {
+      // Each record takes 208 bytes plus an 8-byte ring header.
+      const fits = Math.floor(4096 / (RECORD_SIZE + 8));
+      const extra = 5;
+      for (let i = 0; i < fits + extra; i++) expect(small.testRun(v4Frame(), { drain: false }).retval).toBe(XDP_PASS);
+      const s = small.stats();
+      expect(s.captured).toBe(BigInt(fits));
+      expect(s.ringbuf_full).toBe(BigInt(extra));
+      // Draining hands over exactly what fitted, intact.
+      const { events } = small.testRun(eth(ETH_P_ARP, Buffer.alloc(28)));
+      expect(events.length).toBe(fits);
+      for (const e of events) expect(Buffer.from(e.message)).toEqual(INIT);
+    } finally {
+      small.close();
+    }
+  });
+
+  it('rejects bad arguments before they reach C++', () => {
+    expect(() => XdpCapture.open({ listenPort: 0 })).toThrow(RangeError);
+    expect(() => XdpCapture.open({ listenPort: 65536 })).toThrow(RangeError);
+    expect(() => XdpCapture.open({ listenPort: 1, ringBytes: 5000 })).toThrow(RangeError);
+    expect(() => XdpCapture.open({ listenPort: 1, ringBytes: 2048 })).toThrow(RangeError);
+    expect(() => capture.attach('a-name-longer-than-15', 'auto')).toThrow(RangeError);
+    expect(() => capture.attach('../etc', 'auto')).toThrow(RangeError);
+    expect(() => capture.attach('lo', 'fast' as never)).toThrow(RangeError);
+    expect(() => capture.testRun(Buffer.alloc(10))).toThrow(RangeError);
+  });
+
+  it('reports libbpf errors with the interface name', () => {
+    expect(() => capture.attach('xa-nosuchdev', 'generic')).toThrow(/attach xdp to xa-nosuchdev: No such device/);
+  });
+
+  it('close is idempotent and later calls fail clearly', () => {
+    const c = XdpCapture.open({ listenPort: PORT, ringBytes: 4096 });
+    c.close();
+    c.close();
+    expect(() => c.stats()).toThrow(/closed/);
+  });
+});
+
+/* ---- live capture on a veth ---- */
+
+const GW = 'xa-gw';
+const CL = 'xa-cl';
+const GW4 = '10.201.0.1';
+const CL4 = '10.201.0.2';
+const GW6 = 'fd00:201::1';
+const CL6 = 'fd00:201::2';
+const CL_PORT4 = 40001;
+const CL_PORT6 = 40002;
+
+const GATEWAY_CHILD = `
+import dgram from 'node:dgram';
+import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+const port = Number(process.env.PORT);
+const capture = XdpCapture.open({ listenPort: port, ringBytes: 1 << 16 });
+const attached = capture.attach(process.env.DEV, 'native');
+capture.start((events) => emit({ type: 'events', events }));
+const sockets = [['udp4', '0.0.0.0'], ['udp6', '::']].map(([type, addr]) => {
+  const s = dgram.createSocket(type === 'udp6' ? { type, ipv6Only: true } : { type });
+  s.on('message', (msg, rinfo) => emit({ type: 'udp', size: msg.length, first: msg[0], address: rinfo.address, port: rinfo.port }));
+  return new Promise((res, rej) => { s.once('error', rej); s.bind(port, addr, () => res(s)); });
+});
+await Promise.all(sockets);
+emit({ type: 'ready', attached });
+for await (const line of commands) {
+  const cmd = JSON.parse(line);
+  if (cmd.cmd === 'stats') emit({ type: 'stats', stats: capture.stats() });
+  if (cmd.cmd === 'close') { capture.close(); capture.close(); emit({ type: 'closed' }); process.exit(0); }
+}
+`;
+
+/* Sends each datagram from a fixed source port, one socket per family. */
+const CLIENT_CHILD = `
+import dgram from 'node:dgram';
+const plan = JSON.parse(process.env.PLAN);
+for (const { type, from, to, port, hex } of plan) {
+  const s = dgram.createSocket(type);
+  await new Promise((res) => s.bind(from, res));
+  await new Promise((res, rej) => s.send(Buffer.from(hex, 'hex'), port, to, (err) => (err ? rej(err) : res())));
+  s.close();
+}
+emit({ type: 'sent', count: plan.length });
+`;
+
+describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () => {
+  let gw: NsChild | null = null;
+
+  beforeAll(() => {
+    createNamespaces(GW, CL);
+    createVeth({ nsA: GW, ifA: 'xa-gw0', nsB: CL, ifB: 'xa-cl0', addrsA: [`${GW4}/24`, `${GW6}/64`], addrsB: [`${CL4}/24`, `${CL6}/64`] });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    deleteNamespaces(GW, CL);
+  });
+
+  it('delivers exactly the initiations, and every datagram still reaches the socket', async () => {
+    gw = NsChild.spawn(GW, GATEWAY_CHILD, { PORT: String(PORT), DEV: 'xa-gw0' });
+    const ready = await gw.next<Message & { attached: { ifindex: number; mode: string } }>((m) => m.type === 'ready');
+    expect(ready.attached.mode).toBe('native');
+
+    const payloads = [
+      message(), // the initiation
+      message(148, 2),
+      message(147),
+      message(149),
+      message(MESSAGE_RESPONSE_SIZE, 2),
+      message(148, 1, [0, 1, 0]),
+    ];
+    const plan = [
+      ...payloads.map((m) => ({ type: 'udp4', from: CL_PORT4, to: GW4, port: PORT, hex: m.toString('hex') })),
+      ...payloads.map((m) => ({ type: 'udp6', from: CL_PORT6, to: GW6, port: PORT, hex: m.toString('hex') })),
+      { type: 'udp4', from: CL_PORT4, to: GW4, port: PORT + 1, hex: INIT.toString('hex') },
+    ];
+    const client = NsChild.spawn(CL, CLIENT_CHILD, { PLAN: JSON.stringify(plan) });
+    await client.next((m) => m.type === 'sent');
+    await client.stop();
+
+    // XDP_PASS: all 12 datagrams to PORT reach the UDP sockets.
+    const received: Message[] = [];
+    for (let i = 0; i < 2 * payloads.length; i++) received.push(await gw.next((m) => m.type === 'udp'));
+    expect(received.filter((m) => m['address'] === CL4 && m['port'] === CL_PORT4).length).toBe(payloads.length);
+    expect(received.filter((m) => m['address'] === CL6 && m['port'] === CL_PORT6).length).toBe(payloads.length);
+
+    const events: Array<Record<string, unknown>> = [];
+    while (events.length < 2) {
+      const batch = await gw.next<Message & { events: Array<Record<string, unknown>> }>((m) => m.type === 'events');
+      events.push(...batch.events);
+    }
+    const byFamily = new Map(events.map((e) => [e['family'], e]));
+    expect(events.length).toBe(2);
+    for (const [family, src, dst, port] of [
+      [4, CL4, GW4, CL_PORT4],
+      [6, CL6, GW6, CL_PORT6],
+    ] as const) {
+      const e = byFamily.get(family)!;
+      expect(e).toBeDefined();
+      expect(e['src']).toEqual({ address: src, port });
+      expect(e['dst']).toEqual({ address: dst, port: PORT });
+      expect(e['ifindex']).toBe(ready.attached.ifindex);
+      expect(e['message']).toBe(INIT.toString('hex'));
+    }
+
+    gw.send({ cmd: 'stats' });
+    const { stats } = await gw.next<Message & { stats: Record<CaptureStatName, string> }>((m) => m.type === 'stats');
+    expect(stats.captured).toBe('2');
+    expect(stats.wrong_size).toBe('6');
+    expect(stats.not_initiation).toBe('2');
+    expect(stats.bad_reserved).toBe('2');
+    expect(Number(stats.other_port)).toBeGreaterThanOrEqual(1);
+    // No more capture events arrived than the two initiations.
+    expect(gw.messages.filter((m) => m.type === 'events').flatMap((m) => m['events'] as unknown[]).length).toBe(2);
+
+    gw.send({ cmd: 'close' });
+    await gw.next((m) => m.type === 'closed');
+    expect(await gw.exited()).toBe(0);
+  });
+});

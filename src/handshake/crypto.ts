@@ -89,23 +89,33 @@ function toBytes(buf: Buffer): Uint8Array {
 // DER wrapper that turns a raw X25519 private key into PKCS#8 (RFC 8410).
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
-function nodePrivateKey(raw: Uint8Array): KeyObject {
-  const der = Buffer.concat([PKCS8_X25519_PREFIX, raw]);
-  try {
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-  } finally {
-    der.fill(0);
-  }
+function base64url(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
 }
 
 /**
- * Peers' keys arrive as JWK, not SPKI DER: OpenSSL 3's DER decoder made the
- * import cost more than the DH itself (≈ 6.7k imports/s against ≈ 83k/s
- * for JWK on the test machine), and one is needed per initiation.
+ * Keys cross into OpenSSL as JWK rather than DER: OpenSSL 3's DER decoders
+ * cost more than the DH itself (on the test machine ≈ 1.7k PKCS#8 and
+ * ≈ 6.7k SPKI imports/s, against ≈ 15k and ≈ 83k/s as JWK). That matters
+ * for the peer's ephemeral key, imported once per initiation, and for test
+ * clients that make many keys. Node reads only `d` of a private JWK, so `x`
+ * is left empty; PKCS#8 stays as the fallback should that ever change.
  */
+function nodePrivateKey(raw: Uint8Array): KeyObject {
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(raw), x: '' }, format: 'jwk' });
+  } catch {
+    const der = Buffer.concat([PKCS8_X25519_PREFIX, raw]);
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } finally {
+      der.fill(0);
+    }
+  }
+}
+
 function nodePublicKey(raw: Uint8Array): KeyObject {
-  const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: base64url(raw) }, format: 'jwk' });
 }
 
 function nodeDhKey(privateKey: Uint8Array): DhKey {

@@ -5,7 +5,7 @@
  * keepalive that confirms the session. Never used on the data path.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { aeadEncrypt, getCrypto, type CryptoBackend, type NoiseCrypto } from './crypto.js';
+import { aeadEncrypt, getCrypto, type CryptoBackend, type DhKey, type NoiseCrypto } from './crypto.js';
 import { KEY_LENGTH, generatePrivateKey, wipe } from './keys.js';
 import {
   HEADER_SIZE,
@@ -66,8 +66,8 @@ export interface InitiationOptions {
 export interface InitiatorState {
   readonly backend: CryptoBackend;
   readonly senderIndex: number;
-  readonly staticPrivateKey: Uint8Array;
-  readonly ephemeralPrivateKey: Uint8Array;
+  readonly staticKey: DhKey;
+  readonly ephemeralKey: DhKey;
   readonly noise: SymmetricState;
 }
 
@@ -105,8 +105,9 @@ export function createInitiation(opts: InitiationOptions): { message: Uint8Array
   const responderPublic = opts.responderPublicKey;
   const senderIndex = (opts.senderIndex ?? randomIndex()) >>> 0;
   const staticKey = c.dhKey(opts.initiatorPrivateKey);
-  const ephemeralPrivate = Uint8Array.from(opts.ephemeralPrivateKey ?? generatePrivateKey());
+  const ephemeralPrivate = opts.ephemeralPrivateKey ?? generatePrivateKey();
   const ephemeral = c.dhKey(ephemeralPrivate);
+  if (opts.ephemeralPrivateKey === undefined) wipe(ephemeralPrivate);
   const s = startState(initialChainingKey(c), initialHash(c, responderPublic));
   const message = new Uint8Array(MESSAGE_INITIATION_SIZE);
   writeHeader(message, MESSAGE_TYPE_INITIATION);
@@ -133,8 +134,8 @@ export function createInitiation(opts: InitiationOptions): { message: Uint8Array
   const state: InitiatorState = {
     backend: c.backend,
     senderIndex,
-    staticPrivateKey: Uint8Array.from(opts.initiatorPrivateKey),
-    ephemeralPrivateKey: ephemeralPrivate,
+    staticKey,
+    ephemeralKey: ephemeral,
     noise: s,
   };
   return { message, senderIndex, state };
@@ -150,7 +151,7 @@ function checkResponseFraming(c: NoiseCrypto, state: InitiatorState, response: U
   if (response[0] !== MESSAGE_TYPE_RESPONSE || response[1] !== 0 || response[2] !== 0 || response[3] !== 0) return 'type';
   const view = new DataView(response.buffer, response.byteOffset, response.byteLength);
   if (view.getUint32(RESPONSE_OFF_RECEIVER, true) !== state.senderIndex) return 'receiver_index';
-  const ourPublic = c.dhKey(state.staticPrivateKey).publicKey;
+  const ourPublic = state.staticKey.publicKey;
   const mac1 = computeMac1(c, mac1Key(c, ourPublic), response, RESPONSE_OFF_MAC1);
   if (!timingSafeEqual(mac1, response.subarray(RESPONSE_OFF_MAC1, RESPONSE_OFF_MAC1 + MAC_SIZE))) return 'mac1';
   return null;
@@ -158,7 +159,7 @@ function checkResponseFraming(c: NoiseCrypto, state: InitiatorState, response: U
 
 /**
  * The initiator's processing of the device's response (e, ee, se, psk, {}).
- * Consumes `state`: its secrets are wiped whatever the outcome.
+ * Consumes `state`: its chaining key is wiped whatever the outcome.
  */
 export function consumeResponse(state: InitiatorState, response: Uint8Array, presharedKey?: Uint8Array): ConsumeResult {
   const c = getCrypto(state.backend);
@@ -171,12 +172,12 @@ export function consumeResponse(state: InitiatorState, response: Uint8Array, pre
     mixKey(c, s, responderEphemeral);
     mixHash(c, s, responderEphemeral);
     /* ee */
-    const ee = c.dhKey(state.ephemeralPrivateKey).dh(responderEphemeral);
+    const ee = state.ephemeralKey.dh(responderEphemeral);
     if (ee === null) return { ok: false, reason: 'low_order' };
     mixKey(c, s, ee);
     wipe(ee);
     /* se */
-    const se = c.dhKey(state.staticPrivateKey).dh(responderEphemeral);
+    const se = state.staticKey.dh(responderEphemeral);
     if (se === null) return { ok: false, reason: 'low_order' };
     mixKey(c, s, se);
     wipe(se);
@@ -190,7 +191,6 @@ export function consumeResponse(state: InitiatorState, response: Uint8Array, pre
     return { ok: true, session: { localIndex: state.senderIndex, remoteIndex, sendKey, receiveKey } };
   } finally {
     wipeState(s);
-    wipe(state.ephemeralPrivateKey, state.staticPrivateKey);
   }
 }
 

@@ -17,14 +17,14 @@
  * test/vectors/wireguard-go-initiation.json (a unit test replays it).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consumeResponse, createInitiation, createKeepalive } from '../../src/handshake/initiator.js';
 import { formatKey, generatePrivateKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_RESPONSE } from '../../src/handshake/messages.js';
 import { createResponder } from '../../src/handshake/responder.js';
-import { tai64nToUnixMs } from '../../src/handshake/tai64n.js';
+import { tai64nNow, tai64nToUnixMs } from '../../src/handshake/tai64n.js';
 
 const NETNS = 'hs-a';
 const SERVER_IF = 'hswg0';
@@ -80,6 +80,8 @@ function deleteNetns(): void {
   } catch {
     /* absent */
   }
+  // A socket left by a crashed run would make startWireguardGo return early.
+  for (const ifname of [SERVER_IF, CLIENT_IF]) rmSync(`${RUN_DIR}/${ifname}.sock`, { force: true });
 }
 
 async function waitFor(what: string, check: () => boolean): Promise<void> {
@@ -186,10 +188,14 @@ describe.skipIf(skipReason !== null)('handshake interop with wireguard-go', () =
     wgSetWithKey(presharedKey, [SERVER_IF, 'peer', formatKey(publicKeyOf(ourClientKey)), 'preshared-key', '/dev/stdin']);
     // wireguard-go drops initiations that come within 20 ms of the last one from a peer.
     await new Promise((r) => setTimeout(r, 50));
-    const { message, state } = createInitiation({ initiatorPrivateKey: ourClientKey, responderPublicKey: serverPublic });
+    // The same inputs give the same initiation and state: one per attempt at the response.
+    const opts = { initiatorPrivateKey: ourClientKey, responderPublicKey: serverPublic, ephemeralPrivateKey: generatePrivateKey(), timestamp: tai64nNow() };
+    const { message, state } = createInitiation(opts);
     const response = await exchange(message, SERVER_PORT);
 
-    expect(consumeResponse(structuredClone(state), response)).toEqual({ ok: false, reason: 'empty_decrypt' });
+    const again = createInitiation({ ...opts, senderIndex: state.senderIndex });
+    expect(again.message).toEqual(message);
+    expect(consumeResponse(again.state, response)).toEqual({ ok: false, reason: 'empty_decrypt' });
     expect(consumeResponse(state, response, presharedKey)).toMatchObject({ ok: true });
   });
 

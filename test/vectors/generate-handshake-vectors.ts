@@ -25,7 +25,7 @@ export interface VectorInputs {
 
 export interface Vector {
   name: string;
-  /** How the message was made; absent for messages edited after the fact. */
+  /** What the initiator was given to make the message. */
   inputs: VectorInputs;
   /** What was done to the initiator's output, if anything. */
   edit?: string;

@@ -28,7 +28,7 @@ $(BPF_OBJ): bpf/xdp_capture.bpf.c $(wildcard bpf/*.h)
 
 addon: $(ADDON)
 
-$(ADDON): $(wildcard addon/*.cc addon/*.h) addon/binding.gyp
+$(ADDON): $(wildcard addon/*.cc addon/*.h bpf/*.h) addon/binding.gyp
 	cd addon && npx --no-install node-gyp rebuild $(NODEDIR_FLAG) --loglevel=warn
 
 ts: $(TS_STAMP)

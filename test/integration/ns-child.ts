@@ -8,8 +8,10 @@
  * src/) and talks to the test in JSON lines:
  *
  *   child → test:  emit({ type: 'ready', ... })   (one JSON object per line)
- *   test → child:  child.send({ cmd: 'stop' })      arrives as `commands`, a
- *                  readline interface: `for await (const line of commands)`
+ *   test → child:  child.send({ cmd: 'stop' })      arrives as `commands`:
+ *                  `for await (const line of commands)` (stdin is only read
+ *                  once a child iterates it, so a child that never does
+ *                  exits by itself when its work is done)
  *
  * emit() turns bigints into decimal strings and Uint8Arrays into hex.
  *
@@ -105,7 +107,11 @@ const emit = (msg) => process.stdout.write(JSON.stringify(msg, function (key, va
   if (raw instanceof Uint8Array) return Buffer.from(raw).toString('hex');
   return typeof value === 'bigint' ? value.toString() : value;
 }) + '\\n');
-const commands = __wgjitReadline({ input: process.stdin });
+let __wgjitCommands = null;
+const commands = { [Symbol.asyncIterator]() {
+  __wgjitCommands ??= __wgjitReadline({ input: process.stdin });
+  return __wgjitCommands[Symbol.asyncIterator]();
+} };
 process.on('uncaughtException', (err) => { emit({ type: 'error', message: String(err && err.stack || err) }); process.exit(1); });
 `;
 

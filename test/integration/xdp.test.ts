@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { ADDON_PATH, CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
 import { RECORD_SIZE } from '../../src/capture/record.js';
-import { createNamespaces, createVeth, deleteNamespaces, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
+import { createNamespaces, createVeth, deleteNamespaces, ipIn, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
 
 const PORT = 51820;
 const skipReason = !isRoot()
@@ -350,5 +350,37 @@ describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () =
     gw.send({ cmd: 'close' });
     await gw.next((m) => m.type === 'closed');
     expect(await gw.exited()).toBe(0);
+  });
+
+  it('close() stops the watcher so the process can end by itself, and detaches', async () => {
+    const child = NsChild.spawn(GW, `
+      import { execFileSync } from 'node:child_process';
+      import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+      const capture = XdpCapture.open({ listenPort: ${PORT}, ringBytes: 4096 });
+      capture.attach('xa-gw0', 'native');
+      capture.start(() => {});
+      emit({ type: 'xdp', link: execFileSync('ip', ['-d', 'link', 'show', 'xa-gw0'], { encoding: 'utf8' }) });
+      capture.close();
+    `);
+    const shown = await child.next((m) => m.type === 'xdp');
+    expect(String(shown['link'])).toMatch(/prog\/xdp/);
+    // No process.exit in the child: only a closed uv handle lets it end.
+    expect(await child.exited()).toBe(0);
+    expect(ipIn(GW, '-d', 'link', 'show', 'xa-gw0')).not.toMatch(/prog\/xdp/);
+  });
+
+  it('a process that dies without closing leaves no program attached (BPF link)', async () => {
+    const child = NsChild.spawn(GW, `
+      import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+      const capture = XdpCapture.open({ listenPort: ${PORT}, ringBytes: 4096 });
+      capture.attach('xa-gw0', 'native');
+      capture.start(() => {});
+      emit({ type: 'attached' });
+    `);
+    await child.next((m) => m.type === 'attached');
+    expect(ipIn(GW, '-d', 'link', 'show', 'xa-gw0')).toMatch(/prog\/xdp/);
+    child.proc.kill('SIGKILL');
+    await child.exited();
+    expect(ipIn(GW, '-d', 'link', 'show', 'xa-gw0')).not.toMatch(/prog\/xdp/);
   });
 });

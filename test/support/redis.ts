@@ -4,6 +4,7 @@
  * (to test reconnects after an outage).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 
@@ -16,6 +17,8 @@ export interface TestRedis {
 const READY_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 3_000;
 const START_ATTEMPTS = 3;
+
+const hasSetpriv = existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv');
 
 // If the test process dies without calling stop(), do not leave servers behind.
 const live = new Set<ChildProcess>();
@@ -59,11 +62,12 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 async function startOn(port: number): Promise<TestRedis> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir(), '--loglevel', 'warning'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  // setpriv --pdeathsig: the kernel kills the server when the test process
+  // dies in a way that runs no handler (a killed vitest worker).
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', os.tmpdir(), '--loglevel', 'warning'];
+  const child = hasSetpriv
+    ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
   let output = '';

@@ -204,10 +204,6 @@ int xdp_capture(struct xdp_md *ctx)
 	verdict = classify_payload(&c, udp);
 	if (verdict != CAPTURE_STAT_CAPTURED)
 		return count(verdict);
-	/* Re-checked so the verifier sees the bound on this path too. */
-	if (c.pos + WG_MSG_INITIATION_SIZE > c.end)
-		return count(CAPTURE_STAT_TRUNCATED);
-
 	rec = reserve(ctx, family, udp, c.pos);
 	if (!rec)
 		return count(CAPTURE_STAT_RINGBUF_FULL);

@@ -369,6 +369,32 @@ describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () =
     expect(ipIn(GW, '-d', 'link', 'show', 'xa-gw0')).not.toMatch(/prog\/xdp/);
   });
 
+  it('attaches in generic mode on request, and auto picks native on a veth', async () => {
+    const child = NsChild.spawn(GW, `
+      import { execFileSync } from 'node:child_process';
+      import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+      const show = () => execFileSync('ip', ['-d', 'link', 'show', 'xa-gw0'], { encoding: 'utf8' });
+      const capture = XdpCapture.open({ listenPort: ${PORT}, ringBytes: 4096 });
+      const generic = capture.attach('xa-gw0', 'generic');
+      const genericLink = show();
+      let twice = null;
+      try { capture.attach('xa-gw0', 'generic'); } catch (err) { twice = err.message; }
+      capture.detach('xa-gw0');
+      const detachedLink = show();
+      const auto = capture.attach('xa-gw0', 'auto');
+      capture.close();
+      emit({ type: 'modes', generic, genericLink, twice, detachedLink, auto, closedLink: show() });
+    `);
+    const m = await child.next((msg) => msg.type === 'modes');
+    expect((m['generic'] as { mode: string }).mode).toBe('generic');
+    expect(String(m['genericLink'])).toMatch(/xdpgeneric/);
+    expect(String(m['twice'])).toMatch(/attach xdp to xa-gw0: File exists/);
+    expect(String(m['detachedLink'])).not.toMatch(/prog\/xdp/);
+    expect((m['auto'] as { mode: string }).mode).toBe('native');
+    expect(String(m['closedLink'])).not.toMatch(/prog\/xdp/);
+    expect(await child.exited()).toBe(0);
+  });
+
   it('a process that dies without closing leaves no program attached (BPF link)', async () => {
     const child = NsChild.spawn(GW, `
       import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';

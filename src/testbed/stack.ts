@@ -84,7 +84,13 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       },
     });
     const d = daemon;
-    await waitFor('the wgjit daemon to serve its API', () => logs.some((l) => l.includes('"API listening"')) || !d.isRunning(), START_TIMEOUT_MS);
+    // Ready once its API port accepts connections (bash's /dev/tcp: no HTTP client needed).
+    const listening = () =>
+      nsRun(tb.gatewayNs, 'bash', ['-c', `exec 3<>/dev/tcp/${apiHost}/${API_PORT}`]).then(
+        () => true,
+        () => false,
+      );
+    await waitFor('the wgjit daemon to serve its API', async () => !d.isRunning() || (await listening()), START_TIMEOUT_MS, 100);
     if (!d.isRunning()) throw new Error(`wgjit run exited: ${d.stderrTail()}${logs.slice(-5).join('\n')}`);
   } catch (err) {
     daemon?.kill();

@@ -21,7 +21,7 @@ export type Admission =
   | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
 
 export interface PipelineDeps {
-  verifier: { verify(message: Uint8Array): VerifyResult };
+  verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult };
   authorize(publicKey: string, now: Date): Promise<Admission>;
   device: WireGuardDevice;
   replayer: { replay(event: CaptureEvent): void } | null;
@@ -44,6 +44,10 @@ export type Outcome =
   | 'expired'
   | 'store_unavailable'
   | 'install_failed';
+
+interface StoreFailure {
+  failed: string;
+}
 
 type VerifyRejectionName = Extract<VerifyResult, { ok: false }>['reason'];
 
@@ -69,7 +73,14 @@ export class Pipeline {
   /** Handle one captured initiation. Never throws. */
   async handle(event: CaptureEvent): Promise<Outcome> {
     this.count('initiations_seen');
-    const verdict = this.deps.verifier.verify(event.message);
+    // The store lookup starts as soon as the static key decrypts and runs
+    // while ss and the timestamp are checked. Its answer is used only if the
+    // whole verification passes; it costs nothing an attacker could not
+    // already cause with a valid initiation from a key of their own.
+    let lookup = null as Promise<Admission | StoreFailure> | null;
+    const verdict = this.deps.verifier.verify(event.message, (claimed) => {
+      if (!this.deps.installed.has(claimed) && !this.inFlight.has(claimed)) lookup = this.lookup(claimed);
+    });
     if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
     this.count('initiations_verified');
 
@@ -82,7 +93,7 @@ export class Pipeline {
       await pending;
       return this.finish('in_flight', event, key);
     }
-    const admission = this.admit(key, event);
+    const admission = this.admit(key, event, lookup ?? this.lookup(key));
     this.inFlight.set(key, admission);
     try {
       return this.finish(await admission, event, key);
@@ -91,17 +102,27 @@ export class Pipeline {
     }
   }
 
-  private async admit(key: string, event: CaptureEvent): Promise<Outcome> {
+  /** Ask the store; a store failure is an answer too, never a rejection. */
+  private lookup(key: string): Promise<Admission | StoreFailure> {
+    const stopTimer = this.deps.metrics.storeSeconds.startTimer();
+    return this.deps.authorize(key, new Date(this.now())).then(
+      (admission) => {
+        stopTimer();
+        return admission;
+      },
+      (err: unknown) => {
+        stopTimer();
+        return { failed: err instanceof Error ? err.message : String(err) };
+      },
+    );
+  }
+
+  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>): Promise<Outcome> {
     const { log, metrics } = this.deps;
-    let admission: Admission;
-    const stopStoreTimer = metrics.storeSeconds.startTimer();
-    try {
-      admission = await this.deps.authorize(key, new Date(this.now()));
-    } catch (err) {
-      log.warn({ publicKey: key, err: (err as Error).message }, 'peer store unavailable: admission failed');
+    const admission = await lookup;
+    if ('failed' in admission) {
+      log.warn({ publicKey: key, err: admission.failed }, 'peer store unavailable: admission failed');
       return 'store_unavailable';
-    } finally {
-      stopStoreTimer();
     }
     if (!admission.allowed) return admission.reason;
 

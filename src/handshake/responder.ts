@@ -36,7 +36,13 @@ export type VerifyResult =
 
 export interface Responder {
   readonly publicKey: string;
-  verify(message: Uint8Array): VerifyResult;
+  /**
+   * `onClaimedStatic` is called with the static key the message claims as
+   * soon as it decrypts, before ss and the timestamp prove it: a caller may
+   * start read-only work with it (a store lookup) but must act only on an
+   * ok result.
+   */
+  verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult;
 }
 
 export interface ResponderOptions {
@@ -100,7 +106,13 @@ function staticStatic(keys: ResponderKeys, initiatorKey: string, initiatorStatic
  * The message steps after mac1. `s` belongs to the caller, which wipes it;
  * `scratch` collects the other secrets made here for the same wipe.
  */
-function consumeInitiation(keys: ResponderKeys, msg: Initiation, s: SymmetricState, scratch: Uint8Array[]): VerifyResult {
+function consumeInitiation(
+  keys: ResponderKeys,
+  msg: Initiation,
+  s: SymmetricState,
+  scratch: Uint8Array[],
+  onClaimedStatic?: (claimedKey: string) => void,
+): VerifyResult {
   const c = keys.crypto;
   /* e */
   mixKey(c, s, msg.ephemeral);
@@ -114,6 +126,7 @@ function consumeInitiation(keys: ResponderKeys, msg: Initiation, s: SymmetricSta
   const initiatorStatic = decryptAndHash(c, s, msg.encryptedStatic);
   if (initiatorStatic === null) return fail('static_decrypt');
   const initiatorKey = formatKey(initiatorStatic);
+  onClaimedStatic?.(initiatorKey);
   /* ss */
   const ss = staticStatic(keys, initiatorKey, initiatorStatic);
   if (ss === null) return fail('low_order');
@@ -139,14 +152,14 @@ export function createResponder(privateKey: Uint8Array, opts: ResponderOptions =
     ssCacheSize,
   };
 
-  function verify(message: Uint8Array): VerifyResult {
+  function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult {
     const parsed = parseInitiation(message);
     if (!parsed.ok) return fail(parsed.reason);
     if (!mac1Valid(keys, message, parsed.value.mac1)) return fail('mac1');
     const s = startState(keys.ck0, keys.h0);
     const scratch: Uint8Array[] = [];
     try {
-      return consumeInitiation(keys, parsed.value, s, scratch);
+      return consumeInitiation(keys, parsed.value, s, scratch, onClaimedStatic);
     } finally {
       wipeState(s);
       wipe(...scratch);

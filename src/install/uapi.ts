@@ -2,13 +2,12 @@
  * WireGuardDevice over the cross-platform userspace API: the UNIX stream
  * socket `<dir>/<ifname>.sock` that wireguard-go (and boringtun) serve.
  *
- * One connection per request: wireguard-go would serve several requests on
- * one connection, but after a rejected `set` it reads the rest of that
- * request's lines as new operations and hangs up, so a fresh connection per
- * request keeps one failure from leaking into the next. Requests run one at
- * a time per device, in call order.
+ * One connection, kept open and reused; after a rejected `set` wireguard-go
+ * reads the rest of that request's lines as new operations and hangs up, so
+ * any failure or rejection drops the connection and the next request opens
+ * a fresh one. Requests run one at a time per device, in call order.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
@@ -54,38 +53,77 @@ function errorFromSocket(err: NodeJS.ErrnoException, path: string): DeviceError 
   }
 }
 
-/** Sends one request on a fresh connection and resolves with the whole reply text. */
-function exchange(path: string, request: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: string[] = [];
-    let tail = '';
-    let settled = false;
-    const socket = connect({ path });
-    socket.setEncoding('utf8');
-    const finish = (err: DeviceError | null, reply?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(reply ?? '');
-    };
-    const timer = setTimeout(
-      () => finish(new DeviceError('io', `userspace API ${path}: no complete reply within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.on('connect', () => socket.write(request));
-    socket.on('data', (chunk: string) => {
-      chunks.push(chunk);
-      // The reply ends at its only blank line; look across the chunk boundary.
-      tail = (tail + chunk).slice(-2);
-      if (isCompleteReply(tail)) finish(null, chunks.join(''));
+/**
+ * One connection to the device, kept open between requests: a fresh
+ * connection per request costs the device an accept and a new goroutine,
+ * about half a millisecond on the admission path. Any failure, and any
+ * rejected request (after which wireguard-go misreads the rest of the
+ * stream), closes it; the next request opens a new one.
+ */
+class Connection {
+  private socket: Socket | null = null;
+  private pending: { resolve: (reply: string) => void; reject: (err: DeviceError) => void; chunks: string[]; tail: string } | null = null;
+
+  constructor(private readonly path: string) {}
+
+  /** Sends one request and resolves with the whole reply text. One at a time. */
+  exchange(request: string, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new DeviceError('io', `userspace API ${this.path}: no complete reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending = {
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+        chunks: [],
+        tail: '',
+      };
+      this.open().write(request);
     });
-    socket.on('error', (err) => finish(errorFromSocket(err, path)));
+  }
+
+  /** Drops the connection; the next request reconnects. */
+  reset(): void {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  private open(): Socket {
+    if (this.socket !== null) return this.socket;
+    const socket = connect({ path: this.path });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      const p = this.pending;
+      if (p === null) return;
+      p.chunks.push(chunk);
+      // The reply ends at its only blank line; look across the chunk boundary.
+      p.tail = (p.tail + chunk).slice(-2);
+      if (isCompleteReply(p.tail)) {
+        this.pending = null;
+        p.resolve(p.chunks.join(''));
+      }
+    });
+    socket.on('error', (err) => this.fail(errorFromSocket(err, this.path), socket));
     socket.on('close', () =>
-      finish(new DeviceError('io', `userspace API ${path}: connection closed before the reply was complete`)),
+      this.fail(new DeviceError('io', `userspace API ${this.path}: connection closed before the reply was complete`), socket),
     );
-  });
+    this.socket = socket;
+    return socket;
+  }
+
+  private fail(err: DeviceError, socket: Socket | null = this.socket): void {
+    if (socket !== this.socket) return;
+    this.reset();
+    const p = this.pending;
+    this.pending = null;
+    p?.reject(err);
+  }
 }
 
 /** Connects and hangs up without a request: proves someone serves the socket. */
@@ -112,13 +150,16 @@ export class UapiDevice implements WireGuardDevice {
   readonly kind = 'uapi' as const;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly connection: Connection;
 
   private constructor(
     readonly name: string,
     readonly socketPath: string,
     private readonly batchSize: number,
     readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.connection = new Connection(socketPath);
+  }
 
   /** Opens the device; fails with DeviceError('no_device') if nothing serves its socket. */
   static async open(name: string, opts: UapiOptions = {}): Promise<UapiDevice> {
@@ -163,6 +204,7 @@ export class UapiDevice implements WireGuardDevice {
   async close(): Promise<void> {
     this.closed = true;
     await this.queue.catch(() => undefined);
+    this.connection.reset();
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
@@ -172,14 +214,25 @@ export class UapiDevice implements WireGuardDevice {
     return run;
   }
 
-  private request(request: string): Promise<string> {
-    return exchange(this.socketPath, request, this.timeoutMs);
+  /**
+   * Every request wgjit sends is idempotent (sets name the full peer state,
+   * removals of absent peers are no-ops), so a reused connection that the
+   * device had closed while idle is retried once on a fresh one.
+   */
+  private async request(request: string): Promise<string> {
+    try {
+      return await this.connection.exchange(request, this.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof DeviceError) || err.code !== 'io' || err.message.includes('no complete reply')) throw err;
+      return this.connection.exchange(request, this.timeoutMs);
+    }
   }
 
   private async readDevice(): Promise<DeviceInfo> {
     const text = await this.request(GET_REQUEST);
     const parsed = parseGetReply(this.name, text);
     if (!parsed.ok) {
+      this.connection.reset();
       const errno = parseReply(text);
       if (errno.ok && errno.errno !== 0) {
         throw new DeviceError('rejected', `${this.name}: get answered errno=${errno.errno}`, errno.errno);
@@ -192,8 +245,12 @@ export class UapiDevice implements WireGuardDevice {
   private async sendAll(requests: string[]): Promise<void> {
     for (const [i, request] of requests.entries()) {
       const reply = parseReply(await this.request(request));
-      if (!reply.ok) throw new DeviceError('protocol', `${this.name}: unparseable set reply: ${reply.error}`);
+      if (!reply.ok) {
+        this.connection.reset();
+        throw new DeviceError('protocol', `${this.name}: unparseable set reply: ${reply.error}`);
+      }
       if (reply.errno !== 0) {
+        this.connection.reset();
         const where = requests.length > 1 ? ` (batch ${i + 1} of ${requests.length}; earlier batches were applied)` : '';
         throw new DeviceError('rejected', `${this.name}: set rejected with errno=${reply.errno}${where}`, reply.errno);
       }

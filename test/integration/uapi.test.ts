@@ -221,12 +221,15 @@ describe('UapiDevice on wireguard-go', () => {
 describe('UapiDevice errors', () => {
   let dir: string;
   const servers: Server[] = [];
+  // The device keeps its connection open between requests: close them here.
+  const sockets: Socket[] = [];
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ua-uapi-'));
   });
 
   afterAll(async () => {
+    for (const s of sockets) s.destroy();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -234,6 +237,7 @@ describe('UapiDevice errors', () => {
   /** A socket that answers each request with `reply(request)` (null: say nothing). */
   async function scripted(name: string, reply: (request: string, socket: Socket) => string | null): Promise<void> {
     const server = createServer((socket) => {
+      sockets.push(socket);
       let buf = '';
       socket.on('data', (d) => {
         buf += d.toString();

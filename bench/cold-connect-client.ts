@@ -106,3 +106,6 @@ async function worker(): Promise<void> {
 }
 
 await Promise.all(Array.from({ length: args.concurrency }, worker));
+// The daemon's own stage timings, for the breakdown table.
+const metrics = await (await fetch(`${args.api}/metrics`)).text();
+process.stdout.write(`${JSON.stringify({ metrics })}\n`);

@@ -44,7 +44,18 @@ function quantile(sorted: number[], q: number): number {
   return sorted[idx]!;
 }
 
-async function phase(tb: Testbed, replay: boolean, tunnelBase: number, concurrency: number): Promise<Result[]> {
+/** Mean of a Prometheus histogram, in ms, from its _sum and _count lines. */
+function histogramMeanMs(metrics: string, name: string): number {
+  const value = (suffix: string) => Number(new RegExp(`^${name}_${suffix}(?:\\{\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  return (value('sum') / value('count')) * 1000;
+}
+
+interface Phase {
+  results: Result[];
+  metrics: string;
+}
+
+async function phase(tb: Testbed, replay: boolean, tunnelBase: number, concurrency: number): Promise<Phase> {
   const stack = await startStack(tb, { apiOnUnderlay: true, logLevel: 'warn', runArgs: ['--replay', replay ? 'on' : 'off'] });
   try {
     const prefix = tb.gatewayAddress.split('.').slice(0, 3).join('.');
@@ -61,7 +72,10 @@ async function phase(tb: Testbed, replay: boolean, tunnelBase: number, concurren
     };
     process.stderr.write(`  ${replay ? 'wgjit' : 'baseline'}: ${CLIENTS} cold clients, ${concurrency} at a time…\n`);
     const { stdout } = await nsRun(tb.clients[0]!.ns, TSX, [CLIENT_SCRIPT, JSON.stringify(args)], { timeoutMs: 30 * 60_000 });
-    return stdout.trim().split('\n').map((l) => JSON.parse(l) as Result);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Result | { metrics: string });
+    const results = lines.filter((l): l is Result => !('metrics' in l));
+    const metrics = lines.find((l): l is { metrics: string } => 'metrics' in l)?.metrics ?? '';
+    return { results, metrics };
   } finally {
     await stack.stop();
   }
@@ -88,14 +102,25 @@ async function main(): Promise<void> {
     const baseline = await phase(tb, false, 1 + CLIENTS, BASELINE_CONCURRENCY);
 
     const headers = ['path', 'clients', 'connected', 'first answered', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'];
-    const rows = [row('wgjit (capture + replay)', wgjit), row('baseline (install, client retries)', baseline)];
+    const rows = [row('wgjit (capture + replay)', wgjit.results), row('baseline (install, client retries)', baseline.results)];
     const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
     console.log(line(headers));
     console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
     for (const r of rows) console.log(line(r));
     const p50 = (rs: Result[]) => quantile(rs.filter((r) => r.ok).map((r) => r.ms).sort((a, b) => a - b), 0.5);
-    console.log(`\nmedian speed-up: ${(p50(baseline) / p50(wgjit)).toFixed(0)}× (baseline p50 / wgjit p50, same run)`);
+    console.log(`\nmedian speed-up: ${(p50(baseline.results) / p50(wgjit.results)).toFixed(0)}× (baseline p50 / wgjit p50, same run)`);
+    console.log('\nwhere the wgjit path spends its time (daemon histograms, mean ms per admission):');
+    const stages: Array<[string, string]> = [
+      ['verify (mac1 … timestamp)', 'wgjit_verify_seconds'],
+      ['store lookup (overlaps verify)', 'wgjit_store_request_seconds'],
+      ['install into the device', 'wgjit_install_seconds'],
+      ['XDP arrival → replay sent', 'wgjit_cold_connect_seconds'],
+    ];
+    const w = Math.max(...stages.map(([l]) => l.length));
+    console.log(`| ${'stage'.padEnd(w)} | mean ms |`);
+    console.log(`|${'-'.repeat(w + 2)}|---------|`);
+    for (const [label, name] of stages) console.log(`| ${label.padEnd(w)} | ${histogramMeanMs(wgjit.metrics, name).toFixed(3).padStart(7)} |`);
   } finally {
     await tb.destroy();
   }

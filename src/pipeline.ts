@@ -78,9 +78,11 @@ export class Pipeline {
     // whole verification passes; it costs nothing an attacker could not
     // already cause with a valid initiation from a key of their own.
     let lookup = null as Promise<Admission | StoreFailure> | null;
+    const stopVerifyTimer = this.deps.metrics.verifySeconds.startTimer();
     const verdict = this.deps.verifier.verify(event.message, (claimed) => {
       if (!this.deps.installed.has(claimed) && !this.inFlight.has(claimed)) lookup = this.lookup(claimed);
     });
+    stopVerifyTimer();
     if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
     this.count('initiations_verified');
 
@@ -134,8 +136,10 @@ export class Pipeline {
     };
     if (record.presharedKey !== undefined) peer.presharedKey = record.presharedKey;
     if (record.persistentKeepalive !== undefined) peer.persistentKeepalive = record.persistentKeepalive;
+    const stopInstallTimer = metrics.installSeconds.startTimer();
     try {
       await this.deps.device.setPeers([peer]);
+      stopInstallTimer();
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
       log.error({ publicKey: key, err: (err as Error).message }, 'install into the device failed');

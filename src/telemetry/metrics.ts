@@ -14,6 +14,8 @@ export interface Metrics {
   installedPeers: Gauge<'state'>;
   coldConnectSeconds: Histogram;
   storeSeconds: Histogram;
+  verifySeconds: Histogram;
+  installSeconds: Histogram;
 }
 
 export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics {
@@ -42,6 +44,18 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     storeSeconds: new Histogram({
       name: 'wgjit_store_request_seconds',
       help: 'Latency of peer store lookups on the admission path',
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5],
+      registers,
+    }),
+    verifySeconds: new Histogram({
+      name: 'wgjit_verify_seconds',
+      help: 'Noise verification of one initiation (mac1 to timestamp), CPU bound',
+      buckets: [0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005],
+      registers,
+    }),
+    installSeconds: new Histogram({
+      name: 'wgjit_install_seconds',
+      help: 'Latency of one peer install into the WireGuard device',
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5],
       registers,
     }),

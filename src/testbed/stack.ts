@@ -36,6 +36,9 @@ export interface Stack {
   readonly logs: string[];
   /** Runs the wgjit CLI in the gateway namespace against this daemon. */
   cli(args: string[]): Promise<RunResult>;
+  /** Stops redis (its data is lost) or starts a fresh one on the same port: for store-outage tests. */
+  stopRedis(): Promise<void>;
+  startRedis(): Promise<void>;
   /** Stops the daemon (SIGTERM) and redis. Idempotent. */
   stop(): Promise<void>;
 }
@@ -47,12 +50,18 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
   const tokenFile = join(dir, 'api-token');
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 
-  const redis = spawnIn(tb.gatewayNs, 'redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
-  let redisOut = '';
-  redis.child.stdout?.on('data', (c: Buffer) => (redisOut += c.toString()));
+  const startRedis = async (): Promise<Spawned> => {
+    const proc = spawnIn(tb.gatewayNs, 'redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+    let out = '';
+    proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections') || !proc.isRunning(), START_TIMEOUT_MS);
+    if (!proc.isRunning()) throw new Error(`redis-server exited: ${proc.stderrTail()}`);
+    return proc;
+  };
+  let redis: Spawned | null = null;
   const stopRedis = async () => {
-    redis.kill();
-    await redis.exited;
+    await redis?.kill();
+    redis = null;
   };
   const apiHost = opts.apiOnUnderlay ? tb.gatewayAddress : '127.0.0.1';
   const apiUrl = `http://${apiHost}:${API_PORT}`;
@@ -61,8 +70,7 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
   let partial = '';
   let daemon: Spawned | null = null;
   try {
-    await waitFor('redis-server to accept connections', () => redisOut.includes('Ready to accept connections') || !redis.isRunning(), START_TIMEOUT_MS);
-    if (!redis.isRunning()) throw new Error(`redis-server exited: ${redis.stderrTail()}`);
+    redis = await startRedis();
 
     daemon = spawnIn(tb.gatewayNs, CLI, [
       'run',
@@ -93,8 +101,7 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
     await waitFor('the wgjit daemon to serve its API', async () => !d.isRunning() || (await listening()), START_TIMEOUT_MS, 100);
     if (!d.isRunning()) throw new Error(`wgjit run exited: ${d.stderrTail()}${logs.slice(-5).join('\n')}`);
   } catch (err) {
-    daemon?.kill();
-    await daemon?.exited;
+    await daemon?.kill();
     await stopRedis();
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -108,11 +115,14 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
     redisUrl,
     daemon: running,
     logs,
+    stopRedis,
+    startRedis: async () => {
+      if (redis === null) redis = await startRedis();
+    },
     cli: (args) => nsRun(tb.gatewayNs, CLI, args, { env: { ...process.env, WGJIT_API: apiUrl, WGJIT_API_TOKEN: token } }),
     stop: () =>
       (stopped ??= (async () => {
-        running.kill();
-        await running.exited;
+        await running.kill();
         await stopRedis();
         rmSync(dir, { recursive: true, force: true });
       })()),

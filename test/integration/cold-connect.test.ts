@@ -15,6 +15,9 @@ import { createTestbed, type Testbed, type TestbedClient } from '../../src/testb
 
 const TSX = resolve('node_modules/.bin/tsx');
 const SEND = resolve('test/integration/fixtures/send-initiation.ts');
+const JUNK = resolve('test/integration/fixtures/send-junk.ts');
+/** A client's retry interval (REKEY_TIMEOUT) plus jitter and slack. */
+const ONE_RETRY_MS = 7_000;
 /** Longer than a client's first retry (REKEY_TIMEOUT 5 s + up to 333 ms). */
 const RETRY_WINDOW_MS = 6_000;
 /** How long a client that must get no answer is watched. */
@@ -95,6 +98,51 @@ describe('cold connect through wgjit', () => {
     ]);
     expect(JSON.parse(real.stdout)).toEqual({ responses: 1, completed: true });
     expect(await gatewayKeys()).toContain(victim);
+  });
+
+  it('survives hostile datagrams, each counted by reason', async () => {
+    const c = tb.clients[2]!;
+    const before = await stats();
+    const { stdout } = await nsRun(c.ns, TSX, [JUNK, JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, rounds: 20 })]);
+    const sent = JSON.parse(stdout) as { sent: number; verifiable: number };
+    const delta = (k: string, s: Record<string, number>) => (s[k] ?? 0) - (before[k] ?? 0);
+    let after = before;
+    for (let i = 0; i < 50 && delta('initiations_seen', after) < sent.verifiable; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await stats();
+    }
+    expect(delta('initiations_seen', after)).toBe(sent.verifiable);
+    expect(delta('rejected_mac1', after)).toBe(20);
+    expect(delta('rejected_low_order', after)).toBe(20);
+    expect(delta('rejected_static_decrypt', after)).toBe(20);
+    expect(delta('installs', after)).toBe(0);
+    expect(delta('xdp_bad_reserved', after)).toBe(20);
+    expect(delta('xdp_wrong_size', after)).toBeGreaterThanOrEqual(80);
+    expect(stack.daemon.isRunning()).toBe(true);
+  });
+
+  it('fails admissions clearly while Redis is down, keeps installed peers working, and recovers without a restart', async () => {
+    const c = tb.clients[4]!;
+    const wg = await c.startWireguard();
+    await stack.stopRedis();
+    try {
+      const sniffer = await c.sniff();
+      void ping(c);
+      expect(await sniffer.waitForResponse(SILENCE_MS)).toBe(false);
+      expect((await stats())['store_unavailable']).toBeGreaterThanOrEqual(1);
+      expect(stack.logs.some((l) => l.includes('peer store unavailable'))).toBe(true);
+      // The tunnel installed before the outage still carries traffic.
+      expect(await ping(tb.clients[0]!)).toBe(true);
+      expect(stack.daemon.isRunning()).toBe(true);
+    } finally {
+      await stack.startRedis();
+    }
+    // A fresh Redis is empty: register again; the client's next retry connects.
+    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
+    const sniffer = await c.sniff();
+    expect(await sniffer.waitForResponse(ONE_RETRY_MS)).toBe(true);
+    expect(await gatewayKeys()).toContain(wg.publicKey);
+    expect(await ping(c)).toBe(true);
   });
 
   it('does not install a disabled peer', async () => {

@@ -92,8 +92,10 @@ describe('UapiDevice on wireguard-go', () => {
       { publicKey: c, persistentKeepalive: 25 },
     ];
     await dev.setPeers(peers);
-    const listed = await dev.listPeers();
-    const dumped = (await wg.dump()).peers.map(fromDump);
+    // wireguard-go lists peers in map order, which differs between calls.
+    const byPublicKey = (x: { publicKey: string }, y: { publicKey: string }) => x.publicKey.localeCompare(y.publicKey);
+    const listed = (await dev.listPeers()).sort(byPublicKey);
+    const dumped = (await wg.dump()).peers.map(fromDump).sort(byPublicKey);
     expect(listed).toEqual(dumped);
     const byKey = new Map(listed.map((p) => [p.publicKey, p]));
     expect(byKey.get(a)).toEqual({

@@ -44,10 +44,29 @@ function quantile(sorted: number[], q: number): number {
   return sorted[idx]!;
 }
 
-/** Mean of a Prometheus histogram, in ms, from its _sum and _count lines. */
-function histogramMeanMs(metrics: string, name: string): number {
-  const value = (suffix: string) => Number(new RegExp(`^${name}_${suffix}(?:\\{\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
-  return (value('sum') / value('count')) * 1000;
+/**
+ * A quantile of a Prometheus histogram, in ms, interpolated within its
+ * bucket as PromQL's histogram_quantile does.
+ */
+function histogramQuantileMs(metrics: string, name: string, q: number): number {
+  const buckets = [...metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => ({
+    le: m[1] === '+Inf' ? Infinity : Number(m[1]),
+    count: Number(m[2]),
+  }));
+  const total = buckets[buckets.length - 1]?.count ?? 0;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (b.le === Infinity) return prevLe * 1000;
+      return (prevLe + ((b.le - prevLe) * (rank - prevCount)) / Math.max(1, b.count - prevCount)) * 1000;
+    }
+    prevLe = b.le;
+    prevCount = b.count;
+  }
+  return NaN;
 }
 
 interface Phase {
@@ -110,7 +129,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(line(r));
     const p50 = (rs: Result[]) => quantile(rs.filter((r) => r.ok).map((r) => r.ms).sort((a, b) => a - b), 0.5);
     console.log(`\nmedian speed-up: ${(p50(baseline.results) / p50(wgjit.results)).toFixed(0)}× (baseline p50 / wgjit p50, same run)`);
-    console.log('\nwhere the wgjit path spends its time (daemon histograms, mean ms per admission):');
+    console.log('\nwhere the wgjit path spends its time (daemon histograms, estimated from buckets):');
     const stages: Array<[string, string]> = [
       ['verify (mac1 … timestamp)', 'wgjit_verify_seconds'],
       ['store lookup (overlaps verify)', 'wgjit_store_request_seconds'],
@@ -118,9 +137,12 @@ async function main(): Promise<void> {
       ['XDP arrival → replay sent', 'wgjit_cold_connect_seconds'],
     ];
     const w = Math.max(...stages.map(([l]) => l.length));
-    console.log(`| ${'stage'.padEnd(w)} | mean ms |`);
-    console.log(`|${'-'.repeat(w + 2)}|---------|`);
-    for (const [label, name] of stages) console.log(`| ${label.padEnd(w)} | ${histogramMeanMs(wgjit.metrics, name).toFixed(3).padStart(7)} |`);
+    console.log(`| ${'stage'.padEnd(w)} | p50 ms | p90 ms |`);
+    console.log(`|${'-'.repeat(w + 2)}|--------|--------|`);
+    for (const [label, name] of stages) {
+      const [p50, p90] = [0.5, 0.9].map((q) => histogramQuantileMs(wgjit.metrics, name, q).toFixed(2).padStart(6));
+      console.log(`| ${label.padEnd(w)} | ${p50} | ${p90} |`);
+    }
   } finally {
     await tb.destroy();
   }

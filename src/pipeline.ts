@@ -10,7 +10,8 @@
  */
 import type { CaptureEvent } from './capture/types.js';
 import type { VerifyResult } from './handshake/responder.js';
-import type { PeerConfig, WireGuardDevice } from './install/device.js';
+import type { WireGuardDevice } from './install/device.js';
+import { peerConfigFromRecord } from './install/peer-config.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
 import type { Logger } from './telemetry/log.js';
 import type { Metrics } from './telemetry/metrics.js';
@@ -128,14 +129,7 @@ export class Pipeline {
     }
     if (!admission.allowed) return admission.reason;
 
-    const { record } = admission;
-    const peer: PeerConfig = {
-      publicKey: record.publicKey,
-      allowedIPs: record.allowedIPs,
-      replaceAllowedIPs: true,
-    };
-    if (record.presharedKey !== undefined) peer.presharedKey = record.presharedKey;
-    if (record.persistentKeepalive !== undefined) peer.persistentKeepalive = record.persistentKeepalive;
+    const peer = peerConfigFromRecord(admission.record);
     const stopInstallTimer = metrics.installSeconds.startTimer();
     try {
       await this.deps.device.setPeers([peer]);

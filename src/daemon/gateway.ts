@@ -18,6 +18,7 @@ import { UapiDevice } from '../install/uapi.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
+import { StoreSync } from '../lifecycle/store-sync.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -143,6 +144,20 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     );
     sweeper.start(SWEEP_INTERVAL_MS);
     cleanups.push(() => sweeper.stop());
+
+    const sync = new StoreSync({
+      store,
+      device,
+      installed,
+      log: log.child({ component: 'store-sync' }),
+      onRemoved: () => {
+        metrics.expiries.inc({ reason: 'revoked' });
+        pipeline.count('removed_revoked');
+      },
+      onUpdated: () => pipeline.count('updates'),
+    });
+    await sync.start();
+    cleanups.push(() => sync.close());
 
     const view: GatewayView = {
       listPeers: async () => {

@@ -38,6 +38,18 @@ describe('cold connect through wgjit', () => {
   });
 
   const stats = async () => JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
+  /** A REST call from inside the gateway namespace (the API listens on its loopback). */
+  const api = async (method: string, path: string, body?: unknown): Promise<number> => {
+    const script = `const r = await fetch(${JSON.stringify(stack.apiUrl + path)}, { method: ${JSON.stringify(method)}, headers: { authorization: 'Bearer ${stack.token}', 'content-type': 'application/json' }, body: ${JSON.stringify(body === undefined ? null : JSON.stringify(body))} }); console.log(r.status);`;
+    return Number((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout.trim());
+  };
+  /** Polls the device until `check` holds, for at most `ms`. */
+  const eventually = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
+    for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      if (await check()) return true;
+    }
+    return check();
+  };
   const gatewayKeys = async () => (await tb.gateway!.dump()).peers.map((p) => p.publicKey);
   const ping = (c: TestbedClient) =>
     nsRun(c.ns, 'ping', ['-c', '1', '-W', '2', tb.gatewayTunnelAddress]).then(
@@ -154,5 +166,31 @@ describe('cold connect through wgjit', () => {
     expect(await sniffer.waitForResponse(SILENCE_MS)).toBe(false);
     expect(await gatewayKeys()).not.toContain(wg.publicKey);
     expect((await stats())['disabled']).toBeGreaterThanOrEqual(1);
+  });
+
+  it('applies store changes to installed peers: a PATCH in place, a disable and a DELETE remove', async () => {
+    // Client 5 was registered (again) after the Redis restart above and is connected.
+    const c = tb.clients[4]!;
+    const key = c.wireguard!.publicKey;
+    const path = `/v1/peers/${encodeURIComponent(key)}`;
+    expect(await api('PATCH', path, { allowedIPs: [`${c.tunnelAddress}/32`, '10.92.99.0/24'] })).toBe(200);
+    const allowed = async () => (await tb.gateway!.dump()).peers.find((p) => p.publicKey === key)?.allowedIPs ?? [];
+    expect(await eventually(async () => (await allowed()).includes('10.92.99.0/24'), 2_000)).toBe(true);
+    expect(await allowed()).toContain(`${c.tunnelAddress}/32`);
+    // Changed in place: the tunnel keeps working.
+    expect(await ping(c)).toBe(true);
+
+    expect(await api('PATCH', path, { disabled: true })).toBe(200);
+    expect(await eventually(async () => !(await gatewayKeys()).includes(key), 2_000)).toBe(true);
+
+    // Client 1 is still installed from before the Redis restart; put its
+    // record back, then delete it through the CLI.
+    const first = tb.clients[0]!;
+    const firstKey = first.wireguard!.publicKey;
+    expect(await gatewayKeys()).toContain(firstKey);
+    await stack.cli(['peer', 'add', firstKey, '--allowed-ips', `${first.tunnelAddress}/32`]);
+    await stack.cli(['peer', 'rm', firstKey]);
+    expect(await eventually(async () => !(await gatewayKeys()).includes(firstKey), 2_000)).toBe(true);
+    expect((await stats())['removed_revoked'] ?? 0).toBeGreaterThanOrEqual(1);
   });
 });

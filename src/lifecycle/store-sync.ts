@@ -1,0 +1,85 @@
+/**
+ * Follows the store's change events for the peers this gateway holds: a
+ * peer deleted, disabled or expired in the store is removed from the device;
+ * a changed one is rewritten in place (update-only, so a refresh never
+ * re-creates a peer removed meanwhile). Events for peers not installed here
+ * cost nothing. A lost event is caught by a later reconciliation (a later
+ * version); this is the fast path.
+ */
+import type { PeerStore, StoreEvent } from '../authorize/store.js';
+import type { WireGuardDevice } from '../install/device.js';
+import { peerConfigFromRecord } from '../install/peer-config.js';
+import type { Logger } from '../telemetry/log.js';
+import type { InstalledPeers } from './installed.js';
+
+/** Wait between attempts to subscribe while the store is unreachable. */
+export const SUBSCRIBE_RETRY_MS = 2_000;
+
+export interface StoreSyncDeps {
+  store: Pick<PeerStore, 'subscribe' | 'authorize'>;
+  device: WireGuardDevice;
+  installed: InstalledPeers;
+  log: Logger;
+  onRemoved: (publicKey: string, reason: 'revoked') => void;
+  onUpdated: (publicKey: string) => void;
+}
+
+export class StoreSync {
+  private subscription: { close(): Promise<void> } | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Changes applied one at a time per key, in event order. */
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(private readonly deps: StoreSyncDeps) {}
+
+  async start(): Promise<void> {
+    try {
+      this.subscription = await this.deps.store.subscribe((event) => this.onEvent(event));
+      this.deps.log.info('following store events');
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, `cannot subscribe to store events; retrying every ${SUBSCRIBE_RETRY_MS} ms`);
+      if (!this.closed) {
+        this.retry = setTimeout(() => void this.start(), SUBSCRIBE_RETRY_MS);
+        this.retry.unref();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    await this.subscription?.close();
+    await Promise.all(this.chains.values());
+  }
+
+  private onEvent(event: StoreEvent): void {
+    const key = event.publicKey;
+    if (!this.deps.installed.has(key)) return;
+    const next = (this.chains.get(key) ?? Promise.resolve()).then(() => this.apply(key));
+    this.chains.set(key, next);
+    void next.finally(() => {
+      if (this.chains.get(key) === next) this.chains.delete(key);
+    });
+  }
+
+  private async apply(key: string): Promise<void> {
+    const { store, device, installed, log } = this.deps;
+    if (!installed.has(key)) return;
+    try {
+      const admission = await store.authorize(key, new Date());
+      if (!admission.allowed) {
+        await device.removePeers([key]);
+        installed.delete(key);
+        this.deps.onRemoved(key, 'revoked');
+        log.info({ publicKey: key, reason: admission.reason }, 'peer revoked in the store: removed from the device');
+        return;
+      }
+      await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);
+      this.deps.onUpdated(key);
+      log.info({ publicKey: key }, 'peer changed in the store: device updated');
+    } catch (err) {
+      log.warn({ publicKey: key, err: (err as Error).message }, 'applying a store change failed');
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The order and bookkeeping of the pipeline, with in-memory stand-ins for
+ * the verifier, store, device and replayer (the real ones are exercised in
+ * test/integration/cold-connect.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { CaptureEvent } from '../../src/capture/types.js';
+import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
+import { InstalledPeers } from '../../src/lifecycle/installed.js';
+import { Pipeline, type Admission } from '../../src/pipeline.js';
+import type { VerifyResult } from '../../src/handshake/responder.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+
+const KEY = 'x'.repeat(43) + '=';
+
+function event(): CaptureEvent {
+  return {
+    ifindex: 2,
+    family: 4,
+    src: { address: '192.0.2.7', port: 40000 },
+    dst: { address: '192.0.2.1', port: 51820 },
+    arrivalNs: process.hrtime.bigint(),
+    message: new Uint8Array(148),
+  };
+}
+
+function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; installFails?: boolean; replayFails?: boolean } = {}) {
+  const installs: PeerConfig[][] = [];
+  const lookups: string[] = [];
+  const replays: CaptureEvent[] = [];
+  let releaseStore: () => void = () => {};
+  const storeGate = new Promise<void>((r) => (releaseStore = r));
+  const device = {
+    kind: 'uapi',
+    name: 'wg0',
+    setPeers: async (peers: readonly PeerConfig[]) => {
+      if (opts.installFails) throw new Error('device gone');
+      installs.push([...peers]);
+    },
+  } as unknown as WireGuardDevice;
+  const installed = new InstalledPeers();
+  const verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: new Uint8Array(12), senderIndex: 1 };
+  const pipeline = new Pipeline({
+    verifier: {
+      verify: (_m, onClaimed) => {
+        if (verdict.ok) onClaimed?.(verdict.initiatorKey);
+        return verdict;
+      },
+    },
+    authorize: async (key) => {
+      lookups.push(key);
+      await storeGate;
+      const a = opts.admission ?? { allowed: true, record: { publicKey: key, allowedIPs: ['10.0.0.2/32'] } };
+      if (a instanceof Error) throw a;
+      return a;
+    },
+    device,
+    replayer: {
+      replay: (e) => {
+        if (opts.replayFails) throw new Error('EPERM');
+        replays.push(e);
+      },
+    },
+    installed,
+    log: pino({ level: 'silent' }),
+    metrics: createMetrics({ processMetrics: false }),
+  });
+  return { pipeline, installs, lookups, replays, installed, releaseStore };
+}
+
+describe('Pipeline', () => {
+  it('installs the full record, then replays, and counts each step', async () => {
+    const t = setup();
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    expect(t.installs).toEqual([[{ publicKey: KEY, allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, presharedKey: 'A'.repeat(43) + '=', persistentKeepalive: 0 }]]);
+    expect(t.replays).toHaveLength(1);
+    expect(t.installed.get(KEY)?.state).toBe('provisional');
+    expect(t.pipeline.counters).toMatchObject({ initiations_seen: 1, initiations_verified: 1, installs: 1, replays: 1 });
+  });
+
+  it('never asks the store or the device about a message that fails verification', async () => {
+    const t = setup({ verdict: { ok: false, reason: 'mac1' } });
+    expect(await t.pipeline.handle(event())).toBe('rejected_mac1');
+    expect(t.lookups).toEqual([]);
+    expect(t.installs).toEqual([]);
+    expect(t.pipeline.counters['rejected_mac1']).toBe(1);
+  });
+
+  it('joins resends to the admission under way: one lookup, one install', async () => {
+    const t = setup();
+    const all = Promise.all([t.pipeline.handle(event()), t.pipeline.handle(event()), t.pipeline.handle(event())]);
+    t.releaseStore();
+    expect((await all).sort()).toEqual(['in_flight', 'in_flight', 'installed']);
+    expect(t.lookups).toEqual([KEY]);
+    expect(t.installs).toHaveLength(1);
+    expect(await t.pipeline.handle(event())).toBe('already_installed');
+    expect(t.installs).toHaveLength(1);
+  });
+
+  it('does not install refused keys', async () => {
+    for (const reason of ['unknown', 'disabled', 'expired'] as const) {
+      const t = setup({ admission: { allowed: false, reason } });
+      t.releaseStore();
+      expect(await t.pipeline.handle(event())).toBe(reason);
+      expect(t.installs).toEqual([]);
+      expect(t.installed.size).toBe(0);
+    }
+  });
+
+  it('turns a store failure into a counted, failed admission', async () => {
+    const t = setup({ admission: new Error('connection refused') });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('store_unavailable');
+    expect(t.pipeline.counters['store_unavailable']).toBe(1);
+    expect(t.installs).toEqual([]);
+  });
+
+  it('reports a failed install and keeps nothing', async () => {
+    const t = setup({ installFails: true });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('install_failed');
+    expect(t.installed.size).toBe(0);
+  });
+
+  it('keeps the peer when the replay fails: the client connects on its retry', async () => {
+    const t = setup({ replayFails: true });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    expect(t.installed.has(KEY)).toBe(true);
+    expect(t.pipeline.counters['replay_failures']).toBe(1);
+  });
+});

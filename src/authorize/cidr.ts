@@ -6,6 +6,7 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
+import { compressIPv6Groups } from '../net/ipv6.js';
 
 export type IpFamily = 4 | 6;
 
@@ -103,24 +104,7 @@ export function formatIPv4(value: bigint): string {
 export function formatIPv6(value: bigint): string {
   const groups: number[] = [];
   for (let i = IPV6_GROUPS - 1; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < IPV6_GROUPS; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < IPV6_GROUPS && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+  return compressIPv6Groups(groups);
 }
 
 function formatAddress(family: IpFamily, value: bigint): string {

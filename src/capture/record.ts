@@ -7,6 +7,7 @@
 import { endianness } from 'node:os';
 import { MESSAGE_INITIATION_SIZE } from '../handshake/messages.js';
 import type { CaptureEvent } from './types.js';
+import { compressIPv6Groups } from '../net/ipv6.js';
 
 /* Layout, mirrored from bpf/capture_record.h (offsets asserted there). */
 export const RECORD_SIZE = 208;
@@ -66,22 +67,5 @@ export function formatIPv6(addr: Uint8Array): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `::ffff:${formatIPv4(addr.subarray(12, 16))}`;
   }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return compressIPv6Groups(groups);
 }

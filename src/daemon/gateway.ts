@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { XdpCapture } from '../capture/addon.js';
 import type { CaptureEvent } from '../capture/types.js';
-import { createResponder } from '../handshake/responder.js';
+import { createNativeResponder } from '../handshake/native.js';
 import { wipe } from '../handshake/keys.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
@@ -88,7 +88,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const device = await openDevice(opts);
     cleanups.push(() => device.close());
     const info = await device.getDevice();
-    const responder = createResponder(info.privateKey);
+    // The addon's responder: same checks as handshake/responder.ts at a third
+    // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
+    const responder = createNativeResponder(info.privateKey);
+    cleanups.push(() => responder.close());
     wipe(info.privateKey);
     log.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
 

@@ -85,6 +85,8 @@ describe('cold connect through wgjit', () => {
     expect(sniffer.initiations).toBeGreaterThanOrEqual(1);
     expect(await gatewayKeys()).not.toContain(wg.publicKey);
     expect((await stats())['unknown']).toBeGreaterThanOrEqual(1);
+    // Its retries would land in the next test's counters.
+    await wg.wg.stop();
   });
 
   it("does not install a registered key claimed by someone without its private key", async () => {
@@ -149,6 +151,8 @@ describe('cold connect through wgjit', () => {
     } finally {
       await stack.startRedis();
     }
+    // The daemon reconnects on its own; an operator waits for /readyz.
+    expect(await eventually(async () => (await api('GET', '/readyz')) === 200, 10_000)).toBe(true);
     // A fresh Redis is empty: register again; the client's next retry connects.
     await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
     const sniffer = await c.sniff();

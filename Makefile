@@ -51,6 +51,7 @@ demo: deps build
 
 bench: deps build
 	npx --no-install tsx bench/cold-connect.ts
+	npx --no-install tsx bench/verify.ts
 
 clean:
 	rm -rf dist addon/build $(BPF_OBJ)

@@ -5,15 +5,11 @@
  * reports less helpfully.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { REPO_ROOT, requireAddon } from '../native-addon.js';
 import { parseRecord, RECORD_SIZE } from './record.js';
 import type { CaptureEvent } from './types.js';
 
-/** The repository root: this file is src/capture/addon.ts or dist/capture/addon.js. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const ADDON_PATH = resolve(REPO_ROOT, 'addon/build/Release/wgjit.node');
 export const DEFAULT_OBJECT_PATH = resolve(REPO_ROOT, 'bpf/xdp_capture.bpf.o');
 
 /** The ring must be a power-of-two number of pages; 4 KiB pages here. */
@@ -75,9 +71,7 @@ let native: NativeAddon | null = null;
 /** Loads the addon once, and checks it was built from the same layout as this file. */
 export function loadAddon(): NativeAddon {
   if (native !== null) return native;
-  if (!existsSync(ADDON_PATH)) throw new Error(`native addon not built (${ADDON_PATH}): run make`);
-  const require = createRequire(import.meta.url);
-  const mod = require(ADDON_PATH) as NativeAddon;
+  const mod = requireAddon() as unknown as NativeAddon;
   if (mod.recordSize !== RECORD_SIZE) {
     throw new Error(`addon record size ${mod.recordSize} != ${RECORD_SIZE}: rebuild with make`);
   }

@@ -8,9 +8,7 @@
  * Arguments are checked here so that C++ only ever sees a Uint8Array of the
  * right length; attacker-controlled input never throws.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { ADDON_PATH } from '../capture/addon.js';
+import { requireAddon } from '../native-addon.js';
 import { KEY_SIZE, MESSAGE_INITIATION_SIZE } from './messages.js';
 import { formatKey } from './keys.js';
 import { MAX_SS_CACHE, type Responder, type VerifyResult } from './responder.js';
@@ -41,25 +39,10 @@ interface NoiseAddon {
   NoiseResponder?: new (privateKey: Uint8Array, ssCacheSize: number) => NativeNoiseResponder;
 }
 
-let NativeClass: NoiseAddon['NoiseResponder'] | null = null;
-
 function nativeClass(): NonNullable<NoiseAddon['NoiseResponder']> {
-  if (NativeClass) return NativeClass;
-  if (!existsSync(ADDON_PATH)) throw new Error(`native addon not built (${ADDON_PATH}): run make`);
-  const mod = createRequire(import.meta.url)(ADDON_PATH) as NoiseAddon;
-  if (typeof mod.NoiseResponder !== 'function') throw new Error('native addon has no NoiseResponder: rebuild with make');
-  NativeClass = mod.NoiseResponder;
-  return NativeClass;
-}
-
-/** True when the addon is built and has the native responder. */
-export function nativeResponderAvailable(): boolean {
-  try {
-    nativeClass();
-    return true;
-  } catch {
-    return false;
-  }
+  const cls = (requireAddon() as NoiseAddon).NoiseResponder;
+  if (typeof cls !== 'function') throw new Error('native addon has no NoiseResponder: rebuild with make');
+  return cls;
 }
 
 function checkCacheSize(size: unknown): number {
@@ -69,15 +52,13 @@ function checkCacheSize(size: unknown): number {
   return size;
 }
 
-const LENGTH_REJECTION: VerifyResult = Object.freeze({ ok: false, reason: 'length' });
-
 export function createNativeResponder(privateKey: Uint8Array, opts: NativeResponderOptions = {}): NativeResponder {
   if (!(privateKey instanceof Uint8Array) || privateKey.length !== KEY_SIZE) throw new RangeError('X25519 private key must be 32 bytes');
   const native = new (nativeClass())(privateKey, checkCacheSize(opts.ssCacheSize ?? MAX_SS_CACHE));
   const publicKey = formatKey(native.publicKey);
 
   function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult {
-    if (!(message instanceof Uint8Array) || message.length !== MESSAGE_INITIATION_SIZE) return { ...LENGTH_REJECTION };
+    if (!(message instanceof Uint8Array) || message.length !== MESSAGE_INITIATION_SIZE) return { ok: false, reason: 'length' };
     return typeof onClaimedStatic === 'function' ? native.verify(message, onClaimedStatic) : native.verify(message);
   }
 

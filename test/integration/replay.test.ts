@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { ADDON_PATH } from '../../src/capture/addon.js';
+import { ADDON_PATH } from '../../src/native-addon.js';
 import { createNamespaces, createVeth, deleteNamespaces, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
 
 const GW = 'xa-rgw';

@@ -13,9 +13,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { ADDON_PATH, CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
+import { CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
 import { RECORD_SIZE } from '../../src/capture/record.js';
+import { ADDON_PATH } from '../../src/native-addon.js';
 import { createNamespaces, createVeth, deleteNamespaces, ipIn, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
 
 const PORT = 51820;

@@ -1,11 +1,13 @@
 // The module Node loads: only the export table. Logic lives in capture.cc
-// (XDP program + ring buffer), raw_send.cc (re-injection) and
-// noise_responder.cc (handshake verification).
+// (XDP program + ring buffer), raw_send.cc (re-injection),
+// noise_responder.cc (handshake verification) and netlink_socket.cc (kernel
+// WireGuard transport).
 #include <napi.h>
 
 #include <string>
 
 #include "capture.h"
+#include "netlink_socket.h"
 #include "noise_responder.h"
 #include "raw_send.h"
 
@@ -46,6 +48,7 @@ Napi::Array StatNames(Napi::Env env) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Capture", wgjit::Capture::Define(env));
   exports.Set("NoiseResponder", wgjit::NoiseResponderWrap::Define(env));
+  exports.Set("NetlinkSocket", wgjit::NetlinkSocket::Define(env));
   exports.Set("rawSend", Napi::Function::New<RawSend>(env, "rawSend"));
   exports.Set("statNames", StatNames(env));
   exports.Set("recordSize", Napi::Number::New(env, CAPTURE_RECORD_SIZE));

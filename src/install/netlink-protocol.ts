@@ -1,0 +1,614 @@
+/**
+ * Kernel WireGuard's generic netlink family as pure functions: requests
+ * built from PeerConfig, replies parsed into DeviceInfo. No I/O here;
+ * src/install/netlink.ts owns the socket (addon/netlink_socket.cc).
+ *
+ * Constants are those of <linux/netlink.h>, <linux/genetlink.h> and
+ * <linux/wireguard.h>. Every request is validated whole before any byte of
+ * it is sent, as in uapi-protocol.ts; replies come from the kernel but are
+ * still parsed defensively: a malformed one is a NetlinkParseError, never
+ * an out-of-bounds read.
+ */
+import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
+import { formatIPv4, formatIPv6, parseCidr } from '../authorize/cidr.js';
+import { formatKey, KEY_LENGTH, parseKey } from '../handshake/keys.js';
+
+// ------------------------------------------------------------------ netlink
+
+export const NETLINK_GENERIC = 16;
+export const NLMSG_HDRLEN = 16;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+/** A dump was interrupted by a change: its parts may be inconsistent. */
+export const NLM_F_DUMP_INTR = 0x10;
+export const NLM_F_DUMP = 0x300;
+/** On an NLMSG_ERROR: the failed request is not echoed (NETLINK_CAP_ACK). */
+export const NLM_F_CAPPED = 0x100;
+/** On an NLMSG_ERROR: extended-ack attributes follow. */
+export const NLM_F_ACK_TLVS = 0x200;
+export const NLMSGERR_ATTR_MSG = 1;
+
+export const NLA_HDRLEN = 4;
+export const NLA_F_NESTED = 0x8000;
+const NLA_TYPE_MASK = 0x3fff;
+export const GENL_HDRLEN = 4;
+
+export const GENL_ID_CTRL = 0x10;
+export const CTRL_CMD_GETFAMILY = 3;
+export const CTRL_ATTR_FAMILY_ID = 1;
+export const CTRL_ATTR_FAMILY_NAME = 2;
+
+// ---------------------------------------------------------------- wireguard
+
+export const WG_GENL_NAME = 'wireguard';
+export const WG_GENL_VERSION = 1;
+export const WG_CMD_GET_DEVICE = 0;
+export const WG_CMD_SET_DEVICE = 1;
+
+export const WGDEVICE_A_IFNAME = 2;
+export const WGDEVICE_A_PRIVATE_KEY = 3;
+export const WGDEVICE_A_PUBLIC_KEY = 4;
+export const WGDEVICE_A_LISTEN_PORT = 6;
+export const WGDEVICE_A_FWMARK = 7;
+export const WGDEVICE_A_PEERS = 8;
+
+export const WGPEER_F_REMOVE_ME = 1;
+export const WGPEER_F_REPLACE_ALLOWEDIPS = 2;
+export const WGPEER_F_UPDATE_ONLY = 4;
+
+export const WGPEER_A_PUBLIC_KEY = 1;
+export const WGPEER_A_PRESHARED_KEY = 2;
+export const WGPEER_A_FLAGS = 3;
+export const WGPEER_A_ENDPOINT = 4;
+export const WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL = 5;
+export const WGPEER_A_LAST_HANDSHAKE_TIME = 6;
+export const WGPEER_A_RX_BYTES = 7;
+export const WGPEER_A_TX_BYTES = 8;
+export const WGPEER_A_ALLOWEDIPS = 9;
+
+export const WGALLOWEDIP_A_FAMILY = 1;
+export const WGALLOWEDIP_A_IPADDR = 2;
+export const WGALLOWEDIP_A_CIDR_MASK = 3;
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+const SOCKADDR_IN_SIZE = 16;
+const SOCKADDR_IN6_SIZE = 28;
+const IPV4_BYTES = 4;
+const IPV6_BYTES = 16;
+
+/** IFNAMSIZ - 1. */
+export const MAX_IFNAME_LENGTH = 15;
+export const MAX_PORT = 65_535;
+/** The kernel carries the keepalive interval as a u16. */
+export const MAX_PERSISTENT_KEEPALIVE = 65_535;
+/**
+ * Largest set message we build. The kernel accepts up to the socket's send
+ * buffer (about 208 KiB by default); each message is applied under the
+ * device's lock, so smaller parts keep the lock hold short while still
+ * carrying several hundred peers each.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024;
+/** Room for the headers, the interface name and one peer's fixed attributes. */
+export const MIN_MESSAGE_BYTES = 512;
+/** A netlink message length is a u32, but the socket's send buffer is the real limit. */
+export const MAX_MESSAGE_BYTES = 1 << 20;
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** Why a request could not be built: a caller bug, never sent to the kernel. */
+export class NetlinkRequestError extends RangeError {
+  override name = 'NetlinkRequestError';
+}
+
+/** A reply the kernel should never send. */
+export class NetlinkParseError extends Error {
+  override name = 'NetlinkParseError';
+}
+
+// ------------------------------------------------------------------ writing
+
+/** Attributes as bytes; nests patch their length when closed. */
+class AttrWriter {
+  private buf: Buffer;
+  length = 0;
+
+  constructor(capacity = 256) {
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const next = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
+  }
+
+  raw(type: number, data: Uint8Array): void {
+    const size = NLA_HDRLEN + data.length;
+    this.reserve(align4(size));
+    this.buf.writeUInt16LE(size, this.length);
+    this.buf.writeUInt16LE(type, this.length + 2);
+    this.buf.set(data, this.length + NLA_HDRLEN);
+    this.buf.fill(0, this.length + size, this.length + align4(size));
+    this.length += align4(size);
+  }
+
+  /** Appends already-encoded attributes (each aligned) verbatim. */
+  append(attrs: Uint8Array): void {
+    this.reserve(attrs.length);
+    this.buf.set(attrs, this.length);
+    this.length += attrs.length;
+  }
+
+  u8(type: number, v: number): void {
+    this.raw(type, Uint8Array.of(v));
+  }
+
+  u16(type: number, v: number): void {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    this.raw(type, b);
+  }
+
+  u32(type: number, v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.raw(type, b);
+  }
+
+  string(type: number, s: string): void {
+    this.raw(type, Buffer.from(`${s}\0`, 'utf8'));
+  }
+
+  /** Opens a nested attribute; returns the offset to pass to end(). */
+  begin(type: number): number {
+    this.reserve(NLA_HDRLEN);
+    const at = this.length;
+    this.buf.writeUInt16LE(type | NLA_F_NESTED, at + 2);
+    this.length += NLA_HDRLEN;
+    return at;
+  }
+
+  end(at: number): void {
+    this.buf.writeUInt16LE(this.length - at, at);
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+function message(type: number, flags: number, seq: number, cmd: number, version: number, attrs: Uint8Array): Buffer {
+  const out = Buffer.alloc(NLMSG_HDRLEN + GENL_HDRLEN + attrs.length);
+  out.writeUInt32LE(out.length, 0);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags, 6);
+  out.writeUInt32LE(seq >>> 0, 8);
+  out.writeUInt32LE(0, 12); // to the kernel
+  out.writeUInt8(cmd, NLMSG_HDRLEN);
+  out.writeUInt8(version, NLMSG_HDRLEN + 1);
+  out.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
+  return out;
+}
+
+export function checkInterfaceName(name: string): string {
+  if (typeof name !== 'string' || name.length < 1 || name.length > MAX_IFNAME_LENGTH || /[\s/:\0]/.test(name) || name === '.' || name === '..') {
+    throw new NetlinkRequestError(`invalid interface name ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+/** CTRL_CMD_GETFAMILY for `name`: the reply carries the family's id. */
+export function getFamilyRequest(name: string, seq: number): Buffer {
+  const a = new AttrWriter();
+  a.string(CTRL_ATTR_FAMILY_NAME, name);
+  return message(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, seq, CTRL_CMD_GETFAMILY, 1, a.bytes());
+}
+
+/** WG_CMD_GET_DEVICE is dump-only. */
+export function getDeviceRequest(familyId: number, ifname: string, seq: number): Buffer {
+  const a = new AttrWriter();
+  a.string(WGDEVICE_A_IFNAME, checkInterfaceName(ifname));
+  return message(familyId, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP, seq, WG_CMD_GET_DEVICE, WG_GENL_VERSION, a.bytes());
+}
+
+function keyBytes(text: string, label: string): Uint8Array {
+  const key = parseKey(text);
+  if (key === null) throw new NetlinkRequestError(`${label} is not a valid base64 WireGuard key`);
+  return key;
+}
+
+function checkInteger(value: number, max: number, label: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new NetlinkRequestError(`${label} must be an integer in 0..${max}, got ${String(value)}`);
+  return value;
+}
+
+function bigintBytes(value: bigint, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = size - 1; i >= 0; i--, value >>= 8n) out[i] = Number(value & 0xffn);
+  return out;
+}
+
+function sockaddr(endpoint: Endpoint): Uint8Array {
+  const r = parseCidr(endpoint?.address);
+  if (!r.ok || r.cidr.prefix !== (r.cidr.family === 4 ? 32 : 128) || endpoint.address.includes('/')) {
+    throw new NetlinkRequestError(`endpoint address is not an IP literal: ${JSON.stringify(endpoint?.address)}`);
+  }
+  const port = checkInteger(endpoint.port, MAX_PORT, 'endpoint port');
+  const v4 = r.cidr.family === 4;
+  const b = Buffer.alloc(v4 ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE);
+  b.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0); // sa_family: host order
+  b.writeUInt16BE(port, 2); // sin_port: network order
+  b.set(bigintBytes(r.cidr.address, v4 ? IPV4_BYTES : IPV6_BYTES), v4 ? 4 : 8);
+  return b;
+}
+
+/** One allowed IP as a complete nested attribute. */
+function allowedIpAttr(cidr: string): Buffer {
+  const r = parseCidr(cidr);
+  if (!r.ok) throw new NetlinkRequestError(`allowed IP ${JSON.stringify(cidr)}: ${r.message}`);
+  const a = new AttrWriter(48);
+  const at = a.begin(0);
+  a.u16(WGALLOWEDIP_A_FAMILY, r.cidr.family === 4 ? AF_INET : AF_INET6);
+  a.raw(WGALLOWEDIP_A_IPADDR, bigintBytes(r.cidr.address, r.cidr.family === 4 ? IPV4_BYTES : IPV6_BYTES));
+  a.u8(WGALLOWEDIP_A_CIDR_MASK, r.cidr.prefix);
+  a.end(at);
+  return Buffer.from(a.bytes());
+}
+
+/**
+ * A peer, split into the parts its messages carry. The head holds every
+ * attribute but the allowed IPs; `allowedIPs` are complete nested
+ * attributes to pack behind it.
+ */
+interface EncodedPeer {
+  publicKey: Uint8Array;
+  flags: number;
+  /** Attributes after the public key and flags: preshared key, endpoint, keepalive. */
+  rest: Buffer;
+  allowedIPs: Buffer[];
+  /** Whether to send an ALLOWEDIPS attribute even if empty (replace with nothing). */
+  hasAllowedIPs: boolean;
+}
+
+function encodePeer(p: PeerConfig): EncodedPeer {
+  if (p === null || typeof p !== 'object') throw new NetlinkRequestError('peer must be an object');
+  const rest = new AttrWriter();
+  if (p.presharedKey !== undefined) rest.raw(WGPEER_A_PRESHARED_KEY, keyBytes(p.presharedKey, 'preshared key'));
+  if (p.endpoint !== undefined) rest.raw(WGPEER_A_ENDPOINT, sockaddr(p.endpoint));
+  if (p.persistentKeepalive !== undefined) {
+    rest.u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, checkInteger(p.persistentKeepalive, MAX_PERSISTENT_KEEPALIVE, 'persistent keepalive'));
+  }
+  if (p.allowedIPs !== undefined && !Array.isArray(p.allowedIPs)) throw new NetlinkRequestError('allowedIPs must be an array of CIDRs');
+  const flags = (p.replaceAllowedIPs ? WGPEER_F_REPLACE_ALLOWEDIPS : 0) | (p.updateOnly ? WGPEER_F_UPDATE_ONLY : 0);
+  return {
+    publicKey: keyBytes(p.publicKey, 'public key'),
+    flags,
+    rest: Buffer.from(rest.bytes()),
+    allowedIPs: (p.allowedIPs ?? []).map(allowedIpAttr),
+    hasAllowedIPs: p.allowedIPs !== undefined,
+  };
+}
+
+function removal(publicKey: string): EncodedPeer {
+  return { publicKey: keyBytes(publicKey, 'public key'), flags: WGPEER_F_REMOVE_ME, rest: Buffer.alloc(0), allowedIPs: [], hasAllowedIPs: false };
+}
+
+/** Bytes of a peer's nest with `rest` and an allowed-IP list holding `ips` bytes. */
+function peerSize(restBytes: number, withAllowedIPs: boolean, ips: number): number {
+  const head = NLA_HDRLEN + align4(NLA_HDRLEN + KEY_LENGTH) + align4(NLA_HDRLEN + 4) + restBytes;
+  return head + (withAllowedIPs ? NLA_HDRLEN + ips : 0);
+}
+
+/**
+ * Packs peers into SET_DEVICE messages of at most `maxBytes`. A peer whose
+ * allowed IPs do not fit continues in the next message, as wg does: its
+ * public key again, the rest of its allowed IPs, no REPLACE_ALLOWEDIPS
+ * (that would drop the ones just added) and UPDATE_ONLY, so that if the
+ * peer was removed between the two messages the continuation does not
+ * re-create it with half its allowed IPs.
+ */
+function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], maxBytes: number): Buffer[] {
+  checkInterfaceName(ifname);
+  checkMaxMessageBytes(maxBytes);
+  const ifnameBytes = align4(NLA_HDRLEN + Buffer.byteLength(ifname) + 1);
+  const overhead = NLMSG_HDRLEN + GENL_HDRLEN + ifnameBytes + NLA_HDRLEN;
+  const messages: Buffer[] = [];
+  let w: AttrWriter | null = null;
+  let peersAt = 0;
+
+  const flush = () => {
+    if (w === null) return;
+    w.end(peersAt);
+    messages.push(message(familyId, NLM_F_REQUEST | NLM_F_ACK, 0, WG_CMD_SET_DEVICE, WG_GENL_VERSION, w.bytes()));
+    w = null;
+  };
+  const open = (): AttrWriter => {
+    if (w !== null) return w;
+    const next = new AttrWriter(4096);
+    next.string(WGDEVICE_A_IFNAME, ifname);
+    peersAt = next.begin(WGDEVICE_A_PEERS);
+    w = next;
+    return next;
+  };
+  const room = () => maxBytes - overhead - (w === null ? 0 : w.length - ifnameBytes - NLA_HDRLEN);
+
+  for (const peer of peers) {
+    let first = true;
+    let next = 0; // first allowed IP not yet sent
+    do {
+      const rest = first ? peer.rest : Buffer.alloc(0);
+      const flags = first ? peer.flags : (peer.flags & ~WGPEER_F_REPLACE_ALLOWEDIPS) | WGPEER_F_UPDATE_ONLY;
+      const withList = peer.hasAllowedIPs && (first || next < peer.allowedIPs.length);
+      // The peer's fixed part (and at least one allowed IP, if it has any left) must fit.
+      const minimum = peerSize(rest.length, withList, next < peer.allowedIPs.length ? peer.allowedIPs[next]!.length : 0);
+      if (minimum > room()) flush();
+      const a = open();
+      const at = a.begin(0);
+      a.raw(WGPEER_A_PUBLIC_KEY, peer.publicKey);
+      a.u32(WGPEER_A_FLAGS, flags);
+      a.append(rest);
+      if (withList) {
+        const list = a.begin(WGPEER_A_ALLOWEDIPS);
+        let budget = room(); // the peer's and the list's headers are already in `a`
+        while (next < peer.allowedIPs.length && peer.allowedIPs[next]!.length <= budget) {
+          a.append(peer.allowedIPs[next]!);
+          budget -= peer.allowedIPs[next]!.length;
+          next++;
+        }
+        a.end(list);
+      }
+      a.end(at);
+      first = false;
+    } while (next < peer.allowedIPs.length);
+  }
+  flush();
+  return messages;
+}
+
+export function checkMaxMessageBytes(maxBytes: number): number {
+  if (!Number.isInteger(maxBytes) || maxBytes < MIN_MESSAGE_BYTES || maxBytes > MAX_MESSAGE_BYTES) {
+    throw new NetlinkRequestError(`maxMessageBytes must be an integer in ${MIN_MESSAGE_BYTES}..${MAX_MESSAGE_BYTES}, got ${String(maxBytes)}`);
+  }
+  return maxBytes;
+}
+
+/** Stamps a request's sequence number (set requests are built with 0: the sender numbers them). */
+export function setSeq(request: Buffer, seq: number): Buffer {
+  request.writeUInt32LE(seq >>> 0, 8);
+  return request;
+}
+
+/** SET_DEVICE messages creating or updating `peers`. */
+export function setPeersRequests(familyId: number, ifname: string, peers: readonly PeerConfig[], maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Buffer[] {
+  if (!Array.isArray(peers)) throw new NetlinkRequestError('peers must be an array');
+  return setMessages(familyId, ifname, peers.map(encodePeer), maxBytes);
+}
+
+/** SET_DEVICE messages removing `publicKeys` (REMOVE_ME). */
+export function removePeersRequests(familyId: number, ifname: string, publicKeys: readonly string[], maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Buffer[] {
+  if (!Array.isArray(publicKeys)) throw new NetlinkRequestError('publicKeys must be an array');
+  return setMessages(familyId, ifname, publicKeys.map(removal), maxBytes);
+}
+
+// ------------------------------------------------------------------ reading
+
+export interface NetlinkMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  /** The bytes after the netlink header. */
+  payload: Buffer;
+}
+
+/** Splits reply datagrams into messages. */
+export function splitMessages(datagrams: readonly Buffer[]): NetlinkMessage[] {
+  const out: NetlinkMessage[] = [];
+  for (const d of datagrams) {
+    for (let off = 0; off + NLMSG_HDRLEN <= d.length; ) {
+      const len = d.readUInt32LE(off);
+      if (len < NLMSG_HDRLEN || off + len > d.length) throw new NetlinkParseError(`netlink message length ${len} at ${off} overruns its datagram of ${d.length}`);
+      out.push({ type: d.readUInt16LE(off + 4), flags: d.readUInt16LE(off + 6), seq: d.readUInt32LE(off + 8), payload: d.subarray(off + NLMSG_HDRLEN, off + len) });
+      off += align4(len);
+    }
+  }
+  return out;
+}
+
+export interface Attr {
+  type: number;
+  data: Buffer;
+}
+
+/** The attributes in `buf`; a length that overruns is a NetlinkParseError. */
+export function parseAttrs(buf: Buffer): Attr[] {
+  const out: Attr[] = [];
+  for (let off = 0; off + NLA_HDRLEN <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < NLA_HDRLEN || off + len > buf.length) throw new NetlinkParseError(`attribute length ${len} at ${off} overruns ${buf.length} bytes`);
+    out.push({ type: buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, data: buf.subarray(off + NLA_HDRLEN, off + len) });
+    off += align4(len);
+  }
+  return out;
+}
+
+function need(data: Buffer, size: number, what: string): Buffer {
+  if (data.length < size) throw new NetlinkParseError(`${what}: ${data.length} bytes, expected ${size}`);
+  return data;
+}
+
+/** A kernel error reply: errno (positive) and the extended-ack text, if any. */
+export interface KernelError {
+  errno: number;
+  message: string | null;
+}
+
+/** The NLMSG_ERROR of a reply: null for a plain ack (error 0). */
+export function parseError(msg: NetlinkMessage): KernelError | null {
+  const error = need(msg.payload, 4, 'NLMSG_ERROR').readInt32LE(0);
+  if (error === 0) return null;
+  let message: string | null = null;
+  if (msg.flags & NLM_F_ACK_TLVS) {
+    // After the error: the request's header, and its body unless capped.
+    const echoed = msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(need(msg.payload, 4 + NLMSG_HDRLEN, 'NLMSG_ERROR').readUInt32LE(4));
+    const tlvs = parseAttrs(msg.payload.subarray(Math.min(msg.payload.length, 4 + echoed)));
+    const text = tlvs.find((t) => t.type === NLMSGERR_ATTR_MSG);
+    if (text !== undefined) message = text.data.toString('utf8').replace(/\0+$/, '');
+  }
+  return { errno: -error, message };
+}
+
+/** The outcome of one exchange: its messages, or the kernel's error. */
+export type Reply = { ok: true; messages: NetlinkMessage[]; interrupted: boolean } | { ok: false; error: KernelError };
+
+/** Data messages of a reply (errors, acks and DONE separated out). */
+export function parseReply(datagrams: readonly Buffer[], seq: number): Reply {
+  const messages: NetlinkMessage[] = [];
+  let interrupted = false;
+  for (const m of splitMessages(datagrams)) {
+    if (m.seq !== seq) continue;
+    if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
+    if (m.type === NLMSG_ERROR) {
+      const error = parseError(m);
+      if (error !== null) return { ok: false, error };
+    } else if (m.type === NLMSG_DONE) {
+      // A DONE carries a status: non-zero when the dump itself failed.
+      if (m.payload.length >= 4 && m.payload.readInt32LE(0) < 0) return { ok: false, error: { errno: -m.payload.readInt32LE(0), message: null } };
+    } else {
+      messages.push(m);
+    }
+  }
+  return { ok: true, messages, interrupted };
+}
+
+/** The family id from a CTRL_CMD_GETFAMILY reply. */
+export function parseFamilyId(messages: readonly NetlinkMessage[]): number {
+  for (const m of messages) {
+    for (const a of parseAttrs(m.payload.subarray(GENL_HDRLEN))) {
+      if (a.type === CTRL_ATTR_FAMILY_ID) return need(a.data, 2, 'family id').readUInt16LE(0);
+    }
+  }
+  throw new NetlinkParseError('GETFAMILY reply without a family id');
+}
+
+function parseSockaddr(data: Buffer): Endpoint | undefined {
+  const family = need(data, 2, 'endpoint').readUInt16LE(0);
+  if (family === AF_INET) {
+    need(data, SOCKADDR_IN_SIZE, 'sockaddr_in');
+    return { address: formatIPv4(BigInt(data.readUInt32BE(4))), port: data.readUInt16BE(2) };
+  }
+  if (family === AF_INET6) {
+    need(data, SOCKADDR_IN6_SIZE, 'sockaddr_in6');
+    return { address: formatIPv6(BigInt(`0x${data.subarray(8, 24).toString('hex')}`)), port: data.readUInt16BE(2) };
+  }
+  return undefined; // AF_UNSPEC: no endpoint yet
+}
+
+function parseAllowedIp(data: Buffer): string {
+  let family = 0;
+  let addr: Buffer | null = null;
+  let mask = -1;
+  for (const a of parseAttrs(data)) {
+    if (a.type === WGALLOWEDIP_A_FAMILY) family = need(a.data, 2, 'allowed IP family').readUInt16LE(0);
+    else if (a.type === WGALLOWEDIP_A_IPADDR) addr = a.data;
+    else if (a.type === WGALLOWEDIP_A_CIDR_MASK) mask = need(a.data, 1, 'allowed IP mask').readUInt8(0);
+  }
+  if (family === AF_INET && addr !== null && addr.length >= IPV4_BYTES && mask >= 0 && mask <= 32) return `${formatIPv4(BigInt(addr.readUInt32BE(0)))}/${mask}`;
+  if (family === AF_INET6 && addr !== null && addr.length >= IPV6_BYTES && mask >= 0 && mask <= 128) {
+    return `${formatIPv6(BigInt(`0x${addr.subarray(0, IPV6_BYTES).toString('hex')}`))}/${mask}`;
+  }
+  throw new NetlinkParseError(`malformed allowed IP (family ${family}, mask ${mask})`);
+}
+
+function parsePeer(data: Buffer): PeerStatus {
+  const peer: PeerStatus = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+  for (const a of parseAttrs(data)) {
+    switch (a.type) {
+      case WGPEER_A_PUBLIC_KEY:
+        peer.publicKey = formatKey(need(a.data, KEY_LENGTH, 'peer public key').subarray(0, KEY_LENGTH));
+        break;
+      case WGPEER_A_PRESHARED_KEY:
+        // The kernel sends it to admins; we only say whether there is one.
+        peer.hasPresharedKey = need(a.data, KEY_LENGTH, 'preshared key').subarray(0, KEY_LENGTH).some((b) => b !== 0);
+        a.data.fill(0);
+        break;
+      case WGPEER_A_ENDPOINT: {
+        const endpoint = parseSockaddr(a.data);
+        if (endpoint !== undefined) peer.endpoint = endpoint;
+        break;
+      }
+      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+        peer.persistentKeepalive = need(a.data, 2, 'keepalive').readUInt16LE(0);
+        break;
+      case WGPEER_A_LAST_HANDSHAKE_TIME: {
+        const sec = need(a.data, 16, 'last handshake').readBigInt64LE(0);
+        const nsec = a.data.readBigInt64LE(8);
+        peer.lastHandshakeAt = sec === 0n && nsec === 0n ? null : Number(sec) * 1000 + Math.floor(Number(nsec) / 1e6);
+        break;
+      }
+      case WGPEER_A_RX_BYTES:
+        peer.rxBytes = need(a.data, 8, 'rx bytes').readBigUInt64LE(0);
+        break;
+      case WGPEER_A_TX_BYTES:
+        peer.txBytes = need(a.data, 8, 'tx bytes').readBigUInt64LE(0);
+        break;
+      case WGPEER_A_ALLOWEDIPS:
+        for (const ip of parseAttrs(a.data)) peer.allowedIPs.push(parseAllowedIp(ip.data));
+        break;
+      default:
+        break; // newer kernels add attributes
+    }
+  }
+  if (peer.publicKey === '') throw new NetlinkParseError('peer without a public key');
+  return peer;
+}
+
+/**
+ * A GET_DEVICE dump's messages as one DeviceInfo. Later messages repeat the
+ * interface and continue the peer list; a peer whose allowed IPs did not
+ * fit starts the next message again with its public key: merged here.
+ */
+export function parseDevice(name: string, messages: readonly NetlinkMessage[]): DeviceInfo {
+  const device: DeviceInfo = { name, publicKey: '', privateKey: new Uint8Array(KEY_LENGTH), listenPort: 0, fwmark: 0, peers: [] };
+  const index = new Map<string, PeerStatus>();
+  let last: PeerStatus | null = null;
+  for (const m of messages) {
+    for (const a of parseAttrs(m.payload.subarray(GENL_HDRLEN))) {
+      switch (a.type) {
+        case WGDEVICE_A_PRIVATE_KEY:
+          device.privateKey.set(need(a.data, KEY_LENGTH, 'private key').subarray(0, KEY_LENGTH));
+          a.data.fill(0);
+          break;
+        case WGDEVICE_A_PUBLIC_KEY:
+          device.publicKey = formatKey(need(a.data, KEY_LENGTH, 'public key').subarray(0, KEY_LENGTH));
+          break;
+        case WGDEVICE_A_LISTEN_PORT:
+          device.listenPort = need(a.data, 2, 'listen port').readUInt16LE(0);
+          break;
+        case WGDEVICE_A_FWMARK:
+          device.fwmark = need(a.data, 4, 'fwmark').readUInt32LE(0);
+          break;
+        case WGDEVICE_A_PEERS:
+          for (const p of parseAttrs(a.data)) {
+            const peer = parsePeer(p.data);
+            if (last !== null && last.publicKey === peer.publicKey) {
+              last.allowedIPs.push(...peer.allowedIPs);
+              continue;
+            }
+            if (index.has(peer.publicKey)) throw new NetlinkParseError(`peer ${peer.publicKey} appears twice in one dump`);
+            index.set(peer.publicKey, peer);
+            device.peers.push(peer);
+            last = peer;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return device;
+}

@@ -3,8 +3,6 @@
  * device's own key, connects the store, attaches the capture, and serves the
  * API. Stages live in their folders; their order lives in pipeline.ts.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { XdpCapture } from '../capture/addon.js';
 import type { CaptureEvent } from '../capture/types.js';
@@ -13,8 +11,8 @@ import { wipe } from '../handshake/keys.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import type { GatewayView } from '../api/gateway-view.js';
-import { DeviceError, type WireGuardDevice } from '../install/device.js';
-import { UapiDevice } from '../install/uapi.js';
+import { DeviceError } from '../install/device.js';
+import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
@@ -22,7 +20,6 @@ import { StoreSync } from '../lifecycle/store-sync.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
-import { ConfigError } from '../config.js';
 
 /**
  * Admissions handled at once. Beyond it, captured initiations are dropped
@@ -54,20 +51,6 @@ export interface RunningGateway {
   pipeline: Pipeline;
   metrics: Metrics;
   stop(): Promise<void>;
-}
-
-export async function openDevice(opts: Pick<GatewayOptions, 'interface' | 'backend' | 'uapiDir'>): Promise<WireGuardDevice> {
-  const socket = join(opts.uapiDir, `${opts.interface}.sock`);
-  if (opts.backend === 'netlink') {
-    throw new ConfigError('--backend netlink: the kernel netlink backend is not available in this version; use a userspace WireGuard (wireguard-go, boringtun) with --backend uapi');
-  }
-  if (!existsSync(socket)) {
-    throw new ConfigError(
-      `no userspace WireGuard API socket for ${opts.interface} at ${socket}: start wireguard-go or boringtun for that interface` +
-        (opts.backend === 'auto' ? ' (kernel WireGuard needs the netlink backend, not available in this version)' : ''),
-    );
-  }
-  return UapiDevice.open(opts.interface, { socketDir: opts.uapiDir });
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {

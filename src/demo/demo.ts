@@ -68,8 +68,13 @@ export async function runDemo(): Promise<number> {
   let tb: Testbed | null = null;
   let stack: Stack | null = null;
   try {
-    say('• building the testbed: gateway, switch and 3 client namespaces, wireguard-go on the gateway with no peers');
-    tb = await createTestbed({ prefix: PREFIX, clients: 3, gatewayWg: true });
+    say('• building the testbed: gateway, switch and 3 client namespaces, WireGuard on the gateway with no peers');
+    tb = await createTestbed({ prefix: PREFIX, clients: 3, gatewayWg: true, wgKind: 'auto' });
+    say(
+      tb.wgKind === 'kernel'
+        ? `• the running kernel has WireGuard: ${tb.gateway!.ifname} is a kernel WireGuard link (netlink backend)`
+        : `• the running kernel has no WireGuard: ${tb.gateway!.ifname} is wireguard-go (userspace API backend)`,
+    );
     say(`• starting redis-server and \`wgjit run\` in ${tb.gatewayNs} (XDP on ${tb.uplink})`);
     stack = await startStack(tb);
     const rows: Row[] = [];

@@ -127,14 +127,20 @@ class AttrWriter {
     this.buf = next;
   }
 
+  /** Writes an attribute header for `size` payload bytes; returns where the payload goes. */
+  private header(type: number, size: number): number {
+    const len = NLA_HDRLEN + size;
+    this.reserve(align4(len));
+    const at = this.length;
+    this.buf.writeUInt16LE(len, at);
+    this.buf.writeUInt16LE(type, at + 2);
+    this.length += align4(len); // the padding stays zero: buffers start zeroed and are never rewritten
+    return at + NLA_HDRLEN;
+  }
+
   raw(type: number, data: Uint8Array): void {
-    const size = NLA_HDRLEN + data.length;
-    this.reserve(align4(size));
-    this.buf.writeUInt16LE(size, this.length);
-    this.buf.writeUInt16LE(type, this.length + 2);
-    this.buf.set(data, this.length + NLA_HDRLEN);
-    this.buf.fill(0, this.length + size, this.length + align4(size));
-    this.length += align4(size);
+    const at = this.header(type, data.length); // first: it may replace this.buf
+    this.buf.set(data, at);
   }
 
   /** Appends already-encoded attributes (each aligned) verbatim. */
@@ -145,19 +151,18 @@ class AttrWriter {
   }
 
   u8(type: number, v: number): void {
-    this.raw(type, Uint8Array.of(v));
+    const at = this.header(type, 1);
+    this.buf.writeUInt8(v, at);
   }
 
   u16(type: number, v: number): void {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(v);
-    this.raw(type, b);
+    const at = this.header(type, 2);
+    this.buf.writeUInt16LE(v, at);
   }
 
   u32(type: number, v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
-    this.raw(type, b);
+    const at = this.header(type, 4);
+    this.buf.writeUInt32LE(v, at);
   }
 
   string(type: number, s: string): void {

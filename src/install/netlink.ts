@@ -101,6 +101,8 @@ export class NetlinkDevice implements WireGuardDevice {
   private closed = false;
   /** 1 went to the family lookup. */
   private seq = 2;
+  /** Dumps started again because the kernel flagged them interrupted. */
+  dumpRestarts = 0;
 
   private constructor(
     readonly name: string,
@@ -215,6 +217,7 @@ export class NetlinkDevice implements WireGuardDevice {
       const reply = await exchange(this.socket, this.name, 'reading the device', getDeviceRequest(this.familyId, this.name, seq), seq);
       if (!reply.ok) throw kernelError(this.name, 'reading the device', reply.error);
       if (!reply.interrupted) return parseOrThrow(this.name, reply.messages);
+      this.dumpRestarts++;
       if (attempt >= MAX_DUMP_ATTEMPTS) {
         throw new DeviceError('io', `${this.name}: the peer list kept changing during ${MAX_DUMP_ATTEMPTS} dumps in a row (NLM_F_DUMP_INTR)`);
       }

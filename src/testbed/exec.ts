@@ -176,17 +176,25 @@ export function spawnIn(ns: string | null, cmd: string, args: readonly string[],
   };
 }
 
-/** Polls `check` every `intervalMs` until it returns true; throws `what` after `timeoutMs`. */
+/**
+ * In the test VM (software emulation, src/testbed/vm.ts sets WGJIT_IN_VM)
+ * everything starts 10-50× slower: waits for something to come up stretch
+ * by this much there. Nothing is asserted on these times.
+ */
+export const WAIT_SCALE = process.env['WGJIT_IN_VM'] ? 10 : 1;
+
+/** Polls `check` every `intervalMs` until it returns true; throws `what` after `timeoutMs` (× WAIT_SCALE). */
 export async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
   timeoutMs: number,
   intervalMs = 20,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = timeoutMs * WAIT_SCALE;
+  const deadline = Date.now() + limit;
   for (;;) {
     if (await check()) return;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() >= deadline) throw new Error(`timed out after ${limit} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

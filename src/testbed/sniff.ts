@@ -5,7 +5,7 @@
  * the answer take (firstResponseAt - firstInitiationAt, from capture
  * timestamps, so neither Node's nor tcpdump's scheduling adds to it).
  */
-import { spawnIn, type Spawned } from './exec.js';
+import { spawnIn, WAIT_SCALE, type Spawned } from './exec.js';
 
 /** WireGuard message sizes and types (see REFERENCE.md). */
 export const INITIATION_TYPE = 1;
@@ -236,8 +236,8 @@ export async function startHandshakeSniffer(opts: SnifferOptions): Promise<Hands
     }),
     new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`tcpdump on ${opts.ifname} in ${opts.ns} not listening after ${SNIFFER_START_TIMEOUT_MS} ms`)),
-        SNIFFER_START_TIMEOUT_MS,
+        () => reject(new Error(`tcpdump on ${opts.ifname} in ${opts.ns} not listening after ${SNIFFER_START_TIMEOUT_MS * WAIT_SCALE} ms`)),
+        SNIFFER_START_TIMEOUT_MS * WAIT_SCALE,
       );
     }),
   ]);

@@ -3,7 +3,7 @@
  *
  *   <prefix>-c1  [<p>v1] ──┐
  *   <prefix>-c2  [<p>v2] ──┤  <prefix>-sw            <prefix>-gw
- *        ...               ├─ [<p>br] bridge ── [<p>upb]──[<p>up]  (+ wireguard-go <p>gw0)
+ *        ...               ├─ [<p>br] bridge ── [<p>upb]──[<p>up]  (+ WireGuard <p>gw0)
  *   <prefix>-cN  [<p>vN] ──┘
  *
  *   underlay  10.X.0.0/24: gateway .1, client i at .(10+i)
@@ -12,12 +12,13 @@
  *
  * `<p>up` in the gateway namespace is the uplink: the XDP program attaches
  * there and sees every client's packets. Each client runs its own
- * wireguard-go `<p>c<i>` when asked. wireguard-go's socket directory is
- * shared by all namespaces, hence the prefix on every interface name too.
+ * WireGuard `<p>c<i>` when asked (wireguard-go, or the kernel's: wgKind).
+ * wireguard-go's socket directory is shared by all namespaces, hence the
+ * prefix on every interface name too.
  */
 import { deleteNamespaceSync, addAddress, addBridge, addRoute, addVethPair, createNamespace, deleteNamespace, linkUp, setMaster } from './netns.js';
 import { onExit } from './exec.js';
-import { WgInterface, type WgLogLevel } from './wireguard.js';
+import { kernelHasWireGuard, WgInterface, type WgKind, type WgLogLevel } from './wireguard.js';
 import { startHandshakeSniffer, type HandshakeSniffer } from './sniff.js';
 
 /** Interface names are `<prefix>` + up to 5 characters (`v200b`): IFNAMSIZ allows 15. */
@@ -35,8 +36,14 @@ export interface TestbedOptions {
   ipv6?: boolean;
   /** The gateway's WireGuard port. Default DEFAULT_LISTEN_PORT. */
   listenPort?: number;
-  /** Start wireguard-go on the gateway (no peers). Default false. */
+  /** Start WireGuard on the gateway (no peers). Default false. */
   gatewayWg?: boolean;
+  /**
+   * Which WireGuard the gateway and the clients run: the kernel's,
+   * wireguard-go, or 'auto' (the kernel's where the running kernel has it).
+   * Default 'userspace'.
+   */
+  wgKind?: WgKind | 'auto';
   /** X in 10.X.0.0/24 and fd00:X::/64. Default DEFAULT_UNDERLAY_OCTET. */
   underlayOctet?: number;
   /** Y in the tunnel 10.Y.0.0/16. Default X + 1. */
@@ -100,8 +107,10 @@ export interface Testbed {
   readonly listenPort: number;
   /** The gateway's tunnel address (no prefix length); the tunnel is a /16. */
   readonly gatewayTunnelAddress: string;
-  /** The gateway's wireguard-go when gatewayWg, else null. */
+  /** The gateway's WireGuard when gatewayWg, else null. */
   readonly gateway: WgInterface | null;
+  /** What the gateway and clients run. */
+  readonly wgKind: WgKind;
   readonly clients: TestbedClient[];
   /** Adds client N+1 to the running testbed. */
   addClient(): Promise<TestbedClient>;
@@ -137,6 +146,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   const gatewayAddress6 = ipv6 ? `fd00:${x}::1` : null;
   const gatewayTunnelAddress = `10.${y}.0.1`;
 
+  const wgKind: WgKind = opts.wgKind === 'auto' ? ((await kernelHasWireGuard()) ? 'kernel' : 'userspace') : (opts.wgKind ?? 'userspace');
   const namespaces = new Set<string>();
   const processes = new Set<{ stop(): Promise<void> }>();
   let destroyed = false;
@@ -198,7 +208,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
         const endpoint =
           o.endpoint ?? (o.useIpv6 && gatewayAddress6 ? `[${gatewayAddress6}]:${listenPort}` : `${gatewayAddress}:${listenPort}`);
         const tunnelAddress = o.tunnelAddress ?? client.tunnelAddress;
-        const wg = await WgInterface.start({
+        const wg = await WgInterface.open(wgKind, {
           ns,
           ifname: client.wgIfname,
           logLevel: opts.logLevel,
@@ -241,7 +251,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     for (let i = 0; i < opts.clients; i++) await addClient();
     if (opts.gatewayWg) {
       const ifname = `${p}gw0`;
-      gateway = await WgInterface.start({
+      gateway = await WgInterface.open(wgKind, {
         ns: gatewayNs,
         ifname,
         listenPort,
@@ -268,6 +278,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     get gateway() {
       return gateway;
     },
+    wgKind,
     clients,
     addClient,
     destroy,

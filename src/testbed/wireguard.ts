@@ -1,5 +1,7 @@
 /**
- * wireguard-go interfaces in network namespaces, configured with `wg`.
+ * WireGuard interfaces in network namespaces, configured with `wg`: either
+ * wireguard-go (userspace) or the kernel's own (`ip link add … type
+ * wireguard`, where the running kernel has it: in the test VM).
  *
  * wireguard-go's run directory (/var/run/wireguard) is shared by every
  * namespace, so interface names must be unique across all of them: the
@@ -12,13 +14,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatKey, generatePrivateKey, publicKeyOf } from '../handshake/keys.js';
 import { nsRun, onExit, spawnIn, waitFor, type Spawned } from './exec.js';
-import { addAddress, checkIfname, linkUp } from './netns.js';
+import { addAddress, checkIfname, createNamespace, deleteNamespace, linkUp } from './netns.js';
 
 export const WG_RUN_DIR = '/var/run/wireguard';
 /** wireguard-go creates its TUN device and socket in a few ms; seconds mean it failed. */
 export const WG_START_TIMEOUT_MS = 10_000;
 
 export type WgLogLevel = 'verbose' | 'error' | 'silent';
+/** Which WireGuard: the kernel's, wireguard-go, or the kernel's where it exists. */
+export type WgKind = 'kernel' | 'userspace';
+
+let kernelProbe: Promise<boolean> | null = null;
+
+/** Whether this kernel can create WireGuard links (tried once, in a scratch namespace). */
+export function kernelHasWireGuard(): Promise<boolean> {
+  kernelProbe ??= (async () => {
+    const ns = `wgprobe${process.pid}`;
+    try {
+      await createNamespace(ns);
+    } catch {
+      return false;
+    }
+    try {
+      await nsRun(ns, 'ip', ['link', 'add', 'wgprobe0', 'type', 'wireguard']);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await deleteNamespace(ns).catch(() => undefined);
+    }
+  })();
+  return kernelProbe;
+}
 
 export interface WgPeerSpec {
   publicKey: string;
@@ -161,7 +188,7 @@ export interface StartWireguardOptions extends WgSetOptions {
   onLog?: (line: string) => void;
 }
 
-/** A running wireguard-go interface. */
+/** A running WireGuard interface: wireguard-go (proc set) or a kernel link. */
 export class WgInterface {
   private unregisterSocket: () => void = () => undefined;
 
@@ -172,19 +199,48 @@ export class WgInterface {
     readonly privateKey: Uint8Array,
     readonly publicKey: string,
     readonly listenPort: number | undefined,
-    private readonly proc: Spawned,
+    /** wireguard-go; null for a kernel link. */
+    private readonly proc: Spawned | null,
   ) {}
+
+  get kind(): WgKind {
+    return this.proc === null ? 'kernel' : 'userspace';
+  }
 
   get socketPath(): string {
     return socketPath(this.ifname);
   }
 
   get pid(): number {
+    if (this.proc === null) throw new Error(`${this.ifname} is a kernel link: there is no process`);
     return this.proc.pid;
   }
 
   isRunning(): boolean {
-    return this.proc.isRunning();
+    return this.proc === null || this.proc.isRunning();
+  }
+
+  /** A kernel WireGuard link `ifname` in `ns`, configured like start() does. */
+  static async create(opts: StartWireguardOptions): Promise<WgInterface> {
+    const { ns, ifname } = opts;
+    checkIfname(ifname);
+    await nsRun(ns, 'ip', ['link', 'add', ifname, 'type', 'wireguard']);
+    const privateKey = opts.privateKey ?? generatePrivateKey();
+    const wg = new WgInterface(ns, ifname, privateKey, formatKey(publicKeyOf(privateKey)), opts.listenPort, null);
+    try {
+      await wgSet(ns, ifname, { privateKey, listenPort: opts.listenPort, peers: opts.peers });
+      for (const a of opts.addresses ?? []) await addAddress(ns, ifname, a);
+      await linkUp(ns, ifname);
+    } catch (e) {
+      await wg.stop();
+      throw e;
+    }
+    return wg;
+  }
+
+  /** The kernel's WireGuard or wireguard-go, as `kind` says. */
+  static open(kind: WgKind, opts: StartWireguardOptions): Promise<WgInterface> {
+    return kind === 'kernel' ? WgInterface.create(opts) : WgInterface.start(opts);
   }
 
   /**
@@ -257,8 +313,12 @@ export class WgInterface {
     return wgShowDump(this.ns, this.ifname);
   }
 
-  /** Kills wireguard-go and removes its socket if it left one. Idempotent. */
+  /** Kills wireguard-go and removes its socket if it left one, or deletes the kernel link. Idempotent. */
   async stop(): Promise<void> {
+    if (this.proc === null) {
+      await nsRun(this.ns, 'ip', ['link', 'del', this.ifname]).catch(() => undefined);
+      return;
+    }
     await this.proc.kill();
     await unlink(this.socketPath).catch(() => undefined);
     this.unregisterSocket();

@@ -14,7 +14,7 @@ import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
 import type { Logger } from './telemetry/log.js';
-import type { Metrics } from './telemetry/metrics.js';
+import { deviceErrorCode, type Metrics } from './telemetry/metrics.js';
 
 /** What the store answers for a verified key (src/authorize). */
 export type Admission =
@@ -136,6 +136,7 @@ export class Pipeline {
       stopInstallTimer();
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
+      metrics.deviceErrors.inc({ operation: 'install', code: deviceErrorCode(err) });
       log.error({ publicKey: key, err: (err as Error).message }, 'install into the device failed');
       return 'install_failed';
     }

@@ -10,7 +10,7 @@
  * an out-of-bounds read.
  */
 import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
-import { formatIPv4, formatIPv6, parseCidr } from '../authorize/cidr.js';
+import { formatIPv4, formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
 import { formatKey, KEY_LENGTH, parseKey } from '../handshake/keys.js';
 
 // ------------------------------------------------------------------ netlink
@@ -160,6 +160,12 @@ class AttrWriter {
     this.buf.writeUInt16LE(v, at);
   }
 
+  /** A u32 in network order (an IPv4 address). */
+  u32be(type: number, v: number): void {
+    const at = this.header(type, 4);
+    this.buf.writeUInt32BE(v >>> 0, at);
+  }
+
   u32(type: number, v: number): void {
     const at = this.header(type, 4);
     this.buf.writeUInt32LE(v, at);
@@ -252,55 +258,82 @@ function sockaddr(endpoint: Endpoint): Uint8Array {
   return b;
 }
 
-/** One allowed IP as a complete nested attribute. */
-function allowedIpAttr(cidr: string): Buffer {
-  const r = parseCidr(cidr);
-  if (!r.ok) throw new NetlinkRequestError(`allowed IP ${JSON.stringify(cidr)}: ${r.message}`);
-  const a = new AttrWriter(48);
-  const at = a.begin(0);
-  a.u16(WGALLOWEDIP_A_FAMILY, r.cidr.family === 4 ? AF_INET : AF_INET6);
-  a.raw(WGALLOWEDIP_A_IPADDR, bigintBytes(r.cidr.address, r.cidr.family === 4 ? IPV4_BYTES : IPV6_BYTES));
-  a.u8(WGALLOWEDIP_A_CIDR_MASK, r.cidr.prefix);
-  a.end(at);
-  return Buffer.from(a.bytes());
+/** An allowed IP, parsed, ready to be written into a message. */
+interface EncodedIp {
+  /** IPv4 address as a 32-bit number (when v6 is null). */
+  v4: number;
+  v6: Uint8Array | null;
+  prefix: number;
+  /** Bytes of its nested attribute. */
+  size: number;
 }
 
+const allowedIpSize = (addressBytes: number) => NLA_HDRLEN + align4(NLA_HDRLEN + 2) + align4(NLA_HDRLEN + addressBytes) + align4(NLA_HDRLEN + 1);
+const IPV4_ALLOWEDIP_SIZE = allowedIpSize(IPV4_BYTES);
+const IPV6_ALLOWEDIP_SIZE = allowedIpSize(IPV6_BYTES);
+
+function encodeIp(cidr: string): EncodedIp {
+  // The store keeps CIDRs canonical, so large installs take the fast path.
+  const fast = parseCanonicalIPv4Cidr(cidr);
+  if (fast !== null) return { v4: fast.address, v6: null, prefix: fast.prefix, size: IPV4_ALLOWEDIP_SIZE };
+  const r = parseCidr(cidr);
+  if (!r.ok) throw new NetlinkRequestError(`allowed IP ${JSON.stringify(cidr)}: ${r.message}`);
+  return r.cidr.family === 4
+    ? { v4: Number(r.cidr.address), v6: null, prefix: r.cidr.prefix, size: IPV4_ALLOWEDIP_SIZE }
+    : { v4: 0, v6: bigintBytes(r.cidr.address, IPV6_BYTES), prefix: r.cidr.prefix, size: IPV6_ALLOWEDIP_SIZE };
+}
+
+function writeAllowedIp(a: AttrWriter, ip: EncodedIp): void {
+  const at = a.begin(0);
+  a.u16(WGALLOWEDIP_A_FAMILY, ip.v6 === null ? AF_INET : AF_INET6);
+  if (ip.v6 === null) a.u32be(WGALLOWEDIP_A_IPADDR, ip.v4);
+  else a.raw(WGALLOWEDIP_A_IPADDR, ip.v6);
+  a.u8(WGALLOWEDIP_A_CIDR_MASK, ip.prefix);
+  a.end(at);
+}
+
+const NO_ATTRS = Buffer.alloc(0);
+
 /**
- * A peer, split into the parts its messages carry. The head holds every
- * attribute but the allowed IPs; `allowedIPs` are complete nested
- * attributes to pack behind it.
+ * A peer, split into the parts its messages carry: the public key and
+ * flags; `rest`, the other attributes but the allowed IPs, encoded; and the
+ * allowed IPs, parsed, to pack behind them.
  */
 interface EncodedPeer {
   publicKey: Uint8Array;
   flags: number;
   /** Attributes after the public key and flags: preshared key, endpoint, keepalive. */
   rest: Buffer;
-  allowedIPs: Buffer[];
+  allowedIPs: EncodedIp[];
   /** Whether to send an ALLOWEDIPS attribute even if empty (replace with nothing). */
   hasAllowedIPs: boolean;
 }
 
 function encodePeer(p: PeerConfig): EncodedPeer {
   if (p === null || typeof p !== 'object') throw new NetlinkRequestError('peer must be an object');
-  const rest = new AttrWriter();
-  if (p.presharedKey !== undefined) rest.raw(WGPEER_A_PRESHARED_KEY, keyBytes(p.presharedKey, 'preshared key'));
-  if (p.endpoint !== undefined) rest.raw(WGPEER_A_ENDPOINT, sockaddr(p.endpoint));
-  if (p.persistentKeepalive !== undefined) {
-    rest.u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, checkInteger(p.persistentKeepalive, MAX_PERSISTENT_KEEPALIVE, 'persistent keepalive'));
+  let rest: Buffer = NO_ATTRS;
+  if (p.presharedKey !== undefined || p.endpoint !== undefined || p.persistentKeepalive !== undefined) {
+    const w = new AttrWriter(96);
+    if (p.presharedKey !== undefined) w.raw(WGPEER_A_PRESHARED_KEY, keyBytes(p.presharedKey, 'preshared key'));
+    if (p.endpoint !== undefined) w.raw(WGPEER_A_ENDPOINT, sockaddr(p.endpoint));
+    if (p.persistentKeepalive !== undefined) {
+      w.u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, checkInteger(p.persistentKeepalive, MAX_PERSISTENT_KEEPALIVE, 'persistent keepalive'));
+    }
+    rest = w.bytes();
   }
   if (p.allowedIPs !== undefined && !Array.isArray(p.allowedIPs)) throw new NetlinkRequestError('allowedIPs must be an array of CIDRs');
   const flags = (p.replaceAllowedIPs ? WGPEER_F_REPLACE_ALLOWEDIPS : 0) | (p.updateOnly ? WGPEER_F_UPDATE_ONLY : 0);
   return {
     publicKey: keyBytes(p.publicKey, 'public key'),
     flags,
-    rest: Buffer.from(rest.bytes()),
-    allowedIPs: (p.allowedIPs ?? []).map(allowedIpAttr),
+    rest,
+    allowedIPs: (p.allowedIPs ?? []).map(encodeIp),
     hasAllowedIPs: p.allowedIPs !== undefined,
   };
 }
 
 function removal(publicKey: string): EncodedPeer {
-  return { publicKey: keyBytes(publicKey, 'public key'), flags: WGPEER_F_REMOVE_ME, rest: Buffer.alloc(0), allowedIPs: [], hasAllowedIPs: false };
+  return { publicKey: keyBytes(publicKey, 'public key'), flags: WGPEER_F_REMOVE_ME, rest: NO_ATTRS, allowedIPs: [], hasAllowedIPs: false };
 }
 
 /** Bytes of a peer's nest with `rest` and an allowed-IP list holding `ips` bytes. */
@@ -334,7 +367,7 @@ function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], max
   };
   const open = (): AttrWriter => {
     if (w !== null) return w;
-    const next = new AttrWriter(4096);
+    const next = new AttrWriter(maxBytes);
     next.string(WGDEVICE_A_IFNAME, ifname);
     peersAt = next.begin(WGDEVICE_A_PEERS);
     w = next;
@@ -346,11 +379,11 @@ function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], max
     let first = true;
     let next = 0; // first allowed IP not yet sent
     do {
-      const rest = first ? peer.rest : Buffer.alloc(0);
+      const rest = first ? peer.rest : NO_ATTRS;
       const flags = first ? peer.flags : (peer.flags & ~WGPEER_F_REPLACE_ALLOWEDIPS) | WGPEER_F_UPDATE_ONLY;
       const withList = peer.hasAllowedIPs && (first || next < peer.allowedIPs.length);
       // The peer's fixed part (and at least one allowed IP, if it has any left) must fit.
-      const minimum = peerSize(rest.length, withList, next < peer.allowedIPs.length ? peer.allowedIPs[next]!.length : 0);
+      const minimum = peerSize(rest.length, withList, next < peer.allowedIPs.length ? peer.allowedIPs[next]!.size : 0);
       if (minimum > room()) flush();
       const a = open();
       const at = a.begin(0);
@@ -360,9 +393,9 @@ function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], max
       if (withList) {
         const list = a.begin(WGPEER_A_ALLOWEDIPS);
         let budget = room(); // the peer's and the list's headers are already in `a`
-        while (next < peer.allowedIPs.length && peer.allowedIPs[next]!.length <= budget) {
-          a.append(peer.allowedIPs[next]!);
-          budget -= peer.allowedIPs[next]!.length;
+        while (next < peer.allowedIPs.length && peer.allowedIPs[next]!.size <= budget) {
+          writeAllowedIp(a, peer.allowedIPs[next]!);
+          budget -= peer.allowedIPs[next]!.size;
           next++;
         }
         a.end(list);

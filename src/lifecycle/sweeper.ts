@@ -3,7 +3,7 @@
  */
 import type { WireGuardDevice, PeerStatus } from '../install/device.js';
 import type { Logger } from '../telemetry/log.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { planSweep, type SweepPolicy } from './sweep.js';
 
@@ -44,6 +44,7 @@ export class Sweeper {
     try {
       peers = await this.device.listPeers();
     } catch (err) {
+      this.metrics.deviceErrors.inc({ operation: 'sweep_read', code: deviceErrorCode(err) });
       this.log.warn({ err: (err as Error).message }, 'sweep: device read failed');
       return;
     }
@@ -66,6 +67,7 @@ export class Sweeper {
           this.log.info({ publicKey, reason }, 'peer removed from the device');
         }
       } catch (err) {
+        this.metrics.deviceErrors.inc({ operation: 'sweep_remove', code: deviceErrorCode(err) });
         this.log.warn({ err: (err as Error).message, count: plan.remove.length }, 'sweep: removal failed');
       }
     }

@@ -3,6 +3,7 @@
  * Counters carry the reason as a label with a fixed, small set of values.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DeviceError } from '../install/device.js';
 
 export interface Metrics {
   registry: Registry;
@@ -11,6 +12,7 @@ export interface Metrics {
   replays: Counter<'result'>;
   expiries: Counter<'reason'>;
   captureDrops: Counter<'reason'>;
+  deviceErrors: Counter<'operation' | 'code'>;
   installedPeers: Gauge<'state'>;
   coldConnectSeconds: Histogram;
   storeSeconds: Histogram;
@@ -33,6 +35,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     installs: new Counter({ name: 'wgjit_installs_total', help: 'Peer installs into the device, by result', labelNames: ['result'], registers }),
     replays: new Counter({ name: 'wgjit_replays_total', help: 'Captured initiations re-injected, by result', labelNames: ['result'], registers }),
     expiries: new Counter({ name: 'wgjit_peer_removals_total', help: 'Peers removed from the device, by reason', labelNames: ['reason'], registers }),
+    deviceErrors: new Counter({
+      name: 'wgjit_device_errors_total',
+      help: 'Failed WireGuard device operations, by operation (install, sweep_read, sweep_remove) and DeviceError code',
+      labelNames: ['operation', 'code'],
+      registers,
+    }),
     captureDrops: new Counter({ name: 'wgjit_capture_drops_total', help: 'Captured records lost before verification, by reason', labelNames: ['reason'], registers }),
     installedPeers: new Gauge({ name: 'wgjit_installed_peers', help: 'Peers wgjit holds on the device, by state', labelNames: ['state'], registers }),
     coldConnectSeconds: new Histogram({
@@ -60,4 +68,9 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       registers,
     }),
   };
+}
+
+/** The label for a failed device operation: the DeviceError code, or 'other'. */
+export function deviceErrorCode(err: unknown): string {
+  return err instanceof DeviceError ? err.code : 'other';
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { canonicalCidr, formatIPv6, MAX_CIDR_TEXT_LENGTH, parseCidr } from '../../src/authorize/cidr.js';
+import { canonicalCidr, formatIPv6, MAX_CIDR_TEXT_LENGTH, parseCanonicalIPv4Cidr, parseCidr } from '../../src/authorize/cidr.js';
 
 function message(input: unknown): string {
   const r = parseCidr(input);
@@ -114,5 +114,30 @@ describe('parseCidr: properties', () => {
         if (r.ok) expect(parseCidr(r.cidr.text)).toEqual(r);
       }),
     );
+  });
+});
+
+describe('parseCanonicalIPv4Cidr (the install fast path)', () => {
+  it('agrees with parseCidr wherever it answers, and answers for every canonical IPv4 CIDR', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '010', '256', ''));
+    const text = fc.tuple(octet, octet, octet, octet, fc.oneof(fc.integer({ min: 0, max: 40 }).map(String), fc.constantFrom('', '08', 'x'))).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
+    fc.assert(
+      fc.property(text, (t) => {
+        const fast = parseCanonicalIPv4Cidr(t);
+        const slow = parseCidr(t);
+        if (fast !== null) {
+          expect(slow.ok).toBe(true);
+          if (slow.ok) expect({ address: BigInt(fast.address), prefix: fast.prefix, text: t }).toEqual({ address: slow.cidr.address, prefix: slow.cidr.prefix, text: slow.cidr.text });
+        } else if (slow.ok && slow.cidr.family === 4) {
+          expect(slow.cidr.text).not.toBe(t); // only non-canonical spellings fall through
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    expect(parseCanonicalIPv4Cidr('0.0.0.0/0')).toEqual({ address: 0, prefix: 0 });
+    expect(parseCanonicalIPv4Cidr('255.255.255.255/32')).toEqual({ address: 0xffffffff, prefix: 32 });
+    expect(parseCanonicalIPv4Cidr('128.0.0.0/1')).toEqual({ address: 0x80000000, prefix: 1 });
+    expect(parseCanonicalIPv4Cidr('10.0.0.1/24')).toBeNull();
+    expect(parseCanonicalIPv4Cidr('fd00::/8')).toBeNull();
   });
 });

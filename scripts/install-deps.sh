@@ -7,6 +7,9 @@ set -euo pipefail
 DEBIAN_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
   iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
+  # The real-kernel test VM (scripts/vm/): qemu under TCG booting Debian's
+  # 6.1 kernel (it ships wireguard.ko) with a busybox initramfs.
+  qemu-system-x86 linux-image-amd64 busybox-static kmod cpio
 )
 
 missing=()

@@ -12,7 +12,7 @@ TS_STAMP     := dist/.stamp
 # Node's headers come with the machine's node (no download): point node-gyp at them.
 NODEDIR_FLAG := $(if $(wildcard /usr/include/node/node.h),--nodedir=/usr)
 
-.PHONY: all deps build bpf addon ts test test-unit test-integration demo bench clean
+.PHONY: all deps build bpf addon ts test test-vm test-unit test-integration demo bench clean
 
 all: build
 
@@ -37,8 +37,18 @@ $(TS_STAMP): $(shell find src -name '*.ts') tsconfig.json
 	npx --no-install tsc -p tsconfig.json
 	@touch $@
 
+# The real-kernel suite (test/vm/) runs inside a qemu VM booting Debian's
+# kernel, which has WireGuard (docs/testing.md). vitest is started directly:
+# npx alone costs over 10 s under emulation.
+VM_TESTS := npx --no-install tsx scripts/vm/run.ts --skip-if-unavailable -- \
+	node_modules/.bin/vitest run --config vitest.vm.config.ts --configLoader runner
+
 test: deps build
 	npx --no-install vitest run
+	$(VM_TESTS)
+
+test-vm: deps build
+	$(VM_TESTS)
 
 test-unit: deps build
 	npx --no-install vitest run test/unit

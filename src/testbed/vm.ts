@@ -36,6 +36,8 @@ export const VM_DEFAULT_CPUS = 2;
 /** 9p mount tags, matching scripts/vm/init. */
 export const HOST_ROOT_TAG = 'hostroot';
 export const IO_TAG = 'wgjitio';
+/** The share of a working directory the guest's tmpfs would hide; init mounts it where the file `hidden-dir` in the io share says. */
+export const HIDDEN_DIR_TAG = 'wgjitcwd';
 /** Where the guest sees the IO share, inside the chroot. */
 export const GUEST_IO_DIR = '/run/wgjit-vm';
 /** Set in the guest command's environment. */
@@ -108,6 +110,11 @@ export interface QemuConfig {
   kernel: string;
   initrd: string;
   ioDir: string;
+  /**
+   * A host directory the guest's own tmpfs mounts would hide (a checkout
+   * under /tmp): shared read-only too, and mounted by init at the same path.
+   */
+  hiddenDir?: string;
   memoryMiB: number;
   cpus: number;
 }
@@ -115,7 +122,7 @@ export interface QemuConfig {
 /** qemu's argv (without the program): TCG only, serial console on stdio, no network, no disks. */
 export function qemuArgs(c: QemuConfig): string[] {
   // -virtfs splits its value on commas.
-  if (c.ioDir.includes(',')) throw new RangeError(`path with a comma: ${c.ioDir}`);
+  for (const dir of [c.ioDir, c.hiddenDir ?? '']) if (dir.includes(',')) throw new RangeError(`path with a comma: ${dir}`);
   return [
     '-accel', 'tcg,thread=multi',
     '-cpu', 'max',
@@ -132,6 +139,7 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-append', 'console=ttyS0 quiet panic=-1',
     '-virtfs', `local,path=/,mount_tag=${HOST_ROOT_TAG},security_model=none,readonly=on,multidevs=remap`,
     '-virtfs', `local,path=${c.ioDir},mount_tag=${IO_TAG},security_model=none`,
+    ...(c.hiddenDir === undefined ? [] : ['-virtfs', `local,path=${c.hiddenDir},mount_tag=${HIDDEN_DIR_TAG},security_model=none,readonly=on,multidevs=remap`]),
     '-device', 'virtio-rng-pci',
   ];
 }
@@ -278,7 +286,12 @@ export async function runInVm(opts: VmRunOptions): Promise<VmRunResult> {
   if (unavailable !== null) throw new VmError(`test VM unavailable: ${unavailable}`, '');
   const kernel = findKernel() as Kernel;
   const cwd = resolve(opts.cwd ?? process.cwd());
-  if (!visibleInGuest(cwd)) throw new VmError(`${cwd} is hidden in the VM (it mounts its own ${HIDDEN_IN_GUEST.join(', ')})`, '');
+  // A checkout under /tmp (CI clones there) is shared on its own and mounted
+  // over the guest's tmpfs at the same path.
+  const hiddenDir = visibleInGuest(cwd) ? undefined : cwd;
+  if (hiddenDir !== undefined && ['/proc', '/sys', '/dev'].some((d) => hiddenDir === d || hiddenDir.startsWith(`${d}/`))) {
+    throw new VmError(`${cwd} cannot be the working directory in the VM (it mounts its own ${HIDDEN_IN_GUEST.join(', ')})`, '');
+  }
   const timeoutMs = opts.timeoutMs ?? VM_DEFAULT_TIMEOUT_MS;
 
   const initrd = await ensureInitramfs(kernel.release);
@@ -288,6 +301,7 @@ export async function runInVm(opts: VmRunOptions): Promise<VmRunResult> {
   try {
     const nonce = randomBytes(12).toString('hex');
     writeFileSync(join(ioDir, 'nonce'), `${nonce}\n`);
+    if (hiddenDir !== undefined) writeFileSync(join(ioDir, 'hidden-dir'), `${hiddenDir}\n`);
     writeFileSync(join(ioDir, 'command'), commandScript({ command: opts.command, cwd, env: { ...GUEST_BASE_ENV, ...opts.env } }));
 
     let raw = '';
@@ -301,7 +315,7 @@ export async function runInVm(opts: VmRunOptions): Promise<VmRunResult> {
       vm = spawnIn(
         null,
         QEMU,
-        qemuArgs({ kernel: kernel.vmlinuz, initrd, ioDir, memoryMiB: opts.memoryMiB ?? VM_DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? VM_DEFAULT_CPUS }),
+        qemuArgs({ kernel: kernel.vmlinuz, initrd, ioDir, hiddenDir, memoryMiB: opts.memoryMiB ?? VM_DEFAULT_MEMORY_MIB, cpus: opts.cpus ?? VM_DEFAULT_CPUS }),
         { onStdout: collect, onStderr: collect },
       );
     } catch (err) {

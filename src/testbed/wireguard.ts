@@ -228,14 +228,19 @@ export class WgInterface {
     const privateKey = opts.privateKey ?? generatePrivateKey();
     const wg = new WgInterface(ns, ifname, privateKey, formatKey(publicKeyOf(privateKey)), opts.listenPort, null);
     try {
-      await wgSet(ns, ifname, { privateKey, listenPort: opts.listenPort, peers: opts.peers });
-      for (const a of opts.addresses ?? []) await addAddress(ns, ifname, a);
-      await linkUp(ns, ifname);
+      await wg.configure(opts);
     } catch (e) {
       await wg.stop();
       throw e;
     }
     return wg;
+  }
+
+  /** Key, port and peers with `wg set`, then the addresses, then the link up. */
+  private async configure(opts: StartWireguardOptions): Promise<void> {
+    await wgSet(this.ns, this.ifname, { privateKey: this.privateKey, listenPort: opts.listenPort, peers: opts.peers });
+    for (const a of opts.addresses ?? []) await addAddress(this.ns, this.ifname, a);
+    await linkUp(this.ns, this.ifname);
   }
 
   /** The kernel's WireGuard or wireguard-go, as `kind` says. */
@@ -291,9 +296,7 @@ export class WgInterface {
         },
         WG_START_TIMEOUT_MS,
       );
-      await wgSet(ns, ifname, { privateKey, listenPort: opts.listenPort, peers: opts.peers });
-      for (const a of opts.addresses ?? []) await addAddress(ns, ifname, a);
-      await linkUp(ns, ifname);
+      await wg.configure(opts);
     } catch (e) {
       await wg.stop();
       throw e;

@@ -61,6 +61,14 @@ describe('test VM: pure parts', () => {
     expect(() => qemuArgs({ kernel: 'k', initrd: 'i', ioDir: '/tmp/a,b', memoryMiB: 1, cpus: 1 })).toThrow(/comma/);
   });
 
+  it('shares a working directory the guest would hide (a checkout under /tmp) read-only, as a third share', () => {
+    const args = qemuArgs({ kernel: 'k', initrd: 'i', ioDir: '/tmp/io', hiddenDir: '/tmp/ci-checkout', memoryMiB: 1, cpus: 1 });
+    const virtfs = args.filter((_, i) => args[i - 1] === '-virtfs');
+    expect(virtfs).toHaveLength(3);
+    expect(virtfs[2]).toMatch(/^local,path=\/tmp\/ci-checkout,mount_tag=wgjitcwd,.*readonly=on/);
+    expect(() => qemuArgs({ kernel: 'k', initrd: 'i', ioDir: '/tmp/io', hiddenDir: '/tmp/a,b', memoryMiB: 1, cpus: 1 })).toThrow(/comma/);
+  });
+
   it('quotes words so the shell gives them back unchanged', () => {
     const words = ['plain', 'with space', "it's", '$HOME', '`x`', '"q"', 'a\\b', '', '*', 'new\nline', 'é'];
     const script = `printf '%s\\0' ${words.map(shellQuote).join(' ')}`;

@@ -86,6 +86,7 @@ try {
   process.stderr.write(`wgjit-vm: command exited with ${result.code} (VM ran ${(result.wallMs / 1000).toFixed(1)} s${boot})\n`);
   process.exit(result.code);
 } catch (err) {
-  if (err instanceof VmError) fail(`wgjit-vm: ${err.message.split('\n')[0]}`, 1);
+  // The console output the message ends with has streamed by already.
+  if (err instanceof VmError) fail(`wgjit-vm: ${err.message.split('\nLast output:')[0]}`, 1);
   throw err;
 }

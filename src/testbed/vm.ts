@@ -294,7 +294,12 @@ export async function runInVm(opts: VmRunOptions): Promise<VmRunResult> {
   }
   const timeoutMs = opts.timeoutMs ?? VM_DEFAULT_TIMEOUT_MS;
 
-  const initrd = await ensureInitramfs(kernel.release);
+  let initrd: string;
+  try {
+    initrd = await ensureInitramfs(kernel.release);
+  } catch (err) {
+    throw new VmError(`could not build the initramfs: ${(err as Error).message}`, '');
+  }
   const ioDir = mkdtempSync(join(tmpdir(), 'wgjit-vm-'));
   const removeIoDir = () => rmSync(ioDir, { recursive: true, force: true });
   const unregister = onExit(removeIoDir);

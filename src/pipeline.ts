@@ -7,11 +7,19 @@
  * Every initiation ends in exactly one counted outcome. Nothing from the
  * network reaches the store or the device before the Noise verification
  * proved which static key sent it.
+ *
+ * Replay protection outlives the peer: the device keeps the greatest
+ * timestamp per peer only while it holds the peer, so the store keeps it
+ * for every authorized key (advanceTimestamp), and an initiation whose
+ * timestamp is not greater is never installed. Timestamps too far ahead of
+ * our clock are refused before they are kept, so one bad clock cannot lock
+ * its key out.
  */
 import type { CaptureEvent } from './capture/types.js';
 import type { VerifyResult } from './handshake/responder.js';
 import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
+import { tai64nAfter } from './handshake/tai64n.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
 import type { Logger } from './telemetry/log.js';
 import { deviceErrorCode, type Metrics } from './telemetry/metrics.js';
@@ -24,6 +32,10 @@ export type Admission =
 export interface PipelineDeps {
   verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult };
   authorize(publicKey: string, now: Date): Promise<Admission>;
+  /** Keeps `timestamp` for the key if greater than the one kept; false for a replay (src/authorize/store.ts). */
+  advanceTimestamp(publicKey: string, timestamp: Uint8Array): Promise<boolean>;
+  /** How far ahead of our clock an initiation's timestamp may be. Default MAX_TIMESTAMP_AHEAD_MS. */
+  maxTimestampAheadMs?: number;
   device: WireGuardDevice;
   replayer: { replay(event: CaptureEvent): void } | null;
   installed: InstalledPeers;
@@ -43,8 +55,16 @@ export type Outcome =
   | 'unknown'
   | 'disabled'
   | 'expired'
+  | 'replayed'
+  | 'future_timestamp'
   | 'store_unavailable'
   | 'install_failed';
+
+/**
+ * An initiation stamped further ahead of our clock than this is refused:
+ * were it kept, its key could not connect again until our clock caught up.
+ */
+export const MAX_TIMESTAMP_AHEAD_MS = 10 * 60_000;
 
 interface StoreFailure {
   failed: string;
@@ -88,15 +108,23 @@ export class Pipeline {
     this.count('initiations_verified');
 
     const key = verdict.initiatorKey;
+    if (tai64nAfter(verdict.timestamp, this.now() + (this.deps.maxTimestampAheadMs ?? MAX_TIMESTAMP_AHEAD_MS))) {
+      return this.finish('future_timestamp', event, key);
+    }
     // The device got this packet too (XDP passes everything): a peer it
-    // already holds answers on its own, and must not be touched here.
-    if (this.deps.installed.has(key)) return this.finish('already_installed', event, key);
+    // already holds answers on its own, and must not be touched here. Its
+    // timestamp is still kept, so a capture of it cannot install the peer
+    // again once the peer has been removed.
+    if (this.deps.installed.has(key)) {
+      this.keepTimestamp(key, verdict.timestamp);
+      return this.finish('already_installed', event, key);
+    }
     const pending = this.inFlight.get(key);
     if (pending !== undefined) {
       await pending;
       return this.finish('in_flight', event, key);
     }
-    const admission = this.admit(key, event, lookup ?? this.lookup(key));
+    const admission = this.admit(key, event, lookup ?? this.lookup(key), verdict.timestamp);
     this.inFlight.set(key, admission);
     try {
       return this.finish(await admission, event, key);
@@ -120,7 +148,14 @@ export class Pipeline {
     );
   }
 
-  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>): Promise<Outcome> {
+  /** For a peer already installed: best effort, off the packet path. */
+  private keepTimestamp(key: string, timestamp: Uint8Array): void {
+    this.deps.advanceTimestamp(key, timestamp).catch((err: unknown) => {
+      this.deps.log.debug({ publicKey: key, err: (err as Error).message }, 'could not keep the timestamp of an installed peer');
+    });
+  }
+
+  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>, timestamp: Uint8Array): Promise<Outcome> {
     const { log, metrics } = this.deps;
     const admission = await lookup;
     if ('failed' in admission) {
@@ -128,6 +163,14 @@ export class Pipeline {
       return 'store_unavailable';
     }
     if (!admission.allowed) return admission.reason;
+    // Only for authorized keys: anyone can make authentic initiations with
+    // keys of their own, and those must not grow the store.
+    try {
+      if (!(await this.deps.advanceTimestamp(key, timestamp))) return 'replayed';
+    } catch (err) {
+      log.warn({ publicKey: key, err: (err as Error).message }, 'peer store unavailable: admission failed');
+      return 'store_unavailable';
+    }
 
     const peer = peerConfigFromRecord(admission.record);
     const stopInstallTimer = metrics.installSeconds.startTimer();

@@ -115,6 +115,17 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if n == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return n`;
 
+/**
+ * KEYS: timestamps hash. ARGV: publicKey, timestamp (24 lowercase hex
+ * digits: TAI64N, where string order is time order). 1 if it was greater
+ * than the one kept (and is kept now), 0 if not.
+ */
+const ADVANCE_TIMESTAMP_LUA = `
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if kept and kept >= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
 interface Script {
   lua: string;
   sha: string;
@@ -124,7 +135,13 @@ function script(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
-const SCRIPTS = { create: script(CREATE_LUA), update: script(UPDATE_LUA), delete: script(DELETE_LUA) };
+const SCRIPTS = {
+  create: script(CREATE_LUA),
+  update: script(UPDATE_LUA),
+  delete: script(DELETE_LUA),
+  advanceTimestamp: script(ADVANCE_TIMESTAMP_LUA),
+};
+const TAI64N_HEX = /^[0-9a-f]{24}$/;
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
@@ -156,6 +173,7 @@ export class PeerStore {
   readonly prefix: string;
   readonly channel: string;
   private readonly indexKey: string;
+  private readonly timestampsKey: string;
 
   constructor(
     readonly redis: Redis,
@@ -164,6 +182,7 @@ export class PeerStore {
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
     this.channel = `${this.prefix}events`;
     this.indexKey = `${this.prefix}peers`;
+    this.timestampsKey = `${this.prefix}timestamps`;
   }
 
   /**
@@ -331,6 +350,23 @@ export class PeerStore {
   /** The hot path: one GET. Throws StoreUnavailableError when Redis is down (the caller denies). */
   async authorize(publicKey: string, now: Date): Promise<AdmissionResult> {
     return admission(await this.get(publicKey), now);
+  }
+
+  /**
+   * Replay protection that outlives the peer: keeps, per key, the greatest
+   * TAI64N timestamp of an authentic initiation, beyond the peer's life on
+   * any gateway (the device forgets its own with the peer). True if
+   * `timestamp` is greater than the one kept, and is kept now; false if
+   * not (a replay). Atomic across the fleet. Throws StoreUnavailableError.
+   */
+  async advanceTimestamp(publicKey: string, timestamp: Uint8Array): Promise<boolean> {
+    const hex = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength).toString('hex');
+    if (!TAI64N_HEX.test(hex)) throw new RangeError('timestamp must be 12 bytes of TAI64N');
+    try {
+      return (await this.run(SCRIPTS.advanceTimestamp, [this.timestampsKey], [publicKey, hex])) === 1;
+    } catch (err) {
+      throw storeError(err, 'advanceTimestamp');
+    }
   }
 
   /**

@@ -94,6 +94,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const pipeline = new Pipeline({
       verifier: responder,
       authorize: (key, now) => store.authorize(key, now),
+      advanceTimestamp: (key, timestamp) => store.advanceTimestamp(key, timestamp),
       device,
       replayer,
       installed,

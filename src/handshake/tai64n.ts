@@ -47,3 +47,8 @@ export function tai64nToUnixMs(t: Uint8Array): number {
   const seconds = view.getBigUint64(0, false) - TAI64_BASE;
   return Number(seconds) * MS_PER_SECOND + Math.floor(view.getUint32(SECONDS_SIZE, false) / NANOS_PER_MS);
 }
+
+/** Whether TAI64N `timestamp` is later than the Unix time `unixMs`. */
+export function tai64nAfter(timestamp: Uint8Array, unixMs: number): boolean {
+  return compareTai64n(timestamp, tai64nFromUnixMs(unixMs)) > 0;
+}

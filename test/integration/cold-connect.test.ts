@@ -40,7 +40,8 @@ describe('cold connect through wgjit', () => {
   const stats = async () => JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
   /** A REST call from inside the gateway namespace (the API listens on its loopback). */
   const api = async (method: string, path: string, body?: unknown): Promise<number> => {
-    const script = `const r = await fetch(${JSON.stringify(stack.apiUrl + path)}, { method: ${JSON.stringify(method)}, headers: { authorization: 'Bearer ${stack.token}', 'content-type': 'application/json' }, body: ${JSON.stringify(body === undefined ? null : JSON.stringify(body))} }); console.log(r.status);`;
+    const headers = { authorization: `Bearer ${stack.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const script = `const r = await fetch(${JSON.stringify(stack.apiUrl + path)}, { method: ${JSON.stringify(method)}, headers: ${JSON.stringify(headers)}, body: ${JSON.stringify(body === undefined ? null : JSON.stringify(body))} }); console.log(r.status);`;
     return Number((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout.trim());
   };
   /** Polls the device until `check` holds, for at most `ms`. */
@@ -100,7 +101,7 @@ describe('cold connect through wgjit', () => {
       SEND,
       JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: attacker, claimedStaticKey: victim, waitMs: SILENCE_MS }),
     ]);
-    expect(JSON.parse(stdout)).toEqual({ responses: 0, completed: false });
+    expect(JSON.parse(stdout)).toMatchObject({ responses: 0, completed: false });
     expect(await gatewayKeys()).not.toContain(victim);
     expect((await stats())['rejected_timestamp_decrypt']).toBe(before + 1);
 
@@ -110,7 +111,7 @@ describe('cold connect through wgjit', () => {
       SEND,
       JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: formatKey(victimPrivate), waitMs: 1_000 }),
     ]);
-    expect(JSON.parse(real.stdout)).toEqual({ responses: 1, completed: true });
+    expect(JSON.parse(real.stdout)).toMatchObject({ responses: 1, completed: true });
     expect(await gatewayKeys()).toContain(victim);
   });
 
@@ -133,6 +134,38 @@ describe('cold connect through wgjit', () => {
     expect(delta('xdp_bad_reserved', after)).toBe(20);
     expect(delta('xdp_wrong_size', after)).toBeGreaterThanOrEqual(80);
     expect(stack.daemon.isRunning()).toBe(true);
+  });
+
+  it('a captured initiation replayed from elsewhere does not move the endpoint, and after the peer is gone does not install it', async () => {
+    const [c, other] = [tb.clients[2]!, tb.clients[3]!];
+    const keyPrivate = generatePrivateKey();
+    const key = formatKey(publicKeyOf(keyPrivate));
+    await stack.cli(['peer', 'add', key, '--allowed-ips', '10.92.0.201/32']);
+    const send = async (from: TestbedClient, extra: Record<string, unknown>) =>
+      JSON.parse(
+        (await nsRun(from.ns, TSX, [SEND, JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: formatKey(keyPrivate), waitMs: 1_000, ...extra })]))
+          .stdout,
+      ) as { responses: number; completed: boolean; message: string };
+    const endpointOf = async () => (await tb.gateway!.dump()).peers.find((p) => p.publicKey === key)?.endpoint ?? null;
+
+    const first = await send(c, {});
+    expect(first).toMatchObject({ responses: 1, completed: true });
+    expect(await endpointOf()).toMatch(new RegExp(`^${c.address.replace(/\./g, '\\.')}:`));
+
+    // While the peer is installed: the device refuses the replay itself.
+    expect(await send(other, { replay: first.message })).toMatchObject({ responses: 0 });
+    expect(await endpointOf()).toMatch(new RegExp(`^${c.address.replace(/\./g, '\\.')}:`));
+
+    // The peer leaves the gateway (as on expiry): the device forgets its timestamp, the store does not.
+    expect(await api('DELETE', `/v1/gateway/peers/${encodeURIComponent(key)}`)).toBe(204);
+    const before = (await stats())['replayed'] ?? 0;
+    expect(await send(c, { replay: first.message })).toMatchObject({ responses: 0 });
+    expect(await gatewayKeys()).not.toContain(key);
+    expect((await stats())['replayed']).toBe(before + 1);
+
+    // A new initiation from the same key is admitted: the refusal was the replay.
+    expect(await send(c, {})).toMatchObject({ responses: 1, completed: true });
+    expect(await gatewayKeys()).toContain(key);
   });
 
   it('fails admissions clearly while Redis is down, keeps installed peers working, and recovers without a restart', async () => {

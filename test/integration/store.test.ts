@@ -7,6 +7,7 @@ import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
 import { decodeCursor, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
@@ -141,6 +142,21 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.authorize(off.publicKey, NOW)).toEqual({ allowed: false, reason: 'disabled' });
     expect(await store.authorize(ok.publicKey, new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
     expect(await store.authorize(ok.publicKey, NOW)).toEqual({ allowed: true, record: ok });
+  });
+
+  it('advanceTimestamp keeps the greatest TAI64N per key, atomically, beyond the record', async () => {
+    const key = newKey();
+    const ts = (unixMs: number) => tai64nFromUnixMs(unixMs);
+    expect(await store.advanceTimestamp(key, ts(1_000_000))).toBe(true);
+    expect(await store.advanceTimestamp(key, ts(1_000_000))).toBe(false); // the same: a replay
+    expect(await store.advanceTimestamp(key, ts(999_000))).toBe(false); // older
+    expect(await store.advanceTimestamp(key, ts(1_001_000))).toBe(true);
+    expect(await store.advanceTimestamp(newKey(), ts(1_000))).toBe(true); // per key
+    expect(await raw.hget('st-test:timestamps', key)).toBe(Buffer.from(ts(1_001_000)).toString('hex'));
+    // Of many concurrent attempts with one timestamp, exactly one wins.
+    const racers = await Promise.all(Array.from({ length: 20 }, () => store.advanceTimestamp(key, ts(1_002_000))));
+    expect(racers.filter(Boolean)).toHaveLength(1);
+    await expect(store.advanceTimestamp(key, new Uint8Array(11))).rejects.toThrow(RangeError);
   });
 
   it('publishes one event per mutation on <prefix>events, none for no-ops', async () => {

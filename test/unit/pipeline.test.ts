@@ -8,11 +8,13 @@ import { pino } from 'pino';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
-import { Pipeline, type Admission } from '../../src/pipeline.js';
+import { MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission } from '../../src/pipeline.js';
 import type { VerifyResult } from '../../src/handshake/responder.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
+import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
 const KEY = 'x'.repeat(43) + '=';
+const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
 function event(): CaptureEvent {
   return {
@@ -25,7 +27,7 @@ function event(): CaptureEvent {
   };
 }
 
-function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; installFails?: boolean; replayFails?: boolean } = {}) {
+function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; installFails?: boolean; replayFails?: boolean; timestampStoreFails?: boolean } = {}) {
   const installs: PeerConfig[][] = [];
   const lookups: string[] = [];
   const replays: CaptureEvent[] = [];
@@ -40,7 +42,9 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     },
   } as unknown as WireGuardDevice;
   const installed = new InstalledPeers();
-  const verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: new Uint8Array(12), senderIndex: 1 };
+  let verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(NOW - 1000), senderIndex: 1 };
+  /** The store's kept timestamps, as hex (the real one: test/integration/store.test.ts). */
+  const kept = new Map<string, string>();
   const pipeline = new Pipeline({
     verifier: {
       verify: (_m, onClaimed) => {
@@ -55,6 +59,14 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       if (a instanceof Error) throw a;
       return a;
     },
+    advanceTimestamp: async (key, timestamp) => {
+      if (opts.timestampStoreFails) throw new Error('connection refused');
+      const hex = Buffer.from(timestamp).toString('hex');
+      if ((kept.get(key) ?? '') >= hex) return false;
+      kept.set(key, hex);
+      return true;
+    },
+    now: () => NOW,
     device,
     replayer: {
       replay: (e) => {
@@ -66,7 +78,10 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     log: pino({ level: 'silent' }),
     metrics: createMetrics({ processMetrics: false }),
   });
-  return { pipeline, installs, lookups, replays, installed, releaseStore };
+  const stamp = (unixMs: number) => {
+    verdict = { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(unixMs), senderIndex: 1 };
+  };
+  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp };
 }
 
 describe('Pipeline', () => {
@@ -130,5 +145,55 @@ describe('Pipeline', () => {
     expect(await t.pipeline.handle(event())).toBe('installed');
     expect(t.installed.has(KEY)).toBe(true);
     expect(t.pipeline.counters['replay_failures']).toBe(1);
+  });
+
+  it('never installs an initiation whose timestamp is not newer than the one kept: a replay after the peer was removed', async () => {
+    const t = setup();
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    t.installed.delete(KEY); // expired from the device: its own replay memory is gone
+    expect(await t.pipeline.handle(event())).toBe('replayed');
+    expect(t.installs).toHaveLength(1);
+    expect(t.pipeline.counters['replayed']).toBe(1);
+    t.stamp(NOW); // the client's next, newer initiation gets in
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    expect(t.installs).toHaveLength(2);
+  });
+
+  it('keeps the timestamps of an installed peer, so a capture taken during its session is refused after it', async () => {
+    const t = setup();
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    t.stamp(NOW - 500); // a rekey during the session, answered by the device itself
+    expect(await t.pipeline.handle(event())).toBe('already_installed');
+    await new Promise((r) => setImmediate(r));
+    expect(t.kept.get(KEY)).toBe(Buffer.from(tai64nFromUnixMs(NOW - 500)).toString('hex'));
+    t.installed.delete(KEY);
+    expect(await t.pipeline.handle(event())).toBe('replayed');
+  });
+
+  it('refuses a timestamp too far ahead of our clock and keeps nothing for it', async () => {
+    const t = setup();
+    t.releaseStore();
+    t.stamp(NOW + MAX_TIMESTAMP_AHEAD_MS + 60_000);
+    expect(await t.pipeline.handle(event())).toBe('future_timestamp');
+    expect(t.kept.size).toBe(0);
+    expect(t.installs).toEqual([]);
+    t.stamp(NOW + MAX_TIMESTAMP_AHEAD_MS - 60_000); // a little ahead is fine
+    expect(await t.pipeline.handle(event())).toBe('installed');
+  });
+
+  it('keeps timestamps only for authorized keys', async () => {
+    const t = setup({ admission: { allowed: false, reason: 'unknown' } });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('unknown');
+    expect(t.kept.size).toBe(0);
+  });
+
+  it('a store failure while keeping the timestamp fails the admission', async () => {
+    const t = setup({ timestampStoreFails: true });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('store_unavailable');
+    expect(t.installs).toEqual([]);
   });
 });

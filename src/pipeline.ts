@@ -19,6 +19,7 @@ import type { CaptureEvent } from './capture/types.js';
 import type { VerifyResult } from './handshake/responder.js';
 import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
+import type { RefusalCache } from './authorize/refusals.js';
 import { tai64nAfter } from './handshake/tai64n.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
 import type { Logger } from './telemetry/log.js';
@@ -34,6 +35,8 @@ export interface PipelineDeps {
   authorize(publicKey: string, now: Date): Promise<Admission>;
   /** Keeps `timestamp` for the key if greater than the one kept; false for a replay (src/authorize/store.ts). */
   advanceTimestamp(publicKey: string, timestamp: Uint8Array): Promise<boolean>;
+  /** Keys the store refused lately: answered from here, not the store (src/authorize/refusals.ts). */
+  refusals?: RefusalCache;
   /** How far ahead of our clock an initiation's timestamp may be. Default MAX_TIMESTAMP_AHEAD_MS. */
   maxTimestampAheadMs?: number;
   device: WireGuardDevice;
@@ -101,7 +104,7 @@ export class Pipeline {
     let lookup = null as Promise<Admission | StoreFailure> | null;
     const stopVerifyTimer = this.deps.metrics.verifySeconds.startTimer();
     const verdict = this.deps.verifier.verify(event.message, (claimed) => {
-      if (!this.deps.installed.has(claimed) && !this.inFlight.has(claimed)) lookup = this.lookup(claimed);
+      if (!this.deps.installed.has(claimed) && !this.inFlight.has(claimed) && this.deps.refusals?.get(claimed) === undefined) lookup = this.lookup(claimed);
     });
     stopVerifyTimer();
     if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
@@ -123,6 +126,11 @@ export class Pipeline {
     if (pending !== undefined) {
       await pending;
       return this.finish('in_flight', event, key);
+    }
+    const refused = this.deps.refusals?.get(key);
+    if (refused !== undefined) {
+      this.count('refusals_cached');
+      return this.finish(refused, event, key);
     }
     const admission = this.admit(key, event, lookup ?? this.lookup(key), verdict.timestamp);
     this.inFlight.set(key, admission);
@@ -162,7 +170,10 @@ export class Pipeline {
       log.warn({ publicKey: key, err: admission.failed }, 'peer store unavailable: admission failed');
       return 'store_unavailable';
     }
-    if (!admission.allowed) return admission.reason;
+    if (!admission.allowed) {
+      this.deps.refusals?.set(key, admission.reason);
+      return admission.reason;
+    }
     // Only for authorized keys: anyone can make authentic initiations with
     // keys of their own, and those must not grow the store.
     try {

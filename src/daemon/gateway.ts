@@ -8,6 +8,7 @@ import { XdpCapture } from '../capture/addon.js';
 import type { CaptureEvent } from '../capture/types.js';
 import { createNativeResponder } from '../handshake/native.js';
 import { wipe } from '../handshake/keys.js';
+import { RefusalCache } from '../authorize/refusals.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import type { GatewayView } from '../api/gateway-view.js';
@@ -91,8 +92,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const replayer = opts.replay ? new Replayer() : null;
     if (replayer !== null) cleanups.push(() => replayer.close());
 
+    const refusals = new RefusalCache();
     const pipeline = new Pipeline({
       verifier: responder,
+      refusals,
       authorize: (key, now) => store.authorize(key, now),
       advanceTimestamp: (key, timestamp) => store.advanceTimestamp(key, timestamp),
       device,
@@ -142,6 +145,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         pipeline.count('removed_revoked');
       },
       onUpdated: () => pipeline.count('updates'),
+      onChange: (key) => refusals.delete(key),
     });
     await sync.start();
     cleanups.push(() => sync.close());

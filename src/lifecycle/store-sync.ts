@@ -22,6 +22,8 @@ export interface StoreSyncDeps {
   log: Logger;
   onRemoved: (publicKey: string, reason: 'revoked') => void;
   onUpdated: (publicKey: string) => void;
+  /** Every event, for any key, installed here or not. */
+  onChange?: (publicKey: string) => void;
 }
 
 export class StoreSync {
@@ -55,6 +57,7 @@ export class StoreSync {
 
   private onEvent(event: StoreEvent): void {
     const key = event.publicKey;
+    this.deps.onChange?.(key);
     if (!this.deps.installed.has(key)) return;
     const next = (this.chains.get(key) ?? Promise.resolve()).then(() => this.apply(key));
     this.chains.set(key, next);

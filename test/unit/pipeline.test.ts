@@ -12,6 +12,7 @@ import { MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission } from '../../src/pipe
 import type { VerifyResult } from '../../src/handshake/responder.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
+import { RefusalCache } from '../../src/authorize/refusals.js';
 
 const KEY = 'x'.repeat(43) + '=';
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -27,7 +28,7 @@ function event(): CaptureEvent {
   };
 }
 
-function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; installFails?: boolean; replayFails?: boolean; timestampStoreFails?: boolean } = {}) {
+function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; installFails?: boolean; replayFails?: boolean; timestampStoreFails?: boolean; refusals?: RefusalCache } = {}) {
   const installs: PeerConfig[][] = [];
   const lookups: string[] = [];
   const replays: CaptureEvent[] = [];
@@ -67,6 +68,7 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       return true;
     },
     now: () => NOW,
+    ...(opts.refusals ? { refusals: opts.refusals } : {}),
     device,
     replayer: {
       replay: (e) => {
@@ -195,5 +197,18 @@ describe('Pipeline', () => {
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('store_unavailable');
     expect(t.installs).toEqual([]);
+  });
+
+  it('answers a key the store refused from the refusal cache, until the key changes in the store', async () => {
+    const refusals = new RefusalCache(16, 60_000, () => NOW);
+    const t = setup({ admission: { allowed: false, reason: 'disabled' }, refusals });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('disabled');
+    for (let i = 0; i < 5; i++) expect(await t.pipeline.handle(event())).toBe('disabled');
+    expect(t.lookups).toHaveLength(1); // one store lookup for six initiations
+    expect(t.pipeline.counters['refusals_cached']).toBe(5);
+    refusals.delete(KEY); // the store said the record changed
+    expect(await t.pipeline.handle(event())).toBe('disabled');
+    expect(t.lookups).toHaveLength(2);
   });
 });

@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { requireAddon } from '../native-addon.js';
+import { SerialQueue } from './serial.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
 import {
   checkInterfaceName,
@@ -97,7 +98,7 @@ export async function isKernelWireGuard(ifname: string, sysfs = '/sys/class/net'
 
 export class NetlinkDevice implements WireGuardDevice {
   readonly kind = 'netlink' as const;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private closed = false;
   /** 1 went to the family lookup. */
   private seq = 2;
@@ -182,15 +183,13 @@ export class NetlinkDevice implements WireGuardDevice {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.queue.catch(() => undefined);
+    await this.queue.idle();
     this.socket.close();
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new DeviceError('io', `device ${this.name} is closed`));
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
   }
 
   private nextSeq(): number {

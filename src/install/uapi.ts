@@ -10,6 +10,7 @@
 import { connect, type Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SerialQueue } from './serial.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
 import {
   batches,
@@ -148,7 +149,7 @@ function probe(path: string, timeoutMs: number): Promise<void> {
 
 export class UapiDevice implements WireGuardDevice {
   readonly kind = 'uapi' as const;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private closed = false;
   private readonly connection: Connection;
 
@@ -203,15 +204,13 @@ export class UapiDevice implements WireGuardDevice {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.queue.catch(() => undefined);
+    await this.queue.idle();
     this.connection.reset();
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new DeviceError('io', `device ${this.name} is closed`));
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
   }
 
   /**

@@ -19,6 +19,7 @@ import type { CaptureEvent } from './capture/types.js';
 import type { VerifyResult } from './handshake/responder.js';
 import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
+import { RecentKeys } from './authorize/recent-keys.js';
 import type { RefusalCache } from './authorize/refusals.js';
 import { tai64nAfter } from './handshake/tai64n.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
@@ -60,6 +61,7 @@ export type Outcome =
   | 'expired'
   | 'replayed'
   | 'future_timestamp'
+  | 'too_soon'
   | 'store_unavailable'
   | 'install_failed';
 
@@ -82,12 +84,15 @@ export class Pipeline {
   readonly counters: GatewayCounters = Object.create(null);
   /** Admissions under way, by key: a resend joins the one in progress. */
   private readonly inFlight = new Map<string, Promise<Outcome>>();
+  /** Replays seen here, and at most one initiation per key per 20 ms. */
+  private readonly recent: RecentKeys;
   private readonly now: () => number;
   private readonly monotonicNs: () => bigint;
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
     this.monotonicNs = deps.monotonicNs ?? process.hrtime.bigint;
+    this.recent = new RecentKeys(undefined, undefined, this.now);
   }
 
   count(name: string, by = 1): void {
@@ -104,7 +109,8 @@ export class Pipeline {
     let lookup = null as Promise<Admission | StoreFailure> | null;
     const stopVerifyTimer = this.deps.metrics.verifySeconds.startTimer();
     const verdict = this.deps.verifier.verify(event.message, (claimed) => {
-      if (!this.deps.installed.has(claimed) && !this.inFlight.has(claimed) && this.deps.refusals?.get(claimed) === undefined) lookup = this.lookup(claimed);
+      if (this.deps.installed.has(claimed) || this.inFlight.has(claimed) || this.deps.refusals?.get(claimed) !== undefined) return;
+      if (this.recent.lookAhead(claimed)) lookup = this.lookup(claimed);
     });
     stopVerifyTimer();
     if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
@@ -114,6 +120,8 @@ export class Pipeline {
     if (tai64nAfter(verdict.timestamp, this.now() + (this.deps.maxTimestampAheadMs ?? MAX_TIMESTAMP_AHEAD_MS))) {
       return this.finish('future_timestamp', event, key);
     }
+    const consideration = this.recent.consider(key, verdict.timestamp);
+    if (consideration !== 'considered') return this.finish(consideration, event, key);
     // The device got this packet too (XDP passes everything): a peer it
     // already holds answers on its own, and must not be touched here. Its
     // timestamp is still kept, so a capture of it cannot install the peer

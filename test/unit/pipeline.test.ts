@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
-import { MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission } from '../../src/pipeline.js';
+import { MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission, type PipelineDeps } from '../../src/pipeline.js';
 import type { VerifyResult } from '../../src/handshake/responder.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
@@ -44,9 +44,10 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
   } as unknown as WireGuardDevice;
   const installed = new InstalledPeers();
   let verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(NOW - 1000), senderIndex: 1 };
+  let clock = NOW;
   /** The store's kept timestamps, as hex (the real one: test/integration/store.test.ts). */
   const kept = new Map<string, string>();
-  const pipeline = new Pipeline({
+  const deps: PipelineDeps = {
     verifier: {
       verify: (_m, onClaimed) => {
         if (verdict.ok) onClaimed?.(verdict.initiatorKey);
@@ -67,7 +68,7 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       kept.set(key, hex);
       return true;
     },
-    now: () => NOW,
+    now: () => clock,
     ...(opts.refusals ? { refusals: opts.refusals } : {}),
     device,
     replayer: {
@@ -79,11 +80,29 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     installed,
     log: pino({ level: 'silent' }),
     metrics: createMetrics({ processMetrics: false }),
-  });
+  };
+  const pipeline = new Pipeline(deps);
   const stamp = (unixMs: number) => {
     verdict = { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(unixMs), senderIndex: 1 };
   };
-  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp };
+  /** Time passes: later than the 20 ms per-key interval, unless told otherwise. */
+  const tick = (ms = 25) => {
+    clock += ms;
+  };
+  /**
+   * The client's next initiation, `ms` later: a newer timestamp (50 ms
+   * newer, clear of the 16.8 ms granularity of TAI64N as clients write it).
+   */
+  let clientClock = NOW - 1000;
+  const next = (ms = 25) => {
+    tick(ms);
+    clientClock += 50;
+    stamp(clientClock);
+    return clientClock;
+  };
+  /** The same gateway restarted: a new pipeline over the same store (its memory of keys is gone). */
+  const restart = () => new Pipeline(deps);
+  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp, tick, next, restart };
 }
 
 describe('Pipeline', () => {
@@ -105,15 +124,37 @@ describe('Pipeline', () => {
     expect(t.pipeline.counters['rejected_mac1']).toBe(1);
   });
 
-  it('joins resends to the admission under way: one lookup, one install', async () => {
+  it('considers one initiation per key per 20 ms, and joins later resends to the admission under way', async () => {
     const t = setup();
-    const all = Promise.all([t.pipeline.handle(event()), t.pipeline.handle(event()), t.pipeline.handle(event())]);
+    const first = t.pipeline.handle(event());
+    t.next(5); // newer initiations within 20 ms
+    const burst = Promise.all([t.pipeline.handle(event()), t.pipeline.handle(event())]);
+    t.next(); // 30 ms on, while the store is still slow
+    const later = t.pipeline.handle(event());
     t.releaseStore();
-    expect((await all).sort()).toEqual(['in_flight', 'in_flight', 'installed']);
+    expect(await first).toBe('installed');
+    expect(await burst).toEqual(['too_soon', 'too_soon']);
+    expect(await later).toBe('in_flight');
     expect(t.lookups).toEqual([KEY]);
     expect(t.installs).toHaveLength(1);
+    t.next();
     expect(await t.pipeline.handle(event())).toBe('already_installed');
     expect(t.installs).toHaveLength(1);
+    expect(t.pipeline.counters['too_soon']).toBe(2);
+  });
+
+  it('does not let replays of a captured initiation take its key\'s 20 ms slot', async () => {
+    const t = setup();
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('installed');
+    t.installed.delete(KEY);
+    t.tick(25);
+    for (let i = 0; i < 10; i++) expect(await t.pipeline.handle(event())).toBe('replayed'); // an attacker's copies...
+    t.next(1);
+    expect(await t.pipeline.handle(event())).toBe('installed'); // ...do not hold the owner back
+    // Refused from memory: one lookup started ahead of the timestamp check
+    // for ten replays, none more for the owner within the same 20 ms.
+    expect(t.lookups).toHaveLength(3);
   });
 
   it('does not install refused keys', async () => {
@@ -154,11 +195,13 @@ describe('Pipeline', () => {
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('installed');
     t.installed.delete(KEY); // expired from the device: its own replay memory is gone
-    expect(await t.pipeline.handle(event())).toBe('replayed');
+    const restarted = t.restart(); // and this gateway's memory too: the store decides
+    t.tick();
+    expect(await restarted.handle(event())).toBe('replayed');
     expect(t.installs).toHaveLength(1);
-    expect(t.pipeline.counters['replayed']).toBe(1);
-    t.stamp(NOW); // the client's next, newer initiation gets in
-    expect(await t.pipeline.handle(event())).toBe('installed');
+    expect(restarted.counters['replayed']).toBe(1);
+    t.next(); // the client's next, newer initiation gets in
+    expect(await restarted.handle(event())).toBe('installed');
     expect(t.installs).toHaveLength(2);
   });
 
@@ -166,12 +209,13 @@ describe('Pipeline', () => {
     const t = setup();
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('installed');
-    t.stamp(NOW - 500); // a rekey during the session, answered by the device itself
+    const rekey = Buffer.from(tai64nFromUnixMs(t.next())).toString('hex'); // a rekey during the session, answered by the device itself
     expect(await t.pipeline.handle(event())).toBe('already_installed');
     await new Promise((r) => setImmediate(r));
-    expect(t.kept.get(KEY)).toBe(Buffer.from(tai64nFromUnixMs(NOW - 500)).toString('hex'));
+    expect(t.kept.get(KEY)).toBe(rekey);
     t.installed.delete(KEY);
-    expect(await t.pipeline.handle(event())).toBe('replayed');
+    t.tick();
+    expect(await t.restart().handle(event())).toBe('replayed');
   });
 
   it('refuses a timestamp too far ahead of our clock and keeps nothing for it', async () => {
@@ -204,10 +248,14 @@ describe('Pipeline', () => {
     const t = setup({ admission: { allowed: false, reason: 'disabled' }, refusals });
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('disabled');
-    for (let i = 0; i < 5; i++) expect(await t.pipeline.handle(event())).toBe('disabled');
+    for (let i = 0; i < 5; i++) {
+      t.next();
+      expect(await t.pipeline.handle(event())).toBe('disabled');
+    }
     expect(t.lookups).toHaveLength(1); // one store lookup for six initiations
     expect(t.pipeline.counters['refusals_cached']).toBe(5);
     refusals.delete(KEY); // the store said the record changed
+    t.next();
     expect(await t.pipeline.handle(event())).toBe('disabled');
     expect(t.lookups).toHaveLength(2);
   });

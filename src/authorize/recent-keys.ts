@@ -1,0 +1,84 @@
+/**
+ * The gateway's short memory of verified initiations, per key, in the
+ * order WireGuard itself checks the peers it holds:
+ *
+ * 1. An initiation whose timestamp is not greater than the greatest seen
+ *    here is a replay, refused without a store round trip. Only the key's
+ *    owner can make an initiation that verifies, so every timestamp seen
+ *    here was once genuine; the store's own check (advanceTimestamp) stays
+ *    the authority across restarts and gateways.
+ * 2. Otherwise at most one initiation per key per MIN_INITIATION_INTERVAL_MS
+ *    is considered: a burst of resends costs one store round trip.
+ *
+ * A replay does not take the key's slot, so nobody who captured an
+ * initiation can hold its owner back by sending it again and again.
+ * The store lookup the pipeline starts before the timestamp is known
+ * (lookAhead) is held to the same interval, so replays cannot turn into a
+ * store lookup each either. Bounded: the least recently touched key goes
+ * first.
+ */
+import { compareTai64n } from '../handshake/tai64n.js';
+
+export const MIN_INITIATION_INTERVAL_MS = 20;
+export const RECENT_KEYS_SIZE = 65_536;
+
+export type Consideration = 'considered' | 'replayed' | 'too_soon';
+
+interface Seen {
+  /** When an initiation of the key was last considered (-Infinity: never). */
+  consideredAt: number;
+  /** The greatest timestamp considered, null before the first. */
+  timestamp: Uint8Array | null;
+  /** When a store lookup was last started ahead of the timestamp check. */
+  lookAheadAt: number;
+}
+
+export class RecentKeys {
+  private readonly seen = new Map<string, Seen>();
+
+  constructor(
+    private readonly capacity = RECENT_KEYS_SIZE,
+    private readonly intervalMs = MIN_INITIATION_INTERVAL_MS,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
+  }
+
+  /**
+   * Whether a store lookup for `key` may start before its initiation's
+   * timestamp is checked: not within the interval of the last one, nor of
+   * the last considered initiation. Records the lookup when true.
+   */
+  lookAhead(key: string): boolean {
+    const now = this.now();
+    const entry = this.seen.get(key);
+    if (entry === undefined) {
+      this.remember(key, { consideredAt: -Infinity, timestamp: null, lookAheadAt: now });
+      return true;
+    }
+    if (now - entry.consideredAt < this.intervalMs || now - entry.lookAheadAt < this.intervalMs) return false;
+    entry.lookAheadAt = now;
+    this.remember(key, entry);
+    return true;
+  }
+
+  /** Judges a verified initiation of `key`; records it when 'considered'. */
+  consider(key: string, timestamp: Uint8Array): Consideration {
+    const now = this.now();
+    const entry = this.seen.get(key);
+    if (entry?.timestamp != null && compareTai64n(timestamp, entry.timestamp) <= 0) return 'replayed';
+    if (entry !== undefined && now - entry.consideredAt < this.intervalMs) return 'too_soon';
+    this.remember(key, { consideredAt: now, timestamp: Uint8Array.from(timestamp), lookAheadAt: entry?.lookAheadAt ?? -Infinity });
+    return 'considered';
+  }
+
+  private remember(key: string, entry: Seen): void {
+    this.seen.delete(key);
+    this.seen.set(key, entry);
+    if (this.seen.size > this.capacity) this.seen.delete(this.seen.keys().next().value as string);
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}

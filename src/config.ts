@@ -4,6 +4,7 @@
  * Every setting is validated at start; an error names the setting, where it
  * came from, and the accepted form.
  */
+import { DEFAULT_DH_PER_SECOND } from './intake/intake.js';
 import { readFileSync } from 'node:fs';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -98,6 +99,7 @@ export const SETTINGS = {
   backend: { flag: 'backend', help: 'device backend', parse: oneOf('auto', 'uapi', 'netlink'), default: 'auto', form: 'auto, uapi or netlink' },
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
+  dhBudget: { flag: 'dh-budget', help: 'Diffie-Hellman operations per second spent verifying initiations (2 each); beyond it they queue, then drop', parse: integer(2, 10_000_000), default: DEFAULT_DH_PER_SECOND, form: 'an integer, 2..10000000' },
   replay: { flag: 'replay', help: 're-inject the captured initiation after install', parse: onOff, default: true, form: 'on or off' },
   uapiDir: { flag: 'uapi-dir', help: 'directory of userspace WireGuard sockets', parse: text, default: '/var/run/wireguard', form: 'a directory path' },
   logLevel: { flag: 'log-level', help: 'log level', parse: oneOf(...LOG_LEVELS), default: 'info', form: LOG_LEVELS.join(', ') },

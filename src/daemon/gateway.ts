@@ -18,16 +18,11 @@ import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
+import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 
-/**
- * Admissions handled at once. Beyond it, captured initiations are dropped
- * and counted: the ring buffer in the kernel is the only queue that grows,
- * and it is bounded too.
- */
-export const MAX_CONCURRENT_ADMISSIONS = 256;
 /** Ring buffer size in bytes (a power of two): about 5,000 records. */
 export const RING_BYTES = 1 << 20;
 export const SWEEP_INTERVAL_MS = 10_000;
@@ -42,6 +37,8 @@ export interface GatewayOptions {
   backend: 'auto' | 'uapi' | 'netlink';
   xdpMode: 'auto' | 'native' | 'generic';
   idleTimeoutS: number;
+  /** Diffie-Hellman budget per second (src/intake). */
+  dhPerSecond: number;
   replay: boolean;
   uapiDir: string;
   log: Logger;
@@ -111,18 +108,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       const attached = capture.attach(dev, opts.xdpMode);
       log.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
     }
-    let active = 0;
-    capture.start((events: CaptureEvent[]) => {
-      for (const event of events) {
-        if (active >= MAX_CONCURRENT_ADMISSIONS) {
-          pipeline.count('dropped_queue_full');
-          metrics.captureDrops.inc({ reason: 'queue_full' });
-          continue;
-        }
-        active++;
-        void pipeline.handle(event).finally(() => active--);
-      }
+    const intake = new Intake({
+      handle: (event) => pipeline.handle(event),
+      dhPerSecond: opts.dhPerSecond,
+      onDrop: (reason) => {
+        pipeline.count(`dropped_${reason}`);
+        metrics.captureDrops.inc({ reason });
+      },
+      onError: (err) => log.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
     });
+    cleanups.push(() => intake.close());
+    capture.start((events: CaptureEvent[]) => intake.offer(events));
 
     const sweeper = new Sweeper(
       device,
@@ -177,6 +173,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         for (const [reason, n] of Object.entries(xdp)) out[`xdp_${reason}`] = Number(n);
         out['ringbuf_drops'] = out['xdp_ringbuf_full'] ?? 0;
         out['installed_peers'] = installed.size;
+        out['queued'] = intake.queued;
         return out;
       },
       ready: async () => {

@@ -118,7 +118,7 @@ describe('cold connect through wgjit', () => {
   it('survives hostile datagrams, each counted by reason', async () => {
     const c = tb.clients[2]!;
     const before = await stats();
-    const { stdout } = await nsRun(c.ns, TSX, [JUNK, JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, rounds: 20 })]);
+    const { stdout } = await nsRun(c.ns, TSX, [JUNK, JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, rounds: 20, gapMs: 5 })]);
     const sent = JSON.parse(stdout) as { sent: number; verifiable: number };
     const delta = (k: string, s: Record<string, number>) => (s[k] ?? 0) - (before[k] ?? 0);
     let after = before;

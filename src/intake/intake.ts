@@ -94,7 +94,8 @@ export class Intake {
   offer(events: readonly CaptureEvent[]): void {
     for (const event of events) {
       const admitted = this.closed ? 'queue_full' : this.queue.push(sourceKey(event), event);
-      if (admitted !== 'queued') this.opts.onDrop(admitted);
+      // Displaced: this one waits, the newest of a longer FIFO was dropped.
+      if (admitted !== 'queued') this.opts.onDrop(admitted === 'displaced' ? 'queue_full' : admitted);
     }
     this.schedule();
   }

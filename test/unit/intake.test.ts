@@ -19,13 +19,29 @@ describe('FairQueue', () => {
     expect(q.sourceCount).toBe(0);
   });
 
-  it('refuses beyond the per-source bound and beyond the capacity, and says which', () => {
-    const q = new FairQueue<number>(5, 2);
-    expect([q.push('a', 1), q.push('a', 2), q.push('a', 3)]).toEqual(['queued', 'queued', 'source_full']);
-    expect([q.push('b', 1), q.push('c', 1), q.push('d', 1), q.push('e', 1)]).toEqual(['queued', 'queued', 'queued', 'queue_full']);
+  it('refuses beyond the per-source bound, and when full makes room from the longest FIFO', () => {
+    const q = new FairQueue<string>(5, 3);
+    expect([q.push('a', 'a1'), q.push('a', 'a2'), q.push('a', 'a3'), q.push('a', 'a4')]).toEqual(['queued', 'queued', 'queued', 'source_full']);
+    expect([q.push('b', 'b1'), q.push('b', 'b2')]).toEqual(['queued', 'queued']);
+    // Full: a new source displaces the newest item of the longest FIFO (a's)...
+    expect(q.push('c', 'c1')).toBe('displaced');
+    // ...then of b's, as long as a FIFO is longer than the one the newcomer would have.
+    expect(q.push('d', 'd1')).toBe('displaced');
     expect(q.size).toBe(5);
-    q.shift();
-    expect(q.push('e', 1)).toBe('queued');
+    expect(q.push('c', 'c2')).toBe('queue_full'); // c would have 2: none is longer
+    const order: string[] = [];
+    for (let item = q.shift(); item !== undefined; item = q.shift()) order.push(item);
+    expect(order).toEqual(['a1', 'b1', 'c1', 'd1', 'a2']);
+  });
+
+  it('keeps a new source out of nothing: a flood that fills the queue still makes room for it', () => {
+    const q = new FairQueue<string>(4_096, 4);
+    for (let s = 0; s < 1_024; s++) for (let i = 0; i < 6; i++) q.push(`10.0.${s >> 8}.${s & 255}`, 'flood');
+    expect(q.size).toBe(4_096);
+    expect(q.push('192.0.2.99', 'client')).toBe('displaced');
+    let at = 0;
+    while (q.shift() !== 'client') at++;
+    expect(at).toBeLessThanOrEqual(1_024); // one round of the flood's sources
   });
 
   it('rejects bounds that are not positive integers', () => {

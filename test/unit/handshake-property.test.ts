@@ -3,15 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
 import { publicKeyOf } from '../../src/handshake/keys.js';
 import { INITIATION_OFF_EPHEMERAL, INITIATION_OFF_MAC1, INITIATION_OFF_MAC2, INITIATION_OFF_SENDER, MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
+import { createNativeResponder } from '../../src/handshake/native.js';
 import { createResponder, type VerifyResult } from '../../src/handshake/responder.js';
 import { labelKey } from '../vectors/generate-handshake-vectors.js';
 
 const responderKey = labelKey('property responder');
 const responderPublic = publicKeyOf(responderKey);
-const responder = createResponder(responderKey);
+/** The reference in TypeScript, and the addon's responder the daemon runs. */
+const RESPONDERS = [
+  { name: 'reference', responder: createResponder(responderKey) },
+  { name: 'addon', responder: createNativeResponder(responderKey) },
+];
 const valid = createInitiation({ initiatorPrivateKey: labelKey('property alice'), responderPublicKey: responderPublic }).message;
 
-function safeVerify(message: Uint8Array): VerifyResult | 'threw' {
+function safeVerify(responder: (typeof RESPONDERS)[number]['responder'], message: Uint8Array): VerifyResult | 'threw' {
   try {
     return responder.verify(message);
   } catch {
@@ -29,7 +34,7 @@ const mutation = fc.record({
   restampMac1: fc.boolean(),
 });
 
-describe('responder on arbitrary input', () => {
+describe.each(RESPONDERS)('$name responder on arbitrary input', ({ responder }) => {
   it('never throws and never accepts random bytes', () => {
     const anyBytes = fc.oneof(
       fc.uint8Array({ maxLength: 300 }),
@@ -41,7 +46,7 @@ describe('responder on arbitrary input', () => {
     );
     fc.assert(
       fc.property(anyBytes, (m) => {
-        const result = safeVerify(m);
+        const result = safeVerify(responder, m);
         expect(result).not.toBe('threw');
         expect(result).toMatchObject({ ok: false });
       }),
@@ -56,7 +61,7 @@ describe('responder on arbitrary input', () => {
         for (const { at, xor } of edits) m[at]! ^= xor;
         // Restamping lets the mutation reach the Diffie-Hellman and AEAD steps.
         if (restampMac1) stampMac1(m, responderPublic);
-        const result = safeVerify(m);
+        const result = safeVerify(responder, m);
         expect(result).not.toBe('threw');
         if (result === 'threw') return;
         // Noise does not cover the sender index, and restamping rewrites mac1.

@@ -168,6 +168,29 @@ describe('cold connect through wgjit', () => {
     expect(await gatewayKeys()).toContain(key);
   });
 
+  it('installs a registered client once for a burst of resends', async () => {
+    const c = tb.clients[1]!;
+    const keyPrivate = generatePrivateKey();
+    const key = formatKey(publicKeyOf(keyPrivate));
+    await stack.cli(['peer', 'add', key, '--allowed-ips', '10.92.0.202/32']);
+    const before = await stats();
+    const burst = 8;
+    const { stdout } = await nsRun(c.ns, TSX, [
+      SEND,
+      JSON.stringify({ gateway: tb.gatewayAddress, port: tb.listenPort, gatewayPublicKey: tb.gateway!.publicKey, privateKey: formatKey(keyPrivate), count: burst, waitMs: 1_500 }),
+    ]);
+    expect(JSON.parse(stdout)).toMatchObject({ completed: true });
+    const after = await stats();
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    // At most 4 from one source wait in the intake; the rest are dropped there.
+    expect(delta('initiations_verified') + delta('dropped_source_full')).toBe(burst);
+    expect(delta('initiations_verified')).toBeGreaterThanOrEqual(2);
+    expect(delta('installs')).toBe(1);
+    // The others: within 20 ms of the first, the same timestamp as one seen, or joined to the install under way.
+    expect(delta('too_soon') + delta('replayed') + delta('in_flight') + delta('already_installed')).toBe(delta('initiations_verified') - 1);
+    expect(await gatewayKeys()).toContain(key);
+  });
+
   it('fails admissions clearly while Redis is down, keeps installed peers working, and recovers without a restart', async () => {
     const c = tb.clients[4]!;
     const wg = await c.startWireguard();

@@ -102,10 +102,11 @@ export class Pipeline {
   /** Handle one captured initiation. Never throws. */
   async handle(event: CaptureEvent): Promise<Outcome> {
     this.count('initiations_seen');
-    // The store lookup starts as soon as the static key decrypts and runs
-    // while ss and the timestamp are checked. Its answer is used only if the
-    // whole verification passes; it costs nothing an attacker could not
-    // already cause with a valid initiation from a key of their own.
+    // For a key not seen lately (a cold client), the store lookup starts as
+    // soon as the static key decrypts and runs while ss and the timestamp
+    // are checked. Its answer is used only if the whole verification
+    // passes; it costs nothing an attacker could not already cause with a
+    // valid initiation from a key of their own.
     let lookup = null as Promise<Admission | StoreFailure> | null;
     const stopVerifyTimer = this.deps.metrics.verifySeconds.startTimer();
     const verdict = this.deps.verifier.verify(event.message, (claimed) => {

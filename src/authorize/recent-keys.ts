@@ -13,9 +13,10 @@
  * A replay does not take the key's slot, so nobody who captured an
  * initiation can hold its owner back by sending it again and again.
  * The store lookup the pipeline starts before the timestamp is known
- * (lookAhead) is held to the same interval, so replays cannot turn into a
- * store lookup each either. Bounded: the least recently touched key goes
- * first.
+ * (lookAhead) is only for keys not seen lately: an initiation of a key
+ * seen lately is as likely a resend or a replay, and its lookup waits for
+ * the timestamp check, so replays cannot turn into a store lookup each.
+ * Bounded: the least recently touched key goes first.
  */
 import { compareTai64n } from '../handshake/tai64n.js';
 
@@ -46,8 +47,8 @@ export class RecentKeys {
 
   /**
    * Whether a store lookup for `key` may start before its initiation's
-   * timestamp is checked: not within the interval of the last one, nor of
-   * the last considered initiation. Records the lookup when true.
+   * timestamp is checked: only for a key with no initiation considered here
+   * lately, and at most once per interval. Records the lookup when true.
    */
   lookAhead(key: string): boolean {
     const now = this.now();
@@ -56,7 +57,7 @@ export class RecentKeys {
       this.remember(key, { consideredAt: -Infinity, timestamp: null, lookAheadAt: now });
       return true;
     }
-    if (now - entry.consideredAt < this.intervalMs || now - entry.lookAheadAt < this.intervalMs) return false;
+    if (entry.timestamp !== null || now - entry.lookAheadAt < this.intervalMs) return false;
     entry.lookAheadAt = now;
     this.remember(key, entry);
     return true;

@@ -27,8 +27,8 @@ const MIN_FLOOD_RATE = 20_000;
 const FLOOD_SOURCES = 1_024;
 const FLOOD_SOURCE_BASE = '10.97.0.0';
 const FLOOD_SECONDS = 36;
-/** Distinct initiations (keys) the flooder cycles through. */
-const FLOOD_POOL = 6_000;
+/** Distinct initiations (keys) the flooder cycles through: six per source. */
+const FLOOD_POOL = 6 * 1_024;
 /** The registered client starts connecting this far into the flood. */
 const CLIENT_AT_S = 8;
 /** Memory is compared between these windows (seconds into the flood). */

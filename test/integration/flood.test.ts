@@ -107,6 +107,9 @@ describe('admission under a flood', () => {
       const stats = JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
       const delta = (k: string) => (stats[k] ?? 0) - (statsBefore[k] ?? 0);
       const peak = ([from, to]: [number, number]) => Math.max(...rss.filter(([t]) => t >= from && t < to).map(([, b]) => b));
+      const metricsScript = `const r = await fetch(${JSON.stringify(`${stack.apiUrl}/metrics`)}, { headers: { authorization: 'Bearer ${stack.token}' } }); console.log(await r.text());`;
+      const metrics = (await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', metricsScript])).stdout;
+      const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]) * 1000;
       const arrived = ['xdp_captured', 'xdp_rate_limited', 'xdp_ringbuf_full'].reduce((n, k) => n + delta(k), 0);
 
       console.log(
@@ -117,6 +120,7 @@ describe('admission under a flood', () => {
           `  dropped: queue full ${delta('dropped_queue_full')}, source full ${delta('dropped_source_full')}, stale ${delta('dropped_stale')}`,
           `client: answered ${answered} after ${initiations} initiation(s); ping ${await pinged}`,
           `api: ${api.latenciesMs.length} calls, p50 ${percentile(api.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(api.latenciesMs, 99).toFixed(1)} ms, max ${Math.max(...api.latenciesMs).toFixed(1)} ms, failures ${api.failures.length}`,
+          `daemon event loop delay over the run: p50 ${metric('nodejs_eventloop_lag_p50_seconds').toFixed(1)} ms, p99 ${metric('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${metric('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`,
           `rss: early peak ${(peak(EARLY_WINDOW) / 2 ** 20).toFixed(1)} MiB, late peak ${(peak(LATE_WINDOW) / 2 ** 20).toFixed(1)} MiB`,
         ].join('\n'),
       );

@@ -74,7 +74,7 @@ XdpProgram::XdpProgram(const std::string& object_path, uint16_t listen_port,
     if (!ring) throw BpfError(std::string("find map ") + kRingMapName, ENOENT);
     int err = bpf_map__set_max_entries(ring, ring_bytes);
     if (err) throw BpfError("set ring size", err);
-    SetListenPort(listen_port);
+    SetRodata(kListenPortVar, &listen_port, sizeof listen_port);
 
     err = bpf_object__load(obj_);
     if (err) throw BpfError("load bpf object " + object_path, err);
@@ -97,8 +97,9 @@ XdpProgram::~XdpProgram() {
 }
 
 // Finds the variable in the object's .rodata section through BTF and writes
-// its initial value; load then freezes it.
-void XdpProgram::SetListenPort(uint16_t port) {
+// its initial value; load then freezes it. The size must be the declared one,
+// so a type changed in the program cannot be half written.
+void XdpProgram::SetRodata(const char* name, const void* value, size_t size) {
   const btf* btf = bpf_object__btf(obj_);
   if (!btf) throw BpfError("object has no BTF", ENOENT);
   int sec_id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
@@ -108,28 +109,28 @@ void XdpProgram::SetListenPort(uint16_t port) {
 
   bpf_map* rodata = nullptr;
   for (bpf_map* m = bpf_object__next_map(obj_, nullptr); m; m = bpf_object__next_map(obj_, m)) {
-    const char* name = bpf_map__name(m);
-    size_t len = strlen(name);
-    if (bpf_map__is_internal(m) && len >= 7 && strcmp(name + len - 7, ".rodata") == 0) rodata = m;
+    const char* map_name = bpf_map__name(m);
+    size_t len = strlen(map_name);
+    if (bpf_map__is_internal(m) && len >= 7 && strcmp(map_name + len - 7, ".rodata") == 0) rodata = m;
   }
   if (!rodata) throw BpfError("find .rodata map", ENOENT);
-  size_t size = 0;
-  const void* initial = bpf_map__initial_value(rodata, &size);
+  size_t rodata_size = 0;
+  const void* initial = bpf_map__initial_value(rodata, &rodata_size);
   if (!initial) throw BpfError("read .rodata", ENOENT);
   const auto* bytes = static_cast<const uint8_t*>(initial);
-  std::vector<uint8_t> data(bytes, bytes + size);
+  std::vector<uint8_t> data(bytes, bytes + rodata_size);
 
   for (int i = 0; i < btf_vlen(sec); i++) {
     const btf_type* var = btf__type_by_id(btf, vars[i].type);
-    if (strcmp(btf__name_by_offset(btf, var->name_off), kListenPortVar) != 0) continue;
-    if (vars[i].size != sizeof(port) || vars[i].offset + sizeof(port) > size)
-      throw BpfError("listen_port has an unexpected size", EINVAL);
-    memcpy(data.data() + vars[i].offset, &port, sizeof(port));
+    if (strcmp(btf__name_by_offset(btf, var->name_off), name) != 0) continue;
+    if (vars[i].size != size || vars[i].offset + size > rodata_size)
+      throw BpfError(std::string(name) + " has an unexpected size", EINVAL);
+    memcpy(data.data() + vars[i].offset, value, size);
     int err = bpf_map__set_initial_value(rodata, data.data(), data.size());
-    if (err) throw BpfError("set listen_port", err);
+    if (err) throw BpfError(std::string("set ") + name, err);
     return;
   }
-  throw BpfError(std::string("find ") + kListenPortVar, ENOENT);
+  throw BpfError(std::string("find ") + name, ENOENT);
 }
 
 // A BPF link rather than a netlink attachment: the kernel removes it when

@@ -67,7 +67,7 @@ class XdpProgram {
 
  private:
   static int OnRecord(void* ctx, void* data, size_t size);
-  void SetListenPort(uint16_t port);
+  void SetRodata(const char* name, const void* value, size_t size);
   int LinkXdp(int ifindex, uint32_t flags);
   void EnsureRing();
 

@@ -4,21 +4,23 @@
  * a ring buffer, and lets every frame through: the program observes, it
  * never decides. Each exit is counted by reason in a per-CPU array.
  */
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "capture_limits.h"
 #include "capture_record.h"
 
 /* Not exported by the uapi headers user space builds against. */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
-#define IPV6_NEXTHDR_FRAGMENT 44
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
 
@@ -63,7 +65,47 @@ static __always_inline struct ethhdr *parse_eth(struct cursor *c)
 	return eth;
 }
 
-/* Returns the header, advanced past options; *reason says why on NULL. */
+static __always_inline bool is_vlan(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_);
+}
+
+/*
+ * Steps over up to CAPTURE_MAX_VLAN_TAGS tags, of either kind in either
+ * position (switches disagree on which outer type QinQ uses); *proto becomes
+ * the ethertype after them. NICs that strip tags in hardware show XDP an
+ * untagged frame, which needs nothing here.
+ */
+static __always_inline bool parse_vlans(struct cursor *c, __be16 *proto, enum capture_stat *reason)
+{
+	struct vlan_tag {
+		__be16 tci;
+		__be16 proto;
+	} *tag;
+
+#pragma unroll
+	for (int i = 0; i < CAPTURE_MAX_VLAN_TAGS; i++) {
+		if (!is_vlan(*proto))
+			return true;
+		tag = c->pos;
+		if ((void *)(tag + 1) > c->end) {
+			*reason = CAPTURE_STAT_TRUNCATED;
+			return false;
+		}
+		*proto = tag->proto;
+		c->pos = tag + 1;
+	}
+	if (is_vlan(*proto)) {
+		*reason = CAPTURE_STAT_VLAN_LIMIT;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Returns the header with the cursor past its options, on the UDP header of
+ * an unfragmented datagram; *reason says why on NULL.
+ */
 static __always_inline struct iphdr *parse_ipv4(struct cursor *c, enum capture_stat *reason)
 {
 	struct iphdr *iph = c->pos;
@@ -82,13 +124,71 @@ static __always_inline struct iphdr *parse_ipv4(struct cursor *c, enum capture_s
 		*reason = CAPTURE_STAT_TRUNCATED;
 		return NULL;
 	}
+	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		*reason = CAPTURE_STAT_FRAGMENT;
+		return NULL;
+	}
+	if (iph->protocol != IPPROTO_UDP) {
+		*reason = CAPTURE_STAT_NOT_UDP;
+		return NULL;
+	}
 	c->pos += hdr_len;
 	return iph;
 }
 
+/* The extension headers that share the (hdrlen + 1) * 8 length rule. */
+static __always_inline bool is_ipv6_ext(__u8 nexthdr)
+{
+	return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS;
+}
+
+/*
+ * Walks up to CAPTURE_MAX_IPV6_EXT extension headers from *nexthdr to UDP.
+ * A fragment header anywhere makes a fragment; AH, ESP, "no next header"
+ * and anything else are not UDP we can read.
+ */
+static __always_inline bool skip_ipv6_ext(struct cursor *c, __u8 *nexthdr, enum capture_stat *reason)
+{
+	struct ipv6_opt_hdr *ext;
+	__u32 len;
+
+#pragma unroll
+	for (int i = 0; i < CAPTURE_MAX_IPV6_EXT; i++) {
+		if (!is_ipv6_ext(*nexthdr))
+			break;
+		if (*nexthdr == IPPROTO_HOPOPTS && i > 0) {
+			*reason = CAPTURE_STAT_BAD_IP_HEADER;
+			return false;
+		}
+		ext = c->pos;
+		if ((void *)(ext + 1) > c->end) {
+			*reason = CAPTURE_STAT_TRUNCATED;
+			return false;
+		}
+		len = (ext->hdrlen + 1) * 8;
+		if (c->pos + len > c->end) {
+			*reason = CAPTURE_STAT_TRUNCATED;
+			return false;
+		}
+		*nexthdr = ext->nexthdr;
+		c->pos += len;
+	}
+	if (is_ipv6_ext(*nexthdr))
+		*reason = CAPTURE_STAT_IPV6_EXT_LIMIT;
+	else if (*nexthdr == IPPROTO_FRAGMENT)
+		*reason = CAPTURE_STAT_FRAGMENT;
+	else if (*nexthdr != IPPROTO_UDP)
+		*reason = CAPTURE_STAT_NOT_UDP;
+	else
+		return true;
+	return false;
+}
+
+/* Like parse_ipv4: the cursor ends on the UDP header. */
 static __always_inline struct ipv6hdr *parse_ipv6(struct cursor *c, enum capture_stat *reason)
 {
 	struct ipv6hdr *ip6h = c->pos;
+	__u8 nexthdr;
 
 	if ((void *)(ip6h + 1) > c->end) {
 		*reason = CAPTURE_STAT_TRUNCATED;
@@ -99,6 +199,9 @@ static __always_inline struct ipv6hdr *parse_ipv6(struct cursor *c, enum capture
 		return NULL;
 	}
 	c->pos = ip6h + 1;
+	nexthdr = ip6h->nexthdr;
+	if (!skip_ipv6_ext(c, &nexthdr, reason))
+		return NULL;
 	return ip6h;
 }
 
@@ -166,34 +269,27 @@ int xdp_capture(struct xdp_md *ctx)
 	struct iphdr *iph = NULL;
 	struct ethhdr *eth;
 	struct udphdr *udp;
+	__be16 proto;
 	__u8 family;
 	int verdict;
 
 	eth = parse_eth(&c);
 	if (!eth)
 		return count(CAPTURE_STAT_TRUNCATED);
+	proto = eth->h_proto;
+	if (!parse_vlans(&c, &proto, &reason))
+		return count(reason);
 
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+	if (proto == bpf_htons(ETH_P_IP)) {
 		iph = parse_ipv4(&c, &reason);
 		if (!iph)
 			return count(reason);
-		if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return count(CAPTURE_STAT_FRAGMENT);
-		if (iph->protocol != IPPROTO_UDP)
-			return count(CAPTURE_STAT_NOT_UDP);
 		family = CAPTURE_FAMILY_IPV4;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		ip6h = parse_ipv6(&c, &reason);
 		if (!ip6h)
 			return count(reason);
-		if (ip6h->nexthdr == IPV6_NEXTHDR_FRAGMENT)
-			return count(CAPTURE_STAT_FRAGMENT);
-		if (ip6h->nexthdr != IPPROTO_UDP)
-			return count(CAPTURE_STAT_NOT_UDP);
 		family = CAPTURE_FAMILY_IPV6;
-	} else if (eth->h_proto == bpf_htons(ETH_P_8021Q_) ||
-		   eth->h_proto == bpf_htons(ETH_P_8021AD_)) {
-		return count(CAPTURE_STAT_VLAN);
 	} else {
 		return count(CAPTURE_STAT_NOT_IP);
 	}

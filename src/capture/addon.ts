@@ -26,15 +26,30 @@ export const MAX_TEST_FRAME = 1514;
 /** The XDP verdict the program always returns. */
 export const XDP_PASS = 2;
 
+/*
+ * The XDP program's bounds (bpf/capture_limits.h has the same numbers;
+ * loadAddon checks they agree).
+ */
+/** VLAN tags stepped over (802.1Q and 802.1ad, QinQ); more are counted as vlan_limit. */
+export const MAX_VLAN_TAGS = 2;
+/** IPv6 hop-by-hop, routing and destination options headers walked to reach UDP; more are ipv6_ext_limit. */
+export const MAX_IPV6_EXT_HEADERS = 4;
+
+const CAPTURE_LIMITS = {
+  maxVlanTags: MAX_VLAN_TAGS,
+  maxIpv6ExtHeaders: MAX_IPV6_EXT_HEADERS,
+} as const;
+
 /** Names of the XDP program's exit counters, in enum capture_stat order. */
 export const CAPTURE_STAT_NAMES = [
   'captured',
   'ringbuf_full',
   'truncated',
-  'vlan',
+  'vlan_limit',
   'not_ip',
   'bad_ip_header',
   'fragment',
+  'ipv6_ext_limit',
   'not_udp',
   'other_port',
   'wrong_size',
@@ -64,6 +79,8 @@ interface NativeAddon {
   rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void;
   statNames: string[];
   recordSize: number;
+  /* Absent from an addon built before the limits existed. */
+  captureLimits?: Record<keyof typeof CAPTURE_LIMITS, number>;
 }
 
 let native: NativeAddon | null = null;
@@ -77,6 +94,10 @@ export function loadAddon(): NativeAddon {
   }
   if (mod.statNames.join() !== CAPTURE_STAT_NAMES.join()) {
     throw new Error(`addon stat names [${mod.statNames.join()}] differ from [${CAPTURE_STAT_NAMES.join()}]: rebuild with make`);
+  }
+  for (const [name, value] of Object.entries(CAPTURE_LIMITS)) {
+    const built = mod.captureLimits?.[name as keyof typeof CAPTURE_LIMITS];
+    if (built !== value) throw new Error(`addon limit ${name} is ${built}, not ${value}: rebuild with make`);
   }
   native = mod;
   return mod;

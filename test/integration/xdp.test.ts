@@ -13,7 +13,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
+import {
+  CAPTURE_STAT_NAMES,
+  DEFAULT_OBJECT_PATH,
+  MAX_IPV6_EXT_HEADERS,
+  MAX_VLAN_TAGS,
+  XDP_PASS,
+  XdpCapture,
+  type CaptureStatName,
+  type CaptureStats,
+} from '../../src/capture/addon.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
 import { RECORD_SIZE } from '../../src/capture/record.js';
 import { ADDON_PATH } from '../../src/native-addon.js';
@@ -35,6 +44,16 @@ const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 const ETH_P_ARP = 0x0806;
 const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+/* IPv6 next header values. */
+const HOP_BY_HOP = 0;
+const ROUTING = 43;
+const FRAGMENT = 44;
+const ESP = 50;
+const AH = 51;
+const NO_NEXT_HEADER = 59;
+const DEST_OPTS = 60;
+const UDP = 17;
 
 function eth(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(14);
@@ -42,6 +61,17 @@ function eth(type: number, payload: Buffer): Buffer {
   MAC_A.copy(h, 6);
   h.writeUInt16BE(type, 12);
   return Buffer.concat([h, payload]);
+}
+
+/** VLAN tags, outermost first, each given by its TPID; then `type` and the payload. */
+function vlanEth(tpids: number[], type: number, payload: Buffer): Buffer {
+  const tags = tpids.map((_, i) => {
+    const tag = Buffer.alloc(4);
+    tag.writeUInt16BE(100 + i, 0); // priority 0, VLAN id 100, 101, ...
+    tag.writeUInt16BE(tpids[i + 1] ?? type, 2);
+    return tag;
+  });
+  return eth(tpids[0]!, Buffer.concat([...tags, payload]));
 }
 
 function v4(text: string): Buffer {
@@ -65,15 +95,29 @@ function ipv4(payload: Buffer, o: { src?: string; dst?: string; proto?: number; 
 const SRC6 = Buffer.from('20010db8000000000000000000000007', 'hex');
 const DST6 = Buffer.from('20010db8000000010000000000000001', 'hex');
 
-function ipv6(payload: Buffer, o: { nextHeader?: number } = {}): Buffer {
+function ipv6(payload: Buffer, o: { nextHeader?: number; src?: Buffer } = {}): Buffer {
   const h = Buffer.alloc(40);
   h.writeUInt32BE(0x60000000, 0);
   h.writeUInt16BE(payload.length, 4);
-  h[6] = o.nextHeader ?? 17;
+  h[6] = o.nextHeader ?? UDP;
   h[7] = 64;
-  SRC6.copy(h, 8);
+  (o.src ?? SRC6).copy(h, 8);
   DST6.copy(h, 24);
   return Buffer.concat([h, payload]);
+}
+
+/**
+ * IPv6 extension headers of the given types, in order, the last one naming
+ * `next`; each (units + 1) * 8 bytes long, its options Pad1 (zero bytes).
+ */
+function extChain(types: number[], next: number, payload: Buffer, units = 0): Buffer {
+  const headers = types.map((_, i) => {
+    const h = Buffer.alloc((units + 1) * 8);
+    h[0] = types[i + 1] ?? next;
+    h[1] = units;
+    return h;
+  });
+  return Buffer.concat([...headers, payload]);
 }
 
 function udp(payload: Buffer, o: { sport?: number; dport?: number; len?: number } = {}): Buffer {
@@ -96,7 +140,9 @@ function message(size = MESSAGE_INITIATION_SIZE, type = 1, reserved: [number, nu
 
 const INIT = message();
 const v4Frame = (o: Parameters<typeof ipv4>[1] = {}, u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IP, ipv4(udp(m, u), o));
-const v6Frame = (u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IPV6, ipv6(udp(m, u)));
+const v6Frame = (u: Parameters<typeof udp>[1] = {}, m = INIT, src = SRC6): Buffer => eth(ETH_P_IPV6, ipv6(udp(m, u), { src }));
+/** An IPv6 initiation behind the extension headers `types`, each (units + 1) * 8 bytes. */
+const v6ExtFrame = (types: number[], units = 0): Buffer => eth(ETH_P_IPV6, ipv6(extChain(types, UDP, udp(INIT), units), { nextHeader: types[0] ?? UDP }));
 
 interface Fixture {
   name: string;
@@ -127,10 +173,52 @@ const FIXTURES: Fixture[] = [
   { name: 'IPv6 header cut short', frame: v6Frame().subarray(0, 14 + 30), reason: 'truncated' },
   { name: 'Ethernet header only', frame: eth(ETH_P_IP, Buffer.alloc(0)), reason: 'truncated' },
   { name: 'ARP', frame: eth(ETH_P_ARP, Buffer.alloc(28)), reason: 'not_ip' },
-  { name: 'VLAN tagged', frame: eth(ETH_P_8021Q, Buffer.alloc(200)), reason: 'vlan' },
   { name: 'TCP', frame: v4Frame({ proto: 6 }), reason: 'not_udp' },
-  { name: 'IPv6 hop-by-hop header', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 0 })), reason: 'not_udp' },
-  { name: 'IPv6 fragment', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 44 })), reason: 'fragment' },
+  { name: 'IPv6 fragment', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: FRAGMENT })), reason: 'fragment' },
+  // Zeros after the tag: ethertype 0 inside it.
+  { name: 'VLAN tagged, nothing IP inside', frame: eth(ETH_P_8021Q, Buffer.alloc(200)), reason: 'not_ip' },
+  // Zeros: a hop-by-hop header whose next header is hop-by-hop again.
+  { name: 'IPv6 hop-by-hop header naming another', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: HOP_BY_HOP })), reason: 'bad_ip_header' },
+
+  // VLAN: up to MAX_VLAN_TAGS tags of either kind, in either position.
+  { name: '802.1Q, IPv4 initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: '802.1Q, IPv6 initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: '802.1ad, IPv4 initiation', frame: vlanEth([ETH_P_8021AD], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'QinQ (802.1ad, 802.1Q), IPv4 initiation', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'QinQ (802.1ad, 802.1Q), IPv6 initiation', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: 'two 802.1Q tags, IPv6 initiation', frame: vlanEth([ETH_P_8021Q, ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: '802.1Q inside 802.1ad reversed, IPv4 initiation', frame: vlanEth([ETH_P_8021Q, ETH_P_8021AD], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'double tagged, other port', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT, { dport: PORT + 1 }))), reason: 'other_port' },
+  { name: 'one tag more than MAX_VLAN_TAGS', frame: vlanEth(Array<number>(MAX_VLAN_TAGS + 1).fill(ETH_P_8021Q), ETH_P_IP, ipv4(udp(INIT))), reason: 'vlan_limit' },
+  { name: 'three tags, mixed kinds', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q, ETH_P_8021AD], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'vlan_limit' },
+  { name: 'VLAN tag cut short', frame: eth(ETH_P_8021Q, Buffer.alloc(2)), reason: 'truncated' },
+  { name: 'second VLAN tag cut short', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, Buffer.alloc(0)).subarray(0, 14 + 4 + 3), reason: 'truncated' },
+  { name: 'VLAN tag, then ARP', frame: vlanEth([ETH_P_8021Q], ETH_P_ARP, Buffer.alloc(28)), reason: 'not_ip' },
+  { name: 'VLAN tag, then IPv4 cut short', frame: vlanEth([ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT)).subarray(0, 10)), reason: 'truncated' },
+
+  // IPv6 extension headers: up to MAX_IPV6_EXT_HEADERS hop-by-hop, routing and destination options.
+  { name: 'IPv6 hop-by-hop', frame: v6ExtFrame([HOP_BY_HOP]), reason: 'captured' },
+  { name: 'IPv6 destination options', frame: v6ExtFrame([DEST_OPTS]), reason: 'captured' },
+  { name: 'IPv6 routing header', frame: v6ExtFrame([ROUTING]), reason: 'captured' },
+  { name: 'IPv6 hop-by-hop of 24 bytes (hdrlen 2)', frame: v6ExtFrame([HOP_BY_HOP], 2), reason: 'captured' },
+  { name: 'IPv6 hop-by-hop of 2048 bytes (hdrlen 255) in a 1514-byte frame', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], UDP, udp(INIT), 255), { nextHeader: HOP_BY_HOP })).subarray(0, 1514), reason: 'truncated' },
+  { name: 'IPv6 hop-by-hop, destination options, routing, destination options (the bound)', frame: v6ExtFrame([HOP_BY_HOP, DEST_OPTS, ROUTING, DEST_OPTS]), reason: 'captured' },
+  { name: 'IPv6 chain of 4 headers of 16 bytes', frame: v6ExtFrame([HOP_BY_HOP, DEST_OPTS, ROUTING, DEST_OPTS], 1), reason: 'captured' },
+  { name: 'IPv6 chain one longer than MAX_IPV6_EXT_HEADERS', frame: v6ExtFrame([HOP_BY_HOP, ...Array<number>(MAX_IPV6_EXT_HEADERS).fill(DEST_OPTS)]), reason: 'ipv6_ext_limit' },
+  { name: 'IPv6 extension header cut short (length says 24, 12 present)', frame: eth(ETH_P_IPV6, ipv6(extChain([DEST_OPTS], UDP, Buffer.alloc(0), 2).subarray(0, 12), { nextHeader: DEST_OPTS })), reason: 'truncated' },
+  { name: 'IPv6 extension header without its length byte', frame: eth(ETH_P_IPV6, ipv6(Buffer.from([UDP]), { nextHeader: ROUTING })), reason: 'truncated' },
+  { name: 'IPv6 second extension header cut short', frame: v6ExtFrame([HOP_BY_HOP, ROUTING]).subarray(0, 14 + 40 + 8 + 4), reason: 'truncated' },
+  { name: 'IPv6 UDP header cut short after an extension header', frame: v6ExtFrame([DEST_OPTS]).subarray(0, 14 + 40 + 8 + 4), reason: 'truncated' },
+  { name: 'IPv6 AH', frame: eth(ETH_P_IPV6, ipv6(extChain([], AH, Buffer.alloc(8 + 156)), { nextHeader: AH })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then AH', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], AH, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then ESP', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], ESP, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'not_udp' },
+  { name: 'IPv6 destination options, then no next header', frame: eth(ETH_P_IPV6, ipv6(extChain([DEST_OPTS], NO_NEXT_HEADER, Buffer.alloc(0)), { nextHeader: DEST_OPTS })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then a fragment header', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], FRAGMENT, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'fragment' },
+  { name: 'IPv6 hop-by-hop, routing, then a fragment header', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, ROUTING], FRAGMENT, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'fragment' },
+  { name: 'IPv6 hop-by-hop after destination options (RFC 8200: only first)', frame: v6ExtFrame([DEST_OPTS, HOP_BY_HOP]), reason: 'bad_ip_header' },
+  { name: 'IPv6 extension headers, other port', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, ROUTING], UDP, udp(INIT, { dport: 53 })), { nextHeader: HOP_BY_HOP })), reason: 'other_port' },
+  { name: 'VLAN, IPv6 extension headers, initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, DEST_OPTS], UDP, udp(INIT)), { nextHeader: HOP_BY_HOP })), reason: 'captured' },
+
   { name: 'IPv4 first fragment (MF)', frame: v4Frame({ fragOff: 0x2000 }), reason: 'fragment' },
   { name: 'IPv4 later fragment (offset)', frame: v4Frame({ fragOff: 0x0010 }), reason: 'fragment' },
   { name: 'IPv4 ihl 4', frame: v4Frame({ ihl: 4 }), reason: 'bad_ip_header' },

@@ -52,6 +52,14 @@ Napi::Object CaptureLimits(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("maxVlanTags", CAPTURE_MAX_VLAN_TAGS);
   out.Set("maxIpv6ExtHeaders", CAPTURE_MAX_IPV6_EXT);
+  out.Set("defaultSourceRate", CAPTURE_SOURCE_RATE_DEFAULT);
+  out.Set("maxSourceRate", CAPTURE_SOURCE_RATE_MAX);
+  out.Set("defaultSourceBurst", CAPTURE_SOURCE_BURST_DEFAULT);
+  out.Set("minSourceBurst", CAPTURE_SOURCE_BURST_MIN);
+  out.Set("maxSourceBurst", CAPTURE_SOURCE_BURST_MAX);
+  out.Set("defaultSourceTableSize", CAPTURE_SOURCE_TABLE_DEFAULT);
+  out.Set("minSourceTableSize", CAPTURE_SOURCE_TABLE_MIN);
+  out.Set("maxSourceTableSize", CAPTURE_SOURCE_TABLE_MAX);
   return out;
 }
 

@@ -63,12 +63,16 @@ CAPTURE_STATIC_ASSERT(__builtin_offsetof(struct capture_record, msg) == CAPTURE_
  * One counter per exit of the XDP program. Every frame is counted exactly
  * once. The string is the name user space reports (src/capture/addon.ts has
  * the same list, in the same order, and checks it against the addon's).
- * bad_ip_header is also a hop-by-hop
+ * source_table_error is an initiation copied to the ring without a rate check
+ * because the source table could not hold its source (fail open; the table
+ * is an LRU, so this should stay 0). bad_ip_header is also a hop-by-hop
  * header anywhere but first, which RFC 8200 forbids and Linux discards. The
  * limits are in capture_limits.h.
  */
 #define CAPTURE_STATS(X)                                                        \
 	X(CAPTURED, "captured")                     /* copied to the ring */          \
+	X(RATE_LIMITED, "rate_limited")             /* over its source's limit */     \
+	X(SOURCE_TABLE_ERROR, "source_table_error") /* copied, not rate checked */    \
 	X(RINGBUF_FULL, "ringbuf_full")             /* initiation, ring full */       \
 	X(TRUNCATED, "truncated")                   /* a header ran past the end */   \
 	X(VLAN_LIMIT, "vlan_limit")                 /* more VLAN tags than the max */ \

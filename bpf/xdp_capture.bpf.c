@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * Copies every WireGuard handshake initiation that reaches the listen port to
- * a ring buffer, and lets every frame through: the program observes, it
- * never decides. Each exit is counted by reason in a per-CPU array.
+ * a ring buffer, at most a few per second from each source, and lets every
+ * frame through: the program observes, it never decides. Each exit is counted
+ * by reason in a per-CPU array.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -23,9 +24,23 @@
 #define IP_OFFSET 0x1fff
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
+#define NSEC_PER_SEC 1000000000ULL
+
+/*
+ * Lost compare-and-swap races on one source's bucket before its initiation
+ * is refused (see admit()).
+ */
+#define ADMIT_TRIES 4
 
 /* Set by the loader before load: the WireGuard listen port, host order. */
 const volatile __u16 listen_port = 51820;
+
+/*
+ * Set by the loader before load: initiations per second per source (0: no
+ * limit), and how many may arrive at once.
+ */
+const volatile __u32 source_rate = CAPTURE_SOURCE_RATE_DEFAULT;
+const volatile __u32 source_burst = CAPTURE_SOURCE_BURST_DEFAULT;
 
 /* Size is set by the loader (bpf_map__set_max_entries) before load. */
 struct {
@@ -39,6 +54,34 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } capture_stats SEC(".maps");
+
+/*
+ * A source as the limiter sees it: an IPv4 address, or an IPv6 /64 (one
+ * LAN: a host there may use any of its addresses, so a key per address
+ * would limit nothing). The family keeps 32.1.13.184 and 2001:db8::/64 apart.
+ */
+struct source_key {
+	__u8 family; /* CAPTURE_FAMILY_IPV4 or _IPV6 */
+	__u8 pad[7];
+	__u8 prefix[8]; /* IPv4: the address, then zeros */
+};
+
+/*
+ * A token bucket kept as the instant it is full again (bpf_ktime_get_ns()),
+ * as in the generic cell rate algorithm: one word, so one compare-and-swap
+ * takes a token. 0, what a new entry holds, is a full bucket.
+ */
+struct source_bucket {
+	__u64 full_at;
+};
+
+/* Size is set by the loader (bpf_map__set_max_entries) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CAPTURE_SOURCE_TABLE_DEFAULT);
+	__type(key, struct source_key);
+	__type(value, struct source_bucket);
+} capture_sources SEC(".maps");
 
 struct cursor {
 	void *pos;
@@ -237,8 +280,75 @@ static __always_inline int classify_payload(struct cursor *c, struct udphdr *udp
 	return CAPTURE_STAT_CAPTURED;
 }
 
+/*
+ * A token bucket per source, WireGuard's ratelimiter in nanoseconds: an
+ * initiation costs NSEC_PER_SEC / rate, the bucket holds burst of them.
+ *
+ * Several CPUs may take from one bucket at once. The kernel refuses a
+ * bpf_spin_lock in an LRU hash (seen on 6.1 and on 6.18), so the bucket is
+ * one word changed by compare-and-swap: a token is only taken by a swap that
+ * moves full_at by exactly one cost from the value it read, so concurrent
+ * CPUs cannot take a single token more than the limit allows. A CPU that
+ * loses the race ADMIT_TRIES times in a row refuses the initiation: each lost
+ * race is another CPU taking a token of this same source at that moment,
+ * which a source within its rate does not do.
+ *
+ * An evicted source comes back with a full bucket; so does one an attacker
+ * pushes out by cycling through more sources than the table holds, which
+ * costs the attacker a fresh address (or /64) per burst. An LRU entry can
+ * also be evicted and reused for another source while a CPU still holds it;
+ * a swap there moves that other source's bucket by one cost. Only a table
+ * under eviction pressure sees this, and it costs or gives one token.
+ */
+static __always_inline enum capture_stat admit(const struct source_key *key, __u64 now)
+{
+	const struct source_bucket full = {};
+	struct source_bucket *b;
+	__u64 cost = NSEC_PER_SEC / source_rate;
+	__u64 cap = cost * source_burst;
+	__u64 seen, next;
+
+	b = bpf_map_lookup_elem(&capture_sources, key);
+	if (!b) {
+		/* EEXIST means another CPU inserted it first: use theirs. */
+		bpf_map_update_elem(&capture_sources, key, &full, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&capture_sources, key);
+		if (!b)
+			return CAPTURE_STAT_SOURCE_TABLE_ERROR;
+	}
+#pragma unroll
+	for (int i = 0; i < ADMIT_TRIES; i++) {
+		seen = *(volatile __u64 *)&b->full_at;
+		next = (seen > now ? seen : now) + cost;
+		if (next - now > cap)
+			return CAPTURE_STAT_RATE_LIMITED;
+		if (__sync_val_compare_and_swap(&b->full_at, seen, next) == seen)
+			return CAPTURE_STAT_CAPTURED;
+	}
+	return CAPTURE_STAT_RATE_LIMITED;
+}
+
+/* Only well-formed initiations get here: nothing else costs a token. */
+static __always_inline enum capture_stat limit(const struct iphdr *iph,
+					       const struct ipv6hdr *ip6h, __u64 now)
+{
+	struct source_key key = {};
+
+	if (source_rate == 0)
+		return CAPTURE_STAT_CAPTURED;
+	if (iph) {
+		key.family = CAPTURE_FAMILY_IPV4;
+		__builtin_memcpy(key.prefix, &iph->saddr, sizeof(iph->saddr));
+	} else if (ip6h) {
+		key.family = CAPTURE_FAMILY_IPV6;
+		__builtin_memcpy(key.prefix, &ip6h->saddr, sizeof(key.prefix));
+	}
+	return admit(&key, now);
+}
+
 static __always_inline struct capture_record *reserve(struct xdp_md *ctx, __u8 family,
-						      struct udphdr *udp, const __u8 *msg)
+						      struct udphdr *udp, const __u8 *msg,
+						      __u64 now)
 {
 	struct capture_record *rec = bpf_ringbuf_reserve(&capture_ring, sizeof(*rec), 0);
 
@@ -251,7 +361,7 @@ static __always_inline struct capture_record *reserve(struct xdp_md *ctx, __u8 f
 	rec->family = family;
 	rec->sport = udp->source;
 	rec->dport = udp->dest;
-	rec->arrival_ns = bpf_ktime_get_ns();
+	rec->arrival_ns = now;
 	__builtin_memcpy(rec->msg, msg, WG_MSG_INITIATION_SIZE);
 	return rec;
 }
@@ -271,6 +381,7 @@ int xdp_capture(struct xdp_md *ctx)
 	struct udphdr *udp;
 	__be16 proto;
 	__u8 family;
+	__u64 now;
 	int verdict;
 
 	eth = parse_eth(&c);
@@ -300,7 +411,12 @@ int xdp_capture(struct xdp_md *ctx)
 	verdict = classify_payload(&c, udp);
 	if (verdict != CAPTURE_STAT_CAPTURED)
 		return count(verdict);
-	rec = reserve(ctx, family, udp, c.pos);
+	now = bpf_ktime_get_ns();
+	/* CAPTURED, or SOURCE_TABLE_ERROR: captured all the same (fail open). */
+	verdict = limit(iph, ip6h, now);
+	if (verdict == CAPTURE_STAT_RATE_LIMITED)
+		return count(verdict);
+	rec = reserve(ctx, family, udp, c.pos, now);
 	if (!rec)
 		return count(CAPTURE_STAT_RINGBUF_FULL);
 	if (iph) {
@@ -311,7 +427,7 @@ int xdp_capture(struct xdp_md *ctx)
 		__builtin_memcpy(rec->daddr, &ip6h->daddr, sizeof(ip6h->daddr));
 	}
 	bpf_ringbuf_submit(rec, 0);
-	return count(CAPTURE_STAT_CAPTURED);
+	return count(verdict);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,7 +1,8 @@
 /**
  * The XDP capture program, for real: (a) a fixture table through
- * BPF_PROG_TEST_RUN, each frame with its expected exit reason; (b) live
- * capture on a veth in namespaces.
+ * BPF_PROG_TEST_RUN, each frame with its expected exit reason; (b) the
+ * per-source rate limit, through BPF_PROG_TEST_RUN; (c) live capture on a
+ * veth in namespaces, the limit included.
  *
  *   ns xa-cl                         ns xa-gw
  *   ┌────────────────────┐           ┌───────────────────────────────┐
@@ -11,13 +12,22 @@
  *   │ node dgram sender  │           │ child: XdpCapture + UDP :PORT │
  *   └────────────────────┘           └───────────────────────────────┘
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import {
   CAPTURE_STAT_NAMES,
   DEFAULT_OBJECT_PATH,
+  DEFAULT_SOURCE_BURST,
+  DEFAULT_SOURCE_RATE,
+  DEFAULT_SOURCE_TABLE_SIZE,
+  loadAddon,
   MAX_IPV6_EXT_HEADERS,
+  MAX_SOURCE_BURST,
+  MAX_SOURCE_RATE,
+  MAX_SOURCE_TABLE_SIZE,
   MAX_VLAN_TAGS,
+  MIN_SOURCE_BURST,
+  MIN_SOURCE_TABLE_SIZE,
   XDP_PASS,
   XdpCapture,
   type CaptureStatName,
@@ -234,7 +244,9 @@ function diff(before: CaptureStats, after: CaptureStats): Partial<Record<Capture
 describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', () => {
   let capture: XdpCapture;
   beforeAll(() => {
-    capture = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16 });
+    // The table is about parsing: with the limit on, the sixth initiation
+    // from 192.0.2.7 would be rate_limited. The limit has its own tests.
+    capture = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 0 });
   });
   afterAll(() => capture?.close());
 
@@ -280,7 +292,7 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
   });
 
   it('counts ringbuf_full when the ring is full, and still passes the frame', () => {
-    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096 });
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096, sourceRate: 0 });
     try {
       // Each record takes 208 bytes plus an 8-byte ring header.
       const fits = Math.floor(4096 / (RECORD_SIZE + 8));
@@ -309,6 +321,31 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     expect(() => capture.testRun(Buffer.alloc(10))).toThrow(RangeError);
   });
 
+  it('rejects out-of-range limits in TypeScript, naming the bounds', () => {
+    const rate = `sourceRate must be an integer in 0..${MAX_SOURCE_RATE}`;
+    const burst = `sourceBurst must be an integer in ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}`;
+    const table = `sourceTableSize must be an integer in ${MIN_SOURCE_TABLE_SIZE}..${MAX_SOURCE_TABLE_SIZE}`;
+    for (const sourceRate of [-1, MAX_SOURCE_RATE + 1, 1.5, Number.NaN, '20' as never]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceRate })).toThrow(new RangeError(`${rate}, got ${String(sourceRate)}`));
+    }
+    for (const sourceBurst of [MIN_SOURCE_BURST - 1, MAX_SOURCE_BURST + 1, 2.5]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceBurst })).toThrow(new RangeError(`${burst}, got ${sourceBurst}`));
+    }
+    for (const sourceTableSize of [MIN_SOURCE_TABLE_SIZE - 1, MAX_SOURCE_TABLE_SIZE + 1, Infinity]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceTableSize })).toThrow(new RangeError(`${table}, got ${sourceTableSize}`));
+    }
+  });
+
+  it('checks the limits again in C++', () => {
+    const { Capture } = loadAddon();
+    const open = (rate: number, burst: number, table: number) => new Capture(DEFAULT_OBJECT_PATH, PORT, 4096, rate, burst, table);
+    expect(() => open(MAX_SOURCE_RATE + 1, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(`source rate ${MAX_SOURCE_RATE + 1} not in 0..${MAX_SOURCE_RATE}`);
+    expect(() => open(DEFAULT_SOURCE_RATE, 0, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(`source burst 0 not in ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}`);
+    expect(() => open(DEFAULT_SOURCE_RATE, DEFAULT_SOURCE_BURST, MAX_SOURCE_TABLE_SIZE + 1)).toThrow(`source table size ${MAX_SOURCE_TABLE_SIZE + 1} not in`);
+    expect(() => open(-1, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(/sourceRate out of range/);
+    open(0, MIN_SOURCE_BURST, MIN_SOURCE_TABLE_SIZE).close();
+  });
+
   it('reports libbpf errors with the interface name', () => {
     expect(() => capture.attach('xa-nosuchdev', 'generic')).toThrow(/attach xdp to xa-nosuchdev: No such device/);
   });
@@ -318,6 +355,139 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     c.close();
     c.close();
     expect(() => c.stats()).toThrow(/closed/);
+  });
+});
+
+/* ---- the per-source limit, through BPF_PROG_TEST_RUN ---- */
+
+/** Nanoseconds of credit one initiation costs at the default rate. */
+const COST_NS = 1_000_000_000n / BigInt(DEFAULT_SOURCE_RATE);
+
+/** Runs each frame once; each must pass and count exactly one reason, which is returned. */
+function runAll(c: XdpCapture, frames: Buffer[]): { reasons: CaptureStatName[]; elapsedNs: bigint } {
+  const reasons: CaptureStatName[] = [];
+  const t0 = process.hrtime.bigint();
+  for (const frame of frames) {
+    const before = c.stats();
+    const { retval, events } = c.testRun(frame);
+    const counted = Object.entries(diff(before, c.stats()));
+    expect(retval).toBe(XDP_PASS);
+    expect(counted.length).toBe(1);
+    expect(counted[0]![1]).toBe(1n);
+    const reason = counted[0]![0] as CaptureStatName;
+    expect(events.length).toBe(reason === 'captured' ? 1 : 0);
+    reasons.push(reason);
+  }
+  return { reasons, elapsedNs: process.hrtime.bigint() - t0 };
+}
+
+/** Tokens that can have come back while frames were being sent: 0 unless the machine stalled for 50 ms. */
+const refilled = (elapsedNs: bigint): number => Number(elapsedNs / COST_NS);
+
+/**
+ * n initiations from one source, into a bucket that holds `tokens`: the
+ * first `tokens` are captured, the rest rate_limited, give or take the
+ * tokens that came back meanwhile.
+ */
+function expectBurst(c: XdpCapture, frame: Buffer, n: number, tokens = DEFAULT_SOURCE_BURST): void {
+  const { reasons, elapsedNs } = runAll(c, Array<Buffer>(n).fill(frame));
+  expect(reasons.slice(0, tokens)).toEqual(Array(tokens).fill('captured'));
+  const late = reasons.slice(tokens);
+  expect(late.every((r) => r === 'captured' || r === 'rate_limited')).toBe(true);
+  expect(late.filter((r) => r === 'captured').length).toBeLessThanOrEqual(refilled(elapsedNs));
+}
+
+describe.skipIf(skipReason !== null)('per-source rate limit through BPF_PROG_TEST_RUN', () => {
+  let c: XdpCapture;
+  beforeEach(() => {
+    // The production defaults: DEFAULT_SOURCE_RATE, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE.
+    c = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16 });
+  });
+  afterEach(() => c.close());
+
+  it('captures a burst from one IPv4 source, then counts rate_limited and still passes', () => {
+    expectBurst(c, v4Frame({ src: '192.0.2.10' }), 2 * DEFAULT_SOURCE_BURST);
+  });
+
+  it('keeps one bucket per IPv4 address', () => {
+    expectBurst(c, v4Frame({ src: '192.0.2.10' }), DEFAULT_SOURCE_BURST + 3);
+    expectBurst(c, v4Frame({ src: '192.0.2.11' }), DEFAULT_SOURCE_BURST + 3);
+    // 32.1.13.184 is 20 01 0d b8, as 2001:db8::/64 begins: two sources all the same.
+    expectBurst(c, v4Frame({ src: '32.1.13.184' }), DEFAULT_SOURCE_BURST + 1);
+    expectBurst(c, v6Frame({}, INIT, Buffer.from('20010db8000000000000000000000001', 'hex')), DEFAULT_SOURCE_BURST + 1);
+  });
+
+  it('keeps one bucket per IPv6 /64', () => {
+    const sameA = Buffer.from('20010db8000000050000000000000001', 'hex');
+    const sameB = Buffer.from('20010db800000005ffffffffffffffff', 'hex');
+    const other = Buffer.from('20010db8000000060000000000000001', 'hex');
+    const { reasons, elapsedNs } = runAll(c, [
+      ...Array<Buffer>(3).fill(v6Frame({}, INIT, sameA)),
+      ...Array<Buffer>(DEFAULT_SOURCE_BURST - 3).fill(v6Frame({}, INIT, sameB)),
+      v6Frame({}, INIT, sameB),
+      v6Frame({}, INIT, sameA),
+    ]);
+    expect(reasons.slice(0, DEFAULT_SOURCE_BURST)).toEqual(Array(DEFAULT_SOURCE_BURST).fill('captured'));
+    // The /64 has spent its burst, whichever address asks.
+    expect(reasons.slice(DEFAULT_SOURCE_BURST).filter((r) => r === 'captured').length).toBeLessThanOrEqual(refilled(elapsedNs));
+    expect(reasons.slice(DEFAULT_SOURCE_BURST).filter((r) => r === 'rate_limited').length).toBeGreaterThanOrEqual(2 - refilled(elapsedNs));
+    expectBurst(c, v6Frame({}, INIT, other), DEFAULT_SOURCE_BURST + 2);
+  });
+
+  it('gives tokens back at the rate, never more than the burst', async () => {
+    const frame = v4Frame({ src: '192.0.2.20' });
+    expectBurst(c, frame, DEFAULT_SOURCE_BURST + 1);
+    // 120 ms is about 2.4 tokens at 20/s; assert only that some came back.
+    await new Promise((r) => setTimeout(r, 120));
+    const { reasons } = runAll(c, Array<Buffer>(2 * DEFAULT_SOURCE_BURST).fill(frame));
+    const captured = reasons.filter((r) => r === 'captured').length;
+    expect(captured).toBeGreaterThanOrEqual(1);
+    expect(captured).toBeLessThanOrEqual(DEFAULT_SOURCE_BURST);
+    expect(reasons[0]).toBe('captured');
+  });
+
+  it('does not count frames that are not initiations against the source', () => {
+    const src = '192.0.2.30';
+    const { reasons } = runAll(c, [
+      ...Array<Buffer>(5).fill(v4Frame({ src }, {}, message(148, 4))),
+      ...Array<Buffer>(5).fill(v4Frame({ src }, { dport: PORT + 1 })),
+      v4Frame({ src }, {}, message(MESSAGE_RESPONSE_SIZE, 2)),
+      v4Frame({ src }, {}, message(148, 1, [0, 0, 1])),
+    ]);
+    expect(reasons).toEqual([...Array(5).fill('not_initiation'), ...Array(5).fill('other_port'), 'wrong_size', 'bad_reserved']);
+    expectBurst(c, v4Frame({ src }), DEFAULT_SOURCE_BURST);
+  });
+
+  it('limits nothing with rate 0', () => {
+    const off = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 0 });
+    try {
+      const { reasons } = runAll(off, Array<Buffer>(50).fill(v4Frame({ src: '192.0.2.40' })));
+      expect(reasons).toEqual(Array(50).fill('captured'));
+    } finally {
+      off.close();
+    }
+  });
+
+  it('follows the burst the loader set', () => {
+    const wide = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 1, sourceBurst: 12 });
+    try {
+      expectBurst(wide, v4Frame({ src: '192.0.2.50' }), 15, 12);
+    } finally {
+      wide.close();
+    }
+  });
+
+  it('keeps working when more sources come than the table holds (least recent out)', () => {
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceTableSize: MIN_SOURCE_TABLE_SIZE });
+    try {
+      const before = small.stats();
+      for (let i = 0; i < 100; i++) expect(small.testRun(v4Frame({ src: `198.18.${i >> 8}.${i & 0xff}` })).events.length).toBe(1);
+      expect(diff(before, small.stats())).toEqual({ captured: 100n });
+      // And still limits: the newest source has a bucket of its own.
+      expectBurst(small, v4Frame({ src: '198.18.1.1' }), DEFAULT_SOURCE_BURST + 2);
+    } finally {
+      small.close();
+    }
   });
 });
 
@@ -364,6 +534,23 @@ for (const { type, from, to, port, hex } of plan) {
   s.close();
 }
 emit({ type: 'sent', count: plan.length });
+`;
+
+/* Sends `count` copies of one datagram at once from one socket, per entry. */
+const BURST_CHILD = `
+import dgram from 'node:dgram';
+const plan = JSON.parse(process.env.PLAN);
+const elapsed = [];
+for (const { type, from, to, port, hex, count } of plan) {
+  const s = dgram.createSocket(type);
+  await new Promise((res) => s.bind(from, res));
+  const msg = Buffer.from(hex, 'hex');
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: count }, () => new Promise((res, rej) => s.send(msg, port, to, (err) => (err ? rej(err) : res())))));
+  elapsed.push(process.hrtime.bigint() - t0);
+  s.close();
+}
+emit({ type: 'sent', elapsed });
 `;
 
 describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () => {
@@ -435,6 +622,49 @@ describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () =
     expect(Number(stats.other_port)).toBeGreaterThanOrEqual(1);
     // No more capture events arrived than the two initiations.
     expect(gw.messages.filter((m) => m.type === 'events').flatMap((m) => m['events'] as unknown[]).length).toBe(2);
+
+    gw.send({ cmd: 'close' });
+    await gw.next((m) => m.type === 'closed');
+    expect(await gw.exited()).toBe(0);
+  });
+
+  it('captures a burst from one source up to its limit; every datagram still reaches the socket', async () => {
+    // The gateway child opens the capture with the production defaults.
+    gw = NsChild.spawn(GW, GATEWAY_CHILD, { PORT: String(PORT), DEV: 'xa-gw0' });
+    await gw.next((m) => m.type === 'ready');
+    const count = 20;
+    const plan = [
+      { type: 'udp4', from: CL_PORT4, to: GW4, port: PORT, hex: INIT.toString('hex'), count },
+      { type: 'udp6', from: CL_PORT6, to: GW6, port: PORT, hex: INIT.toString('hex'), count },
+    ];
+    const client = NsChild.spawn(CL, BURST_CHILD, { PLAN: JSON.stringify(plan) });
+    const sent = await client.next<Message & { elapsed: string[] }>((m) => m.type === 'sent');
+    await client.stop();
+
+    // XDP_PASS: all 40 reach the sockets, limited or not.
+    const received: Message[] = [];
+    for (let i = 0; i < 2 * count; i++) received.push(await gw.next((m) => m.type === 'udp'));
+    expect(received.filter((m) => m['address'] === CL4 && m['first'] === 1).length).toBe(count);
+    expect(received.filter((m) => m['address'] === CL6 && m['first'] === 1).length).toBe(count);
+
+    // DEFAULT_SOURCE_BURST records per source, plus what refilled while sending (0 unless it took 50 ms).
+    const extra = sent.elapsed.map((ns) => refilled(BigInt(ns)));
+    const expected = 2 * DEFAULT_SOURCE_BURST;
+    const events: Array<Record<string, unknown>> = [];
+    while (events.length < expected) {
+      const batch = await gw.next<Message & { events: Array<Record<string, unknown>> }>((m) => m.type === 'events');
+      events.push(...batch.events);
+    }
+    gw.send({ cmd: 'stats' });
+    const { stats } = await gw.next<Message & { stats: Record<CaptureStatName, string> }>((m) => m.type === 'stats');
+    const all = gw.messages.filter((m) => m.type === 'events').flatMap((m) => m['events'] as Array<Record<string, unknown>>);
+    for (const [i, family] of [4, 6].entries()) {
+      const n = all.filter((e) => e['family'] === family).length;
+      expect(n).toBeGreaterThanOrEqual(DEFAULT_SOURCE_BURST);
+      expect(n).toBeLessThanOrEqual(DEFAULT_SOURCE_BURST + extra[i]!);
+    }
+    expect(Number(stats.captured)).toBe(all.length);
+    expect(Number(stats.captured) + Number(stats.rate_limited)).toBe(2 * count);
 
     gw.send({ cmd: 'close' });
     await gw.next((m) => m.type === 'closed');

@@ -51,14 +51,19 @@ Napi::Function Capture::Define(Napi::Env env) {
                      });
 }
 
-// new Capture(objectPath, listenPort, ringBytes)
+// new Capture(objectPath, listenPort, ringBytes, sourceRate, sourceBurst,
+//             sourceTableSize); XdpProgram checks the ranges.
 Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info, 0, "objectPath");
-  uint32_t port = UintArg(info, 1, "listenPort", 65535);
-  uint32_t ring_bytes = UintArg(info, 2, "ringBytes", 1u << 30);
+  XdpSettings settings{};
+  settings.listen_port = static_cast<uint16_t>(UintArg(info, 1, "listenPort", 65535));
+  settings.ring_bytes = UintArg(info, 2, "ringBytes", 1u << 30);
+  settings.source_rate = UintArg(info, 3, "sourceRate", UINT32_MAX);
+  settings.source_burst = UintArg(info, 4, "sourceBurst", UINT32_MAX);
+  settings.source_table_size = UintArg(info, 5, "sourceTableSize", UINT32_MAX);
   try {
-    program_ = std::make_unique<XdpProgram>(path, static_cast<uint16_t>(port), ring_bytes);
+    program_ = std::make_unique<XdpProgram>(path, settings);
   } catch (const BpfError& e) {
     ThrowError(env, e.what());
   }

@@ -12,6 +12,7 @@
 #include "raw_send.h"
 
 extern "C" {
+#include "capture_limits.h"
 #include "capture_record.h"
 }
 
@@ -45,6 +46,23 @@ Napi::Array StatNames(Napi::Env env) {
   return out;
 }
 
+// The bounds the program was built with, for src/capture/addon.ts to check
+// against its own.
+Napi::Object CaptureLimits(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("maxVlanTags", CAPTURE_MAX_VLAN_TAGS);
+  out.Set("maxIpv6ExtHeaders", CAPTURE_MAX_IPV6_EXT);
+  out.Set("defaultSourceRate", CAPTURE_SOURCE_RATE_DEFAULT);
+  out.Set("maxSourceRate", CAPTURE_SOURCE_RATE_MAX);
+  out.Set("defaultSourceBurst", CAPTURE_SOURCE_BURST_DEFAULT);
+  out.Set("minSourceBurst", CAPTURE_SOURCE_BURST_MIN);
+  out.Set("maxSourceBurst", CAPTURE_SOURCE_BURST_MAX);
+  out.Set("defaultSourceTableSize", CAPTURE_SOURCE_TABLE_DEFAULT);
+  out.Set("minSourceTableSize", CAPTURE_SOURCE_TABLE_MIN);
+  out.Set("maxSourceTableSize", CAPTURE_SOURCE_TABLE_MAX);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Capture", wgjit::Capture::Define(env));
   exports.Set("NoiseResponder", wgjit::NoiseResponderWrap::Define(env));
@@ -52,6 +70,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rawSend", Napi::Function::New<RawSend>(env, "rawSend"));
   exports.Set("statNames", StatNames(env));
   exports.Set("recordSize", Napi::Number::New(env, CAPTURE_RECORD_SIZE));
+  exports.Set("captureLimits", CaptureLimits(env));
   return exports;
 }
 

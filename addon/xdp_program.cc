@@ -13,6 +13,7 @@
 #include <cstdio>
 
 extern "C" {
+#include "capture_limits.h"
 #include "capture_record.h"
 }
 
@@ -22,7 +23,10 @@ namespace {
 constexpr const char* kProgramName = "xdp_capture";
 constexpr const char* kRingMapName = "capture_ring";
 constexpr const char* kStatsMapName = "capture_stats";
+constexpr const char* kSourcesMapName = "capture_sources";
 constexpr const char* kListenPortVar = "listen_port";
+constexpr const char* kSourceRateVar = "source_rate";
+constexpr const char* kSourceBurstVar = "source_burst";
 // Ring sizes must be a power-of-two number of pages (a kernel rule).
 constexpr uint32_t kMinRingBytes = 4096;
 // Returned by OnRecord to stop a batch; libbpf has already consumed the record.
@@ -48,6 +52,19 @@ void InstallPrintOnce() {
   }
 }
 
+void CheckRange(const char* what, uint32_t value, uint32_t min, uint32_t max) {
+  if (value < min || value > max)
+    throw BpfError(std::string(what) + " " + std::to_string(value) + " not in " + std::to_string(min) +
+                       ".." + std::to_string(max),
+                   EINVAL);
+}
+
+bpf_map* FindMap(bpf_object* obj, const char* name) {
+  bpf_map* map = bpf_object__find_map_by_name(obj, name);
+  if (!map) throw BpfError(std::string("find map ") + name, ENOENT);
+  return map;
+}
+
 int IfIndex(const std::string& ifname, const char* what) {
   unsigned idx = if_nametoindex(ifname.c_str());
   if (idx == 0) throw BpfError(std::string(what) + " " + ifname, errno);
@@ -59,30 +76,34 @@ int IfIndex(const std::string& ifname, const char* what) {
 BpfError::BpfError(const std::string& what, int err)
     : std::runtime_error(what + ": " + ErrText(err)), err_(err < 0 ? -err : err) {}
 
-XdpProgram::XdpProgram(const std::string& object_path, uint16_t listen_port,
-                       uint32_t ring_bytes) {
+XdpProgram::XdpProgram(const std::string& object_path, const XdpSettings& settings) {
   InstallPrintOnce();
-  if (ring_bytes < kMinRingBytes || (ring_bytes & (ring_bytes - 1)) != 0)
-    throw BpfError("ring size " + std::to_string(ring_bytes), EINVAL);
+  if (settings.ring_bytes < kMinRingBytes || (settings.ring_bytes & (settings.ring_bytes - 1)) != 0)
+    throw BpfError("ring size " + std::to_string(settings.ring_bytes), EINVAL);
+  CheckRange("source rate", settings.source_rate, 0, CAPTURE_SOURCE_RATE_MAX);
+  CheckRange("source burst", settings.source_burst, CAPTURE_SOURCE_BURST_MIN, CAPTURE_SOURCE_BURST_MAX);
+  CheckRange("source table size", settings.source_table_size, CAPTURE_SOURCE_TABLE_MIN,
+             CAPTURE_SOURCE_TABLE_MAX);
 
   obj_ = bpf_object__open_file(object_path.c_str(), nullptr);
   if (!obj_) throw BpfError("open bpf object " + object_path, errno);
   try {
     prog_ = bpf_object__find_program_by_name(obj_, kProgramName);
     if (!prog_) throw BpfError(std::string("find program ") + kProgramName, ENOENT);
-    bpf_map* ring = bpf_object__find_map_by_name(obj_, kRingMapName);
-    if (!ring) throw BpfError(std::string("find map ") + kRingMapName, ENOENT);
-    int err = bpf_map__set_max_entries(ring, ring_bytes);
+    bpf_map* ring = FindMap(obj_, kRingMapName);
+    int err = bpf_map__set_max_entries(ring, settings.ring_bytes);
     if (err) throw BpfError("set ring size", err);
-    SetListenPort(listen_port);
+    err = bpf_map__set_max_entries(FindMap(obj_, kSourcesMapName), settings.source_table_size);
+    if (err) throw BpfError("set source table size", err);
+    SetRodata(kListenPortVar, &settings.listen_port, sizeof settings.listen_port);
+    SetRodata(kSourceRateVar, &settings.source_rate, sizeof settings.source_rate);
+    SetRodata(kSourceBurstVar, &settings.source_burst, sizeof settings.source_burst);
 
     err = bpf_object__load(obj_);
     if (err) throw BpfError("load bpf object " + object_path, err);
     prog_fd_ = bpf_program__fd(prog_);
     ring_map_fd_ = bpf_map__fd(ring);
-    bpf_map* stats = bpf_object__find_map_by_name(obj_, kStatsMapName);
-    if (!stats) throw BpfError(std::string("find map ") + kStatsMapName, ENOENT);
-    stats_fd_ = bpf_map__fd(stats);
+    stats_fd_ = bpf_map__fd(FindMap(obj_, kStatsMapName));
   } catch (...) {
     bpf_object__close(obj_);
     obj_ = nullptr;
@@ -97,8 +118,9 @@ XdpProgram::~XdpProgram() {
 }
 
 // Finds the variable in the object's .rodata section through BTF and writes
-// its initial value; load then freezes it.
-void XdpProgram::SetListenPort(uint16_t port) {
+// its initial value; load then freezes it. The size must be the declared one,
+// so a type changed in the program cannot be half written.
+void XdpProgram::SetRodata(const char* name, const void* value, size_t size) {
   const btf* btf = bpf_object__btf(obj_);
   if (!btf) throw BpfError("object has no BTF", ENOENT);
   int sec_id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
@@ -108,28 +130,28 @@ void XdpProgram::SetListenPort(uint16_t port) {
 
   bpf_map* rodata = nullptr;
   for (bpf_map* m = bpf_object__next_map(obj_, nullptr); m; m = bpf_object__next_map(obj_, m)) {
-    const char* name = bpf_map__name(m);
-    size_t len = strlen(name);
-    if (bpf_map__is_internal(m) && len >= 7 && strcmp(name + len - 7, ".rodata") == 0) rodata = m;
+    const char* map_name = bpf_map__name(m);
+    size_t len = strlen(map_name);
+    if (bpf_map__is_internal(m) && len >= 7 && strcmp(map_name + len - 7, ".rodata") == 0) rodata = m;
   }
   if (!rodata) throw BpfError("find .rodata map", ENOENT);
-  size_t size = 0;
-  const void* initial = bpf_map__initial_value(rodata, &size);
+  size_t rodata_size = 0;
+  const void* initial = bpf_map__initial_value(rodata, &rodata_size);
   if (!initial) throw BpfError("read .rodata", ENOENT);
   const auto* bytes = static_cast<const uint8_t*>(initial);
-  std::vector<uint8_t> data(bytes, bytes + size);
+  std::vector<uint8_t> data(bytes, bytes + rodata_size);
 
   for (int i = 0; i < btf_vlen(sec); i++) {
     const btf_type* var = btf__type_by_id(btf, vars[i].type);
-    if (strcmp(btf__name_by_offset(btf, var->name_off), kListenPortVar) != 0) continue;
-    if (vars[i].size != sizeof(port) || vars[i].offset + sizeof(port) > size)
-      throw BpfError("listen_port has an unexpected size", EINVAL);
-    memcpy(data.data() + vars[i].offset, &port, sizeof(port));
+    if (strcmp(btf__name_by_offset(btf, var->name_off), name) != 0) continue;
+    if (vars[i].size != size || vars[i].offset + size > rodata_size)
+      throw BpfError(std::string(name) + " has an unexpected size", EINVAL);
+    memcpy(data.data() + vars[i].offset, value, size);
     int err = bpf_map__set_initial_value(rodata, data.data(), data.size());
-    if (err) throw BpfError("set listen_port", err);
+    if (err) throw BpfError(std::string("set ") + name, err);
     return;
   }
-  throw BpfError(std::string("find ") + kListenPortVar, ENOENT);
+  throw BpfError(std::string("find ") + name, ENOENT);
 }
 
 // A BPF link rather than a netlink attachment: the kernel removes it when

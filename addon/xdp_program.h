@@ -32,6 +32,16 @@ class BpfError : public std::runtime_error {
 
 enum class XdpMode { kAuto, kNative, kGeneric };
 
+// What the loader sets before load. Ranges are in bpf/capture_limits.h;
+// the constructor checks them.
+struct XdpSettings {
+  uint16_t listen_port;
+  uint32_t ring_bytes;
+  uint32_t source_rate;        // initiations per second per source; 0: no limit
+  uint32_t source_burst;       // initiations a source may send at once
+  uint32_t source_table_size;  // sources remembered (LRU)
+};
+
 struct Attachment {
   int ifindex;
   bool native;
@@ -43,8 +53,8 @@ class XdpProgram {
   // One record, copied by the sink before the callback returns.
   using RecordSink = std::function<void(const uint8_t* data, size_t size)>;
 
-  // Opens and loads the object; throws BpfError.
-  XdpProgram(const std::string& object_path, uint16_t listen_port, uint32_t ring_bytes);
+  // Opens, configures and loads the object; throws BpfError.
+  XdpProgram(const std::string& object_path, const XdpSettings& settings);
   ~XdpProgram();
   XdpProgram(const XdpProgram&) = delete;
   XdpProgram& operator=(const XdpProgram&) = delete;
@@ -67,7 +77,7 @@ class XdpProgram {
 
  private:
   static int OnRecord(void* ctx, void* data, size_t size);
-  void SetListenPort(uint16_t port);
+  void SetRodata(const char* name, const void* value, size_t size);
   int LinkXdp(int ifindex, uint32_t flags);
   void EnsureRing();
 

@@ -63,20 +63,28 @@ CAPTURE_STATIC_ASSERT(__builtin_offsetof(struct capture_record, msg) == CAPTURE_
  * One counter per exit of the XDP program. Every frame is counted exactly
  * once. The string is the name user space reports (src/capture/addon.ts has
  * the same list, in the same order, and checks it against the addon's).
+ * source_table_error is an initiation copied to the ring without a rate check
+ * because the source table could not hold its source (fail open; the table
+ * is an LRU, so this should stay 0). bad_ip_header is also a hop-by-hop
+ * header anywhere but first, which RFC 8200 forbids and Linux discards. The
+ * limits are in capture_limits.h.
  */
-#define CAPTURE_STATS(X)                                               \
-	X(CAPTURED, "captured")             /* copied to the ring */       \
-	X(RINGBUF_FULL, "ringbuf_full")     /* initiation, ring full */    \
-	X(TRUNCATED, "truncated")           /* a header ran past the end */\
-	X(VLAN, "vlan")                     /* VLAN tag: not parsed yet */ \
-	X(NOT_IP, "not_ip")                 /* ARP, LLDP, ... */           \
-	X(BAD_IP_HEADER, "bad_ip_header")   /* version or ihl invalid */   \
-	X(FRAGMENT, "fragment")             /* IPv4 or IPv6 fragment */    \
-	X(NOT_UDP, "not_udp")               /* incl. IPv6 ext. headers */  \
-	X(OTHER_PORT, "other_port")         /* UDP, not the listen port */ \
-	X(WRONG_SIZE, "wrong_size")         /* UDP payload is not 148 */   \
-	X(NOT_INITIATION, "not_initiation") /* 148 bytes, type is not 1 */ \
-	X(BAD_RESERVED, "bad_reserved")     /* reserved bytes not zero */
+#define CAPTURE_STATS(X)                                                        \
+	X(CAPTURED, "captured")                     /* copied to the ring */          \
+	X(RATE_LIMITED, "rate_limited")             /* over its source's limit */     \
+	X(SOURCE_TABLE_ERROR, "source_table_error") /* copied, not rate checked */    \
+	X(RINGBUF_FULL, "ringbuf_full")             /* initiation, ring full */       \
+	X(TRUNCATED, "truncated")                   /* a header ran past the end */   \
+	X(VLAN_LIMIT, "vlan_limit")                 /* more VLAN tags than the max */ \
+	X(NOT_IP, "not_ip")                         /* ARP, LLDP, ... */              \
+	X(BAD_IP_HEADER, "bad_ip_header")           /* version, ihl, hop-by-hop */    \
+	X(FRAGMENT, "fragment")                     /* IPv4 or IPv6 fragment */       \
+	X(IPV6_EXT_LIMIT, "ipv6_ext_limit")         /* more ext. headers than max */  \
+	X(NOT_UDP, "not_udp")                       /* TCP, AH, ESP, no next, ... */  \
+	X(OTHER_PORT, "other_port")                 /* UDP, not the listen port */    \
+	X(WRONG_SIZE, "wrong_size")                 /* UDP payload is not 148 */      \
+	X(NOT_INITIATION, "not_initiation")         /* 148 bytes, type is not 1 */    \
+	X(BAD_RESERVED, "bad_reserved")             /* reserved bytes not zero */
 
 enum capture_stat {
 #define CAPTURE_STAT_ENUM(name, text) CAPTURE_STAT_##name,

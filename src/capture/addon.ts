@@ -26,15 +26,52 @@ export const MAX_TEST_FRAME = 1514;
 /** The XDP verdict the program always returns. */
 export const XDP_PASS = 2;
 
+/*
+ * The XDP program's bounds (bpf/capture_limits.h has the same numbers;
+ * loadAddon checks they agree).
+ */
+/** VLAN tags stepped over (802.1Q and 802.1ad, QinQ); more are counted as vlan_limit. */
+export const MAX_VLAN_TAGS = 2;
+/** IPv6 hop-by-hop, routing and destination options headers walked to reach UDP; more are ipv6_ext_limit. */
+export const MAX_IPV6_EXT_HEADERS = 4;
+/** Initiations per second captured from one source (IPv4 address or IPv6 /64): WireGuard's INITIATIONS_PER_SECOND. */
+export const DEFAULT_SOURCE_RATE = 20;
+/** 0 turns the per-source limit off. */
+export const MAX_SOURCE_RATE = 1_000_000;
+/** Initiations a source may send at once: WireGuard's INITIATIONS_BURSTABLE. */
+export const DEFAULT_SOURCE_BURST = 5;
+export const MIN_SOURCE_BURST = 1;
+export const MAX_SOURCE_BURST = 1_000_000;
+/** Sources remembered at once, least recent out (preallocated kernel memory, about 90 bytes each: 5.5 MiB by default). */
+export const DEFAULT_SOURCE_TABLE_SIZE = 65_536;
+export const MIN_SOURCE_TABLE_SIZE = 16;
+export const MAX_SOURCE_TABLE_SIZE = 1 << 22;
+
+const CAPTURE_LIMITS = {
+  maxVlanTags: MAX_VLAN_TAGS,
+  maxIpv6ExtHeaders: MAX_IPV6_EXT_HEADERS,
+  defaultSourceRate: DEFAULT_SOURCE_RATE,
+  maxSourceRate: MAX_SOURCE_RATE,
+  defaultSourceBurst: DEFAULT_SOURCE_BURST,
+  minSourceBurst: MIN_SOURCE_BURST,
+  maxSourceBurst: MAX_SOURCE_BURST,
+  defaultSourceTableSize: DEFAULT_SOURCE_TABLE_SIZE,
+  minSourceTableSize: MIN_SOURCE_TABLE_SIZE,
+  maxSourceTableSize: MAX_SOURCE_TABLE_SIZE,
+} as const;
+
 /** Names of the XDP program's exit counters, in enum capture_stat order. */
 export const CAPTURE_STAT_NAMES = [
   'captured',
+  'rate_limited',
+  'source_table_error',
   'ringbuf_full',
   'truncated',
-  'vlan',
+  'vlan_limit',
   'not_ip',
   'bad_ip_header',
   'fragment',
+  'ipv6_ext_limit',
   'not_udp',
   'other_port',
   'wrong_size',
@@ -60,10 +97,19 @@ interface NativeCapture {
   close(): void;
 }
 interface NativeAddon {
-  Capture: new (objectPath: string, listenPort: number, ringBytes: number) => NativeCapture;
+  Capture: new (
+    objectPath: string,
+    listenPort: number,
+    ringBytes: number,
+    sourceRate: number,
+    sourceBurst: number,
+    sourceTableSize: number,
+  ) => NativeCapture;
   rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void;
   statNames: string[];
   recordSize: number;
+  /* Absent from an addon built before the limits existed. */
+  captureLimits?: Record<keyof typeof CAPTURE_LIMITS, number>;
 }
 
 let native: NativeAddon | null = null;
@@ -78,15 +124,19 @@ export function loadAddon(): NativeAddon {
   if (mod.statNames.join() !== CAPTURE_STAT_NAMES.join()) {
     throw new Error(`addon stat names [${mod.statNames.join()}] differ from [${CAPTURE_STAT_NAMES.join()}]: rebuild with make`);
   }
+  for (const [name, value] of Object.entries(CAPTURE_LIMITS)) {
+    const built = mod.captureLimits?.[name as keyof typeof CAPTURE_LIMITS];
+    if (built !== value) throw new Error(`addon limit ${name} is ${built}, not ${value}: rebuild with make`);
+  }
   native = mod;
   return mod;
 }
 
-function checkPort(port: unknown, label: string): number {
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new RangeError(`${label} must be an integer in 1..65535, got ${String(port)}`);
+function checkWhole(value: unknown, label: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${label} must be an integer in ${min}..${max}, got ${String(value)}`);
   }
-  return port;
+  return value;
 }
 
 function checkRingBytes(bytes: unknown): number {
@@ -137,6 +187,20 @@ export interface CaptureOptions {
   listenPort: number;
   /** Ring buffer size in bytes, a power of two. Default DEFAULT_RING_BYTES. */
   ringBytes?: number;
+  /**
+   * Initiations per second captured from one source (an IPv4 address, an
+   * IPv6 /64); more are counted as rate_limited and not captured (the
+   * packets still pass). 0..MAX_SOURCE_RATE, 0 turns the limit off.
+   * Default DEFAULT_SOURCE_RATE (20).
+   */
+  sourceRate?: number;
+  /** Initiations a source may send at once. MIN_SOURCE_BURST..MAX_SOURCE_BURST, default DEFAULT_SOURCE_BURST (5). */
+  sourceBurst?: number;
+  /**
+   * Sources remembered, least recent out. MIN_SOURCE_TABLE_SIZE..
+   * MAX_SOURCE_TABLE_SIZE, default DEFAULT_SOURCE_TABLE_SIZE (65,536).
+   */
+  sourceTableSize?: number;
 }
 
 export interface TestRunResult {
@@ -163,11 +227,14 @@ export class XdpCapture {
   static open(opts: CaptureOptions): XdpCapture {
     const objectPath = opts.objectPath ?? DEFAULT_OBJECT_PATH;
     if (typeof objectPath !== 'string' || objectPath.length === 0) throw new TypeError('objectPath must be a non-empty string');
-    const port = checkPort(opts.listenPort, 'listenPort');
+    const port = checkWhole(opts.listenPort, 'listenPort', 1, 65535);
     const ring = checkRingBytes(opts.ringBytes ?? DEFAULT_RING_BYTES);
+    const rate = checkWhole(opts.sourceRate ?? DEFAULT_SOURCE_RATE, 'sourceRate', 0, MAX_SOURCE_RATE);
+    const burst = checkWhole(opts.sourceBurst ?? DEFAULT_SOURCE_BURST, 'sourceBurst', MIN_SOURCE_BURST, MAX_SOURCE_BURST);
+    const table = checkWhole(opts.sourceTableSize ?? DEFAULT_SOURCE_TABLE_SIZE, 'sourceTableSize', MIN_SOURCE_TABLE_SIZE, MAX_SOURCE_TABLE_SIZE);
     const addon = loadAddon();
     if (!existsSync(objectPath)) throw new Error(`BPF object not built (${objectPath}): run make`);
-    return new XdpCapture(new addon.Capture(objectPath, port, ring));
+    return new XdpCapture(new addon.Capture(objectPath, port, ring, rate, burst, table));
   }
 
   #handle(): NativeCapture {

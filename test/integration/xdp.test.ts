@@ -1,7 +1,8 @@
 /**
  * The XDP capture program, for real: (a) a fixture table through
- * BPF_PROG_TEST_RUN, each frame with its expected exit reason; (b) live
- * capture on a veth in namespaces.
+ * BPF_PROG_TEST_RUN, each frame with its expected exit reason; (b) the
+ * per-source rate limit, through BPF_PROG_TEST_RUN; (c) live capture on a
+ * veth in namespaces, the limit included.
  *
  *   ns xa-cl                         ns xa-gw
  *   ┌────────────────────┐           ┌───────────────────────────────┐
@@ -11,9 +12,27 @@
  *   │ node dgram sender  │           │ child: XdpCapture + UDP :PORT │
  *   └────────────────────┘           └───────────────────────────────┘
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { CAPTURE_STAT_NAMES, DEFAULT_OBJECT_PATH, XDP_PASS, XdpCapture, type CaptureStatName, type CaptureStats } from '../../src/capture/addon.js';
+import {
+  CAPTURE_STAT_NAMES,
+  DEFAULT_OBJECT_PATH,
+  DEFAULT_SOURCE_BURST,
+  DEFAULT_SOURCE_RATE,
+  DEFAULT_SOURCE_TABLE_SIZE,
+  loadAddon,
+  MAX_IPV6_EXT_HEADERS,
+  MAX_SOURCE_BURST,
+  MAX_SOURCE_RATE,
+  MAX_SOURCE_TABLE_SIZE,
+  MAX_VLAN_TAGS,
+  MIN_SOURCE_BURST,
+  MIN_SOURCE_TABLE_SIZE,
+  XDP_PASS,
+  XdpCapture,
+  type CaptureStatName,
+  type CaptureStats,
+} from '../../src/capture/addon.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
 import { RECORD_SIZE } from '../../src/capture/record.js';
 import { ADDON_PATH } from '../../src/native-addon.js';
@@ -35,6 +54,16 @@ const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 const ETH_P_ARP = 0x0806;
 const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+/* IPv6 next header values. */
+const HOP_BY_HOP = 0;
+const ROUTING = 43;
+const FRAGMENT = 44;
+const ESP = 50;
+const AH = 51;
+const NO_NEXT_HEADER = 59;
+const DEST_OPTS = 60;
+const UDP = 17;
 
 function eth(type: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(14);
@@ -42,6 +71,17 @@ function eth(type: number, payload: Buffer): Buffer {
   MAC_A.copy(h, 6);
   h.writeUInt16BE(type, 12);
   return Buffer.concat([h, payload]);
+}
+
+/** VLAN tags, outermost first, each given by its TPID; then `type` and the payload. */
+function vlanEth(tpids: number[], type: number, payload: Buffer): Buffer {
+  const tags = tpids.map((_, i) => {
+    const tag = Buffer.alloc(4);
+    tag.writeUInt16BE(100 + i, 0); // priority 0, VLAN id 100, 101, ...
+    tag.writeUInt16BE(tpids[i + 1] ?? type, 2);
+    return tag;
+  });
+  return eth(tpids[0]!, Buffer.concat([...tags, payload]));
 }
 
 function v4(text: string): Buffer {
@@ -65,15 +105,29 @@ function ipv4(payload: Buffer, o: { src?: string; dst?: string; proto?: number; 
 const SRC6 = Buffer.from('20010db8000000000000000000000007', 'hex');
 const DST6 = Buffer.from('20010db8000000010000000000000001', 'hex');
 
-function ipv6(payload: Buffer, o: { nextHeader?: number } = {}): Buffer {
+function ipv6(payload: Buffer, o: { nextHeader?: number; src?: Buffer } = {}): Buffer {
   const h = Buffer.alloc(40);
   h.writeUInt32BE(0x60000000, 0);
   h.writeUInt16BE(payload.length, 4);
-  h[6] = o.nextHeader ?? 17;
+  h[6] = o.nextHeader ?? UDP;
   h[7] = 64;
-  SRC6.copy(h, 8);
+  (o.src ?? SRC6).copy(h, 8);
   DST6.copy(h, 24);
   return Buffer.concat([h, payload]);
+}
+
+/**
+ * IPv6 extension headers of the given types, in order, the last one naming
+ * `next`; each (units + 1) * 8 bytes long, its options Pad1 (zero bytes).
+ */
+function extChain(types: number[], next: number, payload: Buffer, units = 0): Buffer {
+  const headers = types.map((_, i) => {
+    const h = Buffer.alloc((units + 1) * 8);
+    h[0] = types[i + 1] ?? next;
+    h[1] = units;
+    return h;
+  });
+  return Buffer.concat([...headers, payload]);
 }
 
 function udp(payload: Buffer, o: { sport?: number; dport?: number; len?: number } = {}): Buffer {
@@ -96,7 +150,9 @@ function message(size = MESSAGE_INITIATION_SIZE, type = 1, reserved: [number, nu
 
 const INIT = message();
 const v4Frame = (o: Parameters<typeof ipv4>[1] = {}, u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IP, ipv4(udp(m, u), o));
-const v6Frame = (u: Parameters<typeof udp>[1] = {}, m = INIT): Buffer => eth(ETH_P_IPV6, ipv6(udp(m, u)));
+const v6Frame = (u: Parameters<typeof udp>[1] = {}, m = INIT, src = SRC6): Buffer => eth(ETH_P_IPV6, ipv6(udp(m, u), { src }));
+/** An IPv6 initiation behind the extension headers `types`, each (units + 1) * 8 bytes. */
+const v6ExtFrame = (types: number[], units = 0): Buffer => eth(ETH_P_IPV6, ipv6(extChain(types, UDP, udp(INIT), units), { nextHeader: types[0] ?? UDP }));
 
 interface Fixture {
   name: string;
@@ -127,10 +183,52 @@ const FIXTURES: Fixture[] = [
   { name: 'IPv6 header cut short', frame: v6Frame().subarray(0, 14 + 30), reason: 'truncated' },
   { name: 'Ethernet header only', frame: eth(ETH_P_IP, Buffer.alloc(0)), reason: 'truncated' },
   { name: 'ARP', frame: eth(ETH_P_ARP, Buffer.alloc(28)), reason: 'not_ip' },
-  { name: 'VLAN tagged', frame: eth(ETH_P_8021Q, Buffer.alloc(200)), reason: 'vlan' },
   { name: 'TCP', frame: v4Frame({ proto: 6 }), reason: 'not_udp' },
-  { name: 'IPv6 hop-by-hop header', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 0 })), reason: 'not_udp' },
-  { name: 'IPv6 fragment', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: 44 })), reason: 'fragment' },
+  { name: 'IPv6 fragment', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: FRAGMENT })), reason: 'fragment' },
+  // Zeros after the tag: ethertype 0 inside it.
+  { name: 'VLAN tagged, nothing IP inside', frame: eth(ETH_P_8021Q, Buffer.alloc(200)), reason: 'not_ip' },
+  // Zeros: a hop-by-hop header whose next header is hop-by-hop again.
+  { name: 'IPv6 hop-by-hop header naming another', frame: eth(ETH_P_IPV6, ipv6(Buffer.alloc(8 + 156), { nextHeader: HOP_BY_HOP })), reason: 'bad_ip_header' },
+
+  // VLAN: up to MAX_VLAN_TAGS tags of either kind, in either position.
+  { name: '802.1Q, IPv4 initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: '802.1Q, IPv6 initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: '802.1ad, IPv4 initiation', frame: vlanEth([ETH_P_8021AD], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'QinQ (802.1ad, 802.1Q), IPv4 initiation', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'QinQ (802.1ad, 802.1Q), IPv6 initiation', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: 'two 802.1Q tags, IPv6 initiation', frame: vlanEth([ETH_P_8021Q, ETH_P_8021Q], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'captured' },
+  { name: '802.1Q inside 802.1ad reversed, IPv4 initiation', frame: vlanEth([ETH_P_8021Q, ETH_P_8021AD], ETH_P_IP, ipv4(udp(INIT))), reason: 'captured' },
+  { name: 'double tagged, other port', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT, { dport: PORT + 1 }))), reason: 'other_port' },
+  { name: 'one tag more than MAX_VLAN_TAGS', frame: vlanEth(Array<number>(MAX_VLAN_TAGS + 1).fill(ETH_P_8021Q), ETH_P_IP, ipv4(udp(INIT))), reason: 'vlan_limit' },
+  { name: 'three tags, mixed kinds', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q, ETH_P_8021AD], ETH_P_IPV6, ipv6(udp(INIT))), reason: 'vlan_limit' },
+  { name: 'VLAN tag cut short', frame: eth(ETH_P_8021Q, Buffer.alloc(2)), reason: 'truncated' },
+  { name: 'second VLAN tag cut short', frame: vlanEth([ETH_P_8021AD, ETH_P_8021Q], ETH_P_IP, Buffer.alloc(0)).subarray(0, 14 + 4 + 3), reason: 'truncated' },
+  { name: 'VLAN tag, then ARP', frame: vlanEth([ETH_P_8021Q], ETH_P_ARP, Buffer.alloc(28)), reason: 'not_ip' },
+  { name: 'VLAN tag, then IPv4 cut short', frame: vlanEth([ETH_P_8021Q], ETH_P_IP, ipv4(udp(INIT)).subarray(0, 10)), reason: 'truncated' },
+
+  // IPv6 extension headers: up to MAX_IPV6_EXT_HEADERS hop-by-hop, routing and destination options.
+  { name: 'IPv6 hop-by-hop', frame: v6ExtFrame([HOP_BY_HOP]), reason: 'captured' },
+  { name: 'IPv6 destination options', frame: v6ExtFrame([DEST_OPTS]), reason: 'captured' },
+  { name: 'IPv6 routing header', frame: v6ExtFrame([ROUTING]), reason: 'captured' },
+  { name: 'IPv6 hop-by-hop of 24 bytes (hdrlen 2)', frame: v6ExtFrame([HOP_BY_HOP], 2), reason: 'captured' },
+  { name: 'IPv6 hop-by-hop of 2048 bytes (hdrlen 255) in a 1514-byte frame', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], UDP, udp(INIT), 255), { nextHeader: HOP_BY_HOP })).subarray(0, 1514), reason: 'truncated' },
+  { name: 'IPv6 hop-by-hop, destination options, routing, destination options (the bound)', frame: v6ExtFrame([HOP_BY_HOP, DEST_OPTS, ROUTING, DEST_OPTS]), reason: 'captured' },
+  { name: 'IPv6 chain of 4 headers of 16 bytes', frame: v6ExtFrame([HOP_BY_HOP, DEST_OPTS, ROUTING, DEST_OPTS], 1), reason: 'captured' },
+  { name: 'IPv6 chain one longer than MAX_IPV6_EXT_HEADERS', frame: v6ExtFrame([HOP_BY_HOP, ...Array<number>(MAX_IPV6_EXT_HEADERS).fill(DEST_OPTS)]), reason: 'ipv6_ext_limit' },
+  { name: 'IPv6 extension header cut short (length says 24, 12 present)', frame: eth(ETH_P_IPV6, ipv6(extChain([DEST_OPTS], UDP, Buffer.alloc(0), 2).subarray(0, 12), { nextHeader: DEST_OPTS })), reason: 'truncated' },
+  { name: 'IPv6 extension header without its length byte', frame: eth(ETH_P_IPV6, ipv6(Buffer.from([UDP]), { nextHeader: ROUTING })), reason: 'truncated' },
+  { name: 'IPv6 second extension header cut short', frame: v6ExtFrame([HOP_BY_HOP, ROUTING]).subarray(0, 14 + 40 + 8 + 4), reason: 'truncated' },
+  { name: 'IPv6 UDP header cut short after an extension header', frame: v6ExtFrame([DEST_OPTS]).subarray(0, 14 + 40 + 8 + 4), reason: 'truncated' },
+  { name: 'IPv6 AH', frame: eth(ETH_P_IPV6, ipv6(extChain([], AH, Buffer.alloc(8 + 156)), { nextHeader: AH })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then AH', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], AH, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then ESP', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], ESP, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'not_udp' },
+  { name: 'IPv6 destination options, then no next header', frame: eth(ETH_P_IPV6, ipv6(extChain([DEST_OPTS], NO_NEXT_HEADER, Buffer.alloc(0)), { nextHeader: DEST_OPTS })), reason: 'not_udp' },
+  { name: 'IPv6 hop-by-hop, then a fragment header', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP], FRAGMENT, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'fragment' },
+  { name: 'IPv6 hop-by-hop, routing, then a fragment header', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, ROUTING], FRAGMENT, Buffer.alloc(8 + 156)), { nextHeader: HOP_BY_HOP })), reason: 'fragment' },
+  { name: 'IPv6 hop-by-hop after destination options (RFC 8200: only first)', frame: v6ExtFrame([DEST_OPTS, HOP_BY_HOP]), reason: 'bad_ip_header' },
+  { name: 'IPv6 extension headers, other port', frame: eth(ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, ROUTING], UDP, udp(INIT, { dport: 53 })), { nextHeader: HOP_BY_HOP })), reason: 'other_port' },
+  { name: 'VLAN, IPv6 extension headers, initiation', frame: vlanEth([ETH_P_8021Q], ETH_P_IPV6, ipv6(extChain([HOP_BY_HOP, DEST_OPTS], UDP, udp(INIT)), { nextHeader: HOP_BY_HOP })), reason: 'captured' },
+
   { name: 'IPv4 first fragment (MF)', frame: v4Frame({ fragOff: 0x2000 }), reason: 'fragment' },
   { name: 'IPv4 later fragment (offset)', frame: v4Frame({ fragOff: 0x0010 }), reason: 'fragment' },
   { name: 'IPv4 ihl 4', frame: v4Frame({ ihl: 4 }), reason: 'bad_ip_header' },
@@ -146,7 +244,9 @@ function diff(before: CaptureStats, after: CaptureStats): Partial<Record<Capture
 describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', () => {
   let capture: XdpCapture;
   beforeAll(() => {
-    capture = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16 });
+    // The table is about parsing: with the limit on, the sixth initiation
+    // from 192.0.2.7 would be rate_limited. The limit has its own tests.
+    capture = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 0 });
   });
   afterAll(() => capture?.close());
 
@@ -192,7 +292,7 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
   });
 
   it('counts ringbuf_full when the ring is full, and still passes the frame', () => {
-    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096 });
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096, sourceRate: 0 });
     try {
       // Each record takes 208 bytes plus an 8-byte ring header.
       const fits = Math.floor(4096 / (RECORD_SIZE + 8));
@@ -221,6 +321,31 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     expect(() => capture.testRun(Buffer.alloc(10))).toThrow(RangeError);
   });
 
+  it('rejects out-of-range limits in TypeScript, naming the bounds', () => {
+    const rate = `sourceRate must be an integer in 0..${MAX_SOURCE_RATE}`;
+    const burst = `sourceBurst must be an integer in ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}`;
+    const table = `sourceTableSize must be an integer in ${MIN_SOURCE_TABLE_SIZE}..${MAX_SOURCE_TABLE_SIZE}`;
+    for (const sourceRate of [-1, MAX_SOURCE_RATE + 1, 1.5, Number.NaN, '20' as never]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceRate })).toThrow(new RangeError(`${rate}, got ${String(sourceRate)}`));
+    }
+    for (const sourceBurst of [MIN_SOURCE_BURST - 1, MAX_SOURCE_BURST + 1, 2.5]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceBurst })).toThrow(new RangeError(`${burst}, got ${sourceBurst}`));
+    }
+    for (const sourceTableSize of [MIN_SOURCE_TABLE_SIZE - 1, MAX_SOURCE_TABLE_SIZE + 1, Infinity]) {
+      expect(() => XdpCapture.open({ listenPort: PORT, sourceTableSize })).toThrow(new RangeError(`${table}, got ${sourceTableSize}`));
+    }
+  });
+
+  it('checks the limits again in C++', () => {
+    const { Capture } = loadAddon();
+    const open = (rate: number, burst: number, table: number) => new Capture(DEFAULT_OBJECT_PATH, PORT, 4096, rate, burst, table);
+    expect(() => open(MAX_SOURCE_RATE + 1, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(`source rate ${MAX_SOURCE_RATE + 1} not in 0..${MAX_SOURCE_RATE}`);
+    expect(() => open(DEFAULT_SOURCE_RATE, 0, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(`source burst 0 not in ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}`);
+    expect(() => open(DEFAULT_SOURCE_RATE, DEFAULT_SOURCE_BURST, MAX_SOURCE_TABLE_SIZE + 1)).toThrow(`source table size ${MAX_SOURCE_TABLE_SIZE + 1} not in`);
+    expect(() => open(-1, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE)).toThrow(/sourceRate out of range/);
+    open(0, MIN_SOURCE_BURST, MIN_SOURCE_TABLE_SIZE).close();
+  });
+
   it('reports libbpf errors with the interface name', () => {
     expect(() => capture.attach('xa-nosuchdev', 'generic')).toThrow(/attach xdp to xa-nosuchdev: No such device/);
   });
@@ -230,6 +355,139 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     c.close();
     c.close();
     expect(() => c.stats()).toThrow(/closed/);
+  });
+});
+
+/* ---- the per-source limit, through BPF_PROG_TEST_RUN ---- */
+
+/** Nanoseconds of credit one initiation costs at the default rate. */
+const COST_NS = 1_000_000_000n / BigInt(DEFAULT_SOURCE_RATE);
+
+/** Runs each frame once; each must pass and count exactly one reason, which is returned. */
+function runAll(c: XdpCapture, frames: Buffer[]): { reasons: CaptureStatName[]; elapsedNs: bigint } {
+  const reasons: CaptureStatName[] = [];
+  const t0 = process.hrtime.bigint();
+  for (const frame of frames) {
+    const before = c.stats();
+    const { retval, events } = c.testRun(frame);
+    const counted = Object.entries(diff(before, c.stats()));
+    expect(retval).toBe(XDP_PASS);
+    expect(counted.length).toBe(1);
+    expect(counted[0]![1]).toBe(1n);
+    const reason = counted[0]![0] as CaptureStatName;
+    expect(events.length).toBe(reason === 'captured' ? 1 : 0);
+    reasons.push(reason);
+  }
+  return { reasons, elapsedNs: process.hrtime.bigint() - t0 };
+}
+
+/** Tokens that can have come back while frames were being sent: 0 unless the machine stalled for 50 ms. */
+const refilled = (elapsedNs: bigint): number => Number(elapsedNs / COST_NS);
+
+/**
+ * n initiations from one source, into a bucket that holds `tokens`: the
+ * first `tokens` are captured, the rest rate_limited, give or take the
+ * tokens that came back meanwhile.
+ */
+function expectBurst(c: XdpCapture, frame: Buffer, n: number, tokens = DEFAULT_SOURCE_BURST): void {
+  const { reasons, elapsedNs } = runAll(c, Array<Buffer>(n).fill(frame));
+  expect(reasons.slice(0, tokens)).toEqual(Array(tokens).fill('captured'));
+  const late = reasons.slice(tokens);
+  expect(late.every((r) => r === 'captured' || r === 'rate_limited')).toBe(true);
+  expect(late.filter((r) => r === 'captured').length).toBeLessThanOrEqual(refilled(elapsedNs));
+}
+
+describe.skipIf(skipReason !== null)('per-source rate limit through BPF_PROG_TEST_RUN', () => {
+  let c: XdpCapture;
+  beforeEach(() => {
+    // The production defaults: DEFAULT_SOURCE_RATE, DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_TABLE_SIZE.
+    c = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16 });
+  });
+  afterEach(() => c.close());
+
+  it('captures a burst from one IPv4 source, then counts rate_limited and still passes', () => {
+    expectBurst(c, v4Frame({ src: '192.0.2.10' }), 2 * DEFAULT_SOURCE_BURST);
+  });
+
+  it('keeps one bucket per IPv4 address', () => {
+    expectBurst(c, v4Frame({ src: '192.0.2.10' }), DEFAULT_SOURCE_BURST + 3);
+    expectBurst(c, v4Frame({ src: '192.0.2.11' }), DEFAULT_SOURCE_BURST + 3);
+    // 32.1.13.184 is 20 01 0d b8, as 2001:db8::/64 begins: two sources all the same.
+    expectBurst(c, v4Frame({ src: '32.1.13.184' }), DEFAULT_SOURCE_BURST + 1);
+    expectBurst(c, v6Frame({}, INIT, Buffer.from('20010db8000000000000000000000001', 'hex')), DEFAULT_SOURCE_BURST + 1);
+  });
+
+  it('keeps one bucket per IPv6 /64', () => {
+    const sameA = Buffer.from('20010db8000000050000000000000001', 'hex');
+    const sameB = Buffer.from('20010db800000005ffffffffffffffff', 'hex');
+    const other = Buffer.from('20010db8000000060000000000000001', 'hex');
+    const { reasons, elapsedNs } = runAll(c, [
+      ...Array<Buffer>(3).fill(v6Frame({}, INIT, sameA)),
+      ...Array<Buffer>(DEFAULT_SOURCE_BURST - 3).fill(v6Frame({}, INIT, sameB)),
+      v6Frame({}, INIT, sameB),
+      v6Frame({}, INIT, sameA),
+    ]);
+    expect(reasons.slice(0, DEFAULT_SOURCE_BURST)).toEqual(Array(DEFAULT_SOURCE_BURST).fill('captured'));
+    // The /64 has spent its burst, whichever address asks.
+    expect(reasons.slice(DEFAULT_SOURCE_BURST).filter((r) => r === 'captured').length).toBeLessThanOrEqual(refilled(elapsedNs));
+    expect(reasons.slice(DEFAULT_SOURCE_BURST).filter((r) => r === 'rate_limited').length).toBeGreaterThanOrEqual(2 - refilled(elapsedNs));
+    expectBurst(c, v6Frame({}, INIT, other), DEFAULT_SOURCE_BURST + 2);
+  });
+
+  it('gives tokens back at the rate, never more than the burst', async () => {
+    const frame = v4Frame({ src: '192.0.2.20' });
+    expectBurst(c, frame, DEFAULT_SOURCE_BURST + 1);
+    // 120 ms is about 2.4 tokens at 20/s; assert only that some came back.
+    await new Promise((r) => setTimeout(r, 120));
+    const { reasons } = runAll(c, Array<Buffer>(2 * DEFAULT_SOURCE_BURST).fill(frame));
+    const captured = reasons.filter((r) => r === 'captured').length;
+    expect(captured).toBeGreaterThanOrEqual(1);
+    expect(captured).toBeLessThanOrEqual(DEFAULT_SOURCE_BURST);
+    expect(reasons[0]).toBe('captured');
+  });
+
+  it('does not count frames that are not initiations against the source', () => {
+    const src = '192.0.2.30';
+    const { reasons } = runAll(c, [
+      ...Array<Buffer>(5).fill(v4Frame({ src }, {}, message(148, 4))),
+      ...Array<Buffer>(5).fill(v4Frame({ src }, { dport: PORT + 1 })),
+      v4Frame({ src }, {}, message(MESSAGE_RESPONSE_SIZE, 2)),
+      v4Frame({ src }, {}, message(148, 1, [0, 0, 1])),
+    ]);
+    expect(reasons).toEqual([...Array(5).fill('not_initiation'), ...Array(5).fill('other_port'), 'wrong_size', 'bad_reserved']);
+    expectBurst(c, v4Frame({ src }), DEFAULT_SOURCE_BURST);
+  });
+
+  it('limits nothing with rate 0', () => {
+    const off = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 0 });
+    try {
+      const { reasons } = runAll(off, Array<Buffer>(50).fill(v4Frame({ src: '192.0.2.40' })));
+      expect(reasons).toEqual(Array(50).fill('captured'));
+    } finally {
+      off.close();
+    }
+  });
+
+  it('follows the burst the loader set', () => {
+    const wide = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceRate: 1, sourceBurst: 12 });
+    try {
+      expectBurst(wide, v4Frame({ src: '192.0.2.50' }), 15, 12);
+    } finally {
+      wide.close();
+    }
+  });
+
+  it('keeps working when more sources come than the table holds (least recent out)', () => {
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 1 << 16, sourceTableSize: MIN_SOURCE_TABLE_SIZE });
+    try {
+      const before = small.stats();
+      for (let i = 0; i < 100; i++) expect(small.testRun(v4Frame({ src: `198.18.${i >> 8}.${i & 0xff}` })).events.length).toBe(1);
+      expect(diff(before, small.stats())).toEqual({ captured: 100n });
+      // And still limits: the newest source has a bucket of its own.
+      expectBurst(small, v4Frame({ src: '198.18.1.1' }), DEFAULT_SOURCE_BURST + 2);
+    } finally {
+      small.close();
+    }
   });
 });
 
@@ -276,6 +534,23 @@ for (const { type, from, to, port, hex } of plan) {
   s.close();
 }
 emit({ type: 'sent', count: plan.length });
+`;
+
+/* Sends `count` copies of one datagram at once from one socket, per entry. */
+const BURST_CHILD = `
+import dgram from 'node:dgram';
+const plan = JSON.parse(process.env.PLAN);
+const elapsed = [];
+for (const { type, from, to, port, hex, count } of plan) {
+  const s = dgram.createSocket(type);
+  await new Promise((res) => s.bind(from, res));
+  const msg = Buffer.from(hex, 'hex');
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: count }, () => new Promise((res, rej) => s.send(msg, port, to, (err) => (err ? rej(err) : res())))));
+  elapsed.push(process.hrtime.bigint() - t0);
+  s.close();
+}
+emit({ type: 'sent', elapsed });
 `;
 
 describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () => {
@@ -347,6 +622,49 @@ describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () =
     expect(Number(stats.other_port)).toBeGreaterThanOrEqual(1);
     // No more capture events arrived than the two initiations.
     expect(gw.messages.filter((m) => m.type === 'events').flatMap((m) => m['events'] as unknown[]).length).toBe(2);
+
+    gw.send({ cmd: 'close' });
+    await gw.next((m) => m.type === 'closed');
+    expect(await gw.exited()).toBe(0);
+  });
+
+  it('captures a burst from one source up to its limit; every datagram still reaches the socket', async () => {
+    // The gateway child opens the capture with the production defaults.
+    gw = NsChild.spawn(GW, GATEWAY_CHILD, { PORT: String(PORT), DEV: 'xa-gw0' });
+    await gw.next((m) => m.type === 'ready');
+    const count = 20;
+    const plan = [
+      { type: 'udp4', from: CL_PORT4, to: GW4, port: PORT, hex: INIT.toString('hex'), count },
+      { type: 'udp6', from: CL_PORT6, to: GW6, port: PORT, hex: INIT.toString('hex'), count },
+    ];
+    const client = NsChild.spawn(CL, BURST_CHILD, { PLAN: JSON.stringify(plan) });
+    const sent = await client.next<Message & { elapsed: string[] }>((m) => m.type === 'sent');
+    await client.stop();
+
+    // XDP_PASS: all 40 reach the sockets, limited or not.
+    const received: Message[] = [];
+    for (let i = 0; i < 2 * count; i++) received.push(await gw.next((m) => m.type === 'udp'));
+    expect(received.filter((m) => m['address'] === CL4 && m['first'] === 1).length).toBe(count);
+    expect(received.filter((m) => m['address'] === CL6 && m['first'] === 1).length).toBe(count);
+
+    // DEFAULT_SOURCE_BURST records per source, plus what refilled while sending (0 unless it took 50 ms).
+    const extra = sent.elapsed.map((ns) => refilled(BigInt(ns)));
+    const expected = 2 * DEFAULT_SOURCE_BURST;
+    const events: Array<Record<string, unknown>> = [];
+    while (events.length < expected) {
+      const batch = await gw.next<Message & { events: Array<Record<string, unknown>> }>((m) => m.type === 'events');
+      events.push(...batch.events);
+    }
+    gw.send({ cmd: 'stats' });
+    const { stats } = await gw.next<Message & { stats: Record<CaptureStatName, string> }>((m) => m.type === 'stats');
+    const all = gw.messages.filter((m) => m.type === 'events').flatMap((m) => m['events'] as Array<Record<string, unknown>>);
+    for (const [i, family] of [4, 6].entries()) {
+      const n = all.filter((e) => e['family'] === family).length;
+      expect(n).toBeGreaterThanOrEqual(DEFAULT_SOURCE_BURST);
+      expect(n).toBeLessThanOrEqual(DEFAULT_SOURCE_BURST + extra[i]!);
+    }
+    expect(Number(stats.captured)).toBe(all.length);
+    expect(Number(stats.captured) + Number(stats.rate_limited)).toBe(2 * count);
 
     gw.send({ cmd: 'close' });
     await gw.next((m) => m.type === 'closed');

@@ -4,6 +4,7 @@
  * Every setting is validated at start; an error names the setting, where it
  * came from, and the accepted form.
  */
+import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST } from './capture/addon.js';
 import { DEFAULT_DH_PER_SECOND } from './intake/intake.js';
 import { readFileSync } from 'node:fs';
 
@@ -99,6 +100,8 @@ export const SETTINGS = {
   backend: { flag: 'backend', help: 'device backend', parse: oneOf('auto', 'uapi', 'netlink'), default: 'auto', form: 'auto, uapi or netlink' },
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
+  sourceRate: { flag: 'source-rate', help: 'initiations per second captured per source address (IPv4 /32, IPv6 /64) in XDP; more still pass to the device; 0 turns the limit off', parse: integer(0, MAX_SOURCE_RATE), default: DEFAULT_SOURCE_RATE, form: `an integer, 0..${MAX_SOURCE_RATE}` },
+  sourceBurst: { flag: 'source-burst', help: 'initiations a source may send at once before its rate applies', parse: integer(MIN_SOURCE_BURST, MAX_SOURCE_BURST), default: DEFAULT_SOURCE_BURST, form: `an integer, ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}` },
   dhBudget: { flag: 'dh-budget', help: 'Diffie-Hellman operations per second spent verifying initiations (2 each); beyond it they queue, then drop', parse: integer(2, 10_000_000), default: DEFAULT_DH_PER_SECOND, form: 'an integer, 2..10000000' },
   replay: { flag: 'replay', help: 're-inject the captured initiation after install', parse: onOff, default: true, form: 'on or off' },
   uapiDir: { flag: 'uapi-dir', help: 'directory of userspace WireGuard sockets', parse: text, default: '/var/run/wireguard', form: 'a directory path' },

@@ -37,6 +37,9 @@ export interface GatewayOptions {
   backend: 'auto' | 'uapi' | 'netlink';
   xdpMode: 'auto' | 'native' | 'generic';
   idleTimeoutS: number;
+  /** Initiations captured per second and at once per source, in XDP (0: no limit). */
+  sourceRate: number;
+  sourceBurst: number;
   /** Diffie-Hellman budget per second (src/intake). */
   dhPerSecond: number;
   replay: boolean;
@@ -102,7 +105,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       metrics,
     });
 
-    const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES });
+    const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
     for (const dev of opts.captureDevs) {
       const attached = capture.attach(dev, opts.xdpMode);

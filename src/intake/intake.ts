@@ -31,7 +31,7 @@ export const STALE_AFTER_MS = 5_000;
 /** Admissions past verification (store, device) under way at once; the queue waits beyond it. */
 export const MAX_CONCURRENT_ADMISSIONS = 256;
 /** Longest stretch of verification before yielding to I/O. */
-export const SLICE_MS = 5;
+export const SLICE_MS = 2;
 
 export type DropReason = 'queue_full' | 'source_full' | 'stale';
 

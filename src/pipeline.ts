@@ -28,7 +28,7 @@ import { deviceErrorCode, type Metrics } from './telemetry/metrics.js';
 
 /** What the store answers for a verified key (src/authorize). */
 export type Admission =
-  | { allowed: true; record: { publicKey: string; allowedIPs: string[]; presharedKey?: string; persistentKeepalive?: number } }
+  | { allowed: true; record: { publicKey: string; allowedIPs: string[]; presharedKey?: string; persistentKeepalive?: number; updatedAt?: string } }
   | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
 
 export interface PipelineDeps {
@@ -205,7 +205,7 @@ export class Pipeline {
     }
     metrics.installs.inc({ result: 'ok' });
     this.count('installs');
-    this.deps.installed.add(key, this.now(), event.src);
+    this.deps.installed.add(key, this.now(), event.src).recordVersion = admission.record.updatedAt ?? null;
 
     if (this.deps.replayer !== null) {
       try {

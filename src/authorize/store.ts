@@ -18,6 +18,8 @@ export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
 /** One page is one ZRANGEBYLEX + one MGET: 1000 records is ~300 KB, still one round trip. */
 export const MAX_LIST_LIMIT = 1000;
+/** Keys per MGET in authorizeMany: big enough to amortize the round trip, small enough not to stall Redis. */
+export const MAX_BATCH_KEYS = 1000;
 
 /** How long one command may wait for its reply: a WireGuard client resends its initiation after 5 s. */
 export const REDIS_COMMAND_TIMEOUT_MS = 1000;
@@ -350,6 +352,34 @@ export class PeerStore {
     } catch (err) {
       throw storeError(err, 'delete');
     }
+  }
+
+  /**
+   * authorize() for many keys at once, MAX_BATCH_KEYS per MGET: what a
+   * reconciliation of a whole device asks. A key whose record is corrupt
+   * is left out of the answer (authorize() would throw for it): the caller
+   * decides nothing about it. Throws StoreUnavailableError.
+   */
+  async authorizeMany(publicKeys: readonly string[], now: Date): Promise<Map<string, AdmissionResult>> {
+    const out = new Map<string, AdmissionResult>();
+    for (let i = 0; i < publicKeys.length; i += MAX_BATCH_KEYS) {
+      const keys = publicKeys.slice(i, i + MAX_BATCH_KEYS);
+      let raws: Array<string | null>;
+      try {
+        raws = await this.redis.mget(keys.map((k) => this.peerKey(k)));
+      } catch (err) {
+        throw storeError(err, 'authorizeMany');
+      }
+      keys.forEach((key, j) => {
+        const raw = raws[j] ?? null;
+        if (raw === null) out.set(key, admission(null, now));
+        else {
+          const record = decodeRecord(raw);
+          if (record !== null && record.publicKey === key) out.set(key, admission(record, now));
+        }
+      });
+    }
+    return out;
   }
 
   /** The hot path: one GET. Throws StoreUnavailableError when Redis is down (the caller denies). */

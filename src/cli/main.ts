@@ -16,7 +16,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, conflict: 4 } as 
 class UsageError extends Error {}
 
 const RUN_SETTINGS = [
-  'interface', 'captureDev', 'redis', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'redis', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 const API_SETTINGS = ['redis', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
 
@@ -115,6 +115,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     backend: s.backend!,
     xdpMode: s.xdpMode!,
     idleTimeoutS: s.idleTimeout!,
+    reconcileIntervalS: s.reconcileInterval!,
     sourceRate: s.sourceRate!,
     sourceBurst: s.sourceBurst!,
     dhPerSecond: s.dhBudget!,

@@ -18,6 +18,7 @@ import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
+import { Reconciler } from '../lifecycle/reconciler.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
@@ -27,6 +28,10 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 export const RING_BYTES = 1 << 20;
 export const SWEEP_INTERVAL_MS = 10_000;
 export const PROVISIONAL_GRACE_MS = 15_000;
+/** How long the start waits for the store before reconciling (it goes on without it). */
+export const STORE_WAIT_AT_START_MS = 5_000;
+/** How long a stop waits for admissions under way to finish. */
+export const DRAIN_TIMEOUT_MS = 5_000;
 
 export interface GatewayOptions {
   interface: string;
@@ -37,6 +42,8 @@ export interface GatewayOptions {
   backend: 'auto' | 'uapi' | 'netlink';
   xdpMode: 'auto' | 'native' | 'generic';
   idleTimeoutS: number;
+  /** Seconds between reconciliations with the store (src/lifecycle/reconciler.ts). */
+  reconcileIntervalS: number;
   /** Initiations captured per second and at once per source, in XDP (0: no limit). */
   sourceRate: number;
   sourceBurst: number;
@@ -80,12 +87,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     log.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
 
     const installed = new InstalledPeers();
-    // Peers already on the device stay; they are counted as confirmed until
-    // the sweep says otherwise.
-    for (const p of info.peers) {
-      installed.add(p.publicKey, Date.now(), p.endpoint ?? null, 'confirmed').lastHandshakeAt = p.lastHandshakeAt;
-    }
-
     const store = PeerStore.connect(opts.redis);
     cleanups.push(() => store.close());
 
@@ -105,6 +106,23 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       metrics,
     });
 
+    // Before the capture starts: take over the peers an earlier run left on
+    // the device (the authorized ones, with their state), remove the others,
+    // so nothing leaks and nothing is installed twice.
+    // A store that is not there yet leaves them as they are; the periodic
+    // pass takes over once it is.
+    const reconciler = new Reconciler({
+      device,
+      store,
+      installed,
+      log: log.child({ component: 'lifecycle' }),
+      metrics,
+      onRemoved: (n) => pipeline.count('removed_revoked', n),
+      onUpdated: (n) => pipeline.count('updates', n),
+    });
+    await store.whenReady(STORE_WAIT_AT_START_MS);
+    await reconciler.reconcile();
+
     const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
     for (const dev of opts.captureDevs) {
@@ -120,8 +138,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       },
       onError: (err) => log.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
     });
-    cleanups.push(() => intake.close());
+    // On stop: no new admissions; the ones under way finish (bounded) before
+    // the store and the device close under them.
+    cleanups.push(async () => {
+      intake.close();
+      if (!(await intake.idle(DRAIN_TIMEOUT_MS))) log.warn({ inProgress: intake.inProgress }, 'stop: admissions still under way after the drain timeout');
+    });
     capture.start((events: CaptureEvent[]) => intake.offer(events));
+
+    reconciler.start(opts.reconcileIntervalS * 1000);
+    cleanups.push(() => reconciler.stop());
 
     const sweeper = new Sweeper(
       device,
@@ -145,6 +171,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       },
       onUpdated: () => pipeline.count('updates'),
       onChange: (key) => refusals.delete(key),
+      onConnected: () => void reconciler.reconcile(),
     });
     await sync.start();
     cleanups.push(() => sync.close());

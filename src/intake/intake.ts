@@ -65,6 +65,7 @@ export class Intake {
   private readonly monotonicNs: () => bigint;
   private readonly staleNs = BigInt(STALE_AFTER_MS) * 1_000_000n;
   private active = 0;
+  private idleWaiters: Array<() => void> = [];
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -137,8 +138,24 @@ export class Intake {
     this.schedule();
   };
 
+  /**
+   * Resolves once no admission is under way, or after `timeoutMs`: true if
+   * they all finished. With close(), what a stop waits for.
+   */
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   private readonly finished = (): void => {
     this.active--;
+    if (this.active === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     this.schedule();
   };
 

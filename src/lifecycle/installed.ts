@@ -20,6 +20,8 @@ export interface InstalledPeer {
   txBytes: bigint;
   /** rxBytes at the previous sweep: a peer whose counter moved is in use. */
   rxAtLastSweep: bigint;
+  /** updatedAt of the store record the device holds; null when not known (adopted after a restart). */
+  recordVersion: string | null;
 }
 
 export class InstalledPeers {
@@ -47,6 +49,7 @@ export class InstalledPeers {
       rxBytes: 0n,
       txBytes: 0n,
       rxAtLastSweep: 0n,
+      recordVersion: null,
     };
     this.peers.set(publicKey, peer);
     return peer;

@@ -3,8 +3,9 @@
  * peer deleted, disabled or expired in the store is removed from the device;
  * a changed one is rewritten in place (update-only, so a refresh never
  * re-creates a peer removed meanwhile). Events for peers not installed here
- * cost nothing. A lost event is caught by a later reconciliation (a later
- * version); this is the fast path.
+ * cost nothing. A lost event is caught by the reconciler (reconciler.ts),
+ * at once when the channel comes back and every RECONCILE_INTERVAL_MS
+ * anyway; this is the fast path.
  */
 import type { PeerStore, StoreEvent } from '../authorize/store.js';
 import type { WireGuardDevice } from '../install/device.js';
@@ -24,6 +25,8 @@ export interface StoreSyncDeps {
   onUpdated: (publicKey: string) => void;
   /** Every event, for any key, installed here or not. */
   onChange?: (publicKey: string) => void;
+  /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
+  onConnected?: () => void;
 }
 
 export class StoreSync {
@@ -37,7 +40,10 @@ export class StoreSync {
 
   async start(): Promise<void> {
     try {
-      this.subscription = await this.deps.store.subscribe((event) => this.onEvent(event));
+      this.subscription = await this.deps.store.subscribe(
+        (event) => this.onEvent(event),
+        () => this.deps.onConnected?.(),
+      );
       this.deps.log.info('following store events');
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, `cannot subscribe to store events; retrying every ${SUBSCRIBE_RETRY_MS} ms`);
@@ -79,6 +85,8 @@ export class StoreSync {
         return;
       }
       await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);
+      const peer = installed.get(key);
+      if (peer !== undefined) peer.recordVersion = admission.record.updatedAt;
       this.deps.onUpdated(key);
       log.info({ publicKey: key }, 'peer changed in the store: device updated');
     } catch (err) {

@@ -31,11 +31,15 @@ export interface Stack {
   readonly token: string;
   readonly apiUrl: string;
   readonly redisUrl: string;
+  /** The daemon now running (a new one after startDaemon). */
   readonly daemon: Spawned;
   /** Every log line the daemon printed so far. */
   readonly logs: string[];
   /** Runs the wgjit CLI in the gateway namespace against this daemon. */
   cli(args: string[]): Promise<RunResult>;
+  /** Stops the daemon (SIGTERM, or SIGKILL: no cleanup at all) and starts a new one: for restart tests. */
+  stopDaemon(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  startDaemon(): Promise<void>;
   /** Stops redis (its data is lost) or starts a fresh one on the same port: for store-outage tests. */
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
@@ -68,13 +72,11 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
   const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
   const logs: string[] = [];
   let partial = '';
-  let daemon: Spawned | null = null;
-  try {
-    redis = await startRedis();
-
-    daemon = spawnIn(tb.gatewayNs, CLI, [
+  let daemon = null as Spawned | null;
+  const startDaemon = async (): Promise<Spawned> => {
+    const d = spawnIn(tb.gatewayNs, CLI, [
       'run',
-      '--interface', tb.gateway.ifname,
+      '--interface', tb.gateway!.ifname,
       '--capture-dev', tb.uplink,
       '--redis', redisUrl,
       '--api-listen', `${apiHost}:${API_PORT}`,
@@ -91,7 +93,7 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
         }
       },
     });
-    const d = daemon;
+    daemon = d;
     // Ready once its API port accepts connections (bash's /dev/tcp: no HTTP client needed).
     const listening = () =>
       nsRun(tb.gatewayNs, 'bash', ['-c', `exec 3<>/dev/tcp/${apiHost}/${API_PORT}`]).then(
@@ -100,6 +102,11 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       );
     await waitFor('the wgjit daemon to serve its API', async () => !d.isRunning() || (await listening()), START_TIMEOUT_MS, 100);
     if (!d.isRunning()) throw new Error(`wgjit run exited: ${d.stderrTail()}${logs.slice(-5).join('\n')}`);
+    return d;
+  };
+  try {
+    redis = await startRedis();
+    await startDaemon();
   } catch (err) {
     await daemon?.kill();
     await stopRedis();
@@ -107,22 +114,32 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
     throw err;
   }
 
-  const running = daemon;
   let stopped: Promise<void> | null = null;
   return {
     token,
     apiUrl,
     redisUrl,
-    daemon: running,
+    get daemon() {
+      return daemon!;
+    },
     logs,
     stopRedis,
     startRedis: async () => {
       if (redis === null) redis = await startRedis();
     },
+    stopDaemon: async (signal = 'SIGTERM') => {
+      const d = daemon!;
+      if (signal === 'SIGKILL' && d.isRunning()) process.kill(d.pid, 'SIGKILL');
+      await d.kill();
+    },
+    startDaemon: async () => {
+      if (daemon?.isRunning()) throw new Error('the daemon is running');
+      await startDaemon();
+    },
     cli: (args) => nsRun(tb.gatewayNs, CLI, args, { env: { ...process.env, WGJIT_API: apiUrl, WGJIT_API_TOKEN: token } }),
     stop: () =>
       (stopped ??= (async () => {
-        await running.kill();
+        await daemon?.kill();
         await stopRedis();
         rmSync(dir, { recursive: true, force: true });
       })()),

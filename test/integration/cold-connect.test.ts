@@ -246,12 +246,12 @@ describe('cold connect through wgjit', () => {
     expect(await api('PATCH', path, { disabled: true })).toBe(200);
     expect(await eventually(async () => !(await gatewayKeys()).includes(key), 2_000)).toBe(true);
 
-    // Client 1 is still installed from before the Redis restart; put its
-    // record back, then delete it through the CLI.
-    const first = tb.clients[0]!;
-    const firstKey = first.wireguard!.publicKey;
-    expect(await gatewayKeys()).toContain(firstKey);
+    // A client that connects now, then is deleted through the CLI.
+    const first = tb.clients[2]!; // only fixtures ran there so far
+    const firstKey = (await first.startWireguard()).publicKey;
     await stack.cli(['peer', 'add', firstKey, '--allowed-ips', `${first.tunnelAddress}/32`]);
+    expect(await ping(first)).toBe(true);
+    expect(await gatewayKeys()).toContain(firstKey);
     await stack.cli(['peer', 'rm', firstKey]);
     expect(await eventually(async () => !(await gatewayKeys()).includes(firstKey), 2_000)).toBe(true);
     expect((await stats())['removed_revoked'] ?? 0).toBeGreaterThanOrEqual(1);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
-import { decodeCursor, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { decodeCursor, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
@@ -142,6 +142,25 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.authorize(off.publicKey, NOW)).toEqual({ allowed: false, reason: 'disabled' });
     expect(await store.authorize(ok.publicKey, new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
     expect(await store.authorize(ok.publicKey, NOW)).toEqual({ allowed: true, record: ok });
+  });
+
+  it('authorizeMany answers like authorize for every key, across MGET batches, and leaves corrupt records out', async () => {
+    const allowed = Array.from({ length: MAX_BATCH_KEYS + 5 }, () => record());
+    for (const r of allowed) await store.create(r);
+    const off = record({ disabled: true });
+    await store.create(off);
+    const unknown = newKey();
+    const corrupt = record();
+    await store.create(corrupt);
+    await raw.set(`st-test:peer:${corrupt.publicKey}`, '{"not":"a record"}');
+    const keys = [unknown, ...allowed.map((r) => r.publicKey), off.publicKey, corrupt.publicKey];
+    const answers = await store.authorizeMany(keys, NOW);
+    expect(answers.size).toBe(keys.length - 1);
+    expect(answers.has(corrupt.publicKey)).toBe(false);
+    for (const key of [unknown, off.publicKey, allowed[0]!.publicKey, allowed.at(-1)!.publicKey]) {
+      expect(answers.get(key)).toEqual(await store.authorize(key, NOW));
+    }
+    expect(await store.authorizeMany([], NOW)).toEqual(new Map());
   });
 
   it('advanceTimestamp keeps the greatest TAI64N per key, atomically, beyond the record', async () => {

@@ -167,6 +167,26 @@ describe('Intake', () => {
     expect(t.drops).toHaveLength(4);
   });
 
+  it('lets a stop wait for the admissions under way, and no longer than told', async () => {
+    const t = intake({ hold: true });
+    t.i.offer([event('10.0.0.1'), event('10.0.0.2')]);
+    await vi.advanceTimersByTimeAsync(1);
+    t.i.close();
+    const idle = t.i.idle(1_000);
+    t.pending.shift()!();
+    t.pending.shift()!();
+    expect(await idle).toBe(true);
+    t.i.offer([event('10.0.0.3')]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(t.handled).toHaveLength(2);
+    const stuck = intake({ hold: true });
+    stuck.i.offer([event('10.0.0.4')]);
+    await vi.advanceTimersByTimeAsync(1);
+    const timedOut = stuck.i.idle(500);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(await timedOut).toBe(false);
+  });
+
   it('rejects a budget below one initiation per second', () => {
     expect(() => intake({ dhPerSecond: 1 })).toThrow(/at least 2/);
   });

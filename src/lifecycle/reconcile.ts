@@ -1,0 +1,69 @@
+/**
+ * Reconciliation between the device and the store, pure: what to remove,
+ * rewrite and adopt, given one read of the device, the store's answer for
+ * every key on it, and what wgjit believes it installed. The reconciler
+ * (reconciler.ts) feeds it and applies the plan; it catches what a lost
+ * store event left behind, and, at start, takes over the peers an earlier
+ * run left on the device.
+ */
+import type { AdmissionResult } from '../authorize/peer.js';
+import type { PeerConfig, PeerStatus } from '../install/device.js';
+import { peerConfigFromRecord } from '../install/peer-config.js';
+import type { InstalledPeer } from './installed.js';
+
+export interface ReconcilePlan {
+  /** On the device, but the store refuses the key: unknown, disabled or expired. */
+  remove: Array<{ publicKey: string; reason: 'unknown' | 'disabled' | 'expired' }>;
+  /** Authorized, but the device holds another version of the record: rewritten in place. */
+  update: Array<{ config: PeerConfig; version: string }>;
+  /** Authorized peers on the device wgjit does not know it installed (an earlier run's), with their record's version. */
+  adopt: Array<{ status: PeerStatus; version: string }>;
+  /** wgjit believes it installed them before the device was read, but the device no longer has them. */
+  forget: string[];
+}
+
+/**
+ * Whether the device visibly differs from the record. A preshared key's
+ * value cannot be read back, only its presence: a record with one counts
+ * as different, so it is written (only peers whose version is unknown get
+ * here).
+ */
+function differs(status: PeerStatus, record: Extract<AdmissionResult, { allowed: true }>['record']): boolean {
+  if (record.presharedKey !== undefined || status.hasPresharedKey) return true;
+  if (status.persistentKeepalive !== (record.persistentKeepalive ?? 0)) return true;
+  if (status.allowedIPs.length !== record.allowedIPs.length) return true;
+  const onDevice = new Set(status.allowedIPs);
+  return record.allowedIPs.some((ip) => !onDevice.has(ip));
+}
+
+/**
+ * `readAt`: when the device read began (unix ms); a peer installed since
+ * may be missing from the read without being gone.
+ */
+export function planReconcile(
+  device: readonly PeerStatus[],
+  admissions: ReadonlyMap<string, AdmissionResult>,
+  installed: { get(key: string): InstalledPeer | undefined; values(): Iterable<InstalledPeer> },
+  readAt: number,
+): ReconcilePlan {
+  const plan: ReconcilePlan = { remove: [], update: [], adopt: [], forget: [] };
+  const onDevice = new Set<string>();
+  for (const status of device) {
+    onDevice.add(status.publicKey);
+    const verdict = admissions.get(status.publicKey);
+    if (verdict === undefined) continue; // the store could not say (corrupt record): leave it be
+    if (!verdict.allowed) {
+      plan.remove.push({ publicKey: status.publicKey, reason: verdict.reason });
+      continue;
+    }
+    const mine = installed.get(status.publicKey);
+    if (mine === undefined) plan.adopt.push({ status, version: verdict.record.updatedAt });
+    const known = mine?.recordVersion ?? null;
+    const stale = known === null ? differs(status, verdict.record) : known !== verdict.record.updatedAt;
+    if (stale) plan.update.push({ config: peerConfigFromRecord(verdict.record, { updateOnly: true }), version: verdict.record.updatedAt });
+  }
+  for (const peer of installed.values()) {
+    if (!onDevice.has(peer.publicKey) && peer.installedAt < readAt) plan.forget.push(peer.publicKey);
+  }
+  return plan;
+}

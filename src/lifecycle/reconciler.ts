@@ -1,0 +1,129 @@
+/**
+ * Applies reconciliation plans (reconcile.ts): one device read and one
+ * batched store lookup per pass, removals and rewrites in one batch each.
+ * Runs at start (taking over what an earlier run left on the device),
+ * every RECONCILE_INTERVAL_MS, and whenever the store's event channel
+ * comes back (events sent while it was away are lost).
+ */
+import type { PeerStore } from '../authorize/store.js';
+import type { PeerStatus, WireGuardDevice } from '../install/device.js';
+import type { Logger } from '../telemetry/log.js';
+import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
+import type { InstalledPeers } from './installed.js';
+import { planReconcile } from './reconcile.js';
+
+/** How stale the device may get if a store event is lost. */
+export const RECONCILE_INTERVAL_MS = 30_000;
+
+export interface ReconcileReport {
+  removed: number;
+  updated: number;
+  adopted: number;
+  forgotten: number;
+}
+
+export interface ReconcilerDeps {
+  device: WireGuardDevice;
+  store: Pick<PeerStore, 'authorizeMany'>;
+  installed: InstalledPeers;
+  log: Logger;
+  metrics: Metrics;
+  onRemoved?: (count: number) => void;
+  onUpdated?: (count: number) => void;
+  /** Wall clock, unix ms. */
+  now?: () => number;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<ReconcileReport | null> | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  start(intervalMs = RECONCILE_INTERVAL_MS): void {
+    this.timer = setInterval(() => void this.reconcile(), intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass; concurrent calls share the pass under way. Null when the device or the store could not be read. */
+  reconcile(): Promise<ReconcileReport | null> {
+    this.running ??= this.pass().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<ReconcileReport | null> {
+    const { device, store, installed, log, metrics } = this.deps;
+    const readAt = this.now();
+    let peers: PeerStatus[];
+    try {
+      peers = await device.listPeers();
+    } catch (err) {
+      metrics.deviceErrors.inc({ operation: 'reconcile_read', code: deviceErrorCode(err) });
+      log.warn({ err: (err as Error).message }, 'reconciliation: device read failed');
+      return null;
+    }
+    let admissions;
+    try {
+      admissions = await store.authorizeMany(
+        peers.map((p) => p.publicKey),
+        new Date(this.now()),
+      );
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'reconciliation: peer store unavailable, nothing changed');
+      return null;
+    }
+    const plan = planReconcile(peers, admissions, installed, readAt);
+    const report: ReconcileReport = { removed: 0, updated: 0, adopted: plan.adopt.length, forgotten: plan.forget.length };
+
+    for (const key of plan.forget) installed.delete(key);
+    for (const { status, version } of plan.adopt) {
+      const peer = installed.add(status.publicKey, this.now(), status.endpoint ?? null, status.lastHandshakeAt === null ? 'provisional' : 'confirmed');
+      peer.lastHandshakeAt = status.lastHandshakeAt;
+      peer.rxBytes = peer.rxAtLastSweep = status.rxBytes;
+      peer.txBytes = status.txBytes;
+      peer.recordVersion = version;
+    }
+    if (plan.remove.length > 0) {
+      try {
+        await device.removePeers(plan.remove.map((r) => r.publicKey));
+        for (const { publicKey, reason } of plan.remove) {
+          installed.delete(publicKey);
+          metrics.expiries.inc({ reason: 'revoked' });
+          log.info({ publicKey, reason }, 'reconciliation: peer refused by the store, removed from the device');
+        }
+        report.removed = plan.remove.length;
+        this.deps.onRemoved?.(report.removed);
+      } catch (err) {
+        metrics.deviceErrors.inc({ operation: 'reconcile_remove', code: deviceErrorCode(err) });
+        log.warn({ err: (err as Error).message, count: plan.remove.length }, 'reconciliation: removal failed');
+      }
+    }
+    if (plan.update.length > 0) {
+      try {
+        await device.setPeers(plan.update.map((u) => u.config));
+        for (const { config, version } of plan.update) {
+          const peer = installed.get(config.publicKey);
+          if (peer !== undefined) peer.recordVersion = version;
+        }
+        report.updated = plan.update.length;
+        this.deps.onUpdated?.(report.updated);
+      } catch (err) {
+        metrics.deviceErrors.inc({ operation: 'reconcile_update', code: deviceErrorCode(err) });
+        log.warn({ err: (err as Error).message, count: plan.update.length }, 'reconciliation: rewrite failed');
+      }
+    }
+    if (report.removed + report.updated + report.adopted + report.forgotten > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
+    return report;
+  }
+}

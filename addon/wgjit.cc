@@ -1,7 +1,7 @@
 // The module Node loads: only the export table. Logic lives in capture.cc
 // (XDP program + ring buffer), raw_send.cc (re-injection),
-// noise_responder.cc (handshake verification) and netlink_socket.cc (kernel
-// WireGuard transport).
+// noise_responder.cc (handshake verification, on noise_crypto.cc) and
+// netlink_socket.cc (kernel WireGuard transport).
 #include <napi.h>
 
 #include <string>

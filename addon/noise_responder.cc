@@ -38,16 +38,23 @@ bool SsCache::Lookup(const Key& initiator, uint8_t ss[WG_KEY_SIZE], bool* ok) {
   return true;
 }
 
+// Once full, the least recently used entry's list and map nodes carry the
+// new entry: a flood of new keys allocates nothing.
 void SsCache::Insert(const Key& initiator, const uint8_t ss[WG_KEY_SIZE], bool ok) {
   if (capacity_ == 0 || index_.count(initiator) != 0) return;
-  lru_.push_front(Entry{initiator, {}, ok});
-  std::memcpy(lru_.front().ss.data(), ss, WG_KEY_SIZE);
-  index_.emplace(initiator, lru_.begin());
-  if (lru_.size() <= capacity_) return;
-  Entry& oldest = lru_.back();
-  Wipe(oldest.ss.data(), oldest.ss.size());
-  index_.erase(oldest.initiator);
-  lru_.pop_back();
+  if (lru_.size() < capacity_) {
+    lru_.emplace_front();
+    index_.emplace(initiator, lru_.begin());
+  } else {
+    lru_.splice(lru_.begin(), lru_, std::prev(lru_.end()));
+    auto node = index_.extract(lru_.front().initiator);
+    node.key() = initiator;
+    index_.insert(std::move(node));
+  }
+  Entry& e = lru_.front();
+  e.initiator = initiator;
+  std::memcpy(e.ss.data(), ss, WG_KEY_SIZE);  // over the evicted secret
+  e.ok = ok;
 }
 
 /* ---------- Noise symmetric state (paper §5.4) ---------- */

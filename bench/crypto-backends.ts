@@ -1,7 +1,8 @@
 /**
  * The measurement that chose the responder's crypto (docs/decisions.md):
  * each candidate timed inside the addon (addon/crypto_bench.h), with no
- * JavaScript between operations, on one core, in one run.
+ * JavaScript between operations, on one core, in one run (rates per second
+ * of CPU time: bench/measure.ts).
  *
  *   X25519        libsodium's crypto_scalarmult (the responder's); node's
  *                 OpenSSL 3 as the responder used it before (EVP_PKEY_fromdata
@@ -32,7 +33,7 @@ const OPS = {
 } as const;
 const names = Object.keys(OPS) as (keyof typeof OPS)[];
 const rounds = Math.max(3, Math.round((SECONDS * 1000) / (SLICE_MS * names.length)));
-const rates = takeTurns(
+const { rates, cpuShare } = takeTurns(
   names.map((n) => inAddon(OPS[n])),
   rounds,
   SLICE_MS,
@@ -42,7 +43,8 @@ const us = Object.fromEntries(names.map((n, i) => [n, 1e6 / median(rates[i]!)]))
 
 const f1 = (x: number) => x.toFixed(1);
 const int = (x: number) => Math.round(x).toLocaleString('en-US');
-console.log(`\ncrypto backends, timed in the addon on one core: medians of ${rounds} rounds\n`);
+console.log(`\ncrypto backends, timed in the addon on one core: medians of ${rounds} rounds`);
+console.log(`(per second of this process's CPU time; it had ${Math.round(cpuShare * 100)}% of the wall time)\n`);
 console.log('| operation | backend | µs | per second |');
 console.log('|---|---|--:|--:|');
 const primitives: [string, string, keyof typeof OPS][] = [

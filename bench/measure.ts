@@ -1,7 +1,13 @@
 /**
  * What the throughput benchmarks share: rates measured in short slices that
- * take turns (so a shared machine's noise falls on every row alike), the
- * addon's bench hook, and quantiles.
+ * take turns, the addon's bench hook, and quantiles.
+ *
+ * Rates are operations per second of this process's CPU time, not of the
+ * wall clock: the machines are shared, and a slice during which another
+ * process had the core would otherwise count that time against us. On an
+ * idle machine the two agree; takeTurns reports how much of the wall time
+ * the process got (above 100%: V8's helper threads, such as the
+ * garbage collector, ran beside it and are charged too).
  */
 import { requireAddon } from '../src/native-addon.js';
 
@@ -15,22 +21,25 @@ export function quantile(xs: number[], q: number): number {
 
 export const median = (xs: number[]) => quantile(xs, 0.5);
 
-const now = () => Number(process.hrtime.bigint());
+const wallNs = () => Number(process.hrtime.bigint());
+function cpuNs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1e3;
+}
 
-/** A measurement: runs for about `ms` and returns operations per second. */
+/** A measurement: runs for about `ms` and returns how many operations it did. */
 export type Measure = (ms: number) => number;
 
 /** `op` called from JavaScript over and over for about ms. */
 export function loop(op: () => void): Measure {
   return (ms) => {
-    const start = now();
-    const deadline = start + ms * 1e6;
+    const deadline = wallNs() + ms * 1e6;
     let done = 0;
     do {
       for (let i = 0; i < CHUNK; i++) op();
       done += CHUNK;
-    } while (now() < deadline);
-    return (done / (now() - start)) * 1e9;
+    } while (wallNs() < deadline);
+    return done;
   };
 }
 
@@ -40,21 +49,36 @@ const { benchCrypto } = requireAddon() as { benchCrypto: (op: string, iterations
 export function inAddon(op: string): Measure {
   let nsPerOp = benchCrypto(op, 200);
   return (ms) => {
-    nsPerOp = benchCrypto(op, Math.max(100, Math.round((ms * 1e6) / nsPerOp)));
-    return 1e9 / nsPerOp;
+    const n = Math.max(100, Math.round((ms * 1e6) / nsPerOp));
+    nsPerOp = benchCrypto(op, n);
+    return n;
   };
 }
 
-/** Runs each measurement for sliceMs in turn, `rounds` times, a different one first each round; rates[i][round]. */
-export function takeTurns(measures: Measure[], rounds: number, sliceMs: number): number[][] {
+export interface Turns {
+  /** rates[i][round]: operations of measure i per CPU-second in that round. */
+  rates: number[][];
+  /** CPU time ÷ wall time over all slices. */
+  cpuShare: number;
+}
+
+/** Runs each measurement for sliceMs in turn, `rounds` times, a different one first each round. */
+export function takeTurns(measures: Measure[], rounds: number, sliceMs: number): Turns {
   const rates = measures.map(() => [] as number[]);
+  let cpuTotal = 0;
+  let wallTotal = 0;
   for (let round = 0; round < rounds; round++) {
     process.stderr.write(`round ${round + 1}/${rounds}\r`);
     for (let i = 0; i < measures.length; i++) {
       const j = (round + i) % measures.length;
-      rates[j]![round] = measures[j]!(sliceMs);
+      const [cpu0, wall0] = [cpuNs(), wallNs()];
+      const ops = measures[j]!(sliceMs);
+      const [cpu, wall] = [cpuNs() - cpu0, wallNs() - wall0];
+      rates[j]![round] = (ops / cpu) * 1e9;
+      cpuTotal += cpu;
+      wallTotal += wall;
     }
   }
   process.stderr.write('\n');
-  return rates;
+  return { rates, cpuShare: cpuTotal / wallTotal };
 }

@@ -25,8 +25,9 @@
  * MAX_SS_CACHE others, so the least-recently-used ss cache has always
  * evicted it (every verify is a miss that also evicts, as in a flood).
  * Rounds run every row in turn for SLICE_MS each, so the noise of a shared
- * machine falls on all of them alike; rates are medians over rounds, and an
- * efficiency is the median over rounds of the ratio within each round.
+ * machine falls on all of them alike; rates are per second of the process's
+ * CPU time (bench/measure.ts), medians over rounds, and an efficiency is the
+ * median over rounds of the ratio within each round.
  *
  *   npx tsx bench/throughput.ts [--seconds 24]
  */
@@ -110,7 +111,12 @@ const rows: Row[] = [
 ];
 
 const ROUNDS = Math.max(MIN_ROUNDS, Math.round((SECONDS * 1000) / (SLICE_MS * rows.length)));
-const rates = new Map(takeTurns(rows.map((r) => r.measure), ROUNDS, SLICE_MS).map((r, i) => [rows[i]!, r]));
+const turns = takeTurns(
+  rows.map((r) => r.measure),
+  ROUNDS,
+  SLICE_MS,
+);
+const rates = new Map(turns.rates.map((r, i) => [rows[i]!, r]));
 native.close();
 
 const raw = (group: Row['group']) => rates.get(rows.find((r) => r.group === group && r.kind === 'raw')!)!;
@@ -119,7 +125,8 @@ const int = (x: number) => Math.round(x).toLocaleString('en-US');
 const pct = (x: number) => `${Math.round(x * 100)}%`;
 const GROUP_TITLE = { native: 'native: addon on libsodium + libb2 (the daemon\'s)', reference: 'reference: TypeScript on node:crypto' };
 
-console.log(`\nverify throughput on one core: medians of ${ROUNDS} rounds, ${SLICE_MS} ms per row per round\n`);
+console.log(`\nverify throughput on one core: medians of ${ROUNDS} rounds, ${SLICE_MS} ms per row per round`);
+console.log(`(per second of this process's CPU time; it had ${pct(turns.cpuShare)} of the wall time)\n`);
 console.log('| row | DH per initiation | per second | µs each | p25–p75 per second | efficiency |');
 console.log('|---|--:|--:|--:|--:|--:|');
 for (const group of ['native', 'reference'] as const) {

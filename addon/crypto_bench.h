@@ -8,7 +8,8 @@
 
 namespace wgjit {
 
-// benchCrypto(op: string, iterations: number): number, nanoseconds per op:
+// benchCrypto(op: string, iterations: number): number, nanoseconds of the
+// calling thread's CPU time per op (setup and checks not counted):
 //   x25519:libsodium           the responder's DH (noise_crypto.h)
 //   x25519:openssl-import      node's OpenSSL 3 as the responder used it
 //                              before: EVP_PKEY_fromdata of the peer's raw

@@ -13,12 +13,9 @@ namespace {
 // HMAC's inner and outer pads (RFC 2104), one BLAKE2s block long.
 constexpr uint8_t kHmacInnerPad = 0x36;
 constexpr uint8_t kHmacOuterPad = 0x5c;
-// Every handshake field is sealed under its own key, so the counter is 0:
-// the nonce (4 zero bytes ‖ 64-bit little-endian counter) is all zero.
-constexpr uint8_t kHandshakeNonce[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = {};
-
 static_assert(crypto_scalarmult_BYTES == WG_KEY_SIZE && crypto_scalarmult_SCALARBYTES == WG_KEY_SIZE, "X25519 sizes");
 static_assert(crypto_aead_chacha20poly1305_IETF_ABYTES == WG_AEAD_TAG_SIZE, "AEAD tag size");
+static_assert(sizeof kHandshakeNonce == crypto_aead_chacha20poly1305_IETF_NPUBBYTES, "AEAD nonce size");
 static_assert(crypto_aead_chacha20poly1305_IETF_KEYBYTES == WG_KEY_SIZE, "AEAD key size");
 static_assert(BLAKE2S_OUTBYTES == WG_KEY_SIZE && WG_KEY_SIZE <= BLAKE2S_BLOCKBYTES, "BLAKE2s sizes");
 

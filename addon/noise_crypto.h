@@ -24,6 +24,10 @@ struct Bytes {
   size_t size;
 };
 
+// Every handshake field is sealed under its own key, so the AEAD counter is 0
+// and the nonce (4 zero bytes ‖ 64-bit little-endian counter) is all zero.
+inline constexpr uint8_t kHandshakeNonce[12] = {};
+
 // Once before any other call: lets libsodium pick its fastest X25519 for
 // this CPU. Throws std::runtime_error if libsodium cannot start.
 void NoiseCryptoInit();

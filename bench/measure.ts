@@ -2,12 +2,13 @@
  * What the throughput benchmarks share: rates measured in short slices that
  * take turns, the addon's bench hook, and quantiles.
  *
- * Rates are operations per second of this process's CPU time, not of the
- * wall clock: the machines are shared, and a slice during which another
- * process had the core would otherwise count that time against us. On an
- * idle machine the two agree; takeTurns reports how much of the wall time
- * the process got (above 100%: V8's helper threads, such as the
- * garbage collector, ran beside it and are charged too).
+ * Rates are operations per second of CPU time, not of the wall clock: the
+ * machines are shared, and a slice during which another process had the
+ * core would otherwise count that time against us. The addon's hook counts
+ * its own thread's CPU time around the operations alone; a JavaScript loop
+ * counts the process's (V8's helper threads, such as the garbage
+ * collector's, are charged to it too). takeTurns reports how much of the
+ * wall time the process got.
  */
 import { requireAddon } from '../src/native-addon.js';
 
@@ -27,19 +28,20 @@ function cpuNs(): number {
   return (user + system) * 1e3;
 }
 
-/** A measurement: runs for about `ms` and returns how many operations it did. */
-export type Measure = (ms: number) => number;
+/** A measurement: runs for about `ms`; how many operations, in how much CPU time. */
+export type Measure = (ms: number) => { ops: number; cpuNs: number };
 
 /** `op` called from JavaScript over and over for about ms. */
 export function loop(op: () => void): Measure {
   return (ms) => {
+    const cpu0 = cpuNs();
     const deadline = wallNs() + ms * 1e6;
-    let done = 0;
+    let ops = 0;
     do {
       for (let i = 0; i < CHUNK; i++) op();
-      done += CHUNK;
+      ops += CHUNK;
     } while (wallNs() < deadline);
-    return done;
+    return { ops, cpuNs: cpuNs() - cpu0 };
   };
 }
 
@@ -49,9 +51,9 @@ const { benchCrypto } = requireAddon() as { benchCrypto: (op: string, iterations
 export function inAddon(op: string): Measure {
   let nsPerOp = benchCrypto(op, 200);
   return (ms) => {
-    const n = Math.max(100, Math.round((ms * 1e6) / nsPerOp));
-    nsPerOp = benchCrypto(op, n);
-    return n;
+    const ops = Math.max(100, Math.round((ms * 1e6) / nsPerOp));
+    nsPerOp = benchCrypto(op, ops);
+    return { ops, cpuNs: ops * nsPerOp };
   };
 }
 
@@ -72,11 +74,10 @@ export function takeTurns(measures: Measure[], rounds: number, sliceMs: number):
     for (let i = 0; i < measures.length; i++) {
       const j = (round + i) % measures.length;
       const [cpu0, wall0] = [cpuNs(), wallNs()];
-      const ops = measures[j]!(sliceMs);
-      const [cpu, wall] = [cpuNs() - cpu0, wallNs() - wall0];
-      rates[j]![round] = (ops / cpu) * 1e9;
-      cpuTotal += cpu;
-      wallTotal += wall;
+      const { ops, cpuNs: opsCpu } = measures[j]!(sliceMs);
+      rates[j]![round] = (ops / opsCpu) * 1e9;
+      cpuTotal += cpuNs() - cpu0;
+      wallTotal += wallNs() - wall0;
     }
   }
   process.stderr.write('\n');

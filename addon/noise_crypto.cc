@@ -13,6 +13,7 @@ namespace {
 // HMAC's inner and outer pads (RFC 2104), one BLAKE2s block long.
 constexpr uint8_t kHmacInnerPad = 0x36;
 constexpr uint8_t kHmacOuterPad = 0x5c;
+
 static_assert(crypto_scalarmult_BYTES == WG_KEY_SIZE && crypto_scalarmult_SCALARBYTES == WG_KEY_SIZE, "X25519 sizes");
 static_assert(crypto_aead_chacha20poly1305_IETF_ABYTES == WG_AEAD_TAG_SIZE, "AEAD tag size");
 static_assert(sizeof kHandshakeNonce == crypto_aead_chacha20poly1305_IETF_NPUBBYTES, "AEAD nonce size");

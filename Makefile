@@ -62,6 +62,8 @@ demo: deps build
 bench: deps build
 	npx --no-install tsx bench/cold-connect.ts
 	npx --no-install tsx bench/verify.ts
+	npx --no-install tsx bench/throughput.ts
+	npx --no-install tsx bench/crypto-backends.ts
 
 clean:
 	rm -rf dist addon/build $(BPF_OBJ)

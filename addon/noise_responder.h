@@ -1,25 +1,20 @@
-// The responder's side of Noise_IKpsk2 up to the timestamp, in C++ on the
-// OpenSSL 3 that node itself exports (no libcrypto link): the same checks,
-// order and rejection names as src/handshake/responder.ts, without the
-// per-call cost of node:crypto objects. NoiseResponder is plain C++;
+// The responder's side of Noise_IKpsk2 up to the timestamp, in C++: the same
+// checks, order and rejection names as src/handshake/responder.ts, on the
+// primitives of noise_crypto.h. NoiseResponder is plain C++;
 // NoiseResponderWrap is its N-API class.
 #ifndef WGJIT_NOISE_RESPONDER_H
 #define WGJIT_NOISE_RESPONDER_H
 
 #include <napi.h>
-#include <openssl/evp.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 
-extern "C" {
-#include "wg_wire.h"
-}
+#include "noise_crypto.h"
 
 namespace wgjit {
 
@@ -39,9 +34,6 @@ enum class Rejection {
   NOISE_REJECTIONS(NOISE_REJECTION_ENUM)
 #undef NOISE_REJECTION_ENUM
 };
-const char* RejectionName(Rejection r);
-
-using Key = std::array<uint8_t, WG_KEY_SIZE>;
 
 struct Verified {
   Key initiator_key;
@@ -71,71 +63,42 @@ class SsCache {
   std::map<Key, std::list<Entry>::iterator> index_;
 };
 
-struct OpenSslDeleter {
-  void operator()(EVP_PKEY* p) const;
-  void operator()(EVP_PKEY_CTX* p) const;
-  void operator()(EVP_MD* p) const;
-  void operator()(EVP_MD_CTX* p) const;
-  void operator()(EVP_MAC* p) const;
-  void operator()(EVP_MAC_CTX* p) const;
-  void operator()(EVP_CIPHER* p) const;
-  void operator()(EVP_CIPHER_CTX* p) const;
+// Told the claimed static key after `s` decrypts, before `ss`. It may throw:
+// secrets are wiped on the way out. An interface rather than std::function
+// so that calling JavaScript back costs no allocation per initiation.
+class ClaimedStatic {
+ public:
+  virtual void operator()(const Key& claimed) = 0;
+
+ protected:
+  ~ClaimedStatic() = default;
 };
-template <typename T>
-using OsslPtr = std::unique_ptr<T, OpenSslDeleter>;
+
+struct NoiseState;  // C, H, k of one initiation (noise_responder.cc)
 
 class NoiseResponder {
  public:
-  // Called with the claimed static key after `s` decrypts, before `ss`.
-  // It may throw: secrets are wiped on the way out.
-  using ClaimedStatic = std::function<void(const Key&)>;
-
-  // Throws std::runtime_error if OpenSSL lacks an algorithm or refuses the key.
+  // Throws std::runtime_error if libsodium cannot start.
   NoiseResponder(const uint8_t private_key[WG_KEY_SIZE], size_t ss_cache_size);
+  ~NoiseResponder();
   NoiseResponder(const NoiseResponder&) = delete;
   NoiseResponder& operator=(const NoiseResponder&) = delete;
 
   const Key& public_key() const { return public_key_; }
-  // Never fails on any input: a rejection is a return value. Throws
-  // std::runtime_error only if OpenSSL itself breaks (allocation failure).
-  Rejection Verify(const uint8_t* message, size_t size, Verified* out, const ClaimedStatic& on_claimed);
+  // Never fails on any input: a rejection is a return value. Throws only
+  // what on_claimed throws (or std::runtime_error if libb2 breaks).
+  Rejection Verify(const uint8_t* message, size_t size, Verified* out, ClaimedStatic* on_claimed);
   // X25519 with the responder's key; false on a low-order (all-zero) result.
-  bool Dh(const uint8_t peer[WG_KEY_SIZE], uint8_t shared[WG_KEY_SIZE]);
+  bool Dh(const uint8_t peer[WG_KEY_SIZE], uint8_t shared[WG_KEY_SIZE]) const;
 
  private:
-  struct State;
   using Message = std::array<uint8_t, WG_MSG_INITIATION_SIZE>;
 
-  Rejection ConsumeInitiation(const Message& msg, State& s, Verified* out, const ClaimedStatic& on_claimed);
-  bool Mac1Valid(const Message& msg);
+  Rejection ConsumeInitiation(const Message& msg, NoiseState& s, Verified* out, ClaimedStatic* on_claimed);
+  bool Mac1Valid(const Message& msg) const;
   bool StaticStatic(const Key& initiator, uint8_t ss[WG_KEY_SIZE]);
-  void MixHash(State& s, const uint8_t* data, size_t size);
-  void MixKey(State& s, const uint8_t* input, size_t size);
-  void MixDh(State& s, const uint8_t dh[WG_KEY_SIZE]);
-  bool DecryptAndHash(State& s, const uint8_t* sealed, size_t size, uint8_t* plain);
-  void Kdf1(uint8_t t1[WG_KEY_SIZE], const uint8_t ck[WG_KEY_SIZE], const uint8_t* input, size_t size);
-  void Kdf2(uint8_t t1[WG_KEY_SIZE], uint8_t t2[WG_KEY_SIZE], const uint8_t ck[WG_KEY_SIZE], const uint8_t* input, size_t size);
 
-  struct Bytes {
-    const void* data;
-    size_t size;
-  };
-  void Hash(uint8_t out[WG_KEY_SIZE], std::initializer_list<Bytes> parts);
-  void Hmac(uint8_t out[WG_KEY_SIZE], const uint8_t key[WG_KEY_SIZE], std::initializer_list<Bytes> parts);
-  void Mac(uint8_t out[WG_MAC_SIZE], const uint8_t* data, size_t size);
-  bool AeadDecrypt(const uint8_t key[WG_KEY_SIZE], const uint8_t* sealed, size_t size, const uint8_t ad[WG_KEY_SIZE], uint8_t* plain);
-
-  OsslPtr<EVP_MD> blake2s_;
-  OsslPtr<EVP_MD_CTX> hash_ctx_;
-  OsslPtr<EVP_MAC> hmac_;
-  OsslPtr<EVP_MAC_CTX> hmac_ctx_;
-  OsslPtr<EVP_MAC> blake2s_mac_;
-  OsslPtr<EVP_MAC_CTX> mac_ctx_;
-  OsslPtr<EVP_CIPHER> aead_;
-  OsslPtr<EVP_CIPHER_CTX> aead_ctx_;
-  OsslPtr<EVP_PKEY> private_key_;
-  OsslPtr<EVP_PKEY_CTX> import_ctx_;
-  OsslPtr<EVP_PKEY_CTX> derive_ctx_;
+  Key private_key_{};
   Key public_key_{};
   Key ck0_{};
   Key h0_{};
@@ -145,9 +108,14 @@ class NoiseResponder {
 
 // class NoiseResponder(privateKey: Uint8Array(32), ssCacheSize: number)
 //   publicKey: Buffer
-//   verify(message: Uint8Array, onClaimed?: (key: string) => void): VerifyResult
+//   verify(message: Uint8Array(148), onClaimed: ((key: string) => void) | undefined,
+//          out: Uint8Array(16)): string | number
+//     the initiator's key (base64) when verified, with the timestamp in
+//     out[0..12) and the sender index (little-endian) in out[12..16); else the
+//     index of the rejection in NoiseResponder.rejections.
 //   dh(peer: Uint8Array(32)): Buffer | null
 //   close(): void
+// NoiseResponder.rejections: string[]
 class NoiseResponderWrap : public Napi::ObjectWrap<NoiseResponderWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -158,9 +126,9 @@ class NoiseResponderWrap : public Napi::ObjectWrap<NoiseResponderWrap> {
   Napi::Value Verify(const Napi::CallbackInfo& info);
   Napi::Value Dh(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  NoiseResponder& Responder(Napi::Env env);
+  const std::shared_ptr<NoiseResponder>& Responder(Napi::Env env);
 
-  std::unique_ptr<NoiseResponder> responder_;
+  std::shared_ptr<NoiseResponder> responder_;
 };
 
 }  // namespace wgjit

@@ -2,13 +2,14 @@
  * Cost of proving who sent an initiation (mac1, e, es, s, ss, timestamp),
  * per responder implementation, in one process and one run:
  *
- *   native   addon/noise_responder.cc on node's OpenSSL (what the daemon uses)
+ *   native   addon/noise_responder.cc on libsodium + libb2 (what the daemon uses)
  *   node     src/handshake/responder.ts on node:crypto (the reference)
  *   noble    the same on @noble/curves and @noble/hashes
  *
  * "ss cached" is a returning key (its static-static DH is cached, as for a
  * client that reconnects); "ss miss" is a key never seen (a cold client, two
- * DHs). Medians of ROUNDS rounds, each BATCH verifies.
+ * DHs). Medians of ROUNDS rounds, each BATCH verifies. Per core rates
+ * beside the raw DH rate: bench/throughput.ts.
  *
  *   npx tsx bench/verify.ts [--rounds 30] [--batch 200]
  */
@@ -17,6 +18,7 @@ import { createInitiation } from '../src/handshake/initiator.js';
 import { generatePrivateKey, publicKeyOf } from '../src/handshake/keys.js';
 import { createNativeResponder } from '../src/handshake/native.js';
 import { createResponder, type Responder } from '../src/handshake/responder.js';
+import { median } from './measure.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '30' }, batch: { type: 'string', default: '200' } } });
 const ROUNDS = Number(values.rounds);
@@ -28,11 +30,6 @@ const responderPublicKey = publicKeyOf(responderKey);
 
 function initiations(count: number, initiatorPrivateKey?: Uint8Array): Uint8Array[] {
   return Array.from({ length: count }, () => createInitiation({ initiatorPrivateKey: initiatorPrivateKey ?? generatePrivateKey(), responderPublicKey }).message);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** µs per verify: median over rounds; `fresh` makes each round's messages. */

@@ -6,6 +6,8 @@ set -euo pipefail
 
 DEBIAN_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3
+  # The addon's Noise responder: X25519 and ChaCha20-Poly1305, BLAKE2s.
+  libsodium-dev libb2-dev
   iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
   # The real-kernel test VM (scripts/vm/): qemu under TCG booting Debian's
   # 6.1 kernel (it ships wireguard.ko) with a busybox initramfs.

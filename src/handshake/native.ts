@@ -1,17 +1,19 @@
 /**
- * The responder of responder.ts computed in the addon (addon/noise_responder.cc)
- * on the OpenSSL 3 that node exports: one call into C++ per initiation instead
- * of ~20 node:crypto objects, which is most of a verify's cost. Same interface,
+ * The responder of responder.ts computed in the addon (addon/noise_responder.cc,
+ * on libsodium and libb2): one call into C++ per initiation. Same interface,
  * same checks in the same order, same rejection names; the unit tests hold
  * both to identical results on every input they try.
  *
  * Arguments are checked here so that C++ only ever sees a Uint8Array of the
- * right length; attacker-controlled input never throws.
+ * right length; attacker-controlled input never throws. The result crosses
+ * as a string (the initiator's key) or a number (a rejection) and is made
+ * into an object here: a JavaScript literal costs far less than an object
+ * built through N-API.
  */
 import { requireAddon } from '../native-addon.js';
-import { KEY_SIZE, MESSAGE_INITIATION_SIZE } from './messages.js';
+import { INDEX_SIZE, KEY_SIZE, MESSAGE_INITIATION_SIZE, TIMESTAMP_SIZE } from './messages.js';
 import { formatKey } from './keys.js';
-import { MAX_SS_CACHE, type Responder, type VerifyResult } from './responder.js';
+import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from './responder.js';
 
 /** The addon reads the cache size as a uint32; nothing near this is sensible anyway. */
 export const MAX_SS_CACHE_SIZE = 2 ** 31 - 1;
@@ -24,20 +26,29 @@ export interface NativeResponderOptions {
 export interface NativeResponder extends Responder {
   /** X25519 with the responder's key (null: low-order peer); for benchmarks and tests. */
   dh(peerPublicKey: Uint8Array): Uint8Array | null;
-  /** Frees the OpenSSL objects and wipes the ss cache now rather than at garbage collection. */
+  /** Wipes the private key and the ss cache now rather than at garbage collection. */
   close(): void;
 }
 
 /* The native class's shape (addon/noise_responder.h). */
 interface NativeNoiseResponder {
   readonly publicKey: Buffer;
-  verify(message: Uint8Array, onClaimed?: (claimedKey: string) => void): VerifyResult;
+  /** The initiator's key, with timestamp and sender index in `out`; or the index of a rejection. */
+  verify(message: Uint8Array, onClaimed: ((claimedKey: string) => void) | undefined, out: Uint8Array): string | number;
   dh(peer: Uint8Array): Buffer | null;
   close(): void;
 }
-interface NoiseAddon {
-  NoiseResponder?: new (privateKey: Uint8Array, ssCacheSize: number) => NativeNoiseResponder;
+interface NativeNoiseResponderClass {
+  new (privateKey: Uint8Array, ssCacheSize: number): NativeNoiseResponder;
+  readonly rejections: readonly VerifyRejection[];
 }
+interface NoiseAddon {
+  NoiseResponder?: NativeNoiseResponderClass;
+}
+
+/* verify()'s out buffer: the timestamp, then the sender index (little-endian). */
+const OUT_SENDER_INDEX = TIMESTAMP_SIZE;
+const OUT_SIZE = OUT_SENDER_INDEX + INDEX_SIZE;
 
 function nativeClass(): NonNullable<NoiseAddon['NoiseResponder']> {
   const cls = (requireAddon() as NoiseAddon).NoiseResponder;
@@ -54,12 +65,18 @@ function checkCacheSize(size: unknown): number {
 
 export function createNativeResponder(privateKey: Uint8Array, opts: NativeResponderOptions = {}): NativeResponder {
   if (!(privateKey instanceof Uint8Array) || privateKey.length !== KEY_SIZE) throw new RangeError('X25519 private key must be 32 bytes');
-  const native = new (nativeClass())(privateKey, checkCacheSize(opts.ssCacheSize ?? MAX_SS_CACHE));
+  const cls = nativeClass();
+  const native = new cls(privateKey, checkCacheSize(opts.ssCacheSize ?? MAX_SS_CACHE));
   const publicKey = formatKey(native.publicKey);
+  const rejections = cls.rejections;
+  const out = new Uint8Array(OUT_SIZE);
+  const outView = new DataView(out.buffer);
 
   function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult {
     if (!(message instanceof Uint8Array) || message.length !== MESSAGE_INITIATION_SIZE) return { ok: false, reason: 'length' };
-    return typeof onClaimedStatic === 'function' ? native.verify(message, onClaimedStatic) : native.verify(message);
+    const result = native.verify(message, typeof onClaimedStatic === 'function' ? onClaimedStatic : undefined, out);
+    if (typeof result === 'number') return { ok: false, reason: rejections[result]! };
+    return { ok: true, initiatorKey: result, timestamp: out.slice(0, OUT_SENDER_INDEX), senderIndex: outView.getUint32(OUT_SENDER_INDEX, true) };
   }
 
   function dh(peerPublicKey: Uint8Array): Uint8Array | null {

@@ -1,15 +1,19 @@
 /**
- * The addon's responder (addon/noise_responder.cc) against the TypeScript
- * one: the same result for every committed vector, every mutation fast-check
- * finds and every kind of argument, and the same order of the claimed-static
- * callback. Needs the built addon (make test builds it first).
+ * The addon's responder (addon/noise_responder.cc, on libsodium and libb2)
+ * against the TypeScript one (node:crypto, and @noble for X25519): the same
+ * result for every committed vector, every mutation fast-check finds, every
+ * low-order and non-canonical point, and every kind of argument, and the
+ * same order of the claimed-static callback. Needs the built addon (make
+ * test builds it first).
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { getCrypto } from '../../src/handshake/crypto.js';
 import { createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
-import { MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
+import { INITIATION_OFF_EPHEMERAL, KEY_SIZE, MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
+import { requireAddon } from '../../src/native-addon.js';
 import { createNativeResponder, MAX_SS_CACHE_SIZE, type NativeResponder } from '../../src/handshake/native.js';
 import { createResponder, type VerifyResult } from '../../src/handshake/responder.js';
 import { labelKey, type Vector } from '../vectors/generate-handshake-vectors.js';
@@ -28,7 +32,40 @@ function open(key = responderKey, ssCacheSize?: number): NativeResponder {
 const native = open();
 afterAll(() => opened.forEach((r) => r.close()));
 
-const initiation = (label: string) => createInitiation({ initiatorPrivateKey: labelKey(label), responderPublicKey: responderPublic }).message;
+const initiation = (label: string, claimedStaticKey?: Uint8Array) =>
+  createInitiation({ initiatorPrivateKey: labelKey(label), responderPublicKey: responderPublic, ...(claimedStaticKey && { claimedStaticKey }) }).message;
+
+/* X25519 by the reference's two backends, with the responder's key. */
+const referenceDh = { node: getCrypto('node').dhKey(responderKey), noble: getCrypto('noble').dhKey(responderKey) };
+
+/* Curve25519 points as 32 little-endian bytes; bit 255 is what X25519 must ignore. */
+const P = 2n ** 255n - 19n;
+const HIGH_BIT = 2n ** 255n;
+function point(u: bigint): Uint8Array {
+  const out = new Uint8Array(KEY_SIZE);
+  for (let i = 0; i < KEY_SIZE; i++) out[i] = Number((u >> BigInt(8 * i)) & 0xffn);
+  return out;
+}
+function withHighBit(key: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(key);
+  out[KEY_SIZE - 1]! |= 0x80;
+  return out;
+}
+/**
+ * Every 255-bit encoding of a point of order 1, 2, 4 or 8 on the curve or
+ * its twist: u = 0, 1, -1, the two of order 8, and p, p + 1 (0 and 1 not
+ * reduced). A clamped scalar is a multiple of 8, so each makes an all-zero
+ * shared secret.
+ */
+const LOW_ORDER = [
+  0n,
+  1n,
+  P - 1n,
+  325606250916557431795983626356110631294008115727848805560023387167927233504n,
+  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+  P,
+  P + 1n,
+].flatMap((u) => [point(u), point(u + HIGH_BIT)]);
 
 function outcome(verify: () => VerifyResult): VerifyResult | { threw: string } {
   try {
@@ -132,6 +169,76 @@ describe('native responder', () => {
     expect(Buffer.from(native.dh(publicKeyOf(peer))!)).toEqual(Buffer.from(expected!));
     expect(native.dh(new Uint8Array(32))).toBeNull();
     expect(native.dh(new Uint8Array(31))).toBeNull();
+  });
+
+  it('refuses every low-order point as the reference does, as an ephemeral and as a static key', () => {
+    for (const low of LOW_ORDER) {
+      const hex = Buffer.from(low).toString('hex');
+      expect(referenceDh.node.dh(low), hex).toBeNull();
+      expect(referenceDh.noble.dh(low), hex).toBeNull();
+      expect(native.dh(low), hex).toBeNull();
+
+      const asEphemeral = initiation('native low order');
+      asEphemeral.set(low, INITIATION_OFF_EPHEMERAL);
+      stampMac1(asEphemeral, responderPublic);
+      expect(native.verify(asEphemeral), hex).toEqual({ ok: false, reason: 'low_order' });
+      expect(reference.verify(asEphemeral), hex).toEqual({ ok: false, reason: 'low_order' });
+
+      const asStatic = initiation('native low order', low);
+      expect(native.verify(asStatic), hex).toEqual({ ok: false, reason: 'low_order' });
+      expect(reference.verify(asStatic), hex).toEqual({ ok: false, reason: 'low_order' });
+    }
+  });
+
+  it('ignores bit 255 and reduces u ≥ p in X25519, as the reference does', () => {
+    const peers = [publicKeyOf(labelKey('native high bit a')), publicKeyOf(labelKey('native high bit b'))];
+    // u and u + p for every u whose second encoding fits in 255 bits.
+    const small = Array.from({ length: 19 }, (_, u) => [point(BigInt(u)), point(BigInt(u) + P)] as const);
+    for (const [canonical, other] of [...peers.map((k) => [k, withHighBit(k)] as const), ...small]) {
+      const expected = native.dh(canonical);
+      for (const encoding of [other, withHighBit(other)]) {
+        const hex = Buffer.from(encoding).toString('hex');
+        const got = native.dh(encoding);
+        expect(got === null ? null : Buffer.from(got), hex).toEqual(expected === null ? null : Buffer.from(expected));
+        expect(referenceDh.node.dh(encoding), hex).toEqual(referenceDh.noble.dh(encoding));
+        const ref = referenceDh.noble.dh(encoding);
+        expect(got === null ? null : Buffer.from(got), hex).toEqual(ref === null ? null : Buffer.from(ref));
+      }
+    }
+  });
+
+  it('accepts a static key sent with bit 255 set under that spelling, as the reference does', () => {
+    // ss is the same DH either way, so the timestamp opens: the result names
+    // the key as sent, which no store holds under the canonical spelling.
+    const label = 'native high bit static';
+    const sent = withHighBit(publicKeyOf(labelKey(label)));
+    const message = initiation(label, sent);
+    const result = native.verify(message);
+    expect(result).toMatchObject({ ok: true, initiatorKey: formatKey(sent) });
+    expect(result).toEqual(reference.verify(message));
+  });
+
+  it('rejects an ephemeral key resent with bit 255 set as the reference does (H covers the bytes as sent)', () => {
+    const message = initiation('native high bit ephemeral');
+    message[INITIATION_OFF_EPHEMERAL + KEY_SIZE - 1]! ^= 0x80;
+    stampMac1(message, responderPublic);
+    expect(native.verify(message)).toEqual({ ok: false, reason: 'static_decrypt' });
+    expect(reference.verify(message)).toEqual({ ok: false, reason: 'static_decrypt' });
+  });
+
+  it('survives close() from the claimed-static callback', () => {
+    const r = open();
+    const message = initiation('native grace');
+    expect(r.verify(message, () => r.close())).toMatchObject({ ok: true, initiatorKey: formatKey(publicKeyOf(labelKey('native grace'))) });
+    expect(() => r.verify(message)).toThrow(/closed/);
+  });
+
+  it('has bench backends that compute what the responder computes', () => {
+    const { benchCrypto } = requireAddon() as { benchCrypto: (op: string, iterations: number) => number };
+    for (const op of ['x25519:libsodium', 'x25519:openssl-import', 'x25519:openssl-reuse', 'symmetric:libb2+libsodium', 'symmetric:openssl']) {
+      expect(benchCrypto(op, 1), op).toBeGreaterThan(0);
+    }
+    expect(() => benchCrypto('x25519:nothing', 1)).toThrow(/unknown op/);
   });
 
   it('checks its construction arguments and refuses use after close', () => {

@@ -35,6 +35,8 @@ export interface Stack {
   readonly daemon: Spawned;
   /** Every log line the daemon printed so far. */
   readonly logs: string[];
+  /** One REST call from inside the gateway namespace (the API listens there): the status and the parsed body. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   /** Runs the wgjit CLI in the gateway namespace against this daemon. */
   cli(args: string[]): Promise<RunResult>;
   /** Stops the daemon (SIGTERM, or SIGKILL: no cleanup at all) and starts a new one: for restart tests. */
@@ -137,6 +139,13 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       await startDaemon();
     },
     cli: (args) => nsRun(tb.gatewayNs, CLI, args, { env: { ...process.env, WGJIT_API: apiUrl, WGJIT_API_TOKEN: token } }),
+    api: async (method, path, body) => {
+      const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+      const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+      const script = `const r = await fetch(${JSON.stringify(apiUrl + path)}, ${JSON.stringify(init)}); const t = await r.text(); console.log(JSON.stringify({ status: r.status, text: t }));`;
+      const { status, text } = JSON.parse((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout) as { status: number; text: string };
+      return { status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+    },
     stop: () =>
       (stopped ??= (async () => {
         await daemon?.kill();

@@ -70,13 +70,21 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   };
   const redisCli = (...args: string[]) => nsRun(tb.gatewayNs, 'redis-cli', ['-p', String(REDIS_PORT), ...args]);
 
-  it('never removes a peer in use; removes an idle one within one sweep after the idle timeout', async () => {
+  it('never removes a peer in use (its allowed IPs changed in place meanwhile); removes an idle one within one sweep after the idle timeout', async () => {
     const [busy, idle] = [tb.clients[0]!, tb.clients[1]!];
     const busyKey = await connect(busy);
     const idleKey = await connect(idle);
     // Longer than the idle timeout and two sweeps: no new handshake (that
     // comes every 2 minutes), but the busy peer's receive counter moves.
-    const answered = await pings(busy, (IDLE_TIMEOUT_S + 2 * SWEEP_S) * 2, 0.5);
+    // Meanwhile its allowed IPs change in the store: applied in place, the
+    // pings go on.
+    const busyPings = pings(busy, (IDLE_TIMEOUT_S + 2 * SWEEP_S) * 2, 0.5);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const wider = [`${busy.tunnelAddress}/32`, `10.${target.underlayOctet + 1}.77.0/24`];
+    expect((await stack.api('PATCH', `/v1/peers/${encodeURIComponent(busyKey)}`, { allowedIPs: wider })).status).toBe(200);
+    const allowedOnDevice = async () => (await tb.gateway!.dump()).peers.find((p) => p.publicKey === busyKey)?.allowedIPs.sort() ?? [];
+    expect(await eventually(async () => (await allowedOnDevice()).join() === [...wider].sort().join(), 2_000)).toBe(true);
+    const answered = await busyPings;
     expect(answered).toBeGreaterThanOrEqual((IDLE_TIMEOUT_S + 2 * SWEEP_S) * 2 - 2 - target.lossAllowed);
     const keys = await gatewayKeys();
     expect(keys).toContain(busyKey);
@@ -96,10 +104,10 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   }, 60_000 * WAIT_SCALE);
 
   it('after kill -9, tunnels keep passing traffic; the next start keeps the authorized peers and removes the rest', async () => {
-    const c = tb.clients[3]!;
-    const key = await connect(c);
     const other = tb.clients[4]!; // fresh: a client whose peer was removed under it waits ~15 s before it handshakes again
     const otherKey = await connect(other);
+    const c = tb.clients[3]!;
+    const key = await connect(c); // last, so the short idle timeout cannot take it before the pings start
     const flowing = pings(c, 40, 0.2);
     await new Promise((r) => setTimeout(r, 1_000));
     await stack.stopDaemon('SIGKILL');

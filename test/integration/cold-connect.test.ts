@@ -41,12 +41,7 @@ describe('cold connect through wgjit', () => {
   });
 
   const stats = async () => JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
-  /** A REST call from inside the gateway namespace (the API listens on its loopback). */
-  const api = async (method: string, path: string, body?: unknown): Promise<number> => {
-    const headers = { authorization: `Bearer ${stack.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-    const script = `const r = await fetch(${JSON.stringify(stack.apiUrl + path)}, { method: ${JSON.stringify(method)}, headers: ${JSON.stringify(headers)}, body: ${JSON.stringify(body === undefined ? null : JSON.stringify(body))} }); console.log(r.status);`;
-    return Number((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout.trim());
-  };
+  const api = async (method: string, path: string, body?: unknown): Promise<number> => (await stack.api(method, path, body)).status;
   /** Polls the device until `check` holds, for at most `ms`. */
   const eventually = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
     for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {

@@ -10,6 +10,7 @@ import type { PeerStatus, WireGuardDevice } from '../install/device.js';
 import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
+import { PeriodicPass } from './periodic.js';
 import { planReconcile } from './reconcile.js';
 
 /** How stale the device may get if a store event is lost. */
@@ -35,8 +36,7 @@ export interface ReconcilerDeps {
 }
 
 export class Reconciler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<ReconcileReport | null> | null = null;
+  private readonly periodic = new PeriodicPass(() => this.pass());
   private readonly now: () => number;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -44,22 +44,16 @@ export class Reconciler {
   }
 
   start(intervalMs = RECONCILE_INTERVAL_MS): void {
-    this.timer = setInterval(() => void this.reconcile(), intervalMs);
-    this.timer.unref();
+    this.periodic.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** One pass; concurrent calls share the pass under way. Null when the device or the store could not be read. */
   reconcile(): Promise<ReconcileReport | null> {
-    this.running ??= this.pass().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.periodic.run();
   }
 
   private async pass(): Promise<ReconcileReport | null> {

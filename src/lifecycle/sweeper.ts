@@ -5,11 +5,11 @@ import type { WireGuardDevice, PeerStatus } from '../install/device.js';
 import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
+import { PeriodicPass } from './periodic.js';
 import { planSweep, type SweepPolicy } from './sweep.js';
 
 export class Sweeper {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly periodic = new PeriodicPass(() => this.pass());
 
   constructor(
     private readonly device: WireGuardDevice,
@@ -21,22 +21,16 @@ export class Sweeper {
   ) {}
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.sweep(), intervalMs);
-    this.timer.unref();
+    this.periodic.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** One pass; concurrent calls share the pass under way. */
   sweep(): Promise<void> {
-    this.running ??= this.pass().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.periodic.run();
   }
 
   private async pass(): Promise<void> {

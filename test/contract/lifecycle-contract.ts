@@ -16,7 +16,6 @@ import { REDIS_PORT, startStack, type Stack } from '../../src/testbed/stack.js';
 import { createTestbed, type Testbed, type TestbedClient } from '../../src/testbed/topology.js';
 import type { WgKind } from '../../src/testbed/wireguard.js';
 
-const IDLE_TIMEOUT_S = 10;
 const RECONCILE_S = 5;
 /** The sweep runs every 10 s (SWEEP_INTERVAL_MS). */
 const SWEEP_S = 10;
@@ -27,9 +26,12 @@ export interface LifecycleTarget {
   underlayOctet: number;
   /** Pings a test may lose across a kill or a restart: emulation in the VM drops a few. */
   lossAllowed: number;
+  /** --idle-timeout: short, but longer than the slowest step between two pings of a client (emulation is slow). */
+  idleTimeoutS: number;
 }
 
 export function lifecycleSuite(target: LifecycleTarget): void {
+const IDLE_TIMEOUT_S = target.idleTimeoutS;
 describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   let tb: Testbed;
   let stack: Stack;

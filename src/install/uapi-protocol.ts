@@ -27,6 +27,65 @@ const DECIMAL = /^[0-9]+$/;
 const SIGNED_DECIMAL = /^-?[0-9]+$/;
 const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
 
+// --------------------------------------------------------- text in place
+//
+// Replies are read where they lie in the reply text, without slicing each
+// value out first (see "replies" below for why); requests share the checks.
+
+const CHAR_0 = 48;
+const CHAR_DOT = 46;
+const CHAR_OPEN_BRACKET = 91;
+const CHAR_CLOSE_BRACKET = 93;
+/** Most digits a field may have (as before this parser read in place); 16 may round in a double, 15 never do. */
+const MAX_DIGITS = 16;
+const EXACT_DIGITS = 15;
+
+/** text[from, to) as a number if it is 1 to MAX_DIGITS decimal digits, else -1. */
+export function digitsAt(text: string, from: number, to: number): number {
+  if (to <= from || to - from > MAX_DIGITS) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - CHAR_0;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Whether text[from, to) is a dotted-quad IPv4 address as node:net's isIPv4 takes it (0 to 255, no leading zeros). */
+export function isIPv4At(text: string, from: number, to: number): boolean {
+  let octets = 0;
+  let digits = 0;
+  let value = 0;
+  let leadingZero = false;
+  // The end counts as one more dot, closing the last octet.
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? text.charCodeAt(i) : CHAR_DOT;
+    if (c === CHAR_DOT) {
+      if (digits === 0 || value > 255 || (leadingZero && digits > 1)) return false;
+      octets++;
+      digits = 0;
+      value = 0;
+      continue;
+    }
+    const d = c - CHAR_0;
+    if (d < 0 || d > 9 || ++digits > 3) return false;
+    if (digits === 1) leadingZero = d === 0;
+    value = value * 10 + d;
+  }
+  return octets === 4;
+}
+
+/** Whether text[from, to) is a CIDR: an IP literal, a slash, a prefix length of at most 3 digits within the family's bits. */
+export function isCidrAt(text: string, from: number, to: number): boolean {
+  const slash = text.lastIndexOf('/', to - 1);
+  if (slash < from || slash >= to || to - slash - 1 > 3) return false;
+  const bits = digitsAt(text, slash + 1, to);
+  if (bits < 0) return false;
+  if (isIPv4At(text, from, slash)) return bits <= 32;
+  return bits <= 128 && isIP(text.slice(from, slash)) === 6;
+}
+
 // ---------------------------------------------------------------- requests
 
 /** Why a request could not be built: a caller bug, never sent to the device. */
@@ -57,14 +116,7 @@ export function formatEndpoint(endpoint: Endpoint): string {
 
 /** Checks a CIDR strictly (IP literal, prefix in range) and returns it unchanged. */
 export function checkCidr(cidr: string): string {
-  const slash = cidr.lastIndexOf('/');
-  const address = slash < 0 ? '' : cidr.slice(0, slash);
-  const bits = slash < 0 ? '' : cidr.slice(slash + 1);
-  const family = isIP(address);
-  const max = family === 4 ? 32 : 128;
-  if (family === 0 || !DECIMAL.test(bits) || bits.length > 3 || Number(bits) > max) {
-    throw new UapiRequestError(`not a CIDR: ${JSON.stringify(cidr)}`);
-  }
+  if (!isCidrAt(cidr, 0, cidr.length)) throw new UapiRequestError(`not a CIDR: ${JSON.stringify(cidr)}`);
   return cidr;
 }
 
@@ -146,43 +198,27 @@ export type ParsedDevice = { ok: true; device: DeviceInfo } | { ok: false; error
 
 /** `1.2.3.4:5`, `[v6]:5` (a zone, if any, is dropped); null if malformed. */
 export function parseEndpoint(text: string): Endpoint | null {
-  const colon = text.lastIndexOf(':');
-  if (colon < 0) return null;
-  let address = text.slice(0, colon);
-  const portText = text.slice(colon + 1);
-  if (address.startsWith('[') && address.endsWith(']')) {
-    address = address.slice(1, -1);
-    const zone = address.indexOf('%');
-    if (zone >= 0) address = address.slice(0, zone);
-    if (isIP(address) !== 6) return null;
-  } else if (isIP(address) !== 4) {
-    return null;
-  }
-  if (!DECIMAL.test(portText) || portText.length > 5 || Number(portText) > MAX_PORT) return null;
-  return { address, port: Number(portText) };
+  return endpointAt(text, 0, text.length);
+}
+
+/** parseEndpoint of text[from, to). */
+function endpointAt(text: string, from: number, to: number): Endpoint | null {
+  const colon = text.lastIndexOf(':', to - 1);
+  if (colon < from || colon >= to || to - colon - 1 > 5) return null;
+  const port = digitsAt(text, colon + 1, to);
+  if (port < 0 || port > MAX_PORT) return null;
+  if (isIPv4At(text, from, colon)) return { address: text.slice(from, colon), port };
+  if (text.charCodeAt(from) !== CHAR_OPEN_BRACKET || text.charCodeAt(colon - 1) !== CHAR_CLOSE_BRACKET || colon - from < 2) return null;
+  let address = text.slice(from + 1, colon - 1);
+  const zone = address.indexOf('%');
+  if (zone >= 0) address = address.slice(0, zone);
+  return isIP(address) === 6 ? { address, port } : null;
 }
 
 class ParseFailure extends Error {}
 
 function fail(message: string): never {
   throw new ParseFailure(message);
-}
-
-const CHAR_0 = 48;
-/** Most digits a field may have (as before this parser read in place); 16 may round in a double, 15 never do. */
-const MAX_DIGITS = 16;
-const EXACT_DIGITS = 15;
-
-/** text[from, to) as a number if it is 1 to MAX_DIGITS decimal digits, else -1. */
-export function digitsAt(text: string, from: number, to: number): number {
-  if (to <= from || to - from > MAX_DIGITS) return -1;
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - CHAR_0;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
 }
 
 function uintAt(text: string, from: number, to: number, max: number, label: string): number {
@@ -296,14 +332,8 @@ export function fieldAt(text: string, from: number, to: number): Field | null {
   return null;
 }
 
-interface PeerDraft {
-  status: PeerStatus;
-  sec: number;
-  nsec: number;
-}
-
-function finishPeer(draft: PeerDraft): PeerStatus {
-  const { status, sec, nsec } = draft;
+/** The peer with its handshake time, which comes as two lines (seconds, nanoseconds), put together. */
+function finishPeer(status: PeerStatus, sec: number, nsec: number): PeerStatus {
   status.lastHandshakeAt = sec === 0 && nsec === 0 ? null : sec * 1000 + Math.floor(nsec / 1e6);
   return status;
 }
@@ -323,7 +353,9 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
   let fwmark = 0;
   const peers: PeerStatus[] = [];
   const keys = new KeyBatch();
-  let peer: PeerDraft | null = null;
+  let peer: PeerStatus | null = null;
+  let sec = 0;
+  let nsec = 0;
   try {
     // Every line before the errno line ends with a newline before bodyEnd.
     for (let pos = 0; pos < tail.bodyEnd; ) {
@@ -334,14 +366,12 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
       const from = eq + 1;
       pos = end + 1;
       if (key === 'public_key') {
-        if (peer) peers.push(finishPeer(peer));
+        if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
         // Its spelling is filled in at the end, with every other key's.
         if (!keys.add(text, from, end)) fail('public_key is not 64 lowercase hex digits');
-        peer = {
-          status: { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false },
-          sec: 0,
-          nsec: 0,
-        };
+        peer = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+        sec = 0;
+        nsec = 0;
         continue;
       }
       if (peer === null) {
@@ -360,40 +390,36 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
         }
         continue;
       }
-      const s = peer.status;
       switch (key) {
         case 'preshared_key':
           // Checked, never decoded: it is a secret, and only its presence is reported.
           if (!hexKeyAt(text, from, end)) fail('preshared_key is not 64 lowercase hex digits');
-          s.hasPresharedKey = !text.startsWith(ZERO_KEY_HEX, from);
+          peer.hasPresharedKey = !text.startsWith(ZERO_KEY_HEX, from);
           break;
         case 'endpoint': {
-          const endpoint = parseEndpoint(text.slice(from, end));
+          const endpoint = endpointAt(text, from, end);
           if (endpoint === null) fail(`bad endpoint ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
-          s.endpoint = endpoint;
+          peer.endpoint = endpoint;
           break;
         }
         case 'allowed_ip':
-          try {
-            s.allowedIPs.push(checkCidr(text.slice(from, end)));
-          } catch {
-            fail(`bad allowed_ip ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
-          }
+          if (!isCidrAt(text, from, end)) fail(`bad allowed_ip ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
+          peer.allowedIPs.push(text.slice(from, end));
           break;
         case 'persistent_keepalive_interval':
-          s.persistentKeepalive = uintAt(text, from, end, MAX_PERSISTENT_KEEPALIVE, key);
+          peer.persistentKeepalive = uintAt(text, from, end, MAX_PERSISTENT_KEEPALIVE, key);
           break;
         case 'last_handshake_time_sec':
-          peer.sec = uintAt(text, from, end, Number.MAX_SAFE_INTEGER, key);
+          sec = uintAt(text, from, end, Number.MAX_SAFE_INTEGER, key);
           break;
         case 'last_handshake_time_nsec':
-          peer.nsec = uintAt(text, from, end, 999_999_999, key);
+          nsec = uintAt(text, from, end, 999_999_999, key);
           break;
         case 'rx_bytes':
-          s.rxBytes = uint64At(text, from, end, key);
+          peer.rxBytes = uint64At(text, from, end, key);
           break;
         case 'tx_bytes':
-          s.txBytes = uint64At(text, from, end, key);
+          peer.txBytes = uint64At(text, from, end, key);
           break;
         default:
           break; // protocol_version, device keys among a peer's, and keys we do not know
@@ -404,7 +430,7 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
     if (e instanceof ParseFailure) return { ok: false, error: e.message };
     throw e;
   }
-  if (peer) peers.push(finishPeer(peer));
+  if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
   // One peer per public_key line, in order.
   for (const [i, key] of keys.base64().entries()) peers[i]!.publicKey = key;
   const hasKey = privateKey.some((b) => b !== 0);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP, isIPv4 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
@@ -9,6 +10,8 @@ import {
   formatEndpoint,
   GET_REQUEST,
   hexKeyAt,
+  isCidrAt,
+  isIPv4At,
   MAX_PERSISTENT_KEEPALIVE,
   parseEndpoint,
   parseGetReply,
@@ -390,5 +393,70 @@ describe('reading in place', () => {
     expect(fieldAt(line('xx_bytes'), 0, 8)).toBeNull();
     expect(fieldAt('', 0, 0)).toBeNull();
     expect(fieldAt(`${'a'.repeat(100)}=1`, 0, 100)).toBeNull();
+  });
+
+  // Text that is nearly an address: digits, dots, slashes and a few strays, plus real addresses cut and padded.
+  const nearlyAddress = fc.oneof(
+    fc.stringMatching(/^[0-9./:xa-f]{0,20}$/),
+    fc.ipV4(),
+    fc.ipV4().map((a) => `0${a}`),
+    fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 40 })).map(([a, bits]) => `${a}/${bits}`),
+    fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 140 })).map(([a, bits]) => `${a}/${bits}`),
+    fc.tuple(fc.ipV4(), fc.stringMatching(/^[0-9]{1,5}$/)).map(([a, bits]) => `${a}/${bits}`),
+  );
+
+  it('isIPv4At agrees with node:net isIPv4, read anywhere in a longer text', () => {
+    fc.assert(
+      fc.property(nearlyAddress, fc.string({ maxLength: 4 }), (a, pad) => {
+        expect(isIPv4At(`${pad}${a}${pad}`, pad.length, pad.length + a.length)).toBe(isIPv4(a));
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const bad of ['01.2.3.4', '1.2.3.256', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '1.2.3.4 ', '']) expect(isIPv4At(bad, 0, bad.length)).toBe(false);
+  });
+
+  it('isCidrAt takes what the slice-and-isIP check took', () => {
+    const reference = (cidr: string) => {
+      const slash = cidr.lastIndexOf('/');
+      const bits = slash < 0 ? '' : cidr.slice(slash + 1);
+      const family = slash < 0 ? 0 : isIP(cidr.slice(0, slash));
+      return family !== 0 && /^[0-9]+$/.test(bits) && bits.length <= 3 && Number(bits) <= (family === 4 ? 32 : 128);
+    };
+    fc.assert(
+      fc.property(nearlyAddress, fc.string({ maxLength: 4 }), (a, pad) => {
+        expect(isCidrAt(`${pad}${a}${pad}`, pad.length, pad.length + a.length)).toBe(reference(a));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('parseEndpoint takes what the slice-and-isIP check took', () => {
+    const reference = (text: string) => {
+      const colon = text.lastIndexOf(':');
+      if (colon < 0) return null;
+      let address = text.slice(0, colon);
+      const port = text.slice(colon + 1);
+      if (address.startsWith('[') && address.endsWith(']')) {
+        address = address.slice(1, -1);
+        if (address.includes('%')) address = address.slice(0, address.indexOf('%'));
+        if (isIP(address) !== 6) return null;
+      } else if (isIP(address) !== 4) {
+        return null;
+      }
+      if (!/^[0-9]+$/.test(port) || port.length > 5 || Number(port) > 65_535) return null;
+      return { address, port: Number(port) };
+    };
+    const nearlyEndpoint = fc.oneof(
+      fc.stringMatching(/^[0-9.:[\]%a-f]{0,24}$/),
+      fc.tuple(fc.ipV4(), fc.stringMatching(/^[0-9]{0,6}$/)).map(([a, p]) => `${a}:${p}`),
+      fc.tuple(fc.ipV6(), fc.stringMatching(/^[0-9]{0,6}$/), fc.constantFrom('', '%eth0', '%')).map(([a, p, z]) => `[${a}${z}]:${p}`),
+      fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 65_535 })).map(([a, p]) => `${a}:${p}`),
+    );
+    fc.assert(
+      fc.property(nearlyEndpoint, (e) => {
+        expect(parseEndpoint(e)).toEqual(reference(e));
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

@@ -23,8 +23,12 @@
  * tenth). CPU is this process's (process.cpuUsage: user + system, all
  * threads, so the kernel's netlink work done in our syscalls counts too);
  * for wireguard-go its own CPU is read from /proc/<pid>/stat, since the
- * userspace API's work happens there. Each later round re-installs the
- * removed peers under fresh keys and makes a different tenth due.
+ * userspace API's work happens there. Before each pass the heap is
+ * collected and left to settle for half a second (V8 sweeps on helper
+ * threads, whose CPU process.cpuUsage counts), as a daemon's heap is quiet
+ * in the 10 s between passes; the pass's own GC is in its figures, and its
+ * main-thread GC pauses are shown. Each later round re-installs the removed
+ * peers under fresh keys and makes a different tenth due.
  *
  * What decides "due" (planSweep): no peer here ever handshakes, so the
  * device reports no handshake time and receive counters of 0 for all of
@@ -52,6 +56,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -108,10 +113,17 @@ const POLICY: SweepPolicy = { idleTimeoutMs: SETTINGS.idleTimeout.default * 1000
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-// Collecting the install's garbage before each timed pass, so the pass pays
-// for its own allocations only (as in a daemon whose heap is steady).
+// The install's garbage is collected before each timed pass, so the pass
+// pays for its own allocations only, as in a daemon whose heap is steady.
 setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
+const gc = runInNewContext('gc') as () => void;
+/** V8 sweeps after a full collection on helper threads, whose CPU process.cpuUsage counts: let them finish. */
+const SETTLE_MS = 500;
+
+async function collectGarbage(): Promise<void> {
+  gc();
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+}
 
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -121,6 +133,18 @@ function processCpuMs(pid: number): number {
   // Fields after the parenthesised name: state is the 3rd field, utime the 14th, stime the 15th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** Main-thread GC pauses, as perf_hooks reports them (the parallel helpers' share is in the CPU figures only). */
+const gcPauses: Array<{ start: number; ms: number }> = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, ms: e.duration });
+}).observe({ entryTypes: ['gc'] });
+
+/** ms of GC pause that began within [from, to] (performance.now() times); entries arrive a tick late. */
+async function gcPausedMs(from: number, to: number): Promise<number> {
+  await new Promise((r) => setImmediate(r));
+  return gcPauses.filter((g) => g.start >= from && g.start <= to).reduce((sum, g) => sum + g.ms, 0);
 }
 
 interface Cost {
@@ -245,6 +269,8 @@ interface Round {
   remove: Cost;
   rest: Cost;
   planOnlyMs: number;
+  /** Main-thread GC pauses during the pass. */
+  gcMs: number;
   removed: number;
   reinstall: Cost | null;
 }
@@ -277,9 +303,11 @@ async function benchmark(title: string, device: WireGuardDevice, devicePid: numb
     const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
     const sweeper = new Sweeper(metered, table, POLICY, logger.child({ component: 'lifecycle' }), createMetrics());
 
-    collectGarbage();
+    await collectGarbage();
     progress(`${device.kind}: round ${r + 1}/${ROUNDS}: sweep pass over ${peers} peers, ${due} due…`);
+    const passStart = performance.now();
     const [pass] = await meter.measure(() => sweeper.sweep());
+    const gcMs = await gcPausedMs(passStart, performance.now());
 
     const read = metered.reads[0];
     const removal = metered.removals[0];
@@ -293,6 +321,7 @@ async function benchmark(title: string, device: WireGuardDevice, devicePid: numb
 
     // planSweep is pure: timed alone on the same table and read, for the share of the "rest" it is.
     const byKey = new Map(read.peers.map((p) => [p.publicKey, p]));
+    await collectGarbage();
     const cpu0 = process.cpuUsage();
     const plan = planSweep(before.values(), byKey, Date.now(), POLICY);
     const cpu = process.cpuUsage(cpu0);
@@ -303,7 +332,7 @@ async function benchmark(title: string, device: WireGuardDevice, devicePid: numb
       cpuMs: bs.reduce((x, b) => x - b.cpuMs, a.cpuMs),
       devCpuMs: a.devCpuMs === null ? null : bs.reduce((x, b) => x - (b.devCpuMs ?? 0), a.devCpuMs),
     });
-    rounds.push({ pass, read: read.cost, remove: removal.cost, rest: minus(pass, read.cost, removal.cost), planOnlyMs: (cpu.user + cpu.system) / 1000, removed: due, reinstall });
+    rounds.push({ pass, read: read.cost, remove: removal.cost, rest: minus(pass, read.cost, removal.cost), planOnlyMs: (cpu.user + cpu.system) / 1000, gcMs, removed: due, reinstall });
     removedSlots = keys.flatMap((_, i) => (roleOf(i, r) === 'idle' || roleOf(i, r) === 'unconfirmed' ? [i] : []));
     logger.flush();
   }
@@ -331,7 +360,7 @@ function report({ title, peers, install, rounds }: Results): void {
     row(`re-install ${removed} (before rounds 2..${ROUNDS})`, c, `${rate(removed, c)} installed`);
   }
   const pass = medCost((r) => r.pass);
-  row(`**sweep pass** (Sweeper.sweep, ${peers} peers)`, pass, '');
+  row(`**sweep pass** (Sweeper.sweep, ${peers} peers)`, pass, `GC pauses: ${med((r) => r.gcMs).toFixed(0)} ms`);
   const read = medCost((r) => r.read);
   row(`  device read (listPeers)`, read, `${rate(peers, read)} read`);
   row(`  plan + apply (rest of the pass)`, medCost((r) => r.rest), `planSweep alone: ${med((r) => r.planOnlyMs).toFixed(0)} ms CPU`);

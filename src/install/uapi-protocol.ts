@@ -14,7 +14,7 @@
  */
 import { isIP } from 'node:net';
 import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
-import { formatKey, KEY_LENGTH, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
+import { formatKey, KEY_LENGTH, KeyBatch, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
 
 export const GET_REQUEST = 'get=1\n\n';
 /** Reply terminator: the only blank line in any reply. */
@@ -265,40 +265,8 @@ export function hexKeyAt(text: string, from: number, to: number, out: Uint8Array
   return true;
 }
 
-/** A key and one zero pad byte: 11 whole base64 groups of 3 bytes. */
-const KEY_SLOT = KEY_LENGTH + 1;
-const KEY_SLOT_CHARS = (KEY_SLOT / 3) * 4;
-
-/**
- * Peer keys turned into base64 with one call rather than one per key. Each
- * is decoded into a slot of KEY_SLOT bytes, so slot i encodes to characters
- * [44 i, 44 i + 44): the key's standard spelling, except that the last one
- * encodes the pad byte ('A') where the spelling of 32 bytes has its '='.
- */
-class KeyBatch {
-  private slots = new Uint8Array(KEY_SLOT * 1024);
-  count = 0;
-
-  /** Decodes the hex key at text[from, to) into the next slot; false if it is not one. */
-  add(text: string, from: number, to: number): boolean {
-    if ((this.count + 1) * KEY_SLOT > this.slots.length) {
-      const bigger = new Uint8Array(this.slots.length * 2);
-      bigger.set(this.slots);
-      this.slots = bigger;
-    }
-    if (!hexKeyAt(text, from, to, this.slots, this.count * KEY_SLOT)) return false;
-    this.count++;
-    return true;
-  }
-
-  /** The keys in standard base64, in the order added. */
-  base64(): string[] {
-    const all = Buffer.from(this.slots.buffer, this.slots.byteOffset, this.count * KEY_SLOT).toString('base64');
-    const keys = new Array<string>(this.count);
-    for (let i = 0; i < this.count; i++) keys[i] = `${all.slice(i * KEY_SLOT_CHARS, (i + 1) * KEY_SLOT_CHARS - 1)}=`;
-    return keys;
-  }
-}
+/** Where a peer's key is decoded before it joins the batch (public keys: no secret to wipe). */
+const peerKey = new Uint8Array(KEY_LENGTH);
 
 /** The keys a get reply may carry that wgjit reads, or checks are not misplaced. */
 const DEVICE_FIELDS = ['private_key', 'listen_port', 'fwmark'] as const;
@@ -368,7 +336,8 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
       if (key === 'public_key') {
         if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
         // Its spelling is filled in at the end, with every other key's.
-        if (!keys.add(text, from, end)) fail('public_key is not 64 lowercase hex digits');
+        if (!hexKeyAt(text, from, end, peerKey)) fail('public_key is not 64 lowercase hex digits');
+        keys.add(peerKey);
         peer = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
         sec = 0;
         nsec = 0;

@@ -62,6 +62,7 @@ demo: deps build
 bench: deps build
 	npx --no-install tsx bench/cold-connect.ts
 	npx --no-install tsx bench/verify.ts
+	npx --no-install tsx bench/sweep.ts
 
 clean:
 	rm -rf dist addon/build $(BPF_OBJ)

@@ -348,11 +348,11 @@ async function benchmark(title: string, device: WireGuardDevice, devicePid: numb
     readMs = afterMs;
     if (left.length !== peers - due || table.size !== peers - due) throw new Error(`${device.kind}: after the pass the device holds ${left.length} peers and the table ${table.size}, expected ${peers - due}`);
 
-    // planSweep is pure: timed alone on the same table and read, for the share of the "rest" it is.
+    // planSweep is pure: timed alone on the same table, read and clock, for the share of the "rest" it is.
     const byKey = new Map(read.peers.map((p) => [p.publicKey, p]));
     await collectGarbage();
     const cpu0 = process.cpuUsage();
-    const plan = planSweep(before.values(), byKey, Date.now(), POLICY);
+    const plan = planSweep(before.values(), byKey, planAt, POLICY);
     const cpu = process.cpuUsage(cpu0);
     if (plan.remove.length !== due) throw new Error(`planSweep alone chose ${plan.remove.length}, expected ${due}`);
 
@@ -403,7 +403,8 @@ function report({ title, peers, install, rounds }: Results): void {
   if (install.devCpuMs === null) console.log('\n(kernel WireGuard: its work runs in our netlink syscalls, so it is in the wgjit CPU column)');
   const passes = rounds.map((r) => r.pass.cpuMs.toFixed(0)).join(', ');
   const target = `target: sweep CPU < ${TARGET_CPU_MS / 1000} s at ${TARGET_PEERS.toLocaleString('en-US')} peers`;
-  const verdict = (cpuMs: number) => (cpuMs < TARGET_CPU_MS ? 'pass' : 'miss');
+  // Under emulation every figure is 10-50× a real machine's: the target is not for this one.
+  const verdict = (cpuMs: number) => (process.env[IN_VM_ENV] ? 'not comparable (software emulation)' : cpuMs < TARGET_CPU_MS ? 'pass' : 'miss');
   if (peers === TARGET_PEERS) {
     console.log(`\n${target}: ${verdict(pass.cpuMs)} (median ${(pass.cpuMs / 1000).toFixed(2)} s; rounds: ${passes} ms)`);
   } else if (PEERS === TARGET_PEERS) {
@@ -465,13 +466,18 @@ if (BACKEND !== 'uapi') {
     await netlink();
   } else {
     const why = vmAvailable();
-    if (why !== null) throw new Error(`this kernel has no WireGuard and the test VM is unavailable: ${why}`);
-    progress('this kernel has no WireGuard: running the netlink part in the test VM (about a minute to boot and start)…');
-    const result = await runInVm({
-      command: [resolve('node_modules/.bin/tsx'), resolve('bench/sweep.ts'), '--peers', String(PEERS), '--rounds', String(ROUNDS), '--backend', 'netlink'],
-      timeoutMs: 2 * 60 * 60_000,
-      onOutput: (chunk) => process.stdout.write(chunk),
-    });
-    process.exitCode = result.code;
+    if (why !== null && BACKEND === 'netlink') throw new Error(`this kernel has no WireGuard and the test VM is unavailable: ${why}`);
+    if (why !== null) {
+      // As make test-vm does: a machine without qemu still runs the rest of make bench.
+      console.log(`\nkernel WireGuard: skipped, this kernel has none and the test VM is unavailable: ${why}`);
+    } else {
+      progress('this kernel has no WireGuard: running the netlink part in the test VM (about a minute to boot and start)…');
+      const result = await runInVm({
+        command: [resolve('node_modules/.bin/tsx'), resolve('bench/sweep.ts'), '--peers', String(PEERS), '--rounds', String(ROUNDS), '--backend', 'netlink'],
+        timeoutMs: 2 * 60 * 60_000,
+        onOutput: (chunk) => process.stdout.write(chunk),
+      });
+      process.exitCode = result.code;
+    }
   }
 }

@@ -9,7 +9,7 @@
  * still parsed defensively: a malformed one is a NetlinkParseError, never
  * an out-of-bounds read.
  */
-import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
+import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
 import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
 
@@ -580,6 +580,9 @@ class AttrCursor {
 const formatIPv4At = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
 const formatIPv6At = (buf: Buffer, at: number) => formatIPv6(BigInt(`0x${buf.toString('hex', at, at + IPV6_BYTES)}`));
 
+/** An unsigned 64-bit little-endian counter; 0n is one shared value, where reading a zero would make a new one. */
+const uint64At = (buf: Buffer, at: number) => (buf.readUInt32LE(at) === 0 && buf.readUInt32LE(at + 4) === 0 ? 0n : buf.readBigUInt64LE(at));
+
 /** A signed 64-bit little-endian integer as a Number, rounded as Number(bigint) would be. */
 const int64At = (buf: Buffer, at: number) => buf.readInt32LE(at + 4) * 2 ** 32 + buf.readUInt32LE(at);
 
@@ -669,14 +672,14 @@ class PeerReader {
           break;
         }
         case WGPEER_A_RX_BYTES:
-          peer.rxBytes = buf.readBigUInt64LE(a.need(8, 'rx bytes'));
+          peer.rxBytes = uint64At(buf, a.need(8, 'rx bytes'));
           break;
         case WGPEER_A_TX_BYTES:
-          peer.txBytes = buf.readBigUInt64LE(a.need(8, 'tx bytes'));
+          peer.txBytes = uint64At(buf, a.need(8, 'tx bytes'));
           break;
         case WGPEER_A_ALLOWEDIPS:
           this.list.reset(buf, a.from, a.to);
-          while (this.list.step()) peer.allowedIPs.push(parseAllowedIp(this.ip.reset(buf, this.list.from, this.list.to)));
+          while (this.list.step()) appendAllowedIp(peer, parseAllowedIp(this.ip.reset(buf, this.list.from, this.list.to)));
           break;
         default:
           break; // newer kernels add attributes

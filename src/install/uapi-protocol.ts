@@ -13,7 +13,7 @@
  * before anything is sent, and no caller-supplied text can add a line.
  */
 import { isIP } from 'node:net';
-import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
+import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { formatKey, KEY_LENGTH, KeyBatch, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
 
 export const GET_REQUEST = 'get=1\n\n';
@@ -231,7 +231,8 @@ function uint64At(text: string, from: number, to: number, label: string): bigint
   if (to - from <= EXACT_DIGITS) {
     const n = digitsAt(text, from, to);
     if (n < 0) fail(`${label} is not an unsigned 64-bit integer`);
-    return BigInt(n);
+    // 0n is one shared value; BigInt(0) makes a new one each time.
+    return n === 0 ? 0n : BigInt(n);
   }
   const value = text.slice(from, to);
   if (!DECIMAL.test(value) || value.length > 20) fail(`${label} is not an unsigned 64-bit integer`);
@@ -361,9 +362,10 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
       }
       switch (key) {
         case 'preshared_key':
-          // Checked, never decoded: it is a secret, and only its presence is reported.
-          if (!hexKeyAt(text, from, end)) fail('preshared_key is not 64 lowercase hex digits');
-          peer.hasPresharedKey = !text.startsWith(ZERO_KEY_HEX, from);
+          // Checked, never decoded: it is a secret, and only its presence is
+          // reported. Most peers have none: all zeros, compared first.
+          peer.hasPresharedKey = end - from !== ZERO_KEY_HEX.length || !text.startsWith(ZERO_KEY_HEX, from);
+          if (peer.hasPresharedKey && !hexKeyAt(text, from, end)) fail('preshared_key is not 64 lowercase hex digits');
           break;
         case 'endpoint': {
           const endpoint = endpointAt(text, from, end);
@@ -373,7 +375,7 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
         }
         case 'allowed_ip':
           if (!isCidrAt(text, from, end)) fail(`bad allowed_ip ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
-          peer.allowedIPs.push(text.slice(from, end));
+          appendAllowedIp(peer, text.slice(from, end));
           break;
         case 'persistent_keepalive_interval':
           peer.persistentKeepalive = uintAt(text, from, end, MAX_PERSISTENT_KEEPALIVE, key);

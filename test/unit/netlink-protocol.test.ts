@@ -399,8 +399,8 @@ describe('netlink replies', () => {
     endpoint: fc.option(fc.boolean().chain((v6) => fc.record({ v6: fc.constant(v6), addr: addr(v6), port: fc.integer({ min: 0, max: 65_535 }) }))),
     sec: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 40 })),
     nsec: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 999_999_999 })),
-    rx: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
-    tx: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    rx: fc.oneof(fc.constant(0n), fc.constant(1n << 32n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+    tx: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
     keepalive: fc.integer({ min: 0, max: 65_535 }),
     allowed: fc.array(fc.boolean().chain((v6) => fc.record({ v6: fc.constant(v6), addr: addr(v6), mask: fc.integer({ min: 0, max: v6 ? 128 : 32 }) })), { maxLength: 4 }),
   });

@@ -18,9 +18,8 @@
  * Per backend: the install of all peers through the backend's setPeers (it
  * splits them into its own batches), then per round one timed Sweeper pass,
  * split into the device read (listPeers), planning and applying (the rest
- * of the pass: the key map, planSweep, table and metrics updates, one log
- * line per removal), and the batched removal (removePeers of the due
- * tenth). CPU is this process's (process.cpuUsage: user + system, all
+ * of the pass: the plan, the table's updates, counts, metrics and log),
+ * and the batched removal (removePeers of the due tenth). CPU is this process's (process.cpuUsage: user + system, all
  * threads, so the kernel's netlink work done in our syscalls counts too);
  * for wireguard-go its own CPU is read from /proc/<pid>/stat, since the
  * userspace API's work happens there. Before each pass the heap is
@@ -73,7 +72,7 @@ import { NetlinkDevice } from '../src/install/netlink.js';
 import { peerConfigFromRecord } from '../src/install/peer-config.js';
 import { UapiDevice } from '../src/install/uapi.js';
 import { InstalledPeers } from '../src/lifecycle/installed.js';
-import { planSweep, type SweepPolicy } from '../src/lifecycle/sweep.js';
+import { planSweepOf, type SweepPolicy } from '../src/lifecycle/sweep.js';
 import { Sweeper } from '../src/lifecycle/sweeper.js';
 import { createLogger } from '../src/telemetry/log.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
@@ -275,7 +274,7 @@ function shift(table: InstalledPeers, ms: number): void {
   for (const p of table.values()) p.installedAt += ms;
 }
 
-/** A copy of the table's entries, for timing planSweep alone on what the pass saw. */
+/** A copy of the table's entries, for timing the planner alone on what the pass saw. */
 function snapshot(table: InstalledPeers): InstalledPeers {
   const copy = new InstalledPeers();
   for (const p of table.values()) Object.assign(copy.add(p.publicKey, p.installedAt, p.endpoint, p.state), p);
@@ -348,13 +347,12 @@ async function benchmark(title: string, device: WireGuardDevice, devicePid: numb
     readMs = afterMs;
     if (left.length !== peers - due || table.size !== peers - due) throw new Error(`${device.kind}: after the pass the device holds ${left.length} peers and the table ${table.size}, expected ${peers - due}`);
 
-    // planSweep is pure: timed alone on the same table, read and clock, for the share of the "rest" it is.
-    const byKey = new Map(read.peers.map((p) => [p.publicKey, p]));
+    // The planner is pure: timed alone on the same table, read and clock, for the share of the "rest" it is.
     await collectGarbage();
     const cpu0 = process.cpuUsage();
-    const plan = planSweep(before.values(), byKey, planAt, POLICY);
+    const plan = planSweepOf(before, read.peers, planAt, POLICY);
     const cpu = process.cpuUsage(cpu0);
-    if (plan.remove.length !== due) throw new Error(`planSweep alone chose ${plan.remove.length}, expected ${due}`);
+    if (plan.remove.length !== due) throw new Error(`the planner alone chose ${plan.remove.length}, expected ${due}`);
 
     const minus = (a: Cost, ...bs: Cost[]): Cost => ({
       wallMs: bs.reduce((x, b) => x - b.wallMs, a.wallMs),
@@ -392,7 +390,7 @@ function report({ title, peers, install, rounds }: Results): void {
   row(`**sweep pass** (Sweeper.sweep, ${peers} peers)`, pass, `GC pauses: ${med((r) => r.gcMs).toFixed(0)} ms`);
   const read = medCost((r) => r.read);
   row(`  device read (listPeers)`, read, `${rate(peers, read)} read`);
-  row(`  plan + apply (rest of the pass)`, medCost((r) => r.rest), `planSweep alone: ${med((r) => r.planOnlyMs).toFixed(0)} ms CPU`);
+  row(`  plan + apply (rest of the pass)`, medCost((r) => r.rest), `planSweepOf alone: ${med((r) => r.planOnlyMs).toFixed(0)} ms CPU`);
   const remove = medCost((r) => r.remove);
   row(`  batched removal (removePeers of ${removed})`, remove, `${rate(removed, remove)} removed`);
 

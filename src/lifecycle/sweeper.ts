@@ -1,14 +1,14 @@
 /**
  * Applies sweep plans: one device read per pass, removals in one batch.
  * A pass walks every installed peer (100,000 in bench/sweep.ts), so its
- * per-peer work is kept to lookups and field writes: removals are counted
- * and logged per pass and reason, each peer only at debug.
+ * per-peer work is kept to one table lookup and field writes: removals are
+ * counted and logged per pass and reason, each peer only at debug.
  */
 import type { WireGuardDevice, PeerStatus } from '../install/device.js';
 import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
-import { planSweep, type RemovalReason, type SweepPolicy } from './sweep.js';
+import { planSweepOf, type RemovalReason, type SweepPolicy } from './sweep.js';
 
 export class Sweeper {
   private timer: NodeJS.Timeout | null = null;
@@ -51,9 +51,14 @@ export class Sweeper {
       this.log.warn({ err: (err as Error).message }, 'sweep: device read failed');
       return;
     }
-    const byKey = new Map<string, PeerStatus>();
-    for (const p of peers) byKey.set(p.publicKey, p);
-    const plan = planSweep(this.installed.values(), byKey, Date.now(), this.policy);
+    // The device's counters are taken in as the plan is made, one table lookup per peer.
+    const plan = planSweepOf(this.installed, peers, Date.now(), this.policy, (peer, status) => {
+      peer.lastHandshakeAt = status.lastHandshakeAt;
+      peer.rxAtLastSweep = status.rxBytes;
+      peer.rxBytes = status.rxBytes;
+      peer.txBytes = status.txBytes;
+      if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
+    });
 
     for (const key of plan.confirmed) {
       const peer = this.installed.get(key);
@@ -80,17 +85,7 @@ export class Sweeper {
         this.log.warn({ err: (err as Error).message, count: plan.remove.length }, 'sweep: removal failed');
       }
     }
-    let provisional = 0;
-    for (const peer of this.installed.values()) {
-      if (peer.state === 'provisional') provisional++;
-      const status = byKey.get(peer.publicKey);
-      if (status === undefined) continue;
-      peer.lastHandshakeAt = status.lastHandshakeAt;
-      peer.rxAtLastSweep = status.rxBytes;
-      peer.rxBytes = status.rxBytes;
-      peer.txBytes = status.txBytes;
-      if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
-    }
+    const provisional = this.installed.count('provisional');
     this.metrics.installedPeers.set({ state: 'provisional' }, provisional);
     this.metrics.installedPeers.set({ state: 'confirmed' }, this.installed.size - provisional);
   }

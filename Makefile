@@ -64,6 +64,7 @@ bench: deps build
 	npx --no-install tsx bench/verify.ts
 	npx --no-install tsx bench/throughput.ts
 	npx --no-install tsx bench/crypto-backends.ts
+	npx --no-install tsx bench/sweep.ts
 
 clean:
 	rm -rf dist addon/build $(BPF_OBJ)

@@ -9,9 +9,9 @@
  * still parsed defensively: a malformed one is a NetlinkParseError, never
  * an out-of-bounds read.
  */
-import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
-import { formatIPv4, formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
-import { formatKey, KEY_LENGTH, parseKey } from '../handshake/keys.js';
+import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
+import { formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
+import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
 
 // ------------------------------------------------------------------ netlink
 
@@ -533,76 +533,176 @@ export function parseFamilyId(messages: readonly NetlinkMessage[]): number {
   throw new NetlinkParseError('GETFAMILY reply without a family id');
 }
 
-function parseSockaddr(data: Buffer): Endpoint | undefined {
-  const family = need(data, 2, 'endpoint').readUInt16LE(0);
-  if (family === AF_INET) {
-    need(data, SOCKADDR_IN_SIZE, 'sockaddr_in');
-    return { address: formatIPv4(BigInt(data.readUInt32BE(4))), port: data.readUInt16BE(2) };
+// A dump lists every peer, 100,000 on a big gateway, at every sweep: it is
+// read in place, with cursors over the reply's bytes, rather than through
+// parseAttrs (a Buffer view and an object per attribute).
+
+/**
+ * Walks the attributes in buf[start, end): after each step(), `type` and
+ * [from, to) say where the current one's data lies. Reset and reused, so a
+ * dump's walk allocates nothing per attribute.
+ */
+class AttrCursor {
+  buf: Buffer = Buffer.alloc(0);
+  type = 0;
+  from = 0;
+  to = 0;
+  private next = 0;
+  private end = 0;
+
+  reset(buf: Buffer, start: number, end: number): this {
+    this.buf = buf;
+    this.next = start;
+    this.end = end;
+    return this;
   }
-  if (family === AF_INET6) {
-    need(data, SOCKADDR_IN6_SIZE, 'sockaddr_in6');
-    return { address: formatIPv6(BigInt(`0x${data.subarray(8, 24).toString('hex')}`)), port: data.readUInt16BE(2) };
+
+  /** Moves to the next attribute; false past the last. A length that overruns is a NetlinkParseError. */
+  step(): boolean {
+    const { buf, next } = this;
+    if (next + NLA_HDRLEN > this.end) return false;
+    const len = buf.readUInt16LE(next);
+    if (len < NLA_HDRLEN || next + len > this.end) throw new NetlinkParseError(`attribute length ${len} at ${next} overruns its end at ${this.end}`);
+    this.type = buf.readUInt16LE(next + 2) & NLA_TYPE_MASK;
+    this.from = next + NLA_HDRLEN;
+    this.to = next + len;
+    this.next = next + align4(len);
+    return true;
   }
-  return undefined; // AF_UNSPEC: no endpoint yet
+
+  /** Where the current attribute's data starts, once it is known to hold at least `size` bytes. */
+  need(size: number, what: string): number {
+    if (this.to - this.from < size) throw new NetlinkParseError(`${what}: ${this.to - this.from} bytes, expected ${size}`);
+    return this.from;
+  }
 }
 
-function parseAllowedIp(data: Buffer): string {
+const formatIPv4At = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+const formatIPv6At = (buf: Buffer, at: number) => formatIPv6(BigInt(`0x${buf.toString('hex', at, at + IPV6_BYTES)}`));
+
+/** An unsigned 64-bit little-endian counter; 0n is one shared value, where reading a zero would make a new one. */
+const uint64At = (buf: Buffer, at: number) => (buf.readUInt32LE(at) === 0 && buf.readUInt32LE(at + 4) === 0 ? 0n : buf.readBigUInt64LE(at));
+
+/** A signed 64-bit little-endian integer as a Number, rounded as Number(bigint) would be. */
+const int64At = (buf: Buffer, at: number) => buf.readInt32LE(at + 4) * 2 ** 32 + buf.readUInt32LE(at);
+
+/** The endpoint in a sockaddr_in or sockaddr_in6; undefined for AF_UNSPEC (none yet). */
+function parseSockaddr(a: AttrCursor): Endpoint | undefined {
+  const { buf } = a;
+  const at = a.need(2, 'endpoint');
+  const family = buf.readUInt16LE(at);
+  if (family === AF_INET) {
+    a.need(SOCKADDR_IN_SIZE, 'sockaddr_in');
+    return { address: formatIPv4At(buf, at + 4), port: buf.readUInt16BE(at + 2) };
+  }
+  if (family === AF_INET6) {
+    a.need(SOCKADDR_IN6_SIZE, 'sockaddr_in6');
+    return { address: formatIPv6At(buf, at + 8), port: buf.readUInt16BE(at + 2) };
+  }
+  return undefined;
+}
+
+/** One WGALLOWEDIP nest as a CIDR. */
+function parseAllowedIp(a: AttrCursor): string {
   let family = 0;
-  let addr: Buffer | null = null;
+  let addrAt = -1;
+  let addrLength = 0;
   let mask = -1;
-  for (const a of parseAttrs(data)) {
-    if (a.type === WGALLOWEDIP_A_FAMILY) family = need(a.data, 2, 'allowed IP family').readUInt16LE(0);
-    else if (a.type === WGALLOWEDIP_A_IPADDR) addr = a.data;
-    else if (a.type === WGALLOWEDIP_A_CIDR_MASK) mask = need(a.data, 1, 'allowed IP mask').readUInt8(0);
+  while (a.step()) {
+    if (a.type === WGALLOWEDIP_A_FAMILY) family = a.buf.readUInt16LE(a.need(2, 'allowed IP family'));
+    else if (a.type === WGALLOWEDIP_A_IPADDR) {
+      addrAt = a.from;
+      addrLength = a.to - a.from;
+    }
+    else if (a.type === WGALLOWEDIP_A_CIDR_MASK) mask = a.buf[a.need(1, 'allowed IP mask')]!;
   }
-  if (family === AF_INET && addr !== null && addr.length >= IPV4_BYTES && mask >= 0 && mask <= 32) return `${formatIPv4(BigInt(addr.readUInt32BE(0)))}/${mask}`;
-  if (family === AF_INET6 && addr !== null && addr.length >= IPV6_BYTES && mask >= 0 && mask <= 128) {
-    return `${formatIPv6(BigInt(`0x${addr.subarray(0, IPV6_BYTES).toString('hex')}`))}/${mask}`;
-  }
+  if (family === AF_INET && addrAt >= 0 && addrLength >= IPV4_BYTES && mask >= 0 && mask <= 32) return `${formatIPv4At(a.buf, addrAt)}/${mask}`;
+  if (family === AF_INET6 && addrAt >= 0 && addrLength >= IPV6_BYTES && mask >= 0 && mask <= 128) return `${formatIPv6At(a.buf, addrAt)}/${mask}`;
   throw new NetlinkParseError(`malformed allowed IP (family ${family}, mask ${mask})`);
 }
 
-function parsePeer(data: Buffer): PeerStatus {
-  const peer: PeerStatus = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
-  for (const a of parseAttrs(data)) {
-    switch (a.type) {
-      case WGPEER_A_PUBLIC_KEY:
-        peer.publicKey = formatKey(need(a.data, KEY_LENGTH, 'peer public key').subarray(0, KEY_LENGTH));
-        break;
-      case WGPEER_A_PRESHARED_KEY:
-        // The kernel sends it to admins; we only say whether there is one.
-        peer.hasPresharedKey = need(a.data, KEY_LENGTH, 'preshared key').subarray(0, KEY_LENGTH).some((b) => b !== 0);
-        a.data.fill(0);
-        break;
-      case WGPEER_A_ENDPOINT: {
-        const endpoint = parseSockaddr(a.data);
-        if (endpoint !== undefined) peer.endpoint = endpoint;
-        break;
-      }
-      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
-        peer.persistentKeepalive = need(a.data, 2, 'keepalive').readUInt16LE(0);
-        break;
-      case WGPEER_A_LAST_HANDSHAKE_TIME: {
-        const sec = need(a.data, 16, 'last handshake').readBigInt64LE(0);
-        const nsec = a.data.readBigInt64LE(8);
-        peer.lastHandshakeAt = sec === 0n && nsec === 0n ? null : Number(sec) * 1000 + Math.floor(Number(nsec) / 1e6);
-        break;
-      }
-      case WGPEER_A_RX_BYTES:
-        peer.rxBytes = need(a.data, 8, 'rx bytes').readBigUInt64LE(0);
-        break;
-      case WGPEER_A_TX_BYTES:
-        peer.txBytes = need(a.data, 8, 'tx bytes').readBigUInt64LE(0);
-        break;
-      case WGPEER_A_ALLOWEDIPS:
-        for (const ip of parseAttrs(a.data)) peer.allowedIPs.push(parseAllowedIp(ip.data));
-        break;
-      default:
-        break; // newer kernels add attributes
-    }
+/**
+ * A dump's peers, read message by message. A peer whose allowed IPs did
+ * not fit one message starts the next again with its public key: merged.
+ * Keys are compared as bytes and spelled all at once at the end (KeyBatch).
+ */
+class PeerReader {
+  readonly peers: PeerStatus[] = [];
+  private readonly keys = new KeyBatch();
+  private readonly peer = new AttrCursor();
+  private readonly list = new AttrCursor();
+  private readonly ip = new AttrCursor();
+
+  /** The peers in one WGDEVICE_A_PEERS nest, `list` walking its attributes. */
+  read(list: AttrCursor): void {
+    while (list.step()) this.readPeer(this.peer.reset(list.buf, list.from, list.to));
   }
-  if (peer.publicKey === '') throw new NetlinkParseError('peer without a public key');
-  return peer;
+
+  private readPeer(a: AttrCursor): void {
+    const { buf } = a;
+    const peer: PeerStatus = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+    let keyAt = -1;
+    while (a.step()) {
+      switch (a.type) {
+        case WGPEER_A_PUBLIC_KEY:
+          keyAt = a.need(KEY_LENGTH, 'peer public key');
+          break;
+        case WGPEER_A_PRESHARED_KEY: {
+          // The kernel sends it to admins; we only say whether there is one, and wipe it.
+          const at = a.need(KEY_LENGTH, 'preshared key');
+          let any = 0;
+          for (let i = at; i < at + KEY_LENGTH; i++) any |= buf[i]!;
+          peer.hasPresharedKey = any !== 0;
+          buf.fill(0, a.from, a.to);
+          break;
+        }
+        case WGPEER_A_ENDPOINT: {
+          const endpoint = parseSockaddr(a);
+          if (endpoint !== undefined) peer.endpoint = endpoint;
+          break;
+        }
+        case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+          peer.persistentKeepalive = buf.readUInt16LE(a.need(2, 'keepalive'));
+          break;
+        case WGPEER_A_LAST_HANDSHAKE_TIME: {
+          const at = a.need(16, 'last handshake');
+          const sec = int64At(buf, at);
+          const nsec = int64At(buf, at + 8);
+          peer.lastHandshakeAt = sec === 0 && nsec === 0 ? null : sec * 1000 + Math.floor(nsec / 1e6);
+          break;
+        }
+        case WGPEER_A_RX_BYTES:
+          peer.rxBytes = uint64At(buf, a.need(8, 'rx bytes'));
+          break;
+        case WGPEER_A_TX_BYTES:
+          peer.txBytes = uint64At(buf, a.need(8, 'tx bytes'));
+          break;
+        case WGPEER_A_ALLOWEDIPS:
+          this.list.reset(buf, a.from, a.to);
+          while (this.list.step()) appendAllowedIp(peer, parseAllowedIp(this.ip.reset(buf, this.list.from, this.list.to)));
+          break;
+        default:
+          break; // newer kernels add attributes
+      }
+    }
+    if (keyAt < 0) throw new NetlinkParseError('peer without a public key');
+    const last = this.peers[this.peers.length - 1];
+    if (last !== undefined && this.keys.isLast(buf, keyAt)) {
+      last.allowedIPs.push(...peer.allowedIPs);
+      return;
+    }
+    this.keys.add(buf, keyAt);
+    this.peers.push(peer);
+  }
+
+  /** The peers with their keys spelled; a key seen twice, not adjacently, is a NetlinkParseError. */
+  finish(): PeerStatus[] {
+    const keys = this.keys.base64();
+    const again = this.keys.firstRepeat();
+    if (again >= 0) throw new NetlinkParseError(`peer ${keys[again]!} appears twice in one dump`);
+    for (const [i, key] of keys.entries()) this.peers[i]!.publicKey = key;
+    return this.peers;
+  }
 }
 
 /**
@@ -612,41 +712,39 @@ function parsePeer(data: Buffer): PeerStatus {
  */
 export function parseDevice(name: string, messages: readonly NetlinkMessage[]): DeviceInfo {
   const device: DeviceInfo = { name, publicKey: '', privateKey: new Uint8Array(KEY_LENGTH), listenPort: 0, fwmark: 0, peers: [] };
-  const index = new Map<string, PeerStatus>();
-  let last: PeerStatus | null = null;
+  const peers = new PeerReader();
+  const top = new AttrCursor();
+  const list = new AttrCursor();
   for (const m of messages) {
-    for (const a of parseAttrs(m.payload.subarray(GENL_HDRLEN))) {
-      switch (a.type) {
-        case WGDEVICE_A_PRIVATE_KEY:
-          device.privateKey.set(need(a.data, KEY_LENGTH, 'private key').subarray(0, KEY_LENGTH));
-          a.data.fill(0);
+    const { payload } = m;
+    top.reset(payload, GENL_HDRLEN, payload.length);
+    while (top.step()) {
+      switch (top.type) {
+        case WGDEVICE_A_PRIVATE_KEY: {
+          const at = top.need(KEY_LENGTH, 'private key');
+          device.privateKey.set(payload.subarray(at, at + KEY_LENGTH));
+          payload.fill(0, top.from, top.to);
           break;
-        case WGDEVICE_A_PUBLIC_KEY:
-          device.publicKey = formatKey(need(a.data, KEY_LENGTH, 'public key').subarray(0, KEY_LENGTH));
+        }
+        case WGDEVICE_A_PUBLIC_KEY: {
+          const at = top.need(KEY_LENGTH, 'public key');
+          device.publicKey = formatKey(payload.subarray(at, at + KEY_LENGTH));
           break;
+        }
         case WGDEVICE_A_LISTEN_PORT:
-          device.listenPort = need(a.data, 2, 'listen port').readUInt16LE(0);
+          device.listenPort = payload.readUInt16LE(top.need(2, 'listen port'));
           break;
         case WGDEVICE_A_FWMARK:
-          device.fwmark = need(a.data, 4, 'fwmark').readUInt32LE(0);
+          device.fwmark = payload.readUInt32LE(top.need(4, 'fwmark'));
           break;
         case WGDEVICE_A_PEERS:
-          for (const p of parseAttrs(a.data)) {
-            const peer = parsePeer(p.data);
-            if (last !== null && last.publicKey === peer.publicKey) {
-              last.allowedIPs.push(...peer.allowedIPs);
-              continue;
-            }
-            if (index.has(peer.publicKey)) throw new NetlinkParseError(`peer ${peer.publicKey} appears twice in one dump`);
-            index.set(peer.publicKey, peer);
-            device.peers.push(peer);
-            last = peer;
-          }
+          peers.read(list.reset(payload, top.from, top.to));
           break;
         default:
           break;
       }
     }
   }
+  device.peers = peers.finish();
   return device;
 }

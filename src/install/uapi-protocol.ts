@@ -13,8 +13,8 @@
  * before anything is sent, and no caller-supplied text can add a line.
  */
 import { isIP } from 'node:net';
-import type { DeviceInfo, Endpoint, PeerConfig, PeerStatus } from './device.js';
-import { formatKey, KEY_LENGTH, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
+import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
+import { formatKey, KEY_LENGTH, KeyBatch, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
 
 export const GET_REQUEST = 'get=1\n\n';
 /** Reply terminator: the only blank line in any reply. */
@@ -23,10 +23,68 @@ export const MAX_PORT = 65_535;
 /** The userspace API carries the keepalive interval as a 16-bit value. */
 export const MAX_PERSISTENT_KEEPALIVE = 65_535;
 
-const HEX_KEY = /^[0-9a-f]{64}$/;
 const DECIMAL = /^[0-9]+$/;
 const SIGNED_DECIMAL = /^-?[0-9]+$/;
 const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
+
+// --------------------------------------------------------- text in place
+//
+// Replies are read where they lie in the reply text, without slicing each
+// value out first (see "replies" below for why); requests share the checks.
+
+const CHAR_0 = 48;
+const CHAR_DOT = 46;
+const CHAR_OPEN_BRACKET = 91;
+const CHAR_CLOSE_BRACKET = 93;
+/** Most digits a field may have (as before this parser read in place); 16 may round in a double, 15 never do. */
+const MAX_DIGITS = 16;
+const EXACT_DIGITS = 15;
+
+/** text[from, to) as a number if it is 1 to MAX_DIGITS decimal digits, else -1. */
+export function digitsAt(text: string, from: number, to: number): number {
+  if (to <= from || to - from > MAX_DIGITS) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - CHAR_0;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Whether text[from, to) is a dotted-quad IPv4 address as node:net's isIPv4 takes it (0 to 255, no leading zeros). */
+export function isIPv4At(text: string, from: number, to: number): boolean {
+  let octets = 0;
+  let digits = 0;
+  let value = 0;
+  let leadingZero = false;
+  // The end counts as one more dot, closing the last octet.
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? text.charCodeAt(i) : CHAR_DOT;
+    if (c === CHAR_DOT) {
+      if (digits === 0 || value > 255 || (leadingZero && digits > 1)) return false;
+      octets++;
+      digits = 0;
+      value = 0;
+      continue;
+    }
+    const d = c - CHAR_0;
+    if (d < 0 || d > 9 || ++digits > 3) return false;
+    if (digits === 1) leadingZero = d === 0;
+    value = value * 10 + d;
+  }
+  return octets === 4;
+}
+
+/** Whether text[from, to) is a CIDR: an IP literal, a slash, a prefix length of at most 3 digits within the family's bits. */
+export function isCidrAt(text: string, from: number, to: number): boolean {
+  const slash = text.lastIndexOf('/', to - 1);
+  if (slash < from || slash >= to || to - slash - 1 > 3) return false;
+  const bits = digitsAt(text, slash + 1, to);
+  if (bits < 0) return false;
+  if (isIPv4At(text, from, slash)) return bits <= 32;
+  return bits <= 128 && isIP(text.slice(from, slash)) === 6;
+}
 
 // ---------------------------------------------------------------- requests
 
@@ -58,14 +116,7 @@ export function formatEndpoint(endpoint: Endpoint): string {
 
 /** Checks a CIDR strictly (IP literal, prefix in range) and returns it unchanged. */
 export function checkCidr(cidr: string): string {
-  const slash = cidr.lastIndexOf('/');
-  const address = slash < 0 ? '' : cidr.slice(0, slash);
-  const bits = slash < 0 ? '' : cidr.slice(slash + 1);
-  const family = isIP(address);
-  const max = family === 4 ? 32 : 128;
-  if (family === 0 || !DECIMAL.test(bits) || bits.length > 3 || Number(bits) > max) {
-    throw new UapiRequestError(`not a CIDR: ${JSON.stringify(cidr)}`);
-  }
+  if (!isCidrAt(cidr, 0, cidr.length)) throw new UapiRequestError(`not a CIDR: ${JSON.stringify(cidr)}`);
   return cidr;
 }
 
@@ -109,6 +160,11 @@ export function batches<T>(items: readonly T[], size: number): T[][] {
 }
 
 // ----------------------------------------------------------------- replies
+//
+// A get reply lists every peer, about 340 bytes each: over 30 MB at 100,000
+// peers, read on every sweep. So it is walked in place: no array of its
+// lines, numbers read straight from the text, and peer keys turned from hex
+// into base64 all at once (docs/benchmarks.md, "Expiry sweep").
 
 export type Reply = { ok: true; body: string[]; errno: number } | { ok: false; error: string };
 
@@ -117,35 +173,46 @@ export function isCompleteReply(text: string): boolean {
   return text.endsWith(REPLY_END);
 }
 
-/** Splits a complete reply into its key=value lines and the errno. */
-export function parseReply(text: string): Reply {
+type Tail = { ok: true; errno: number; bodyEnd: number } | { ok: false; error: string };
+
+/** The errno of a complete reply, and where the lines before it end (just past their last newline; 0 if none). */
+function replyTail(text: string): Tail {
   if (!isCompleteReply(text)) return { ok: false, error: 'reply does not end with a blank line' };
-  const lines = text.slice(0, -REPLY_END.length).split('\n');
-  const last = lines.pop() ?? '';
+  const lastEnd = text.length - REPLY_END.length;
+  const lastStart = lastEnd === 0 ? 0 : text.lastIndexOf('\n', lastEnd - 1) + 1;
+  const last = text.slice(lastStart, lastEnd);
   if (!last.startsWith('errno=')) return { ok: false, error: `reply does not end with errno=N: ${JSON.stringify(last.slice(0, 40))}` };
   const value = last.slice('errno='.length);
   if (!SIGNED_DECIMAL.test(value)) return { ok: false, error: `bad errno value: ${JSON.stringify(value.slice(0, 20))}` };
-  return { ok: true, body: lines, errno: Number(value) };
+  return { ok: true, errno: Number(value), bodyEnd: lastStart };
+}
+
+/** Splits a complete reply into its key=value lines and the errno. */
+export function parseReply(text: string): Reply {
+  const tail = replyTail(text);
+  if (!tail.ok) return tail;
+  return { ok: true, body: tail.bodyEnd === 0 ? [] : text.slice(0, tail.bodyEnd - 1).split('\n'), errno: tail.errno };
 }
 
 export type ParsedDevice = { ok: true; device: DeviceInfo } | { ok: false; error: string };
 
 /** `1.2.3.4:5`, `[v6]:5` (a zone, if any, is dropped); null if malformed. */
 export function parseEndpoint(text: string): Endpoint | null {
-  const colon = text.lastIndexOf(':');
-  if (colon < 0) return null;
-  let address = text.slice(0, colon);
-  const portText = text.slice(colon + 1);
-  if (address.startsWith('[') && address.endsWith(']')) {
-    address = address.slice(1, -1);
-    const zone = address.indexOf('%');
-    if (zone >= 0) address = address.slice(0, zone);
-    if (isIP(address) !== 6) return null;
-  } else if (isIP(address) !== 4) {
-    return null;
-  }
-  if (!DECIMAL.test(portText) || portText.length > 5 || Number(portText) > MAX_PORT) return null;
-  return { address, port: Number(portText) };
+  return endpointAt(text, 0, text.length);
+}
+
+/** parseEndpoint of text[from, to). */
+function endpointAt(text: string, from: number, to: number): Endpoint | null {
+  const colon = text.lastIndexOf(':', to - 1);
+  if (colon < from || colon >= to || to - colon - 1 > 5) return null;
+  const port = digitsAt(text, colon + 1, to);
+  if (port < 0 || port > MAX_PORT) return null;
+  if (isIPv4At(text, from, colon)) return { address: text.slice(from, colon), port };
+  if (text.charCodeAt(from) !== CHAR_OPEN_BRACKET || text.charCodeAt(colon - 1) !== CHAR_CLOSE_BRACKET || colon - from < 2) return null;
+  let address = text.slice(from + 1, colon - 1);
+  const zone = address.indexOf('%');
+  if (zone >= 0) address = address.slice(0, zone);
+  return isIP(address) === 6 ? { address, port } : null;
 }
 
 class ParseFailure extends Error {}
@@ -154,31 +221,88 @@ function fail(message: string): never {
   throw new ParseFailure(message);
 }
 
-function keyFromHex(value: string, label: string): Uint8Array {
-  if (!HEX_KEY.test(value)) fail(`${label} is not 64 lowercase hex digits`);
-  return new Uint8Array(Buffer.from(value, 'hex'));
+function uintAt(text: string, from: number, to: number, max: number, label: string): number {
+  const n = digitsAt(text, from, to);
+  if (n < 0 || n > max) fail(`${label} is not an integer in 0..${max}`);
+  return n;
 }
 
-function uint(value: string, max: number, label: string): number {
-  if (!DECIMAL.test(value) || value.length > 16 || Number(value) > max) fail(`${label} is not an integer in 0..${max}`);
-  return Number(value);
-}
-
-function uint64(value: string, label: string): bigint {
+function uint64At(text: string, from: number, to: number, label: string): bigint {
+  if (to - from <= EXACT_DIGITS) {
+    const n = digitsAt(text, from, to);
+    if (n < 0) fail(`${label} is not an unsigned 64-bit integer`);
+    // 0n is one shared value; BigInt(0) makes a new one each time.
+    return n === 0 ? 0n : BigInt(n);
+  }
+  const value = text.slice(from, to);
   if (!DECIMAL.test(value) || value.length > 20) fail(`${label} is not an unsigned 64-bit integer`);
   const n = BigInt(value);
   if (n >= 1n << 64n) fail(`${label} is not an unsigned 64-bit integer`);
   return n;
 }
 
-interface PeerDraft {
-  status: PeerStatus;
-  sec: number;
-  nsec: number;
+/** Values of the lowercase hex digits (what the device writes), -1 for every other character below 128. */
+const HEX_DIGIT = (() => {
+  const table = new Int8Array(128).fill(-1);
+  for (const [i, c] of [...'0123456789abcdef'].entries()) table[c.charCodeAt(0)] = i;
+  return table;
+})();
+
+/**
+ * Whether text[from, to) is a key as 64 lowercase hex digits; if so, and
+ * `out` is given, its 32 bytes are written to out[at, at + 32).
+ */
+export function hexKeyAt(text: string, from: number, to: number, out: Uint8Array | null = null, at = 0): boolean {
+  if (to - from !== 2 * KEY_LENGTH) return false;
+  for (let i = 0; i < KEY_LENGTH; i++) {
+    const hi = text.charCodeAt(from + 2 * i);
+    const lo = text.charCodeAt(from + 2 * i + 1);
+    // Past the table's end a typed array answers undefined, which would read as 0.
+    if (hi >= HEX_DIGIT.length || lo >= HEX_DIGIT.length) return false;
+    const byte = (HEX_DIGIT[hi]! << 4) | HEX_DIGIT[lo]!;
+    if (byte < 0) return false;
+    if (out !== null) out[at + i] = byte;
+  }
+  return true;
 }
 
-function finishPeer(draft: PeerDraft): PeerStatus {
-  const { status, sec, nsec } = draft;
+/** Where a peer's key is decoded before it joins the batch (public keys: no secret to wipe). */
+const peerKey = new Uint8Array(KEY_LENGTH);
+
+/** The keys a get reply may carry that wgjit reads, or checks are not misplaced. */
+const DEVICE_FIELDS = ['private_key', 'listen_port', 'fwmark'] as const;
+const PEER_FIELDS = [
+  'public_key',
+  'preshared_key',
+  'endpoint',
+  'allowed_ip',
+  'persistent_keepalive_interval',
+  'last_handshake_time_sec',
+  'last_handshake_time_nsec',
+  'rx_bytes',
+  'tx_bytes',
+  'protocol_version',
+] as const;
+type Field = (typeof DEVICE_FIELDS)[number] | (typeof PEER_FIELDS)[number];
+
+/** The known keys by length: most lengths have one, none more than three. */
+const FIELDS_BY_LENGTH: ReadonlyArray<readonly Field[] | undefined> = (() => {
+  const table: Field[][] = [];
+  for (const f of [...DEVICE_FIELDS, ...PEER_FIELDS]) (table[f.length] ??= []).push(f);
+  return table;
+})();
+
+/**
+ * The known key spelled at text[from, to), or null. Compared in place, so
+ * the ten lines of each peer make no key strings.
+ */
+export function fieldAt(text: string, from: number, to: number): Field | null {
+  for (const f of FIELDS_BY_LENGTH[to - from] ?? []) if (text.startsWith(f, from)) return f;
+  return null;
+}
+
+/** The peer with its handshake time, which comes as two lines (seconds, nanoseconds), put together. */
+function finishPeer(status: PeerStatus, sec: number, nsec: number): PeerStatus {
   status.lastHandshakeAt = sec === 0 && nsec === 0 ? null : sec * 1000 + Math.floor(nsec / 1e6);
   return status;
 }
@@ -190,89 +314,86 @@ function finishPeer(draft: PeerDraft): PeerStatus {
  * private key reports an all-zero privateKey and an empty publicKey.
  */
 export function parseGetReply(name: string, text: string): ParsedDevice {
-  const reply = parseReply(text);
-  if (!reply.ok) return reply;
-  if (reply.errno !== 0) return { ok: false, error: `device answered errno=${reply.errno}` };
-  let privateKey: Uint8Array = new Uint8Array(KEY_LENGTH);
+  const tail = replyTail(text);
+  if (!tail.ok) return tail;
+  if (tail.errno !== 0) return { ok: false, error: `device answered errno=${tail.errno}` };
+  const privateKey = new Uint8Array(KEY_LENGTH);
   let listenPort = 0;
   let fwmark = 0;
   const peers: PeerStatus[] = [];
-  let peer: PeerDraft | null = null;
+  const keys = new KeyBatch();
+  let peer: PeerStatus | null = null;
+  let sec = 0;
+  let nsec = 0;
   try {
-    for (const line of reply.body) {
-      const eq = line.indexOf('=');
-      if (eq <= 0) fail(`line without key=value: ${JSON.stringify(line.slice(0, 40))}`);
-      const key = line.slice(0, eq);
-      const value = line.slice(eq + 1);
+    // Every line before the errno line ends with a newline before bodyEnd.
+    for (let pos = 0; pos < tail.bodyEnd; ) {
+      const end = text.indexOf('\n', pos);
+      const eq = text.indexOf('=', pos);
+      if (eq <= pos || eq > end) fail(`line without key=value: ${JSON.stringify(text.slice(pos, Math.min(end, pos + 40)))}`);
+      const key = fieldAt(text, pos, eq);
+      const from = eq + 1;
+      pos = end + 1;
       if (key === 'public_key') {
-        if (peer) peers.push(finishPeer(peer));
-        peer = {
-          status: {
-            publicKey: formatKey(keyFromHex(value, 'public_key')),
-            allowedIPs: [],
-            persistentKeepalive: 0,
-            lastHandshakeAt: null,
-            rxBytes: 0n,
-            txBytes: 0n,
-            hasPresharedKey: false,
-          },
-          sec: 0,
-          nsec: 0,
-        };
+        if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
+        // Its spelling is filled in at the end, with every other key's.
+        if (!hexKeyAt(text, from, end, peerKey)) fail('public_key is not 64 lowercase hex digits');
+        keys.add(peerKey);
+        peer = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+        sec = 0;
+        nsec = 0;
         continue;
       }
       if (peer === null) {
         switch (key) {
           case 'private_key':
-            privateKey = keyFromHex(value, 'private_key');
+            if (!hexKeyAt(text, from, end, privateKey)) fail('private_key is not 64 lowercase hex digits');
             break;
           case 'listen_port':
-            listenPort = uint(value, MAX_PORT, 'listen_port');
+            listenPort = uintAt(text, from, end, MAX_PORT, 'listen_port');
             break;
           case 'fwmark':
-            fwmark = uint(value, 0xffff_ffff, 'fwmark');
+            fwmark = uintAt(text, from, end, 0xffff_ffff, 'fwmark');
             break;
           default:
-            if (PEER_KEYS.has(key)) fail(`peer key ${key} before any public_key`);
+            if (key !== null) fail(`peer key ${key} before any public_key`);
         }
         continue;
       }
-      const s = peer.status;
       switch (key) {
         case 'preshared_key':
-          keyFromHex(value, 'preshared_key');
-          s.hasPresharedKey = value !== ZERO_KEY_HEX;
+          // Checked, never decoded: it is a secret, and only its presence is
+          // reported. Most peers have none: all zeros, compared first.
+          peer.hasPresharedKey = end - from !== ZERO_KEY_HEX.length || !text.startsWith(ZERO_KEY_HEX, from);
+          if (peer.hasPresharedKey && !hexKeyAt(text, from, end)) fail('preshared_key is not 64 lowercase hex digits');
           break;
         case 'endpoint': {
-          const endpoint = parseEndpoint(value);
-          if (endpoint === null) fail(`bad endpoint ${JSON.stringify(value.slice(0, 60))}`);
-          s.endpoint = endpoint;
+          const endpoint = endpointAt(text, from, end);
+          if (endpoint === null) fail(`bad endpoint ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
+          peer.endpoint = endpoint;
           break;
         }
         case 'allowed_ip':
-          try {
-            s.allowedIPs.push(checkCidr(value));
-          } catch {
-            fail(`bad allowed_ip ${JSON.stringify(value.slice(0, 60))}`);
-          }
+          if (!isCidrAt(text, from, end)) fail(`bad allowed_ip ${JSON.stringify(text.slice(from, Math.min(end, from + 60)))}`);
+          appendAllowedIp(peer, text.slice(from, end));
           break;
         case 'persistent_keepalive_interval':
-          s.persistentKeepalive = uint(value, MAX_PERSISTENT_KEEPALIVE, key);
+          peer.persistentKeepalive = uintAt(text, from, end, MAX_PERSISTENT_KEEPALIVE, key);
           break;
         case 'last_handshake_time_sec':
-          peer.sec = uint(value, Number.MAX_SAFE_INTEGER, key);
+          sec = uintAt(text, from, end, Number.MAX_SAFE_INTEGER, key);
           break;
         case 'last_handshake_time_nsec':
-          peer.nsec = uint(value, 999_999_999, key);
+          nsec = uintAt(text, from, end, 999_999_999, key);
           break;
         case 'rx_bytes':
-          s.rxBytes = uint64(value, key);
+          peer.rxBytes = uint64At(text, from, end, key);
           break;
         case 'tx_bytes':
-          s.txBytes = uint64(value, key);
+          peer.txBytes = uint64At(text, from, end, key);
           break;
         default:
-          break; // protocol_version and keys we do not know
+          break; // protocol_version, device keys among a peer's, and keys we do not know
       }
     }
   } catch (e) {
@@ -280,7 +401,9 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
     if (e instanceof ParseFailure) return { ok: false, error: e.message };
     throw e;
   }
-  if (peer) peers.push(finishPeer(peer));
+  if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
+  // One peer per public_key line, in order.
+  for (const [i, key] of keys.base64().entries()) peers[i]!.publicKey = key;
   const hasKey = privateKey.some((b) => b !== 0);
   return {
     ok: true,
@@ -294,15 +417,3 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
     },
   };
 }
-
-const PEER_KEYS = new Set([
-  'preshared_key',
-  'endpoint',
-  'allowed_ip',
-  'persistent_keepalive_interval',
-  'last_handshake_time_sec',
-  'last_handshake_time_nsec',
-  'rx_bytes',
-  'tx_bytes',
-  'protocol_version',
-]);

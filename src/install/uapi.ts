@@ -18,6 +18,7 @@ import {
   isCompleteReply,
   parseGetReply,
   parseReply,
+  REPLY_END,
   serializeRemovePeers,
   serializeSetPeers,
 } from './uapi-protocol.js';
@@ -63,7 +64,7 @@ function errorFromSocket(err: NodeJS.ErrnoException, path: string): DeviceError 
  */
 class Connection {
   private socket: Socket | null = null;
-  private pending: { resolve: (reply: string) => void; reject: (err: DeviceError) => void; chunks: string[]; tail: string } | null = null;
+  private pending: { resolve: (reply: string) => void; reject: (err: DeviceError) => void; chunks: Buffer[]; tail: string } | null = null;
 
   constructor(private readonly path: string) {}
 
@@ -98,16 +99,18 @@ class Connection {
   private open(): Socket {
     if (this.socket !== null) return this.socket;
     const socket = connect({ path: this.path });
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
+    // Kept as bytes and decoded once: a dump of 100,000 peers is over 30 MB,
+    // and as strings its chunks would be copied by every young-generation GC
+    // until the reply is complete.
+    socket.on('data', (chunk: Buffer) => {
       const p = this.pending;
       if (p === null) return;
       p.chunks.push(chunk);
       // The reply ends at its only blank line; look across the chunk boundary.
-      p.tail = (p.tail + chunk).slice(-2);
+      p.tail = (p.tail + chunk.toString('latin1', Math.max(0, chunk.length - REPLY_END.length))).slice(-REPLY_END.length);
       if (isCompleteReply(p.tail)) {
         this.pending = null;
-        p.resolve(p.chunks.join(''));
+        p.resolve(Buffer.concat(p.chunks).toString('utf8'));
       }
     });
     socket.on('error', (err) => this.fail(errorFromSocket(err, this.path), socket));

@@ -21,34 +21,60 @@ export interface SweepPlan {
   forget: string[];
 }
 
+/** The table, as far as planning from a device read needs it. */
+export interface InstalledLookup {
+  readonly size: number;
+  get(publicKey: string): InstalledPeer | undefined;
+  values(): Iterable<InstalledPeer>;
+}
+
+/**
+ * The plan for one device read, walked as it comes: one lookup in the
+ * table per device peer (a map of the read with a lookup per installed
+ * peer was, at 100,000 peers, the larger part of a pass after the read
+ * itself). `seen` is called with each installed peer the device has, once
+ * its fate is decided, so the caller can take in the device's counters in
+ * the same walk. Entries come in the device's order.
+ */
 export function planSweep(
-  installed: Iterable<InstalledPeer>,
-  device: ReadonlyMap<string, PeerStatus>,
+  installed: InstalledLookup,
+  device: readonly PeerStatus[],
   now: number,
   policy: SweepPolicy,
+  seen: (peer: InstalledPeer, status: PeerStatus) => void = () => {},
 ): SweepPlan {
   const plan: SweepPlan = { confirmed: [], remove: [], forget: [] };
-  for (const peer of installed) {
-    const status = device.get(peer.publicKey);
-    if (status === undefined) {
-      plan.forget.push(peer.publicKey);
-      continue;
-    }
-    const handshake = status.lastHandshakeAt;
-    if (peer.state === 'provisional') {
-      // The device's clock for handshakes is wall time, as is installedAt.
-      if (handshake !== null && handshake >= peer.installedAt - 1000) {
-        plan.confirmed.push(peer.publicKey);
-      } else if (now - peer.installedAt > policy.provisionalGraceMs) {
-        plan.remove.push({ publicKey: peer.publicKey, reason: 'unconfirmed' });
-      }
-      continue;
-    }
-    const rxMoved = status.rxBytes !== peer.rxAtLastSweep;
-    const last = handshake ?? peer.installedAt;
-    if (!rxMoved && now - last > policy.idleTimeoutMs) {
-      plan.remove.push({ publicKey: peer.publicKey, reason: 'idle' });
-    }
+  let found = 0;
+  for (const status of device) {
+    const peer = installed.get(status.publicKey);
+    if (peer === undefined) continue;
+    found++;
+    decide(plan, peer, status, now, policy);
+    seen(peer, status);
+  }
+  // Peers removed behind wgjit's back are rare: only then is the read made into a set.
+  if (found < installed.size) {
+    const onDevice = new Set(device.map((p) => p.publicKey));
+    for (const peer of installed.values()) if (!onDevice.has(peer.publicKey)) plan.forget.push(peer.publicKey);
   }
   return plan;
+}
+
+/** Adds what becomes of one installed peer the device still has to `plan`. */
+function decide(plan: SweepPlan, peer: InstalledPeer, status: PeerStatus, now: number, policy: SweepPolicy): void {
+  const handshake = status.lastHandshakeAt;
+  if (peer.state === 'provisional') {
+    // The device's clock for handshakes is wall time, as is installedAt.
+    if (handshake !== null && handshake >= peer.installedAt - 1000) {
+      plan.confirmed.push(peer.publicKey);
+    } else if (now - peer.installedAt > policy.provisionalGraceMs) {
+      plan.remove.push({ publicKey: peer.publicKey, reason: 'unconfirmed' });
+    }
+    return;
+  }
+  const rxMoved = status.rxBytes !== peer.rxAtLastSweep;
+  const last = handshake ?? peer.installedAt;
+  if (!rxMoved && now - last > policy.idleTimeoutMs) {
+    plan.remove.push({ publicKey: peer.publicKey, reason: 'idle' });
+  }
 }

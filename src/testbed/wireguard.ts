@@ -19,6 +19,12 @@ import { addAddress, checkIfname, createNamespace, deleteNamespace, linkUp } fro
 export const WG_RUN_DIR = '/var/run/wireguard';
 /** wireguard-go creates its TUN device and socket in a few ms; seconds mean it failed. */
 export const WG_START_TIMEOUT_MS = 10_000;
+/**
+ * Peers one wireguard-go device holds at most (its device.MaxPeers, 1 << 16);
+ * a `set` adding one more is answered errno=-22. Kernel WireGuard allows
+ * 1 << 20 (MAX_PEERS_PER_DEVICE).
+ */
+export const WIREGUARD_GO_MAX_PEERS = 1 << 16;
 
 export type WgLogLevel = 'verbose' | 'error' | 'silent';
 /** Which WireGuard: the kernel's, wireguard-go, or the kernel's where it exists. */

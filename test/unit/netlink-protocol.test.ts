@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { formatIPv6 } from '../../src/authorize/cidr.js';
+import type { PeerStatus } from '../../src/install/device.js';
 import { formatKey } from '../../src/handshake/keys.js';
 import {
   AF_INET,
@@ -53,6 +55,7 @@ import {
   WGPEER_A_PRESHARED_KEY,
   WGPEER_A_PUBLIC_KEY,
   WGPEER_A_RX_BYTES,
+  WGPEER_A_TX_BYTES,
   WGPEER_F_REMOVE_ME,
   WGPEER_F_REPLACE_ALLOWEDIPS,
   WGPEER_F_UPDATE_ONLY,
@@ -336,6 +339,97 @@ describe('netlink replies', () => {
         check(d);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // What a GET_DEVICE dump says of one peer, and how the kernel lays it out (netlink.c, get_peer).
+  interface KernelPeer {
+    key: Uint8Array;
+    psk: Uint8Array | null;
+    endpoint: { v6: boolean; addr: Uint8Array; port: number } | null;
+    sec: number;
+    nsec: number;
+    rx: bigint;
+    tx: bigint;
+    keepalive: number;
+    allowed: Array<{ v6: boolean; addr: Uint8Array; mask: number }>;
+  }
+  const u64 = (v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(v);
+    return b;
+  };
+  const allowedIp = (a: KernelPeer['allowed'][number]) =>
+    nest(0, attr(WGALLOWEDIP_A_CIDR_MASK, Buffer.from([a.mask])), attr(WGALLOWEDIP_A_FAMILY, u16(a.v6 ? AF_INET6 : AF_INET)), attr(WGALLOWEDIP_A_IPADDR, a.addr));
+  /** The peer's nest with allowed IPs `ips` (a part of them, when the peer is split across messages). */
+  function kernelPeer(p: KernelPeer, ips: KernelPeer['allowed'], first: boolean): Buffer {
+    const parts = [attr(WGPEER_A_PUBLIC_KEY, p.key)];
+    if (first) {
+      parts.push(attr(WGPEER_A_PRESHARED_KEY, p.psk ?? new Uint8Array(32)));
+      const time = Buffer.alloc(16);
+      time.writeBigInt64LE(BigInt(p.sec), 0);
+      time.writeBigInt64LE(BigInt(p.nsec), 8);
+      parts.push(attr(WGPEER_A_LAST_HANDSHAKE_TIME, time), attr(WGPEER_A_TX_BYTES, u64(p.tx)), attr(WGPEER_A_RX_BYTES, u64(p.rx)), attr(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, u16(p.keepalive)));
+      if (p.endpoint !== null) {
+        const sa = Buffer.alloc(p.endpoint.v6 ? 28 : 16);
+        sa.writeUInt16LE(p.endpoint.v6 ? AF_INET6 : AF_INET, 0);
+        sa.writeUInt16BE(p.endpoint.port, 2);
+        sa.set(p.endpoint.addr, p.endpoint.v6 ? 8 : 4);
+        parts.push(attr(WGPEER_A_ENDPOINT, sa));
+      }
+    }
+    if (ips.length > 0) parts.push(nest(WGPEER_A_ALLOWEDIPS, ...ips.map(allowedIp)));
+    return nest(0, ...parts);
+  }
+  const addressOf = (v6: boolean, addr: Uint8Array) => (v6 ? formatIPv6(BigInt(`0x${Buffer.from(addr).toString('hex')}`)) : Array.from(addr).join('.'));
+  const expectedPeer = (p: KernelPeer): PeerStatus => ({
+    publicKey: formatKey(p.key),
+    ...(p.endpoint === null ? {} : { endpoint: { address: addressOf(p.endpoint.v6, p.endpoint.addr), port: p.endpoint.port } }),
+    allowedIPs: p.allowed.map((a) => `${addressOf(a.v6, a.addr)}/${a.mask}`),
+    persistentKeepalive: p.keepalive,
+    lastHandshakeAt: p.sec === 0 && p.nsec === 0 ? null : p.sec * 1000 + Math.floor(p.nsec / 1e6),
+    rxBytes: p.rx,
+    txBytes: p.tx,
+    hasPresharedKey: p.psk !== null,
+  });
+  const addr = (v6: boolean) => fc.uint8Array({ minLength: v6 ? 16 : 4, maxLength: v6 ? 16 : 4 });
+  const kernelPeerArb: fc.Arbitrary<KernelPeer> = fc.record({
+    key: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    psk: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((k) => k.some((b) => b !== 0))),
+    endpoint: fc.option(fc.boolean().chain((v6) => fc.record({ v6: fc.constant(v6), addr: addr(v6), port: fc.integer({ min: 0, max: 65_535 }) }))),
+    sec: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 40 })),
+    nsec: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 999_999_999 })),
+    rx: fc.oneof(fc.constant(0n), fc.constant(1n << 32n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+    tx: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+    keepalive: fc.integer({ min: 0, max: 65_535 }),
+    allowed: fc.array(fc.boolean().chain((v6) => fc.record({ v6: fc.constant(v6), addr: addr(v6), mask: fc.integer({ min: 0, max: v6 ? 128 : 32 }) })), { maxLength: 4 }),
+  });
+
+  it('reads any peers as the kernel dumps them, across messages and with allowed IPs continued, and wipes the preshared keys it read', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(kernelPeerArb, { maxLength: 8, selector: (p) => Buffer.from(p.key).toString('hex') }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (peers, cuts) => {
+          // Each message carries a run of peers; at a cut that falls inside a peer's allowed IPs, the peer continues in the next.
+          const messages: Buffer[][] = [[]];
+          for (const [i, p] of peers.entries()) {
+            const cut = cuts[i] === undefined || p.allowed.length < 2 ? -1 : cuts[i]! % p.allowed.length;
+            if (cut <= 0) {
+              messages[messages.length - 1]!.push(kernelPeer(p, p.allowed, true));
+              if (cuts[i] !== undefined) messages.push([]);
+            } else {
+              messages[messages.length - 1]!.push(kernelPeer(p, p.allowed.slice(0, cut), true));
+              messages.push([kernelPeer(p, p.allowed.slice(cut), false)]);
+            }
+          }
+          const datagrams = messages.map((ps) => nlmsg(FAMILY, NLM_F_MULTI, 6, genl(WG_CMD_GET_DEVICE, attr(WGDEVICE_A_IFNAME, Buffer.from('wg0\0')), nest(WGDEVICE_A_PEERS, ...ps))));
+          const reply = parseReply([...datagrams, done(6)], 6);
+          if (!reply.ok) throw new Error('not ok');
+          expect(parseDevice('wg0', reply.messages).peers).toEqual(peers.map(expectedPeer));
+          for (const p of peers) if (p.psk !== null) expect(datagrams.some((d) => d.includes(Buffer.from(p.psk!)))).toBe(false);
+        },
+      ),
     );
   });
 });

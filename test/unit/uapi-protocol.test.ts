@@ -1,10 +1,17 @@
+import { randomBytes } from 'node:crypto';
+import { isIP, isIPv4 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   batches,
   checkCidr,
+  digitsAt,
+  fieldAt,
   formatEndpoint,
   GET_REQUEST,
+  hexKeyAt,
+  isCidrAt,
+  isIPv4At,
   MAX_PERSISTENT_KEEPALIVE,
   parseEndpoint,
   parseGetReply,
@@ -13,7 +20,7 @@ import {
   serializeSetPeers,
   UapiRequestError,
 } from '../../src/install/uapi-protocol.js';
-import type { PeerConfig } from '../../src/install/device.js';
+import type { PeerConfig, PeerStatus } from '../../src/install/device.js';
 import { formatKey, generatePrivateKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
 
 const key = (byte: number) => formatKey(new Uint8Array(32).fill(byte));
@@ -217,6 +224,18 @@ describe('get replies', () => {
     ['bytes over 64 bits', `public_key=${hex(1)}\nrx_bytes=18446744073709551616\nerrno=0\n\n`],
     ['negative port', 'listen_port=-1\nerrno=0\n\n'],
     ['line without =', 'garbage\nerrno=0\n\n'],
+    ['line with an empty key', '=1\nerrno=0\n\n'],
+    ['hex key one digit short', `public_key=${hex(1).slice(1)}\nerrno=0\n\n`],
+    ['hex key with a character past ASCII', `public_key=${hex(1).slice(2)}\u0130a\nerrno=0\n\n`],
+    ['uppercase preshared key', `public_key=${hex(1)}\npreshared_key=${'AB'.repeat(32)}\nerrno=0\n\n`],
+    ['uppercase private key', `private_key=${'AB'.repeat(32)}\nerrno=0\n\n`],
+    ['signed byte count', `public_key=${hex(1)}\nrx_bytes=-1\nerrno=0\n\n`],
+    ['empty byte count', `public_key=${hex(1)}\ntx_bytes=\nerrno=0\n\n`],
+    ['long byte count with a letter', `public_key=${hex(1)}\ntx_bytes=1234567890123456x\nerrno=0\n\n`],
+    ['handshake seconds of 17 digits', `public_key=${hex(1)}\nlast_handshake_time_sec=12345678901234567\nerrno=0\n\n`],
+    ['handshake nanoseconds over a second', `public_key=${hex(1)}\nlast_handshake_time_nsec=1000000000\nerrno=0\n\n`],
+    ['keepalive over 16 bits', `public_key=${hex(1)}\npersistent_keepalive_interval=65536\nerrno=0\n\n`],
+    ['fwmark over 32 bits', 'fwmark=4294967296\nerrno=0\n\n'],
   ])('returns a tagged failure for %s', (_label, text) => {
     const r = parseGetReply('wg0', text);
     expect(r.ok).toBe(false);
@@ -232,7 +251,212 @@ describe('get replies', () => {
     );
   });
 
+  // A get reply as wireguard-go v0.0.20220316 writes each peer (line order included).
+  interface DumpPeer {
+    key: Uint8Array;
+    psk: Uint8Array | null;
+    endpoint: { address: string; port: number } | null;
+    sec: number;
+    nsec: number;
+    rx: bigint;
+    tx: bigint;
+    keepalive: number;
+    allowed: string[];
+  }
+  const dumpLines = (p: DumpPeer) =>
+    [
+      `public_key=${keyToHex(p.key)}`,
+      `preshared_key=${keyToHex(p.psk ?? new Uint8Array(32))}`,
+      'protocol_version=1',
+      ...(p.endpoint === null ? [] : [`endpoint=${formatEndpoint(p.endpoint)}`]),
+      `last_handshake_time_sec=${p.sec}`,
+      `last_handshake_time_nsec=${p.nsec}`,
+      `tx_bytes=${p.tx}`,
+      `rx_bytes=${p.rx}`,
+      `persistent_keepalive_interval=${p.keepalive}`,
+      ...p.allowed.map((a) => `allowed_ip=${a}`),
+    ].join('\n');
+  const dump = (peers: DumpPeer[]) => `listen_port=51820\n${peers.map((p) => `${dumpLines(p)}\n`).join('')}errno=0\n\n`;
+  const expected = (p: DumpPeer): PeerStatus => ({
+    publicKey: formatKey(p.key),
+    ...(p.endpoint === null ? {} : { endpoint: p.endpoint }),
+    allowedIPs: p.allowed,
+    persistentKeepalive: p.keepalive,
+    lastHandshakeAt: p.sec === 0 && p.nsec === 0 ? null : p.sec * 1000 + Math.floor(p.nsec / 1e6),
+    rxBytes: p.rx,
+    txBytes: p.tx,
+    hasPresharedKey: p.psk !== null,
+  });
+
+  const dumpPeer: fc.Arbitrary<DumpPeer> = fc.record({
+    key: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    psk: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((k) => k.some((b) => b !== 0))),
+    endpoint: fc.option(
+      fc.record({
+        address: fc.oneof(fc.ipV4(), fc.ipV6()).filter((a) => parseEndpoint(formatEndpoint({ address: a, port: 1 }))?.address === a),
+        port: fc.integer({ min: 0, max: 65_535 }),
+      }),
+    ),
+    sec: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 4_102_444_800 })),
+    nsec: fc.integer({ min: 0, max: 999_999_999 }),
+    rx: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    tx: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+    keepalive: fc.integer({ min: 0, max: MAX_PERSISTENT_KEEPALIVE }),
+    allowed: fc.array(fc.oneof(fc.constant('10.0.0.1/32'), fc.constant('0.0.0.0/0'), fc.constant('fd00::2/128'), fc.constant('2001:db8::/32')), { maxLength: 3 }),
+  });
+
+  it('reads every field of any peer as wireguard-go writes it', () => {
+    fc.assert(
+      fc.property(fc.array(dumpPeer, { maxLength: 8 }), (peers) => {
+        const r = parseGetReply('wg0', dump(peers));
+        if (!r.ok) throw new Error(r.error);
+        expect(r.device.peers).toEqual(peers.map(expected));
+        expect(r.device.listenPort).toBe(51820);
+      }),
+    );
+  });
+
+  it('spells every key of a large dump as formatKey does, in order', () => {
+    // More peers than the key batch's first allocation holds, so it grows.
+    const peers = Array.from({ length: 5_000 }, (_, i): DumpPeer => ({
+      key: new Uint8Array(randomBytes(32)),
+      psk: null,
+      endpoint: { address: `198.51.100.${i % 250}`, port: 1024 + i },
+      sec: 0,
+      nsec: 0,
+      rx: BigInt(i),
+      tx: 0n,
+      keepalive: 0,
+      allowed: [`10.0.${i >> 8}.${i & 255}/32`],
+    }));
+    const r = parseGetReply('wg0', dump(peers));
+    if (!r.ok) throw new Error(r.error);
+    expect(r.device.peers.map((p) => p.publicKey)).toEqual(peers.map((p) => formatKey(p.key)));
+    expect(r.device.peers[4_999]).toEqual(expected(peers[4_999]!));
+  });
+
   it('the get request is exactly get=1 and a blank line', () => {
     expect(GET_REQUEST).toBe('get=1\n\n');
+  });
+});
+
+describe('reading in place', () => {
+  it('digitsAt reads 1 to 16 decimal digits and nothing else', () => {
+    const t = 'x=0;x=18446744;x=9007199254740991;x=12345678901234567;x=;x=-1;x=1 ;x=٣';
+    const field = (i: number) => {
+      const starts = [...t.matchAll(/x=/g)].map((m) => m.index! + 2);
+      const from = starts[i]!;
+      const to = t.indexOf(';', from) < 0 ? t.length : t.indexOf(';', from);
+      return digitsAt(t, from, to);
+    };
+    expect([0, 1, 2].map(field)).toEqual([0, 18446744, 9007199254740991]);
+    for (const i of [3, 4, 5, 6, 7]) expect(field(i)).toBe(-1);
+  });
+
+  it('digitsAt agrees with Number on any string of digits up to 15 long', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{1,15}$/), fc.string({ maxLength: 3 }), (digits, pad) => {
+        const text = `${pad}${digits}${pad}`;
+        expect(digitsAt(text, pad.length, pad.length + digits.length)).toBe(Number(digits));
+      }),
+    );
+  });
+
+  it('hexKeyAt takes exactly 64 lowercase hex digits and writes their bytes where told', () => {
+    const bytes = new Uint8Array(randomBytes(32));
+    const text = `k=${keyToHex(bytes)}\n`;
+    const out = new Uint8Array(40);
+    expect(hexKeyAt(text, 2, 66, out, 5)).toBe(true);
+    expect(Array.from(out.subarray(5, 37))).toEqual(Array.from(bytes));
+    expect(out[4]).toBe(0);
+    expect(out[37]).toBe(0);
+    expect(hexKeyAt(text, 2, 66)).toBe(true);
+    expect(hexKeyAt(text, 2, 65)).toBe(false);
+    expect(hexKeyAt(text, 1, 66)).toBe(false);
+    expect(hexKeyAt('ab'.repeat(32), 0, 64)).toBe(true);
+    expect(hexKeyAt('AB'.repeat(32), 0, 64)).toBe(false);
+    for (const bad of ['g', 'G', ' ', '\u0130', '\u0100', '\u00e0']) {
+      const spoilt = `${keyToHex(bytes).slice(0, 31)}${bad}${keyToHex(bytes).slice(32)}`;
+      expect(hexKeyAt(spoilt, 0, 64)).toBe(false);
+    }
+  });
+
+  it('fieldAt knows a key only by its whole spelling', () => {
+    const line = (k: string) => `${k}=1`;
+    expect(fieldAt(line('public_key'), 0, 10)).toBe('public_key');
+    expect(fieldAt(line('allowed_ip'), 0, 10)).toBe('allowed_ip');
+    expect(fieldAt(line('rx_bytes'), 0, 8)).toBe('rx_bytes');
+    expect(fieldAt(line('last_handshake_time_nsec'), 0, 24)).toBe('last_handshake_time_nsec');
+    expect(fieldAt(line('public_keys'), 0, 11)).toBeNull();
+    expect(fieldAt(line('public_kez'), 0, 10)).toBeNull();
+    expect(fieldAt(line('public_key'), 0, 9)).toBeNull();
+    expect(fieldAt(line('xx_bytes'), 0, 8)).toBeNull();
+    expect(fieldAt('', 0, 0)).toBeNull();
+    expect(fieldAt(`${'a'.repeat(100)}=1`, 0, 100)).toBeNull();
+  });
+
+  // Text that is nearly an address: digits, dots, slashes and a few strays, plus real addresses cut and padded.
+  const nearlyAddress = fc.oneof(
+    fc.stringMatching(/^[0-9./:xa-f]{0,20}$/),
+    fc.ipV4(),
+    fc.ipV4().map((a) => `0${a}`),
+    fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 40 })).map(([a, bits]) => `${a}/${bits}`),
+    fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 140 })).map(([a, bits]) => `${a}/${bits}`),
+    fc.tuple(fc.ipV4(), fc.stringMatching(/^[0-9]{1,5}$/)).map(([a, bits]) => `${a}/${bits}`),
+  );
+
+  it('isIPv4At agrees with node:net isIPv4, read anywhere in a longer text', () => {
+    fc.assert(
+      fc.property(nearlyAddress, fc.string({ maxLength: 4 }), (a, pad) => {
+        expect(isIPv4At(`${pad}${a}${pad}`, pad.length, pad.length + a.length)).toBe(isIPv4(a));
+      }),
+      { numRuns: 2_000 },
+    );
+    for (const bad of ['01.2.3.4', '1.2.3.256', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '1.2.3.4 ', '']) expect(isIPv4At(bad, 0, bad.length)).toBe(false);
+  });
+
+  it('isCidrAt takes what the slice-and-isIP check took', () => {
+    const reference = (cidr: string) => {
+      const slash = cidr.lastIndexOf('/');
+      const bits = slash < 0 ? '' : cidr.slice(slash + 1);
+      const family = slash < 0 ? 0 : isIP(cidr.slice(0, slash));
+      return family !== 0 && /^[0-9]+$/.test(bits) && bits.length <= 3 && Number(bits) <= (family === 4 ? 32 : 128);
+    };
+    fc.assert(
+      fc.property(nearlyAddress, fc.string({ maxLength: 4 }), (a, pad) => {
+        expect(isCidrAt(`${pad}${a}${pad}`, pad.length, pad.length + a.length)).toBe(reference(a));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('parseEndpoint takes what the slice-and-isIP check took', () => {
+    const reference = (text: string) => {
+      const colon = text.lastIndexOf(':');
+      if (colon < 0) return null;
+      let address = text.slice(0, colon);
+      const port = text.slice(colon + 1);
+      if (address.startsWith('[') && address.endsWith(']')) {
+        address = address.slice(1, -1);
+        if (address.includes('%')) address = address.slice(0, address.indexOf('%'));
+        if (isIP(address) !== 6) return null;
+      } else if (isIP(address) !== 4) {
+        return null;
+      }
+      if (!/^[0-9]+$/.test(port) || port.length > 5 || Number(port) > 65_535) return null;
+      return { address, port: Number(port) };
+    };
+    const nearlyEndpoint = fc.oneof(
+      fc.stringMatching(/^[0-9.:[\]%a-f]{0,24}$/),
+      fc.tuple(fc.ipV4(), fc.stringMatching(/^[0-9]{0,6}$/)).map(([a, p]) => `${a}:${p}`),
+      fc.tuple(fc.ipV6(), fc.stringMatching(/^[0-9]{0,6}$/), fc.constantFrom('', '%eth0', '%')).map(([a, p, z]) => `[${a}${z}]:${p}`),
+      fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 65_535 })).map(([a, p]) => `${a}:${p}`),
+    );
+    fc.assert(
+      fc.property(nearlyEndpoint, (e) => {
+        expect(parseEndpoint(e)).toEqual(reference(e));
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

@@ -260,7 +260,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
       const key = pathKey(request.params.publicKey);
       const existed = await store.delete(key);
       // Other gateways react to the store event; this one acts at once.
-      const removed = gateway ? await gateway.removePeer(key) : false;
+      const removed = gateway ? await gateway.removePeer(key, 'revoked') : false;
       if (!existed && !removed) throw new ApiError('not_found', `no peer ${key}`);
       return reply.code(204).send(null);
     },
@@ -291,7 +291,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     async (request, reply) => {
       const gw = needGateway();
       const key = pathKey(request.params.publicKey);
-      if (!(await gw.removePeer(key))) throw new ApiError('not_found', `peer ${key} is not installed on this gateway`);
+      if (!(await gw.removePeer(key, 'operator'))) throw new ApiError('not_found', `peer ${key} is not installed on this gateway`);
       return reply.code(204).send(null);
     },
   );

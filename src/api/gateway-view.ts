@@ -18,8 +18,12 @@ export interface InstalledPeerView {
 
 export interface GatewayView {
   listPeers(): Promise<InstalledPeerView[]>;
-  /** Remove from the device now; false when it was not installed. */
-  removePeer(publicKey: string): Promise<boolean>;
+  /**
+   * Remove from the device now; false when it was not installed. `revoked`:
+   * its record left the store (DELETE /v1/peers), `operator`: only this
+   * gateway lets it go (DELETE /v1/gateway/peers).
+   */
+  removePeer(publicKey: string, reason: 'revoked' | 'operator'): Promise<boolean>;
   /** Flat counters: initiations_seen, verified, rejected_<reason>, installs, replays, expiries, ringbuf_drops, ... */
   stats(): Record<string, number>;
   ready(): Promise<{ ready: boolean; checks: Record<string, boolean> }>;

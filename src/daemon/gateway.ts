@@ -176,6 +176,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await sync.start();
     cleanups.push(() => sync.close());
 
+    const apiLog = log.child({ component: 'api' });
     const view: GatewayView = {
       listPeers: async () => {
         await sweeper.sweep();
@@ -189,12 +190,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
           txBytes: Number(p.txBytes),
         }));
       },
-      removePeer: async (publicKey) => {
+      removePeer: async (publicKey, reason) => {
         if (!installed.has(publicKey)) return false;
         await device.removePeers([publicKey]);
         installed.delete(publicKey);
-        metrics.expiries.inc({ reason: 'operator' });
-        pipeline.count('removed_operator');
+        metrics.expiries.inc({ reason });
+        pipeline.count(`removed_${reason}`);
+        apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
         return true;
       },
       stats: () => {
@@ -218,7 +220,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       },
     };
 
-    const app = await buildApp({ store, token: opts.token, gateway: view, logger: log.child({ component: 'api' }), registry: metrics.registry });
+    const app = await buildApp({ store, token: opts.token, gateway: view, logger: apiLog, registry: metrics.registry });
     cleanups.push(() => app.close());
     await app.listen({ host: opts.api.host, port: opts.api.port });
     log.info({ listen: `${opts.api.host}:${opts.api.port}` }, 'API listening');

@@ -1,6 +1,7 @@
 /**
- * The wgjit side of a testbed: a private redis-server and the wgjit daemon,
- * both inside the gateway namespace, plus a way to run the wgjit CLI there.
+ * The wgjit side of a testbed: a private redis-server and the wgjit daemon
+ * (and, asked for, a `wgjit api` control plane), all inside the gateway
+ * namespace, plus a way to run the wgjit CLI there.
  * Used by `wgjit demo`, the end-to-end tests and the benchmarks.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,8 @@ const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 export const CLI = join(REPO, 'bin/wgjit');
 export const REDIS_PORT = 6379;
 export const API_PORT = 9180;
+/** `wgjit api`, the store-only control plane, when StackOptions.controlPlane asks for one. */
+export const CONTROL_API_PORT = 9181;
 export const START_TIMEOUT_MS = 20_000;
 
 export interface StackOptions {
@@ -25,6 +28,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Every line the daemon logs (JSON). */
   onLog?: (line: string) => void;
+  /** Also run `wgjit api` (store routes only) on CONTROL_API_PORT: a fleet's central API, which reaches gateways only through the store. */
+  controlPlane?: boolean;
 }
 
 export interface Stack {
@@ -37,6 +42,8 @@ export interface Stack {
   readonly logs: string[];
   /** One REST call from inside the gateway namespace (the API listens there): the status and the parsed body. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+  /** The same through the control plane (StackOptions.controlPlane). */
+  controlApi(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   /** Runs the wgjit CLI in the gateway namespace against this daemon. */
   cli(args: string[]): Promise<RunResult>;
   /** Stops the daemon (SIGTERM, or SIGKILL: no cleanup at all) and starts a new one: for restart tests. */
@@ -45,7 +52,7 @@ export interface Stack {
   /** Stops redis (its data is lost) or starts a fresh one on the same port: for store-outage tests. */
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
-  /** Stops the daemon (SIGTERM) and redis. Idempotent. */
+  /** Stops the control plane, the daemon (SIGTERM) and redis. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -74,6 +81,20 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
   const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
   const logs: string[] = [];
   let partial = '';
+  /** Whether host:port in the gateway namespace accepts connections (bash's /dev/tcp: no HTTP client needed). */
+  const listening = (host: string, port: number) =>
+    nsRun(tb.gatewayNs, 'bash', ['-c', `exec 3<>/dev/tcp/${host}/${port}`]).then(
+      () => true,
+      () => false,
+    );
+  /** One REST call from inside the gateway namespace: the status and the parsed body. */
+  const call = async (baseUrl: string, method: string, path: string, body?: unknown) => {
+    const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+    const script = `const r = await fetch(${JSON.stringify(baseUrl + path)}, ${JSON.stringify(init)}); const t = await r.text(); console.log(JSON.stringify({ status: r.status, text: t }));`;
+    const { status, text } = JSON.parse((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout) as { status: number; text: string };
+    return { status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+  };
   let daemon = null as Spawned | null;
   const startDaemon = async (): Promise<Spawned> => {
     const d = spawnIn(tb.gatewayNs, CLI, [
@@ -96,20 +117,24 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       },
     });
     daemon = d;
-    // Ready once its API port accepts connections (bash's /dev/tcp: no HTTP client needed).
-    const listening = () =>
-      nsRun(tb.gatewayNs, 'bash', ['-c', `exec 3<>/dev/tcp/${apiHost}/${API_PORT}`]).then(
-        () => true,
-        () => false,
-      );
-    await waitFor('the wgjit daemon to serve its API', async () => !d.isRunning() || (await listening()), START_TIMEOUT_MS, 100);
+    await waitFor('the wgjit daemon to serve its API', async () => !d.isRunning() || (await listening(apiHost, API_PORT)), START_TIMEOUT_MS, 100);
     if (!d.isRunning()) throw new Error(`wgjit run exited: ${d.stderrTail()}${logs.slice(-5).join('\n')}`);
     return d;
+  };
+  let control = null as Spawned | null;
+  const startControlPlane = async (): Promise<Spawned> => {
+    const c = spawnIn(tb.gatewayNs, CLI, ['api', '--redis', redisUrl, '--api-listen', `127.0.0.1:${CONTROL_API_PORT}`, '--api-token-file', tokenFile, '--log-level', 'warn']);
+    control = c;
+    await waitFor('wgjit api to serve', async () => !c.isRunning() || (await listening('127.0.0.1', CONTROL_API_PORT)), START_TIMEOUT_MS, 100);
+    if (!c.isRunning()) throw new Error(`wgjit api exited: ${c.stderrTail()}`);
+    return c;
   };
   try {
     redis = await startRedis();
     await startDaemon();
+    if (opts.controlPlane) await startControlPlane();
   } catch (err) {
+    await control?.kill();
     await daemon?.kill();
     await stopRedis();
     rmSync(dir, { recursive: true, force: true });
@@ -139,15 +164,14 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       await startDaemon();
     },
     cli: (args) => nsRun(tb.gatewayNs, CLI, args, { env: { ...process.env, WGJIT_API: apiUrl, WGJIT_API_TOKEN: token } }),
-    api: async (method, path, body) => {
-      const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-      const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
-      const script = `const r = await fetch(${JSON.stringify(apiUrl + path)}, ${JSON.stringify(init)}); const t = await r.text(); console.log(JSON.stringify({ status: r.status, text: t }));`;
-      const { status, text } = JSON.parse((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout) as { status: number; text: string };
-      return { status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+    api: (method, path, body) => call(apiUrl, method, path, body),
+    controlApi: (method, path, body) => {
+      if (control === null) throw new Error('no control plane: start the stack with controlPlane: true');
+      return call(`http://127.0.0.1:${CONTROL_API_PORT}`, method, path, body);
     },
     stop: () =>
       (stopped ??= (async () => {
+        await control?.kill();
         await daemon?.kill();
         await stopRedis();
         rmSync(dir, { recursive: true, force: true });

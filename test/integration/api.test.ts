@@ -27,13 +27,13 @@ function awkwardKey(): string {
 /** A small in-memory data plane standing in for the daemon's: the API only reads it. */
 class FakeGateway implements GatewayView {
   peers = new Map<string, InstalledPeerView>();
-  removed: string[] = [];
+  removed: Array<[string, string]> = [];
   isReady = true;
   async listPeers() {
     return [...this.peers.values()];
   }
-  async removePeer(key: string) {
-    this.removed.push(key);
+  async removePeer(key: string, reason: string) {
+    this.removed.push([key, reason]);
     return this.peers.delete(key);
   }
   stats() {
@@ -305,6 +305,7 @@ describe('REST API', () => {
       expect(res.body).toBe('');
       expect(await store.get(key)).toBeNull();
       expect(gw.peers.has(key)).toBe(false);
+      expect(gw.removed).toEqual([[key, 'revoked']]);
       expect((await req({ method: 'DELETE', url })).statusCode).toBe(404);
     });
 
@@ -330,7 +331,7 @@ describe('REST API', () => {
       gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
       const url = `/v1/gateway/peers/${Buffer.from(key, 'base64').toString('base64url')}`;
       expect((await req({ method: 'DELETE', url })).statusCode).toBe(204);
-      expect(gw.removed).toEqual([key]);
+      expect(gw.removed).toEqual([[key, 'operator']]);
       expect(await store.get(key)).not.toBeNull();
       const again = await req({ method: 'DELETE', url });
       expect(again.statusCode).toBe(404);

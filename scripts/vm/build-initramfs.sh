@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the initramfs of wgjit's test VM: busybox-static, the kernel modules
 # the VM needs before its root exists (virtio, 9p) and those the tests use
-# (wireguard, veth, tc/BPF, bridge, tun) with their dependencies, and
+# (wireguard, veth, tc/BPF, bridge, tun, nf_tables) with their dependencies, and
 # scripts/vm/init as /init. Uncompressed: under software emulation unpacking
 # costs more than the few extra MB of copying.
 #
@@ -25,6 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 MODULES=(
   virtio_pci virtio_rng 9pnet_virtio 9p
   wireguard veth sch_ingress cls_bpf act_bpf bridge tun dummy
+  nf_tables
 )
 
 busybox=/bin/busybox

@@ -9,6 +9,8 @@ DEBIAN_PACKAGES=(
   # The addon's Noise responder: X25519 and ChaCha20-Poly1305, BLAKE2s.
   libsodium-dev libb2-dev
   iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
+  # Tests: REST calls from inside a namespace, a connection cut by a drop rule.
+  curl nftables
   # The real-kernel test VM (scripts/vm/): qemu under TCG booting Debian's
   # 6.1 kernel (it ships wireguard.ko) with a busybox initramfs.
   qemu-system-x86 linux-image-amd64 busybox-static kmod cpio

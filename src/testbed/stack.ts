@@ -87,13 +87,17 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       () => true,
       () => false,
     );
+  // curl, not node: under emulation a node process costs seconds to start.
+  const authHeader = join(dir, 'auth-header');
+  writeFileSync(authHeader, `authorization: Bearer ${token}\n`, { mode: 0o600 });
   /** One REST call from inside the gateway namespace: the status and the parsed body. */
   const call = async (baseUrl: string, method: string, path: string, body?: unknown) => {
-    const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-    const init = { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
-    const script = `const r = await fetch(${JSON.stringify(baseUrl + path)}, ${JSON.stringify(init)}); const t = await r.text(); console.log(JSON.stringify({ status: r.status, text: t }));`;
-    const { status, text } = JSON.parse((await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script])).stdout) as { status: number; text: string };
-    return { status, body: text === '' ? null : (JSON.parse(text) as unknown) };
+    const args = ['-sS', '-X', method, '-H', `@${authHeader}`, '-w', '\n%{http_code}', baseUrl + path];
+    if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', '@-');
+    const out = (await nsRun(tb.gatewayNs, 'curl', args, body === undefined ? {} : { input: JSON.stringify(body) })).stdout;
+    const cut = out.lastIndexOf('\n');
+    const text = out.slice(0, cut);
+    return { status: Number(out.slice(cut + 1)), body: text === '' ? null : (JSON.parse(text) as unknown) };
   };
   let daemon = null as Spawned | null;
   const startDaemon = async (): Promise<Spawned> => {

@@ -54,7 +54,8 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
     await tb?.destroy();
   });
 
-  const stats = async () => JSON.parse((await stack.cli(['status', '--json'])).stdout).stats as Record<string, number>;
+  // Through the REST API (curl), not the CLI: under emulation each node process costs seconds.
+  const stats = async () => (await stack.api('GET', '/v1/gateway/stats')).body as Record<string, number>;
   const gatewayKeys = async () => (await tb.gateway!.dump()).peers.map((p) => p.publicKey).sort();
   const eventually = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
     for (const deadline = Date.now() + ms * WAIT_SCALE; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
@@ -98,11 +99,9 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   /** A registered client with its tunnel up (cold connect through wgjit); registers it unless it is. */
   const connect = async (c: TestbedClient): Promise<string> => {
     const wg = c.wireguard ?? (await c.startWireguard());
-    const shown = await stack.cli(['peer', 'show', wg.publicKey]).then(
-      () => true,
-      () => false,
-    );
-    if (!shown) await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
+    if ((await stack.api('GET', `/v1/peers/${encodeURIComponent(wg.publicKey)}`)).status === 404) {
+      expect((await stack.api('POST', '/v1/peers', { publicKey: wg.publicKey, allowedIPs: [`${c.tunnelAddress}/32`] })).status).toBe(201);
+    }
     expect(await eventually(async () => await pingOnce(c), 15_000)).toBe(true);
     return wg.publicKey;
   };
@@ -215,7 +214,7 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
     expect(after).toEqual(before.filter((k) => k !== otherKey && k !== rogue));
     expect(after).toContain(key);
     // Adopted, not installed again: the sweep and the API know it.
-    const peers = JSON.parse((await stack.cli(['status', '--json'])).stdout).peers as Array<{ publicKey: string; state: string }>;
+    const peers = ((await stack.api('GET', '/v1/gateway/peers')).body as { items: Array<{ publicKey: string; state: string }> }).items;
     expect(peers.map((p) => p.publicKey)).toContain(key);
     expect(peers.find((p) => p.publicKey === key)!.state).toBe('confirmed');
     expect((await stats())['installs'] ?? 0).toBe(0);

@@ -12,7 +12,6 @@ import { RefusalCache } from '../authorize/refusals.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import type { GatewayView } from '../api/gateway-view.js';
-import { DeviceError } from '../install/device.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
@@ -23,10 +22,17 @@ import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { captureCheck, DeviceLiveness, type RingWatch } from './readiness.js';
 
 /** Ring buffer size in bytes (a power of two): about 5,000 records. */
 export const RING_BYTES = 1 << 20;
 export const SWEEP_INTERVAL_MS = 10_000;
+/**
+ * A device read (the sweeper's, the reconciler's) this recent answers the
+ * readiness probe without a read of its own: three sweeps, so one slow or
+ * late pass does not make the probe pay for a whole read.
+ */
+export const DEVICE_READ_FRESH_MS = 3 * SWEEP_INTERVAL_MS;
 export const PROVISIONAL_GRACE_MS = 15_000;
 /** How long the start waits for the store before reconciling (it goes on without it). */
 export const STORE_WAIT_AT_START_MS = 5_000;
@@ -76,8 +82,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
 
   try {
-    const device = await openDevice(opts);
-    cleanups.push(() => device.close());
+    const rawDevice = await openDevice(opts);
+    cleanups.push(() => rawDevice.close());
+    // Every read of the device is timed, so readiness needs no read of its own.
+    const liveness = new DeviceLiveness(DEVICE_READ_FRESH_MS);
+    const device = liveness.wrap(rawDevice);
     const info = await device.getDevice();
     // The addon's responder: same checks as handshake/responder.ts at a third
     // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
@@ -177,6 +186,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     cleanups.push(() => sync.close());
 
     const apiLog = log.child({ component: 'api' });
+    let ringWatch: RingWatch = { mark: null, keepingUp: true };
+    let wasReady: boolean | null = null;
     const view: GatewayView = {
       listPeers: async () => {
         await sweeper.sweep();
@@ -209,14 +220,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         return out;
       },
       ready: async () => {
-        const checks: Record<string, boolean> = { capture: true, device: false };
-        try {
-          await device.listPeers();
-          checks['device'] = true;
-        } catch (err) {
-          if (!(err instanceof DeviceError)) throw err;
+        const verdict = captureCheck(capture.closed ? null : capture.health(), ringWatch, performance.now());
+        ringWatch = verdict.watch;
+        const checks = { device: await liveness.answers(rawDevice), capture: verdict.ok };
+        const ready = checks.device && checks.capture;
+        // Probes come every few seconds: a line when readiness changes, not per probe.
+        if (ready !== wasReady) {
+          const line = { checks, problems: verdict.problems };
+          if (ready) log.info(line, 'data plane ready');
+          else log.warn(line, 'data plane not ready');
+          wasReady = ready;
         }
-        return { ready: Object.values(checks).every(Boolean), checks };
+        return { ready, checks };
       },
     };
 

@@ -224,7 +224,8 @@ export class Pipeline {
   }
 
   private finish(outcome: Outcome, event: CaptureEvent, publicKey?: string): Outcome {
-    this.deps.metrics.initiations.inc({ result: outcome });
+    // Only a rejection by the verification comes without the key it proved.
+    this.deps.metrics.initiations.inc({ result: outcome, verified: publicKey === undefined ? 'false' : 'true' });
     if (outcome !== 'installed') this.count(outcome);
     const level = outcome === 'installed' ? 'info' : outcome === 'store_unavailable' || outcome === 'install_failed' ? 'warn' : 'debug';
     this.deps.log[level](

@@ -126,7 +126,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installed,
       log: log.child({ component: 'lifecycle' }),
       metrics,
-      onRemoved: (n) => pipeline.count('removed_revoked', n),
+      onRemoved: (reason, n) => pipeline.count(`removed_${reason}`, n),
       onUpdated: (n) => pipeline.count('updates', n),
     });
     await store.whenReady(STORE_WAIT_AT_START_MS);
@@ -146,6 +146,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         metrics.captureDrops.inc({ reason });
       },
       onError: (err) => log.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
+    });
+    // Read at scrape time: the kernel's counters and the live table, never a copy that lags.
+    metrics.observe({
+      xdpStats: () => (capture.closed ? null : capture.stats()),
+      badRecords: () => capture.badRecords,
+      installedPeers: () => installed.byState(),
+      intakeQueued: () => intake.queued,
     });
     // On stop: no new admissions; the ones under way finish (bounded) before
     // the store and the device close under them.
@@ -174,9 +181,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       device,
       installed,
       log: log.child({ component: 'store-sync' }),
-      onRemoved: () => {
-        metrics.expiries.inc({ reason: 'revoked' });
-        pipeline.count('removed_revoked');
+      onRemoved: (_key, reason) => {
+        metrics.removals.inc({ reason });
+        pipeline.count(`removed_${reason}`);
       },
       onUpdated: () => pipeline.count('updates'),
       onChange: (key) => refusals.delete(key),
@@ -205,7 +212,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         if (!installed.has(publicKey)) return false;
         await device.removePeers([publicKey]);
         installed.delete(publicKey);
-        metrics.expiries.inc({ reason });
+        metrics.removals.inc({ reason });
         pipeline.count(`removed_${reason}`);
         apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
         return true;

@@ -43,6 +43,8 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     },
   } as unknown as WireGuardDevice;
   const installed = new InstalledPeers();
+  const lines: Array<Record<string, unknown>> = [];
+  const metrics = createMetrics({ processMetrics: false });
   let verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(NOW - 1000), senderIndex: 1 };
   let clock = NOW;
   /** The store's kept timestamps, as hex (the real one: test/integration/store.test.ts). */
@@ -78,8 +80,8 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       },
     },
     installed,
-    log: pino({ level: 'silent' }),
-    metrics: createMetrics({ processMetrics: false }),
+    log: pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) }),
+    metrics,
   };
   const pipeline = new Pipeline(deps);
   const stamp = (unixMs: number) => {
@@ -102,7 +104,9 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
   };
   /** The same gateway restarted: a new pipeline over the same store (its memory of keys is gone). */
   const restart = () => new Pipeline(deps);
-  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp, tick, next, restart };
+  /** Outcome (and verified) → count, from wgjit_initiations_total. */
+  const initiations = async () => Object.fromEntries((await metrics.initiations.get()).values.map((v) => [`${v.labels['result']},${v.labels['verified']}`, v.value]));
+  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp, tick, next, restart, lines, metrics, initiations };
 }
 
 describe('Pipeline', () => {
@@ -122,6 +126,16 @@ describe('Pipeline', () => {
     expect(t.lookups).toEqual([]);
     expect(t.installs).toEqual([]);
     expect(t.pipeline.counters['rejected_mac1']).toBe(1);
+  });
+
+  it('labels each outcome with whether the initiation passed the verification', async () => {
+    const t = setup({ admission: { allowed: false, reason: 'unknown' } });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('unknown');
+    const rejected = setup({ verdict: { ok: false, reason: 'static_decrypt' } });
+    expect(await rejected.pipeline.handle(event())).toBe('rejected_static_decrypt');
+    expect(await t.initiations()).toEqual({ 'unknown,true': 1 });
+    expect(await rejected.initiations()).toEqual({ 'rejected_static_decrypt,false': 1 });
   });
 
   it('considers one initiation per key per 20 ms, and joins later resends to the admission under way', async () => {

@@ -82,6 +82,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
 
   try {
+    const deviceLog = log.child({ component: 'device' });
     const rawDevice = await openDevice(opts);
     cleanups.push(() => rawDevice.close());
     // Every read of the device is timed, so readiness needs no read of its own.
@@ -93,7 +94,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const responder = createNativeResponder(info.privateKey);
     cleanups.push(() => responder.close());
     wipe(info.privateKey);
-    log.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
+    deviceLog.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
 
     const installed = new InstalledPeers();
     const store = PeerStore.connect(opts.redis);
@@ -132,20 +133,24 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await store.whenReady(STORE_WAIT_AT_START_MS);
     await reconciler.reconcile();
 
+    const captureLog = log.child({ component: 'capture' });
     const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
     for (const dev of opts.captureDevs) {
       const attached = capture.attach(dev, opts.xdpMode);
-      log.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
+      captureLog.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
     }
+    const intakeLog = log.child({ component: 'intake' });
     const intake = new Intake({
       handle: (event) => pipeline.handle(event),
       dhPerSecond: opts.dhPerSecond,
       onDrop: (reason) => {
         pipeline.count(`dropped_${reason}`);
         metrics.captureDrops.inc({ reason });
+        // Unverified: anyone can cause these, so debug only (counted above).
+        intakeLog.debug({ reason }, 'initiation dropped before verification');
       },
-      onError: (err) => log.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
+      onError: (err) => intakeLog.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
     });
     // Read at scrape time: the kernel's counters and the live table, never a copy that lags.
     metrics.observe({
@@ -193,6 +198,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     cleanups.push(() => sync.close());
 
     const apiLog = log.child({ component: 'api' });
+    const readinessLog = log.child({ component: 'readiness' });
     let ringWatch: RingWatch = { mark: null, keepingUp: true };
     let wasReady: boolean | null = null;
     const view: GatewayView = {
@@ -234,8 +240,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         // Probes come every few seconds: a line when readiness changes, not per probe.
         if (ready !== wasReady) {
           const line = { checks, problems: verdict.problems };
-          if (ready) log.info(line, 'data plane ready');
-          else log.warn(line, 'data plane not ready');
+          if (ready) readinessLog.info(line, 'data plane ready');
+          else readinessLog.warn(line, 'data plane not ready');
           wasReady = ready;
         }
         return { ready, checks };

@@ -7,7 +7,7 @@ import { createMetrics, XDP_DROP_REASONS } from '../../src/telemetry/metrics.js'
 async function scrape(metrics: ReturnType<typeof createMetrics>): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const line of (await metrics.registry.metrics()).split('\n')) {
-    const m = /^([a-z_:]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
     if (m) out.set(m[1]!, Number(m[2]));
   }
   return out;

@@ -244,7 +244,9 @@ export class Pipeline {
   /**
    * Counts the outcome, and logs it: a decision about a verified initiation
    * at info (warn or error for a failure), within the per-outcome bound; a
-   * rejection by the verification at debug (anyone can send junk).
+   * rejection by the verification at debug (anyone can send junk), and
+   * already_installed too: every installed peer rekeys every 2 minutes, the
+   * device answers it, and nothing was decided.
    */
   private finish(decision: Decision, event: CaptureEvent, publicKey?: string): Outcome {
     const { outcome } = decision;
@@ -253,8 +255,8 @@ export class Pipeline {
     metrics.initiations.inc({ result: outcome, verified: verified ? 'true' : 'false' });
     if (outcome !== 'installed') this.count(outcome);
     const src = `${event.src.address}:${event.src.port}`;
-    if (!verified) {
-      log.debug({ decision: outcome, src, ifindex: event.ifindex }, 'admission');
+    if (!verified || outcome === 'already_installed') {
+      log.debug({ decision: outcome, publicKey, src, ifindex: event.ifindex }, 'admission');
       return outcome;
     }
     const held = this.logBudget.take(outcome);

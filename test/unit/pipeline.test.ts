@@ -148,6 +148,10 @@ describe('Pipeline', () => {
     await rejected.pipeline.handle(event());
     expect(rejected.lines).toMatchObject([{ level: 20, decision: 'rejected_mac1', msg: 'admission' }]);
     expect(rejected.lines[0]).not.toHaveProperty('publicKey');
+    // An installed peer's rekey: the device answers it, nothing was decided.
+    installed.next();
+    expect(await installed.pipeline.handle(event())).toBe('already_installed');
+    expect(installed.lines.filter((l) => l['msg'] === 'admission').at(-1)).toMatchObject({ level: 20, decision: 'already_installed', publicKey: KEY });
   });
 
   it('logs a store failure at warn with the error, and an install failure at error', async () => {

@@ -54,10 +54,7 @@ export class Sweeper {
       if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
     });
 
-    for (const key of plan.confirmed) {
-      const peer = this.installed.get(key);
-      if (peer !== undefined) peer.state = 'confirmed';
-    }
+    for (const key of plan.confirmed) this.installed.confirm(key);
     for (const key of plan.forget) this.installed.delete(key);
     if (plan.remove.length > 0) {
       try {

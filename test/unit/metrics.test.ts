@@ -76,7 +76,7 @@ describe('metrics', () => {
     expect(m.get('wgjit_installed_peers{state="provisional"}')).toBe(2);
     expect(m.get('wgjit_installed_peers{state="confirmed"}')).toBe(1);
     expect(m.get('wgjit_intake_queued')).toBe(3);
-    installed.get('a')!.state = 'confirmed';
+    installed.confirm('a');
     installed.delete('c');
     m = await scrape(metrics);
     expect(m.get('wgjit_installed_peers{state="provisional"}')).toBe(0);

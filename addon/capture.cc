@@ -46,6 +46,7 @@ Napi::Function Capture::Define(Napi::Env env) {
                          InstanceMethod<&Capture::Detach>("detach"),
                          InstanceMethod<&Capture::Start>("start"),
                          InstanceMethod<&Capture::Stats>("stats"),
+                         InstanceMethod<&Capture::Health>("health"),
                          InstanceMethod<&Capture::TestRun>("testRun"),
                          InstanceMethod<&Capture::Close>("close"),
                      });
@@ -189,6 +190,25 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, sums.size());
   for (size_t i = 0; i < sums.size(); i++) out.Set(i, Napi::BigInt::New(env, sums[i]));
   return out;
+}
+
+// health() -> {polling, links: [{ifname, ifindex, live}]}: whether the ring
+// buffer is watched, and whether each attachment still holds its interface.
+Napi::Value Capture::Health(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<LinkState> links = Program(env).Links();
+  Napi::Array list = Napi::Array::New(env, links.size());
+  for (size_t i = 0; i < links.size(); i++) {
+    Napi::Object link = Napi::Object::New(env);
+    link.Set("ifname", Napi::String::New(env, links[i].ifname));
+    link.Set("ifindex", Napi::Number::New(env, links[i].ifindex));
+    link.Set("live", Napi::Boolean::New(env, links[i].live));
+    list.Set(i, link);
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("polling", Napi::Boolean::New(env, poll_ != nullptr));
+  result.Set("links", list);
+  return result;
 }
 
 // testRun(frame: Buffer, drain = true) -> {retval, records}

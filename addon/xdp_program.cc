@@ -209,6 +209,18 @@ void XdpProgram::DetachAll() noexcept {
   }
 }
 
+std::vector<LinkState> XdpProgram::Links() const {
+  std::vector<LinkState> out;
+  out.reserve(attachments_.size());
+  for (const auto& [ifname, a] : attachments_) {
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    bool live = bpf_obj_get_info_by_fd(a.link_fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex != 0;
+    out.push_back(LinkState{ifname, a.ifindex, live});
+  }
+  return out;
+}
+
 std::vector<uint64_t> XdpProgram::Stats() const {
   int ncpus = libbpf_num_possible_cpus();
   if (ncpus < 0) throw BpfError("count possible cpus", ncpus);

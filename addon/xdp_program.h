@@ -48,6 +48,13 @@ struct Attachment {
   int link_fd;  // a BPF link: closing it detaches, also when the process dies
 };
 
+// An attachment as the kernel sees it now.
+struct LinkState {
+  std::string ifname;
+  int ifindex;
+  bool live;  // the BPF link still holds its interface
+};
+
 class XdpProgram {
  public:
   // One record, copied by the sink before the callback returns.
@@ -63,6 +70,10 @@ class XdpProgram {
   // Detaches from one interface; an interface that vanished counts as detached.
   void Detach(const std::string& ifname);
   void DetachAll() noexcept;
+
+  // One BPF_OBJ_GET_INFO_BY_FD per attachment: a link whose interface went
+  // away, or that someone else detached, reports ifindex 0.
+  std::vector<LinkState> Links() const;
 
   // Sum over CPUs of each counter, indexed by enum capture_stat.
   std::vector<uint64_t> Stats() const;

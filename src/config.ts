@@ -2,7 +2,9 @@
  * Settings for `wgjit run` and `wgjit api`: flags win over WGJIT_* environment
  * variables, which win over a JSON config file, which wins over defaults.
  * Every setting is validated at start; an error names the setting, where it
- * came from, and the accepted form.
+ * came from, and the accepted form. It shows the value with any credentials
+ * masked (maskSecrets), and never a secret setting's value: a value that
+ * fails to parse may still hold a password, and stderr ends up in logs.
  */
 import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST } from './capture/addon.js';
 import { DEFAULT_DH_PER_SECOND } from './intake/intake.js';
@@ -27,9 +29,33 @@ interface SettingSpec<T> {
   required?: boolean;
   /** Accepted form, shown in errors. */
   form: string;
+  /** The value is a secret: errors never show it, not even masked. */
+  secret?: boolean;
 }
 
 export const envName = (flag: string): string => `WGJIT_${flag.replace(/-/g, '_').toUpperCase()}`;
+
+/** Query parameters whose name says they carry a secret (`?password=`, `?token=`, ...). */
+const SECRET_PARAM = /([?&][^=&#]*(?:pass|pwd|token|secret|key|auth)[^=&#]*=)[^&#]*/gi;
+
+/**
+ * A setting's value as an error may show it: the password of any
+ * `user:password@` (`redis://u:***@host`; a user alone may be a token:
+ * `redis://***@host`) and secret-looking query parameters masked. Works on
+ * values that do not parse as URLs, which are the ones errors show.
+ */
+export function maskSecrets(raw: string): string {
+  let out = raw.replace(SECRET_PARAM, '$1***');
+  const at = out.lastIndexOf('@');
+  if (at >= 0) {
+    const scheme = out.indexOf('://');
+    const start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+    const userinfo = out.slice(start, at);
+    const colon = userinfo.indexOf(':');
+    out = `${out.slice(0, start)}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : '***'}${out.slice(at)}`;
+  }
+  return out;
+}
 
 function integer(min: number, max: number) {
   return (raw: string): number => {
@@ -97,7 +123,7 @@ export const SETTINGS = {
   redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db]' },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
-  apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string' },
+  apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string', secret: true },
   backend: { flag: 'backend', help: 'device backend', parse: oneOf('auto', 'uapi', 'netlink'), default: 'auto', form: 'auto, uapi or netlink' },
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
@@ -155,7 +181,8 @@ export function resolveSettings<K extends SettingName>(
     try {
       out[name] = spec.parse(rawText) as Settings<K>[K];
     } catch (err) {
-      throw new ConfigError(`${where}: ${JSON.stringify(rawText)} is invalid (${(err as Error).message}); expected ${spec.form}`);
+      const shown = spec.secret === true ? 'the value' : JSON.stringify(maskSecrets(rawText));
+      throw new ConfigError(`${where}: ${shown} is invalid (${(err as Error).message}); expected ${spec.form}`);
     }
   }
   return out;
@@ -172,7 +199,9 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(body);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    // V8's message may quote the text around the error, and the file may hold a password: only where.
+    const at = /at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error).message)?.[0];
+    throw new ConfigError(`config file ${path} is not valid JSON${at === undefined ? '' : ` (${at})`}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${path} must hold a JSON object whose keys are flag names`);

@@ -23,7 +23,7 @@ import { RecentKeys } from './authorize/recent-keys.js';
 import type { RefusalCache } from './authorize/refusals.js';
 import { tai64nAfter } from './handshake/tai64n.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
-import type { Logger } from './telemetry/log.js';
+import { LineBudget, type Logger } from './telemetry/log.js';
 import { deviceErrorCode, type Metrics } from './telemetry/metrics.js';
 
 /** What the store answers for a verified key (src/authorize). */
@@ -49,6 +49,10 @@ export interface PipelineDeps {
   now?: () => number;
   /** Monotonic clock in ns, the clock of CaptureEvent.arrivalNs. */
   monotonicNs?: () => bigint;
+  /** Monotonic clock in ms, for the log's rate bound (performance.now). */
+  monotonicMs?: () => number;
+  /** Default ADMISSION_LOG_LINES_PER_SECOND. */
+  admissionLogLinesPerSecond?: number;
 }
 
 export type Outcome =
@@ -71,8 +75,25 @@ export type Outcome =
  */
 export const MAX_TIMESTAMP_AHEAD_MS = 10 * 60_000;
 
+/**
+ * Admission lines per outcome per second (LINE_BUDGET_WINDOW_MS): every
+ * decision about a verified initiation is logged, but a flood of valid
+ * initiations from unregistered keys, or an outage, must not flood the
+ * log. Lines held back are counted (wgjit_admission_log_lines_suppressed_total)
+ * and reported in the next line of the same outcome (`suppressed`).
+ */
+export const ADMISSION_LOG_LINES_PER_SECOND = 10;
+
 interface StoreFailure {
   failed: string;
+}
+
+/** An outcome, and for a failure the error behind it (for the log line). */
+interface Decision {
+  outcome: Outcome;
+  err?: string;
+  /** A refusal answered from the refusal cache. */
+  cached?: boolean;
 }
 
 type VerifyRejectionName = Extract<VerifyResult, { ok: false }>['reason'];
@@ -83,7 +104,8 @@ export type GatewayCounters = Record<string, number>;
 export class Pipeline {
   readonly counters: GatewayCounters = Object.create(null);
   /** Admissions under way, by key: a resend joins the one in progress. */
-  private readonly inFlight = new Map<string, Promise<Outcome>>();
+  private readonly inFlight = new Map<string, Promise<Decision>>();
+  private readonly logBudget: LineBudget;
   /** Replays seen here, and at most one initiation per key per 20 ms. */
   private readonly recent: RecentKeys;
   private readonly now: () => number;
@@ -93,6 +115,7 @@ export class Pipeline {
     this.now = deps.now ?? Date.now;
     this.monotonicNs = deps.monotonicNs ?? process.hrtime.bigint;
     this.recent = new RecentKeys(undefined, undefined, this.now);
+    this.logBudget = new LineBudget(deps.admissionLogLinesPerSecond ?? ADMISSION_LOG_LINES_PER_SECOND, deps.monotonicMs);
   }
 
   count(name: string, by = 1): void {
@@ -114,32 +137,32 @@ export class Pipeline {
       if (this.recent.lookAhead(claimed)) lookup = this.lookup(claimed);
     });
     stopVerifyTimer();
-    if (!verdict.ok) return this.finish(`rejected_${verdict.reason}`, event);
+    if (!verdict.ok) return this.finish({ outcome: `rejected_${verdict.reason}` }, event);
     this.count('initiations_verified');
 
     const key = verdict.initiatorKey;
     if (tai64nAfter(verdict.timestamp, this.now() + (this.deps.maxTimestampAheadMs ?? MAX_TIMESTAMP_AHEAD_MS))) {
-      return this.finish('future_timestamp', event, key);
+      return this.finish({ outcome: 'future_timestamp' }, event, key);
     }
     const consideration = this.recent.consider(key, verdict.timestamp);
-    if (consideration !== 'considered') return this.finish(consideration, event, key);
+    if (consideration !== 'considered') return this.finish({ outcome: consideration }, event, key);
     // The device got this packet too (XDP passes everything): a peer it
     // already holds answers on its own, and must not be touched here. Its
     // timestamp is still kept, so a capture of it cannot install the peer
     // again once the peer has been removed.
     if (this.deps.installed.has(key)) {
       this.keepTimestamp(key, verdict.timestamp);
-      return this.finish('already_installed', event, key);
+      return this.finish({ outcome: 'already_installed' }, event, key);
     }
     const pending = this.inFlight.get(key);
     if (pending !== undefined) {
       await pending;
-      return this.finish('in_flight', event, key);
+      return this.finish({ outcome: 'in_flight' }, event, key);
     }
     const refused = this.deps.refusals?.get(key);
     if (refused !== undefined) {
       this.count('refusals_cached');
-      return this.finish(refused, event, key);
+      return this.finish({ outcome: refused, cached: true }, event, key);
     }
     const admission = this.admit(key, event, lookup ?? this.lookup(key), verdict.timestamp);
     this.inFlight.set(key, admission);
@@ -172,24 +195,20 @@ export class Pipeline {
     });
   }
 
-  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>, timestamp: Uint8Array): Promise<Outcome> {
+  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>, timestamp: Uint8Array): Promise<Decision> {
     const { log, metrics } = this.deps;
     const admission = await lookup;
-    if ('failed' in admission) {
-      log.warn({ publicKey: key, err: admission.failed }, 'peer store unavailable: admission failed');
-      return 'store_unavailable';
-    }
+    if ('failed' in admission) return { outcome: 'store_unavailable', err: admission.failed };
     if (!admission.allowed) {
       this.deps.refusals?.set(key, admission.reason);
-      return admission.reason;
+      return { outcome: admission.reason };
     }
     // Only for authorized keys: anyone can make authentic initiations with
     // keys of their own, and those must not grow the store.
     try {
-      if (!(await this.deps.advanceTimestamp(key, timestamp))) return 'replayed';
+      if (!(await this.deps.advanceTimestamp(key, timestamp))) return { outcome: 'replayed' };
     } catch (err) {
-      log.warn({ publicKey: key, err: (err as Error).message }, 'peer store unavailable: admission failed');
-      return 'store_unavailable';
+      return { outcome: 'store_unavailable', err: (err as Error).message };
     }
 
     const peer = peerConfigFromRecord(admission.record);
@@ -200,8 +219,7 @@ export class Pipeline {
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
       metrics.deviceErrors.inc({ operation: 'install', code: deviceErrorCode(err) });
-      log.error({ publicKey: key, err: (err as Error).message }, 'install into the device failed');
-      return 'install_failed';
+      return { outcome: 'install_failed', err: (err as Error).message };
     }
     metrics.installs.inc({ result: 'ok' });
     this.count('installs');
@@ -220,17 +238,38 @@ export class Pipeline {
       }
     }
     metrics.coldConnectSeconds.observe(Number(this.monotonicNs() - event.arrivalNs) / 1e9);
-    return 'installed';
+    return { outcome: 'installed' };
   }
 
-  private finish(outcome: Outcome, event: CaptureEvent, publicKey?: string): Outcome {
-    this.deps.metrics.initiations.inc({ result: outcome });
+  /**
+   * Counts the outcome, and logs it: a decision about a verified initiation
+   * at info (warn or error for a failure), within the per-outcome bound; a
+   * rejection by the verification at debug (anyone can send junk), and
+   * already_installed too: every installed peer rekeys every 2 minutes, the
+   * device answers it, and nothing was decided.
+   */
+  private finish(decision: Decision, event: CaptureEvent, publicKey?: string): Outcome {
+    const { outcome } = decision;
+    const verified = publicKey !== undefined;
+    const { log, metrics } = this.deps;
+    metrics.initiations.inc({ result: outcome, verified: verified ? 'true' : 'false' });
     if (outcome !== 'installed') this.count(outcome);
-    const level = outcome === 'installed' ? 'info' : outcome === 'store_unavailable' || outcome === 'install_failed' ? 'warn' : 'debug';
-    this.deps.log[level](
-      { decision: outcome, publicKey, src: `${event.src.address}:${event.src.port}`, ifindex: event.ifindex },
-      'admission',
-    );
+    const src = `${event.src.address}:${event.src.port}`;
+    if (!verified || outcome === 'already_installed') {
+      log.debug({ decision: outcome, publicKey, src, ifindex: event.ifindex }, 'admission');
+      return outcome;
+    }
+    const held = this.logBudget.take(outcome);
+    if (held === null) {
+      metrics.admissionLogsSuppressed.inc({ result: outcome });
+      return outcome;
+    }
+    const level = outcome === 'install_failed' ? 'error' : outcome === 'store_unavailable' ? 'warn' : 'info';
+    const line: Record<string, unknown> = { decision: outcome, publicKey, src, ifindex: event.ifindex };
+    if (decision.err !== undefined) line['err'] = decision.err;
+    if (decision.cached === true) line['cached'] = true;
+    if (held > 0) line['suppressed'] = held;
+    log[level](line, outcome === 'store_unavailable' ? 'admission: peer store unavailable' : outcome === 'install_failed' ? 'admission: install into the device failed' : 'admission');
     return outcome;
   }
 }

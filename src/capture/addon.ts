@@ -82,6 +82,25 @@ export type CaptureStatName = (typeof CAPTURE_STAT_NAMES)[number];
 export type CaptureStats = Record<CaptureStatName, bigint>;
 
 export type XdpMode = 'auto' | 'native' | 'generic';
+
+/** What the kernel says of one attachment now. */
+export interface LinkHealth {
+  ifname: string;
+  ifindex: number;
+  /** Its BPF link still holds the interface (false once the interface went away or someone detached it). */
+  live: boolean;
+}
+
+/** Whether the capture is working, from cheap reads (no packet, one syscall per attachment and per counter). */
+export interface CaptureHealth {
+  /** The ring buffer is watched: start() ran and close() did not. */
+  polling: boolean;
+  links: LinkHealth[];
+  /** Records the XDP program put into the ring (its `captured` counter). */
+  captured: bigint;
+  /** Records taken out of the ring so far (start()'s deliveries and testRun()'s drains). */
+  delivered: bigint;
+}
 export interface Attached {
   ifindex: number;
   mode: 'native' | 'generic';
@@ -93,6 +112,7 @@ interface NativeCapture {
   detach(ifname: string): void;
   start(callback: (records: Buffer[]) => void): void;
   stats(): bigint[];
+  health(): { polling: boolean; links: LinkHealth[] };
   testRun(frame: Buffer, drain: boolean): { retval: number; records: Buffer[] };
   close(): void;
 }
@@ -123,6 +143,9 @@ export function loadAddon(): NativeAddon {
   }
   if (mod.statNames.join() !== CAPTURE_STAT_NAMES.join()) {
     throw new Error(`addon stat names [${mod.statNames.join()}] differ from [${CAPTURE_STAT_NAMES.join()}]: rebuild with make`);
+  }
+  if (typeof (mod.Capture.prototype as Partial<NativeCapture>).health !== 'function') {
+    throw new Error('addon has no Capture.health: rebuild with make');
   }
   for (const [name, value] of Object.entries(CAPTURE_LIMITS)) {
     const built = mod.captureLimits?.[name as keyof typeof CAPTURE_LIMITS];
@@ -219,6 +242,7 @@ export interface TestRunResult {
 export class XdpCapture {
   #native: NativeCapture | null;
   #badRecords = 0;
+  #delivered = 0n;
 
   private constructor(n: NativeCapture) {
     this.#native = n;
@@ -273,6 +297,22 @@ export class XdpCapture {
     return out;
   }
 
+  /**
+   * Attachments, ring watcher and ring traffic, for readiness: a record
+   * captured and not yet delivered is waiting in the ring (or the watcher
+   * is stuck: src/daemon/readiness.ts tells the two apart over time).
+   */
+  health(): CaptureHealth {
+    const n = this.#handle();
+    const { polling, links } = n.health();
+    return { polling, links, captured: this.stats().captured, delivered: this.#delivered };
+  }
+
+  /** close() ran. */
+  get closed(): boolean {
+    return this.#native === null;
+  }
+
   /** Records the addon delivered that did not parse (none expected). */
   get badRecords(): number {
     return this.#badRecords;
@@ -305,6 +345,7 @@ export class XdpCapture {
 
   #parse(records: Buffer[]): CaptureEvent[] {
     const events: CaptureEvent[] = [];
+    this.#delivered += BigInt(records.length);
     for (const r of records) {
       const parsed = parseRecord(r);
       if (parsed.ok) events.push(parsed.event);

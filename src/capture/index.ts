@@ -14,6 +14,6 @@ export {
   MIN_SOURCE_TABLE_SIZE,
   MAX_SOURCE_TABLE_SIZE,
 } from './addon.js';
-export type { CaptureOptions, CaptureStats, CaptureStatName, XdpMode, Attached, TestRunResult } from './addon.js';
+export type { CaptureOptions, CaptureStats, CaptureStatName, CaptureHealth, LinkHealth, XdpMode, Attached, TestRunResult } from './addon.js';
 export { parseRecord, RECORD_SIZE } from './record.js';
 export type { CaptureEvent } from './types.js';

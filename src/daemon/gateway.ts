@@ -12,7 +12,6 @@ import { RefusalCache } from '../authorize/refusals.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import type { GatewayView } from '../api/gateway-view.js';
-import { DeviceError } from '../install/device.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
@@ -23,10 +22,17 @@ import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { captureCheck, DeviceLiveness, type RingWatch } from './readiness.js';
 
 /** Ring buffer size in bytes (a power of two): about 5,000 records. */
 export const RING_BYTES = 1 << 20;
 export const SWEEP_INTERVAL_MS = 10_000;
+/**
+ * A device read (the sweeper's, the reconciler's) this recent answers the
+ * readiness probe without a read of its own: three sweeps, so one slow or
+ * late pass does not make the probe pay for a whole read.
+ */
+export const DEVICE_READ_FRESH_MS = 3 * SWEEP_INTERVAL_MS;
 export const PROVISIONAL_GRACE_MS = 15_000;
 /** How long the start waits for the store before reconciling (it goes on without it). */
 export const STORE_WAIT_AT_START_MS = 5_000;
@@ -76,15 +82,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
 
   try {
-    const device = await openDevice(opts);
-    cleanups.push(() => device.close());
+    const deviceLog = log.child({ component: 'device' });
+    const rawDevice = await openDevice(opts);
+    cleanups.push(() => rawDevice.close());
+    // Every read of the device is timed, so readiness needs no read of its own.
+    const liveness = new DeviceLiveness(DEVICE_READ_FRESH_MS);
+    const device = liveness.wrap(rawDevice);
     const info = await device.getDevice();
     // The addon's responder: same checks as handshake/responder.ts at a third
     // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
     const responder = createNativeResponder(info.privateKey);
     cleanups.push(() => responder.close());
     wipe(info.privateKey);
-    log.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
+    deviceLog.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
 
     const installed = new InstalledPeers();
     const store = PeerStore.connect(opts.redis);
@@ -117,26 +127,37 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installed,
       log: log.child({ component: 'lifecycle' }),
       metrics,
-      onRemoved: (n) => pipeline.count('removed_revoked', n),
+      onRemoved: (reason, n) => pipeline.count(`removed_${reason}`, n),
       onUpdated: (n) => pipeline.count('updates', n),
     });
     await store.whenReady(STORE_WAIT_AT_START_MS);
     await reconciler.reconcile();
 
+    const captureLog = log.child({ component: 'capture' });
     const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
     for (const dev of opts.captureDevs) {
       const attached = capture.attach(dev, opts.xdpMode);
-      log.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
+      captureLog.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
     }
+    const intakeLog = log.child({ component: 'intake' });
     const intake = new Intake({
       handle: (event) => pipeline.handle(event),
       dhPerSecond: opts.dhPerSecond,
       onDrop: (reason) => {
         pipeline.count(`dropped_${reason}`);
         metrics.captureDrops.inc({ reason });
+        // Unverified: anyone can cause these, so debug only (counted above).
+        intakeLog.debug({ reason }, 'initiation dropped before verification');
       },
-      onError: (err) => log.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
+      onError: (err) => intakeLog.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
+    });
+    // Read at scrape time: the kernel's counters and the live table, never a copy that lags.
+    metrics.observe({
+      xdpStats: () => (capture.closed ? null : capture.stats()),
+      badRecords: () => capture.badRecords,
+      installedPeers: () => installed.byState(),
+      intakeQueued: () => intake.queued,
     });
     // On stop: no new admissions; the ones under way finish (bounded) before
     // the store and the device close under them.
@@ -165,9 +186,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       device,
       installed,
       log: log.child({ component: 'store-sync' }),
-      onRemoved: () => {
-        metrics.expiries.inc({ reason: 'revoked' });
-        pipeline.count('removed_revoked');
+      onRemoved: (_key, reason) => {
+        metrics.removals.inc({ reason });
+        pipeline.count(`removed_${reason}`);
       },
       onUpdated: () => pipeline.count('updates'),
       onChange: (key) => refusals.delete(key),
@@ -177,6 +198,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     cleanups.push(() => sync.close());
 
     const apiLog = log.child({ component: 'api' });
+    const readinessLog = log.child({ component: 'readiness' });
+    let ringWatch: RingWatch = { mark: null, keepingUp: true };
+    let wasReady: boolean | null = null;
     const view: GatewayView = {
       listPeers: async () => {
         await sweeper.sweep();
@@ -194,7 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         if (!installed.has(publicKey)) return false;
         await device.removePeers([publicKey]);
         installed.delete(publicKey);
-        metrics.expiries.inc({ reason });
+        metrics.removals.inc({ reason });
         pipeline.count(`removed_${reason}`);
         apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
         return true;
@@ -209,14 +233,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         return out;
       },
       ready: async () => {
-        const checks: Record<string, boolean> = { capture: true, device: false };
-        try {
-          await device.listPeers();
-          checks['device'] = true;
-        } catch (err) {
-          if (!(err instanceof DeviceError)) throw err;
+        const verdict = captureCheck(capture.closed ? null : capture.health(), ringWatch, performance.now());
+        ringWatch = verdict.watch;
+        const checks = { device: await liveness.answers(rawDevice), capture: verdict.ok };
+        const ready = checks.device && checks.capture;
+        // Probes come every few seconds: a line when readiness changes, not per probe.
+        if (ready !== wasReady) {
+          const line = { checks, problems: verdict.problems };
+          if (ready) readinessLog.info(line, 'data plane ready');
+          else readinessLog.warn(line, 'data plane not ready');
+          wasReady = ready;
         }
-        return { ready: Object.values(checks).every(Boolean), checks };
+        return { ready, checks };
       },
     };
 

@@ -10,7 +10,8 @@ export type PeerState = 'provisional' | 'confirmed';
 
 export interface InstalledPeer {
   publicKey: string;
-  state: PeerState;
+  /** Changed only through InstalledPeers.confirm(), which keeps the count by state. */
+  readonly state: PeerState;
   /** Unix ms when wgjit installed (or adopted) the peer. */
   installedAt: number;
   /** Where the initiation that installed it came from; the device's view wins once known. */
@@ -26,6 +27,8 @@ export interface InstalledPeer {
 
 export class InstalledPeers {
   private readonly peers = new Map<string, InstalledPeer>();
+  /** Kept as peers come, go and confirm, so a scrape reads it without a walk (3-9 ms at 100,000 peers). */
+  private provisional = 0;
 
   get size(): number {
     return this.peers.size;
@@ -51,11 +54,24 @@ export class InstalledPeers {
       rxAtLastSweep: 0n,
       recordVersion: null,
     };
+    this.delete(publicKey);
     this.peers.set(publicKey, peer);
+    if (state === 'provisional') this.provisional++;
     return peer;
   }
 
+  /** A handshake completed: the install is confirmed. */
+  confirm(publicKey: string): void {
+    const peer = this.peers.get(publicKey);
+    if (peer === undefined || peer.state === 'confirmed') return;
+    (peer as { state: PeerState }).state = 'confirmed';
+    this.provisional--;
+  }
+
   delete(publicKey: string): boolean {
+    const peer = this.peers.get(publicKey);
+    if (peer === undefined) return false;
+    if (peer.state === 'provisional') this.provisional--;
     return this.peers.delete(publicKey);
   }
 
@@ -64,8 +80,11 @@ export class InstalledPeers {
   }
 
   count(state: PeerState): number {
-    let n = 0;
-    for (const p of this.peers.values()) if (p.state === state) n++;
-    return n;
+    return state === 'provisional' ? this.provisional : this.peers.size - this.provisional;
+  }
+
+  /** Peers by state, without a walk. */
+  byState(): Record<PeerState, number> {
+    return { provisional: this.provisional, confirmed: this.peers.size - this.provisional };
   }
 }

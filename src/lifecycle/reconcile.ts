@@ -11,9 +11,20 @@ import type { PeerConfig, PeerStatus } from '../install/device.js';
 import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { InstalledPeer } from './installed.js';
 
+/** Why the store refuses a key it was asked about. */
+export type StoreRefusal = Extract<AdmissionResult, { allowed: false }>['reason'];
+
+/**
+ * The removal reason for a peer the store now refuses: `expired` when its
+ * record's expiresAt passed, `revoked` when it was deleted or disabled.
+ */
+export function removalReason(refusal: StoreRefusal): 'expired' | 'revoked' {
+  return refusal === 'expired' ? 'expired' : 'revoked';
+}
+
 export interface ReconcilePlan {
   /** On the device, but the store refuses the key: unknown, disabled or expired. */
-  remove: Array<{ publicKey: string; reason: 'unknown' | 'disabled' | 'expired' }>;
+  remove: Array<{ publicKey: string; reason: StoreRefusal }>;
   /** Authorized, but the device holds another version of the record: rewritten in place. */
   update: Array<{ config: PeerConfig; version: string }>;
   /** Authorized peers on the device wgjit does not know it installed (an earlier run's), with their record's version. */

@@ -11,7 +11,7 @@ import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { PeriodicPass } from './periodic.js';
-import { planReconcile } from './reconcile.js';
+import { planReconcile, removalReason } from './reconcile.js';
 
 /** How stale the device may get if a store event is lost. */
 export const RECONCILE_INTERVAL_MS = 30_000;
@@ -29,7 +29,8 @@ export interface ReconcilerDeps {
   installed: InstalledPeers;
   log: Logger;
   metrics: Metrics;
-  onRemoved?: (count: number) => void;
+  /** Peers removed in one pass, per reason (`expired` or `revoked`: removalReason()). */
+  onRemoved?: (reason: 'expired' | 'revoked', count: number) => void;
   onUpdated?: (count: number) => void;
   /** Wall clock, unix ms. */
   now?: () => number;
@@ -91,13 +92,18 @@ export class Reconciler {
     if (plan.remove.length > 0) {
       try {
         await device.removePeers(plan.remove.map((r) => r.publicKey));
-        for (const { publicKey, reason } of plan.remove) {
+        const removed = new Map<'expired' | 'revoked', number>();
+        for (const { publicKey, reason: refusal } of plan.remove) {
           installed.delete(publicKey);
-          metrics.expiries.inc({ reason: 'revoked' });
-          log.info({ publicKey, reason }, 'reconciliation: peer refused by the store, removed from the device');
+          const reason = removalReason(refusal);
+          removed.set(reason, (removed.get(reason) ?? 0) + 1);
+          log.info({ publicKey, reason, refusal }, 'reconciliation: peer refused by the store, removed from the device');
+        }
+        for (const [reason, count] of removed) {
+          metrics.removals.inc({ reason }, count);
+          this.deps.onRemoved?.(reason, count);
         }
         report.removed = plan.remove.length;
-        this.deps.onRemoved?.(report.removed);
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_remove', code: deviceErrorCode(err) });
         log.warn({ err: (err as Error).message, count: plan.remove.length }, 'reconciliation: removal failed');

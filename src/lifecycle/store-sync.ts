@@ -12,6 +12,7 @@ import type { WireGuardDevice } from '../install/device.js';
 import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { Logger } from '../telemetry/log.js';
 import type { InstalledPeers } from './installed.js';
+import { removalReason } from './reconcile.js';
 
 /** Wait between attempts to subscribe while the store is unreachable. */
 export const SUBSCRIBE_RETRY_MS = 2_000;
@@ -21,7 +22,8 @@ export interface StoreSyncDeps {
   device: WireGuardDevice;
   installed: InstalledPeers;
   log: Logger;
-  onRemoved: (publicKey: string, reason: 'revoked') => void;
+  /** `expired`: the record's expiresAt passed; `revoked`: deleted or disabled (removalReason()). */
+  onRemoved: (publicKey: string, reason: 'expired' | 'revoked') => void;
   onUpdated: (publicKey: string) => void;
   /** Every event, for any key, installed here or not. */
   onChange?: (publicKey: string) => void;
@@ -80,8 +82,9 @@ export class StoreSync {
       if (!admission.allowed) {
         await device.removePeers([key]);
         installed.delete(key);
-        this.deps.onRemoved(key, 'revoked');
-        log.info({ publicKey: key, reason: admission.reason }, 'peer revoked in the store: removed from the device');
+        const reason = removalReason(admission.reason);
+        this.deps.onRemoved(key, reason);
+        log.info({ publicKey: key, reason, refusal: admission.reason }, `peer ${reason} in the store: removed from the device`);
         return;
       }
       await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);

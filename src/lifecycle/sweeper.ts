@@ -54,10 +54,7 @@ export class Sweeper {
       if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
     });
 
-    for (const key of plan.confirmed) {
-      const peer = this.installed.get(key);
-      if (peer !== undefined) peer.state = 'confirmed';
-    }
+    for (const key of plan.confirmed) this.installed.confirm(key);
     for (const key of plan.forget) this.installed.delete(key);
     if (plan.remove.length > 0) {
       try {
@@ -70,7 +67,7 @@ export class Sweeper {
           this.log.debug({ publicKey, reason }, 'peer removed from the device');
         }
         for (const [reason, count] of removed) {
-          this.metrics.expiries.inc({ reason }, count);
+          this.metrics.removals.inc({ reason }, count);
           this.onRemoved(reason, count);
         }
         this.log.info({ removed: Object.fromEntries(removed), installed: this.installed.size }, 'sweep removed peers from the device');
@@ -79,8 +76,5 @@ export class Sweeper {
         this.log.warn({ err: (err as Error).message, count: plan.remove.length }, 'sweep: removal failed');
       }
     }
-    const provisional = this.installed.count('provisional');
-    this.metrics.installedPeers.set({ state: 'provisional' }, provisional);
-    this.metrics.installedPeers.set({ state: 'confirmed' }, this.installed.size - provisional);
   }
 }

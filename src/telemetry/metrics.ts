@@ -1,48 +1,145 @@
 /**
- * Prometheus metrics (prom-client) under wgjit_*, one registry per process.
- * Counters carry the reason as a label with a fixed, small set of values.
+ * Prometheus metrics (prom-client), one registry per process: wgjit's own
+ * under wgjit_*, and prom-client's process_* and nodejs_* under their stock
+ * names, so stock dashboards work. Counters carry the reason as a label with
+ * a fixed, small set of values.
+ *
+ * Counters the kernel or a table already keeps (the XDP program's exits,
+ * the installed peers) are read when scraped (collect()), from the sources
+ * given to observe(); between scrapes they cost nothing.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceError } from '../install/device.js';
 
+/** The XDP program's exits that lose an initiation before verification: also counted in wgjit_capture_drops_total. */
+export const XDP_DROP_REASONS = ['rate_limited', 'ringbuf_full'] as const;
+
+/** What is read at scrape time; each source may be absent (a test, or before the capture is open). */
+export interface MetricSources {
+  /** The XDP program's exit counters, summed over CPUs; null once the capture is closed. */
+  xdpStats?: () => Readonly<Record<string, bigint>> | null;
+  /** Records the capture took from the ring that did not parse. */
+  badRecords?: () => number;
+  /** Peers wgjit holds on the device, by state. */
+  installedPeers?: () => { provisional: number; confirmed: number };
+  /** Initiations waiting in the intake queue. */
+  intakeQueued?: () => number;
+}
+
 export interface Metrics {
   registry: Registry;
-  initiations: Counter<'result'>;
+  /** result: the outcome; verified: whether the Noise verification passed (rejected_* did not). */
+  initiations: Counter<'result' | 'verified'>;
   installs: Counter<'result'>;
   replays: Counter<'result'>;
-  expiries: Counter<'reason'>;
+  removals: Counter<'reason'>;
   captureDrops: Counter<'reason'>;
+  xdpPackets: Counter<'result'>;
   deviceErrors: Counter<'operation' | 'code'>;
+  admissionLogsSuppressed: Counter<'result'>;
   installedPeers: Gauge<'state'>;
+  intakeQueued: Gauge;
   coldConnectSeconds: Histogram;
   storeSeconds: Histogram;
   verifySeconds: Histogram;
   installSeconds: Histogram;
+  /** Sets (or replaces) what is read at scrape time. */
+  observe(sources: MetricSources): void;
 }
 
 export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'wgjit_' });
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  let sources: MetricSources = {};
+  /** Kernel counts taken into wgjit_capture_drops_total so far (the counter only goes up by the difference). */
+  const xdpDropsTaken = new Map<string, bigint>();
+  let badRecordsTaken = 0;
+
+  const captureDrops = new Counter({
+    name: 'wgjit_capture_drops_total',
+    help: 'Initiations lost before verification, by reason: rate_limited and ringbuf_full in XDP (not captured; the packet still reaches the device), bad_record (a ring record that did not parse), queue_full, source_full and stale in the intake',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      const xdp = sources.xdpStats?.() ?? null;
+      if (xdp !== null) {
+        for (const reason of XDP_DROP_REASONS) {
+          const now = xdp[reason] ?? 0n;
+          const taken = xdpDropsTaken.get(reason) ?? 0n;
+          if (now > taken) this.inc({ reason }, Number(now - taken));
+          xdpDropsTaken.set(reason, now > taken ? now : taken);
+        }
+      }
+      const bad = sources.badRecords?.() ?? badRecordsTaken;
+      if (bad > badRecordsTaken) this.inc({ reason: 'bad_record' }, bad - badRecordsTaken);
+      badRecordsTaken = Math.max(bad, badRecordsTaken);
+    },
+  });
+
   return {
     registry,
     initiations: new Counter({
       name: 'wgjit_initiations_total',
-      help: 'Handshake initiations captured, by outcome (installed, or the reason they were not)',
-      labelNames: ['result'],
+      help: 'Handshake initiations the daemon handled, by outcome (installed, or the reason they were not) and whether they passed the Noise verification',
+      labelNames: ['result', 'verified'],
       registers,
     }),
     installs: new Counter({ name: 'wgjit_installs_total', help: 'Peer installs into the device, by result', labelNames: ['result'], registers }),
     replays: new Counter({ name: 'wgjit_replays_total', help: 'Captured initiations re-injected, by result', labelNames: ['result'], registers }),
-    expiries: new Counter({ name: 'wgjit_peer_removals_total', help: 'Peers removed from the device, by reason', labelNames: ['reason'], registers }),
+    removals: new Counter({
+      name: 'wgjit_peer_removals_total',
+      help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers)',
+      labelNames: ['reason'],
+      registers,
+    }),
     deviceErrors: new Counter({
       name: 'wgjit_device_errors_total',
-      help: 'Failed WireGuard device operations, by operation (install, sweep_read, sweep_remove) and DeviceError code',
+      help: 'Failed WireGuard device operations, by operation and DeviceError code',
       labelNames: ['operation', 'code'],
       registers,
     }),
-    captureDrops: new Counter({ name: 'wgjit_capture_drops_total', help: 'Captured records lost before verification, by reason', labelNames: ['reason'], registers }),
-    installedPeers: new Gauge({ name: 'wgjit_installed_peers', help: 'Peers wgjit holds on the device, by state', labelNames: ['state'], registers }),
+    captureDrops,
+    xdpPackets: new Counter({
+      name: 'wgjit_xdp_packets_total',
+      help: 'Frames the XDP program saw, by exit (each counted once): captured, or why not',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const xdp = sources.xdpStats?.() ?? null;
+        if (xdp === null) return;
+        // The kernel keeps the counts; a scrape copies them.
+        this.reset();
+        for (const [result, n] of Object.entries(xdp)) this.inc({ result }, Number(n));
+      },
+    }),
+    admissionLogsSuppressed: new Counter({
+      name: 'wgjit_admission_log_lines_suppressed_total',
+      help: 'Admission log lines not written because their outcome exceeded its rate bound (ADMISSION_LOG_LINES_PER_SECOND), by outcome',
+      labelNames: ['result'],
+      registers,
+    }),
+    installedPeers: new Gauge({
+      name: 'wgjit_installed_peers',
+      help: 'Peers wgjit holds on the device, by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const peers = sources.installedPeers?.();
+        if (peers === undefined) return;
+        this.set({ state: 'provisional' }, peers.provisional);
+        this.set({ state: 'confirmed' }, peers.confirmed);
+      },
+    }),
+    intakeQueued: new Gauge({
+      name: 'wgjit_intake_queued',
+      help: 'Captured initiations waiting in the intake queue for verification',
+      registers,
+      collect() {
+        const queued = sources.intakeQueued?.();
+        if (queued !== undefined) this.set(queued);
+      },
+    }),
     coldConnectSeconds: new Histogram({
       name: 'wgjit_cold_connect_seconds',
       help: 'From the initiation reaching the uplink (XDP) to its replay into the device',
@@ -67,6 +164,9 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5],
       registers,
     }),
+    observe(next: MetricSources): void {
+      sources = next;
+    },
   };
 }
 

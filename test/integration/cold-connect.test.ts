@@ -49,6 +49,14 @@ describe('cold connect through wgjit', () => {
     }
     return check();
   };
+  /** GET /metrics from inside the gateway namespace, as `name{labels}` → value. */
+  const scrape = async (): Promise<Map<string, number>> => {
+    const script = `const r = await fetch(${JSON.stringify(`${stack.apiUrl}/metrics`)}); process.stdout.write(await r.text());`;
+    const { stdout } = await nsRun(tb.gatewayNs, 'node', ['--input-type=module', '-e', script]);
+    const out = new Map<string, number>();
+    for (const m of stdout.matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/gm)) out.set(m[1]!, Number(m[2]));
+    return out;
+  };
   const gatewayKeys = async () => (await tb.gateway!.dump()).peers.map((p) => p.publicKey);
   const ping = (c: TestbedClient) =>
     nsRun(c.ns, 'ping', ['-c', '1', '-W', '2', tb.gatewayTunnelAddress]).then(
@@ -75,6 +83,21 @@ describe('cold connect through wgjit', () => {
     expect(stack.logs.some((l) => l.includes('"decision":"installed"') && l.includes(wg.publicKey))).toBe(true);
   });
 
+  it('is ready, and its metrics show the capture, the admission and the peer as they are', async () => {
+    const ready = await stack.api('GET', '/readyz');
+    expect(ready).toEqual({ status: 200, body: { ready: true, checks: { store: true, device: true, capture: true } } });
+    const m = await scrape();
+    expect(m.get('wgjit_xdp_packets_total{result="captured"}')).toBeGreaterThanOrEqual(1);
+    expect(m.has('wgjit_xdp_packets_total{result="ringbuf_full"}')).toBe(true);
+    expect(m.get('wgjit_initiations_total{result="installed",verified="true"}')).toBeGreaterThanOrEqual(1);
+    // Read from the table at the scrape: the peer installed above, before any sweep confirmed it or not.
+    const installed = (m.get('wgjit_installed_peers{state="provisional"}') ?? 0) + (m.get('wgjit_installed_peers{state="confirmed"}') ?? 0);
+    expect(installed).toBe((await stats())['installed_peers']);
+    expect(installed).toBeGreaterThanOrEqual(1);
+    expect(m.has('process_cpu_user_seconds_total')).toBe(true);
+    expect(m.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
+  });
+
   it('never installs or answers an unregistered key', async () => {
     const c = tb.clients[1]!;
     const wg = await c.startWireguard();
@@ -84,6 +107,9 @@ describe('cold connect through wgjit', () => {
     expect(sniffer.initiations).toBeGreaterThanOrEqual(1);
     expect(await gatewayKeys()).not.toContain(wg.publicKey);
     expect((await stats())['unknown']).toBeGreaterThanOrEqual(1);
+    // A decision about a verified initiation: an info line with its reason.
+    const line = stack.logs.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['decision'] === 'unknown' && l['publicKey'] === wg.publicKey);
+    expect(line).toMatchObject({ level: 'info', component: 'pipeline', msg: 'admission' });
     // Its retries would land in the next test's counters.
     await wg.wg.stop();
   });

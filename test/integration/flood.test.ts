@@ -140,7 +140,7 @@ describe('admission under a flood', () => {
           `api: ${api.latenciesMs.length} calls, p50 ${percentile(api.latenciesMs, 50).toFixed(1)} ms, p95 ${percentile(api.latenciesMs, 95).toFixed(1)} ms, p99 ${percentile(api.latenciesMs, 99).toFixed(1)} ms, max ${Math.max(...api.latenciesMs).toFixed(1)} ms, failures ${api.failures.length}`,
           `  slowest: ${api.latenciesMs.map((ms, i) => [ms, i]).sort((x, y) => y[0]! - x[0]!).slice(0, 4).map(([ms, i]) => `${ms!.toFixed(0)} ms (call ${i})`).join(', ')}`,
           ...Object.entries(api.byPath).map(([path, ms]) => `  ${path.slice(0, 24)}: p50 ${percentile(ms, 50).toFixed(1)} ms, p99 ${percentile(ms, 99).toFixed(1)} ms`),
-          `daemon event loop delay over the run: p50 ${metric('wgjit_nodejs_eventloop_lag_p50_seconds').toFixed(1)} ms, p99 ${metric('wgjit_nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${metric('wgjit_nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`,
+          `daemon event loop delay over the run: p50 ${metric('nodejs_eventloop_lag_p50_seconds').toFixed(1)} ms, p99 ${metric('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${metric('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`,
           `rss: early peak ${(peak(EARLY_WINDOW) / 2 ** 20).toFixed(1)} MiB; late floor ${(floor(LATE_WINDOW) / 2 ** 20).toFixed(1)} MiB, late peak ${(peak(LATE_WINDOW) / 2 ** 20).toFixed(1)} MiB`,
         ].join('\n'),
       );

@@ -313,6 +313,23 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     }
   });
 
+  it('health() counts what went into the ring and what came out; a capture never started is not watched', () => {
+    const small = XdpCapture.open({ listenPort: PORT, ringBytes: 4096, sourceRate: 0 });
+    try {
+      const held = 3;
+      for (let i = 0; i < held; i++) small.testRun(v4Frame(), { drain: false });
+      expect(small.health()).toEqual({ polling: false, links: [], captured: BigInt(held), delivered: 0n });
+      // A frame that is not captured drains the ring on its way.
+      expect(small.testRun(eth(ETH_P_ARP, Buffer.alloc(28))).events.length).toBe(held);
+      expect(small.health()).toMatchObject({ captured: BigInt(held), delivered: BigInt(held) });
+      small.close();
+      expect(small.closed).toBe(true);
+      expect(() => small.health()).toThrow(/closed/);
+    } finally {
+      small.close();
+    }
+  });
+
   it('rejects bad arguments before they reach C++', () => {
     expect(() => XdpCapture.open({ listenPort: 0 })).toThrow(RangeError);
     expect(() => XdpCapture.open({ listenPort: 65536 })).toThrow(RangeError);
@@ -784,6 +801,35 @@ describe.skipIf(skipReason !== null)('XDP capture on a veth in namespaces', () =
     expect((m['auto'] as { mode: string }).mode).toBe('native');
     expect(String(m['closedLink'])).not.toMatch(/prog\/xdp/);
     expect(await child.exited()).toBe(0);
+  });
+
+  it('health() reports a link whose interface went away, and whether the ring is watched', async () => {
+    // A second veth pair, inside the gateway namespace, to delete under the capture.
+    ipIn(GW, 'link', 'add', 'xa-tmp0', 'type', 'veth', 'peer', 'name', 'xa-tmp1');
+    const child = NsChild.spawn(GW, `
+      import { execFileSync } from 'node:child_process';
+      import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+      const capture = XdpCapture.open({ listenPort: ${PORT}, ringBytes: 4096 });
+      capture.attach('xa-gw0', 'native');
+      capture.attach('xa-tmp0', 'generic');
+      const before = capture.health();
+      capture.start(() => {});
+      const started = capture.health();
+      execFileSync('ip', ['link', 'del', 'xa-tmp0']);
+      const gone = capture.health();
+      capture.close();
+      const str = (h) => ({ ...h, captured: String(h.captured), delivered: String(h.delivered) });
+      emit({ type: 'health', before: str(before), started: str(started), gone: str(gone) });
+    `);
+    const m = await child.next((msg) => msg.type === 'health');
+    expect(await child.exited()).toBe(0);
+    type Health = { polling: boolean; links: Array<{ ifname: string; live: boolean }> };
+    const live = (h: Health) => Object.fromEntries(h.links.map((l) => [l.ifname, l.live]));
+    const [before, started, gone] = [m['before'], m['started'], m['gone']] as Health[];
+    expect(before!.polling).toBe(false);
+    expect(live(before!)).toEqual({ 'xa-gw0': true, 'xa-tmp0': true });
+    expect(started!.polling).toBe(true);
+    expect(live(gone!)).toEqual({ 'xa-gw0': true, 'xa-tmp0': false });
   });
 
   it('a process that dies without closing leaves no program attached (BPF link)', async () => {

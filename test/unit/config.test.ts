@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, resolveSettings, resolveToken } from '../../src/config.js';
+import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken } from '../../src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {
@@ -48,6 +48,51 @@ describe('settings', () => {
     expect(resolveToken({ apiTokenFile: file('t', 'secret\n'), apiToken: 'other' })).toBe('secret');
     expect(resolveToken({ apiToken: 'other' })).toBe('other');
     expect(() => resolveToken({ apiTokenFile: file('e', '\n') })).toThrow(/is empty/);
+  });
+
+  it('never echoes a password from a bad URL, from any source', () => {
+    const bad = 'redis://u:secretpw@x:notaport/0';
+    const config = file('secret.json', { redis: bad });
+    for (const [flags, env] of [
+      [{ redis: bad }, {}],
+      [{}, { WGJIT_REDIS: bad }],
+      [{ config }, {}],
+    ] as const) {
+      let message = '';
+      try {
+        resolveSettings(['redis'], flags, env);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/redis/);
+      expect(message).toContain('u:***@x');
+      expect(message).not.toContain('secretpw');
+    }
+  });
+
+  it('masks credentials and secret query parameters, also in values that are not URLs', () => {
+    expect(maskSecrets('redis://u:secretpw@host:6379/0')).toBe('redis://u:***@host:6379/0');
+    expect(maskSecrets('rediss://:secretpw@host')).toBe('rediss://:***@host');
+    expect(maskSecrets('redis://secrettoken@host')).toBe('redis://***@host');
+    // A password holding '@', '/' or ':' is masked whole.
+    expect(maskSecrets('redis://u:se@cr/et:pw@host')).toBe('redis://u:***@host');
+    expect(maskSecrets('u:secretpw@host:6379')).toBe('u:***@host:6379');
+    expect(maskSecrets('redis://host?password=secretpw&db=1')).toBe('redis://host?password=***&db=1');
+    expect(maskSecrets('redis://host/0?x=1&authToken=secret')).toBe('redis://host/0?x=1&authToken=***');
+    expect(maskSecrets('redis://host:6379')).toBe('redis://host:6379');
+    expect(maskSecrets('eth0,eth1')).toBe('eth0,eth1');
+  });
+
+  it('never shows a secret setting, nor the text of a config file that is not JSON', () => {
+    expect(() => resolveSettings(['apiToken'], { 'api-token': '' }, {})).toThrow(/--api-token: the value is invalid/);
+    let message = '';
+    try {
+      resolveSettings(['redis'], { config: file('broken.json', 'x{"redis": "redis://u:secretpw@h"}') }, {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/not valid JSON/);
+    expect(message).not.toContain('secretpw');
   });
 
   it('spells environment variables as the contract does', () => {

@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
-import { MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission, type PipelineDeps } from '../../src/pipeline.js';
+import { ADMISSION_LOG_LINES_PER_SECOND, MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission, type PipelineDeps } from '../../src/pipeline.js';
+import { LINE_BUDGET_WINDOW_MS } from '../../src/telemetry/log.js';
 import type { VerifyResult } from '../../src/handshake/responder.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
@@ -43,8 +44,12 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     },
   } as unknown as WireGuardDevice;
   const installed = new InstalledPeers();
+  const lines: Array<Record<string, unknown>> = [];
+  const metrics = createMetrics({ processMetrics: false });
   let verdict = opts.verdict ?? { ok: true, initiatorKey: KEY, timestamp: tai64nFromUnixMs(NOW - 1000), senderIndex: 1 };
   let clock = NOW;
+  /** The monotonic clock of the log's rate bound. */
+  let mono = 0;
   /** The store's kept timestamps, as hex (the real one: test/integration/store.test.ts). */
   const kept = new Map<string, string>();
   const deps: PipelineDeps = {
@@ -69,6 +74,7 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       return true;
     },
     now: () => clock,
+    monotonicMs: () => mono,
     ...(opts.refusals ? { refusals: opts.refusals } : {}),
     device,
     replayer: {
@@ -78,8 +84,8 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       },
     },
     installed,
-    log: pino({ level: 'silent' }),
-    metrics: createMetrics({ processMetrics: false }),
+    log: pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) }),
+    metrics,
   };
   const pipeline = new Pipeline(deps);
   const stamp = (unixMs: number) => {
@@ -102,7 +108,12 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
   };
   /** The same gateway restarted: a new pipeline over the same store (its memory of keys is gone). */
   const restart = () => new Pipeline(deps);
-  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp, tick, next, restart };
+  /** Outcome (and verified) → count, from wgjit_initiations_total. */
+  const initiations = async () => Object.fromEntries((await metrics.initiations.get()).values.map((v) => [`${v.labels['result']},${v.labels['verified']}`, v.value]));
+  const monoTick = (ms: number) => {
+    mono += ms;
+  };
+  return { pipeline, installs, lookups, replays, installed, releaseStore, kept, stamp, tick, next, restart, lines, metrics, initiations, monoTick };
 }
 
 describe('Pipeline', () => {
@@ -122,6 +133,76 @@ describe('Pipeline', () => {
     expect(t.lookups).toEqual([]);
     expect(t.installs).toEqual([]);
     expect(t.pipeline.counters['rejected_mac1']).toBe(1);
+  });
+
+  it('logs a decision about a verified initiation at info with its reason, a rejection by the verification at debug', async () => {
+    const t = setup({ admission: { allowed: false, reason: 'disabled' } });
+    t.releaseStore();
+    await t.pipeline.handle(event());
+    expect(t.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'disabled', publicKey: KEY, src: '192.0.2.7:40000' }]);
+    const installed = setup();
+    installed.releaseStore();
+    await installed.pipeline.handle(event());
+    expect(installed.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'installed', publicKey: KEY }]);
+    const rejected = setup({ verdict: { ok: false, reason: 'mac1' } });
+    await rejected.pipeline.handle(event());
+    expect(rejected.lines).toMatchObject([{ level: 20, decision: 'rejected_mac1', msg: 'admission' }]);
+    expect(rejected.lines[0]).not.toHaveProperty('publicKey');
+    // An installed peer's rekey: the device answers it, nothing was decided.
+    installed.next();
+    expect(await installed.pipeline.handle(event())).toBe('already_installed');
+    expect(installed.lines.filter((l) => l['msg'] === 'admission').at(-1)).toMatchObject({ level: 20, decision: 'already_installed', publicKey: KEY });
+  });
+
+  it('logs a store failure at warn with the error, and an install failure at error', async () => {
+    const t = setup({ admission: new Error('peer store unavailable (authorize): connection refused') });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('store_unavailable');
+    expect(t.lines).toMatchObject([{ level: 40, decision: 'store_unavailable', err: 'peer store unavailable (authorize): connection refused' }]);
+    const f = setup({ installFails: true });
+    f.releaseStore();
+    expect(await f.pipeline.handle(event())).toBe('install_failed');
+    expect(f.lines).toMatchObject([{ level: 50, decision: 'install_failed', err: 'device gone' }]);
+  });
+
+  it('bounds the admission lines per outcome and second, counts the lines held back and reports them in the next line', async () => {
+    const t = setup({ admission: { allowed: false, reason: 'unknown' } });
+    t.releaseStore();
+    const flood = 3 * ADMISSION_LOG_LINES_PER_SECOND;
+    for (let i = 0; i < flood; i++) {
+      t.next();
+      expect(await t.pipeline.handle(event())).toBe('unknown');
+    }
+    const admissions = () => t.lines.filter((l) => l['msg'] === 'admission');
+    expect(admissions()).toHaveLength(ADMISSION_LOG_LINES_PER_SECOND);
+    expect(admissions().some((l) => 'suppressed' in l)).toBe(false);
+    const held = flood - ADMISSION_LOG_LINES_PER_SECOND;
+    expect((await t.metrics.admissionLogsSuppressed.get()).values).toMatchObject([{ labels: { result: 'unknown' }, value: held }]);
+    // Every one counted all the same.
+    expect(t.pipeline.counters['unknown']).toBe(flood);
+    // Another outcome has its own bound.
+    t.next(1); // within 20 ms of the last
+    expect(await t.pipeline.handle(event())).toBe('too_soon');
+    expect(admissions().at(-1)).toMatchObject({ decision: 'too_soon' });
+    // The next window: the first line says how many were held back, once.
+    t.monoTick(LINE_BUDGET_WINDOW_MS);
+    for (let i = 0; i < 2; i++) {
+      t.next();
+      await t.pipeline.handle(event());
+    }
+    const [first, second] = admissions().filter((l) => l['decision'] === 'unknown').slice(-2);
+    expect(first).toMatchObject({ suppressed: held });
+    expect(second).not.toHaveProperty('suppressed');
+  });
+
+  it('labels each outcome with whether the initiation passed the verification', async () => {
+    const t = setup({ admission: { allowed: false, reason: 'unknown' } });
+    t.releaseStore();
+    expect(await t.pipeline.handle(event())).toBe('unknown');
+    const rejected = setup({ verdict: { ok: false, reason: 'static_decrypt' } });
+    expect(await rejected.pipeline.handle(event())).toBe('rejected_static_decrypt');
+    expect(await t.initiations()).toEqual({ 'unknown,true': 1 });
+    expect(await rejected.initiations()).toEqual({ 'rejected_static_decrypt,false': 1 });
   });
 
   it('considers one initiation per key per 20 ms, and joins later resends to the admission under way', async () => {

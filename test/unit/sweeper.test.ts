@@ -49,12 +49,13 @@ function setup() {
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = createMetrics({ processMetrics: false });
+  metrics.observe({ installedPeers: () => installed.byState() });
   const removed: Array<[string, number]> = [];
   const sweeper = new Sweeper(device, installed, policy, log, metrics, (reason, count) => removed.push([reason, count]));
   return { device, installed, lines, metrics, removed, sweeper };
 }
 
-async function counter(metrics: Metrics, name: 'expiries' | 'deviceErrors' | 'installedPeers'): Promise<Record<string, number>> {
+async function counter(metrics: Metrics, name: 'removals' | 'deviceErrors' | 'installedPeers'): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const v of (await metrics[name].get()).values) out[Object.values(v.labels).join(',')] = v.value;
   return out;
@@ -80,7 +81,7 @@ describe('Sweeper', () => {
     expect(device.reads).toBe(1);
     expect(device.removals.map((batch) => [...batch].sort())).toEqual([['idle1', 'idle2', 'idle3', 'late']]);
     expect([...installed.values()].map((p) => p.publicKey).sort()).toEqual(['busy', 'new']);
-    expect(await counter(metrics, 'expiries')).toEqual({ idle: 3, unconfirmed: 1 });
+    expect(await counter(metrics, 'removals')).toEqual({ idle: 3, unconfirmed: 1 });
     expect(removed.sort()).toEqual([
       ['idle', 3],
       ['unconfirmed', 1],
@@ -120,7 +121,7 @@ describe('Sweeper', () => {
     await sweeper.sweep();
     expect(installed.has('idle')).toBe(true);
     expect(removed).toEqual([]);
-    expect(await counter(metrics, 'expiries')).toEqual({});
+    expect(await counter(metrics, 'removals')).toEqual({});
 
     device.failRead = true;
     await sweeper.sweep();

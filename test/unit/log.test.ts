@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger, LINE_BUDGET_WINDOW_MS, LineBudget } from '../../src/telemetry/log.js';
+
+describe('LineBudget', () => {
+  function budget(perWindow: number) {
+    let now = 0;
+    return { b: new LineBudget(perWindow, () => now), at: (t: number) => (now = t) };
+  }
+
+  it('lets perWindow lines of a key through per window, holds back the rest, and reports them once with the next line written', () => {
+    const { b, at } = budget(3);
+    expect([b.take('unknown'), b.take('unknown'), b.take('unknown')]).toEqual([0, 0, 0]);
+    expect([b.take('unknown'), b.take('unknown')]).toEqual([null, null]);
+    at(LINE_BUDGET_WINDOW_MS - 1);
+    expect(b.take('unknown')).toBeNull();
+    at(LINE_BUDGET_WINDOW_MS);
+    expect(b.take('unknown')).toBe(3);
+    expect(b.take('unknown')).toBe(0);
+  });
+
+  it('keeps one budget per key', () => {
+    const { b } = budget(1);
+    expect(b.take('unknown')).toBe(0);
+    expect(b.take('unknown')).toBeNull();
+    expect(b.take('disabled')).toBe(0);
+    expect(b.take('disabled')).toBeNull();
+  });
+
+  it('refuses a bound that is not a positive integer', () => {
+    expect(() => new LineBudget(0)).toThrow(RangeError);
+    expect(() => new LineBudget(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('createLogger', () => {
+  it('redacts secrets by path, and writes the level as a word', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => lines.push(l) });
+    log.child({ component: 'api' }).info({ presharedKey: 'PSK', token: 'TOKEN', peer: { privateKey: 'PRIV' } }, 'x');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/PSK|TOKEN|PRIV/);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'info', component: 'api', presharedKey: '[redacted]' });
+  });
+});

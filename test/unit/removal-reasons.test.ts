@@ -1,0 +1,117 @@
+/**
+ * A peer the store refuses leaves the device as `expired` when its
+ * expiresAt passed, `revoked` when it was deleted or disabled, in both paths
+ * that learn it: the reconciler (a batched read) and StoreSync (an event).
+ * In-memory device and store stand-ins; the real ones: test/contract.
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { AdmissionResult, PeerRecord } from '../../src/authorize/peer.js';
+import type { StoreEvent } from '../../src/authorize/store.js';
+import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../../src/install/device.js';
+import { InstalledPeers } from '../../src/lifecycle/installed.js';
+import { removalReason } from '../../src/lifecycle/reconcile.js';
+import { Reconciler } from '../../src/lifecycle/reconciler.js';
+import { StoreSync } from '../../src/lifecycle/store-sync.js';
+import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
+
+const key = (c: string) => c.repeat(43) + '=';
+
+class MemoryDevice implements WireGuardDevice {
+  readonly kind = 'uapi' as const;
+  readonly name = 'wg0';
+  readonly peers = new Set<string>();
+  async getDevice(): Promise<DeviceInfo> {
+    return { name: this.name, publicKey: '', privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
+  }
+  async setPeers(_peers: readonly PeerConfig[]): Promise<void> {}
+  async removePeers(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.peers.delete(k);
+  }
+  async listPeers(): Promise<PeerStatus[]> {
+    return [...this.peers].map((publicKey) => ({ publicKey, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false }));
+  }
+  async close(): Promise<void> {}
+}
+
+const record = (publicKey: string): PeerRecord => ({ publicKey, allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'c', updatedAt: 'v1' });
+
+/** What the store says of each key: `undefined` keys are allowed. */
+const verdicts = new Map<string, AdmissionResult>([
+  [key('a'), { allowed: false, reason: 'unknown' }],
+  [key('b'), { allowed: false, reason: 'disabled' }],
+  [key('c'), { allowed: false, reason: 'expired' }],
+  [key('d'), { allowed: false, reason: 'expired' }],
+]);
+const verdict = (k: string): AdmissionResult => verdicts.get(k) ?? { allowed: true, record: record(k) };
+
+async function removals(metrics: Metrics): Promise<Record<string, number>> {
+  return Object.fromEntries((await metrics.removals.get()).values.map((v) => [String(v.labels['reason']), v.value]));
+}
+
+function setup() {
+  const device = new MemoryDevice();
+  const installed = new InstalledPeers();
+  for (const c of 'abcde') {
+    device.peers.add(key(c));
+    installed.add(key(c), 0, null, 'confirmed').recordVersion = 'v1';
+  }
+  return { device, installed, metrics: createMetrics({ processMetrics: false }), log: pino({ level: 'silent' }) };
+}
+
+describe('removal reasons', () => {
+  it('expired for an expiry, revoked for a delete or a disable', () => {
+    expect(removalReason('expired')).toBe('expired');
+    expect(removalReason('unknown')).toBe('revoked');
+    expect(removalReason('disabled')).toBe('revoked');
+  });
+
+  it('the reconciler counts its removals per reason', async () => {
+    const { device, installed, metrics, log } = setup();
+    const reported: Array<[string, number]> = [];
+    const reconciler = new Reconciler({
+      device,
+      installed,
+      metrics,
+      log,
+      store: { authorizeMany: async (keys) => new Map(keys.map((k) => [k, verdict(k)])) },
+      onRemoved: (reason, n) => reported.push([reason, n]),
+    });
+    expect(await reconciler.reconcile()).toMatchObject({ removed: 4 });
+    expect([...device.peers]).toEqual([key('e')]);
+    expect(reported.sort()).toEqual([
+      ['expired', 2],
+      ['revoked', 2],
+    ]);
+    expect(await removals(metrics)).toEqual({ expired: 2, revoked: 2 });
+  });
+
+  it('StoreSync reports the reason of each removal it makes on an event', async () => {
+    const { device, installed, log } = setup();
+    let publish: (event: StoreEvent) => void = () => {};
+    const reported: Array<[string, string]> = [];
+    const sync = new StoreSync({
+      device,
+      installed,
+      log,
+      store: {
+        subscribe: async (onEvent) => {
+          publish = onEvent;
+          return { close: async () => {} };
+        },
+        authorize: async (k) => verdict(k),
+      },
+      onRemoved: (k, reason) => reported.push([k, reason]),
+      onUpdated: () => {},
+    });
+    await sync.start();
+    publish({ op: 'upsert', publicKey: key('b') }); // disabled
+    publish({ op: 'upsert', publicKey: key('c') }); // expiresAt moved into the past
+    await sync.close(); // waits for the changes under way
+    expect(reported).toEqual([
+      [key('b'), 'revoked'],
+      [key('c'), 'expired'],
+    ]);
+    expect(device.peers.has(key('b')) || device.peers.has(key('c'))).toBe(false);
+  });
+});

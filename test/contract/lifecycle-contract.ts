@@ -188,12 +188,14 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   }
 
   it('after kill -9, tunnels keep passing traffic; the next start keeps the authorized peers and removes the rest', async () => {
-    const other = tb.clients[4]!; // fresh: a client whose peer was removed under it waits ~15 s before it handshakes again
-    const otherKey = await connect(other);
     const c = tb.clients[3]!;
-    const key = await connect(c); // last, so the short idle timeout cannot take it before the pings start
+    const key = await connect(c);
     const flowing = startPings(c);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Fresh (a client whose peer was removed under it waits ~15 s before it
+    // handshakes again), and last before the kill: the short idle timeout
+    // here cannot take it first.
+    const other = tb.clients[4]!;
+    const otherKey = await connect(other);
     await stack.stopDaemon('SIGKILL');
     await new Promise((r) => setTimeout(r, 5_000));
     const down = await flowing.stop();

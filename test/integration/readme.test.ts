@@ -133,8 +133,8 @@ export -p > \\"$2\\""`;
     expect(admissions[0]).toContain('"decision":"installed"');
     const metrics = (await nsRun(tb.gatewayNs, 'curl', ['-sf', `http://${API}/metrics`])).stdout;
     // One initiation seen in all: the first was answered, no retry came.
-    const initiations = [...metrics.matchAll(/^wgjit_initiations_total\{result="(\w+)"\} (\d+)$/gm)].filter((m) => m[2] !== '0');
-    expect(initiations.map((m) => `${m[1]} ${m[2]}`)).toEqual(['installed 1']);
+    const initiations = [...metrics.matchAll(/^wgjit_initiations_total\{([^}]*)\} (\d+)$/gm)].filter((m) => m[2] !== '0');
+    expect(initiations.map((m) => `${m[1]} ${m[2]}`)).toEqual(['result="installed",verified="true" 1']);
     expect(metrics).toMatch(/^wgjit_cold_connect_seconds_count 1$/m);
 
     const secrets = [

@@ -6,7 +6,10 @@
  *   e2e-c1..c5 ─┬─ e2e-sw (bridge) ── [e2eup] e2e-gw: wireguard-go e2egw0 (no peers)
  *               │                              redis-server, wgjit run (XDP on e2eup)
  */
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { nsRun } from '../../src/testbed/exec.js';
@@ -64,10 +67,16 @@ describe('cold connect through wgjit', () => {
       () => false,
     );
 
+  /** The preshared key of the first client: write-only, it must never come back out (last test). */
+  const psk = formatKey(randomBytes(32));
+
   it("answers a registered client's first initiation, before its retry, and traffic flows", async () => {
     const c = tb.clients[0]!;
-    const wg = await c.startWireguard();
-    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
+    const wg = await c.startWireguard({ presharedKey: psk });
+    const pskFile = join(mkdtempSync(join(tmpdir(), 'wgjit-psk-')), 'psk');
+    writeFileSync(pskFile, `${psk}\n`, { mode: 0o600 });
+    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`, '--preshared-key-file', pskFile]);
+    rmSync(dirname(pskFile), { recursive: true });
     const sniffer = await c.sniff();
     const pinged = ping(c);
     expect(await sniffer.waitForResponse(RETRY_WINDOW_MS)).toBe(true);
@@ -276,5 +285,14 @@ describe('cold connect through wgjit', () => {
     await stack.cli(['peer', 'rm', firstKey]);
     expect(await eventually(async () => !(await gatewayKeys()).includes(firstKey), 2_000)).toBe(true);
     expect((await stats())['removed_revoked'] ?? 0).toBeGreaterThanOrEqual(1);
+  });
+
+  it('never logs a secret it was given: the preshared key, the clients\' and gateway\'s private keys, the API token', async () => {
+    const keys = [psk, formatKey(tb.gateway!.privateKey), ...tb.clients.flatMap((c) => (c.wireguard ? [formatKey(c.wireguard.privateKey)] : []))];
+    expect(keys.length).toBeGreaterThanOrEqual(4);
+    const spellings = [stack.token, ...keys.flatMap((k) => [k, Buffer.from(k, 'base64').toString('hex'), Buffer.from(k, 'base64').toString('base64url')])];
+    const lines = [...stack.logs, stack.daemon.stderrTail()];
+    expect(lines.length).toBeGreaterThan(20);
+    for (const line of lines) for (const secret of spellings) expect(line.includes(secret), `a secret in: ${line}`).toBe(false);
   });
 });

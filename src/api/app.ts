@@ -5,7 +5,7 @@
  * /healthz, /readyz, /metrics and /openapi.json are open.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -47,6 +47,8 @@ export interface BuildAppOptions {
   registry?: Registry;
   /** Clock for createdAt/updatedAt (tests). */
   now?: () => Date;
+  /** Called for every route as it is added, HEAD routes too (the tests' walk of all routes). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 declare module 'fastify' {
@@ -124,6 +126,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // silent removal of unknown fields); query and path strings are converted.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
 
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   const routes: RouteDoc[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) {

@@ -55,6 +55,8 @@ describe('REST API', () => {
   let app: FastifyInstance;
   let gw: FakeGateway;
   let apiOnly: FastifyInstance;
+  /** Every route of `app`, collected by an onRoute hook added before ready(). */
+  const registered: Array<{ method: string; url: string }> = [];
   const registry = new Registry();
   new Counter({ name: 'st_test_counter_total', help: 'a counter for the test', registers: [registry] }).inc(5);
 
@@ -68,7 +70,10 @@ describe('REST API', () => {
     expect(await store.whenReady()).toBe(true);
     raw = new Redis(redis.url);
     gw = new FakeGateway();
-    app = await buildApp({ store, token: TOKEN, gateway: gw, registry });
+    const onRoute = (r: { method: string | string[]; url: string }) => {
+      for (const method of [r.method].flat()) registered.push({ method, url: r.url });
+    };
+    app = await buildApp({ store, token: TOKEN, gateway: gw, registry, onRoute });
     apiOnly = await buildApp({ store, token: TOKEN });
   });
 
@@ -92,35 +97,56 @@ describe('REST API', () => {
   });
 
   describe('auth', () => {
-    const routes: Array<[InjectOptions['method'], string]> = [
-      ['POST', '/v1/peers'],
-      ['GET', '/v1/peers'],
-      ['GET', '/v1/peers/KEY'],
-      ['PATCH', '/v1/peers/KEY'],
-      ['DELETE', '/v1/peers/KEY'],
-      ['GET', '/v1/gateway/peers'],
-      ['DELETE', '/v1/gateway/peers/KEY'],
-      ['GET', '/v1/gateway/stats'],
-      ['GET', '/v1/nope'],
-    ];
+    /** Open routes, besides every /v1 route needing the token. Anything added outside /v1 must be added here on purpose. */
+    const PUBLIC_ROUTES = ['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /openapi.json'];
+    const withHead = (routes: string[]) => routes.flatMap((r) => [r, r.replace(/^GET /, 'HEAD ')]).sort();
 
-    it.each(routes)('%s %s without a valid token → 401, no data, nothing changed', async (method, path) => {
+    it('the route walk sees every route, the automatic HEAD routes too', () => {
+      const seen = new Set(registered.map((r) => `${r.method} ${r.url}`));
+      for (const r of ['POST /v1/peers', 'GET /v1/peers', 'HEAD /v1/peers', 'PATCH /v1/peers/:publicKey', 'DELETE /v1/gateway/peers/:publicKey', 'GET /v1/gateway/stats']) {
+        expect(seen).toContain(r);
+      }
+    });
+
+    it('outside /v1, exactly the expected routes, and all open', async () => {
+      const outside = registered.filter((r) => !r.url.startsWith('/v1/'));
+      expect(outside.map((r) => `${r.method} ${r.url}`).sort()).toEqual(withHead(PUBLIC_ROUTES));
+      for (const r of outside) {
+        const res = await app.inject({ method: r.method as InjectOptions['method'], url: r.url });
+        expect(res.statusCode, `${r.method} ${r.url}`).toBe(200);
+      }
+    });
+
+    it('every registered /v1 route without a valid token → 401, only the error object, nothing changed', async () => {
+      const v1 = registered.filter((r) => r.url.startsWith('/v1/'));
+      expect(v1.length).toBeGreaterThanOrEqual(10);
       const key = newKey();
       await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: 'x', updatedAt: 'x' });
       gw.peers.set(key, { publicKey: key, endpoint: '192.0.2.1:51820', state: 'confirmed', installedAt: 'x', lastHandshakeAt: null, rxBytes: 1, txBytes: 2 });
-      const url = path.replace('KEY', encodeURIComponent(key));
-      const body = method === 'POST' ? { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] } : method === 'PATCH' ? { disabled: true } : undefined;
-      for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
-        const res = await app.inject({ method, url, payload: body, headers: authorization === undefined ? {} : { authorization } });
-        expect(res.statusCode).toBe(401);
-        expect(res.headers['www-authenticate']).toBe('Bearer');
-        expect(errorOf(res).code).toBe('unauthorized');
-        expect(res.body).not.toContain(key);
-        expect(res.body).not.toContain('192.0.2.1');
+      const before = await raw.get(`wgjit:peer:${key}`);
+      for (const { method, url: pattern } of v1) {
+        expect(pattern.replace(/:publicKey\b/g, ''), `${method} ${pattern}: a path parameter the walk cannot fill`).not.toMatch(/[:*]/);
+        const url = pattern.replace(/:publicKey\b/g, encodeURIComponent(key));
+        const body = method === 'POST' ? { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] } : method === 'PATCH' ? { disabled: true } : undefined;
+        for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
+          const res = await app.inject({ method: method as InjectOptions['method'], url, payload: body, headers: authorization === undefined ? {} : { authorization } });
+          const what = `${method} ${url} with ${authorization ?? 'no Authorization'}`;
+          expect(res.statusCode, what).toBe(401);
+          expect(res.headers['www-authenticate'], what).toBe('Bearer');
+          if (method === 'HEAD') expect(res.body, what).toBe('');
+          else expect(res.json(), what).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+        }
       }
       expect(await count()).toBe(1);
-      expect((await store.get(key))?.disabled).toBe(false);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(gw.peers.has(key)).toBe(true);
       expect(gw.removed).toEqual([]);
+    });
+
+    it('an unknown /v1 path without a token → 401, not 404', async () => {
+      const res = await app.inject({ method: 'GET', url: '/v1/nope' });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
     });
 
     it('the token scheme is case-insensitive', async () => {
@@ -128,11 +154,6 @@ describe('REST API', () => {
       expect(res.statusCode).toBe(200);
     });
 
-    it('open routes need no token', async () => {
-      for (const url of ['/healthz', '/readyz', '/metrics', '/openapi.json']) {
-        expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
-      }
-    });
   });
 
   describe('POST /v1/peers', () => {

@@ -9,7 +9,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { normalizeKey } from '../handshake/keys.js';
+import { KEY_BASE64_LENGTH, keyProblem, normalizeKey } from '../handshake/keys.js';
 import { publicView, validateCreate, validatePatch } from '../authorize/peer.js';
 import { StoreCorruptError, StoreUnavailableError, type PeerStore } from '../authorize/store.js';
 import { ApiError, errorBody, ERROR_STATUS, type ErrorCode } from './errors.js';
@@ -104,7 +104,7 @@ function pathKey(raw: string): string {
   if (key === null) {
     throw new ApiError(
       'bad_request',
-      'publicKey in the path is not a WireGuard key: use its 44-character base64, percent-encoded (/ + = as %2F %2B %3D), or base64url',
+      `publicKey in the path is not a WireGuard key (${keyProblem(raw)}): use its ${KEY_BASE64_LENGTH}-character base64, percent-encoded (/ + = as %2F %2B %3D), or base64url`,
     );
   }
   return key;

@@ -24,6 +24,16 @@ function awkwardKey(): string {
   }
 }
 
+/** Base64 of n bytes: 31 and 33 spell like a key (44 characters) but are not one. */
+const b64 = (n: number, alphabet: 'base64' | 'base64url' = 'base64') => Buffer.alloc(n, 0xa7).toString(alphabet);
+const WRONG_LENGTH_KEYS: Array<[string, string]> = [
+  ['31 bytes', b64(31)],
+  ['33 bytes', b64(33)],
+  ['31 bytes, base64url', b64(31, 'base64url')],
+  ['33 bytes, base64url', b64(33, 'base64url')],
+];
+const WRONG_LENGTH = /\(base64 of 3[13] bytes, not 32\)/;
+
 /** A small in-memory data plane standing in for the daemon's: the API only reads it. */
 class FakeGateway implements GatewayView {
   peers = new Map<string, InstalledPeerView>();
@@ -207,6 +217,23 @@ describe('REST API', () => {
       expect(await count()).toBe(0);
     });
 
+    it.each(WRONG_LENGTH_KEYS)('400 for a public key of %s, nothing written', async (_name, text) => {
+      const res = await create({ publicKey: text, allowedIPs: ['10.0.0.2/32'] });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^publicKey: not a WireGuard public key /) });
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(await count()).toBe(0);
+    });
+
+    it.each(WRONG_LENGTH_KEYS)('400 for a preshared key of %s, nothing written, the value not echoed', async (_name, text) => {
+      const res = await create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], presharedKey: text });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^presharedKey: not a WireGuard key /) });
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(res.body).not.toContain(text);
+      expect(await count()).toBe(0);
+    });
+
     it('400 for malformed JSON, a non-JSON body, an empty body', async () => {
       for (const [payload, type] of [['{"publicKey":', 'application/json'], ['publicKey=x', 'application/x-www-form-urlencoded'], ['', 'application/json']] as const) {
         const res = await req({ method: 'POST', url: '/v1/peers', payload, headers: { 'content-type': type } });
@@ -313,6 +340,39 @@ describe('REST API', () => {
       expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
     });
 
+    it.each(WRONG_LENGTH_KEYS)('PATCH 400 for a preshared key of %s, nothing changed', async (_name, text) => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { presharedKey: text } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).message).toMatch(/^presharedKey: not a WireGuard key /);
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+    });
+
+    it.each(WRONG_LENGTH_KEYS)('PATCH and DELETE 400 for a path key of %s, nothing changed', async (_name, text) => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      for (const [method, payload] of [['PATCH', { disabled: true }], ['DELETE', undefined]] as const) {
+        const res = await req({ method, url: `/v1/peers/${encodeURIComponent(text)}`, payload });
+        expect(res.statusCode).toBe(400);
+        expect(errorOf(res).code).toBe('bad_request');
+        expect(errorOf(res).message).toMatch(/^publicKey in the path is not a WireGuard key /);
+        expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      }
+      expect(await count()).toBe(1);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(gw.removed).toEqual([]);
+    });
+
+    it('PATCH 400 payload_too_large for an oversized body, nothing changed', async () => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      const allowedIPs = Array.from({ length: 6000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
+      expect(JSON.stringify({ allowedIPs }).length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { allowedIPs } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+    });
+
     it('PATCH 404 for an unknown key', async () => {
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(newKey())}`, payload: { disabled: true } });
       expect(res.statusCode).toBe(404);
@@ -358,6 +418,21 @@ describe('REST API', () => {
       expect(again.statusCode).toBe(404);
       expect(errorOf(again).code).toBe('not_found');
     });
+
+    it.each([...WRONG_LENGTH_KEYS, ['not base64', 'not-a-key!'], ['a space', '%20']])(
+      'DELETE /v1/gateway/peers 400 for a path key of %s, nothing removed',
+      async (_name, text) => {
+        const key = newKey();
+        await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
+        gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+        const res = await req({ method: 'DELETE', url: `/v1/gateway/peers/${text.startsWith('%') ? text : encodeURIComponent(text)}` });
+        expect(res.statusCode).toBe(400);
+        expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^publicKey in the path is not a WireGuard key \(.+\): use its 44-character base64/) });
+        expect(gw.removed).toEqual([]);
+        expect(gw.peers.has(key)).toBe(true);
+        expect(await count()).toBe(1);
+      },
+    );
 
     it('GET /v1/gateway/stats returns the flat counters', async () => {
       const res = await req({ method: 'GET', url: '/v1/gateway/stats' });

@@ -2,11 +2,13 @@
  * The REST API (docs: /work/shared/spec/interface.md, GET /openapi.json).
  * buildApp() makes the app; the caller decides whether to listen() or
  * inject(). Every /v1 route needs `Authorization: Bearer TOKEN`; only
- * /healthz, /readyz, /metrics and /openapi.json are open.
+ * /healthz, /readyz, /metrics, /openapi.json and the /docs pages are open.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { KEY_BASE64_LENGTH, keyProblem, normalizeKey } from '../handshake/keys.js';
@@ -33,6 +35,8 @@ import {
 /** A create with 256 IPv6 CIDRs and every field is ~15 KB; 64 KiB leaves room and stops junk early. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const API_VERSION = '1';
+/** Swagger UI over /openapi.json; its assets come from the package (gateways often have no Internet). */
+export const DOCS_PREFIX = '/docs';
 
 export interface BuildAppOptions {
   store: PeerStore;
@@ -126,13 +130,16 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // silent removal of unknown fields); query and path strings are converted.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
 
-  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   const routes: RouteDoc[] = [];
   app.addHook('onRoute', (r) => {
+    // The docs pages are as open as the document they show.
+    if (r.url === DOCS_PREFIX || r.url.startsWith(`${DOCS_PREFIX}/`)) r.config = { ...r.config, public: true };
+    if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [r.method].flat()) {
       routes.push({ method, url: r.url, schema: r.schema as RouteDoc['schema'], auth: !r.config?.public, produces: r.config?.produces });
     }
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
 
   const send = (reply: FastifyReply, code: ErrorCode, message: string) => reply.code(ERROR_STATUS[code]).send(errorBody(code, message));
 
@@ -327,9 +334,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 
-  app.get('/openapi.json', { config: { public: true }, schema: { summary: 'This document' } }, async () =>
-    buildOpenApi(routes, { title: 'wgjit', version: API_VERSION }),
-  );
+  // Built once every route is in; /openapi.json and the docs page serve this one object.
+  const document: Record<string, unknown> = {};
+  app.addHook('onReady', async () => {
+    Object.assign(document, buildOpenApi(routes, { title: 'wgjit', version: API_VERSION }));
+  });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { summary: 'This document' } }, async () => document);
+
+  // @fastify/swagger only holds the document for the UI (static mode: it
+  // generates nothing); the UI's own routes are hidden from the document.
+  void app.register(fastifySwagger, { mode: 'static', specification: { document: document as never } });
+  void app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX, uiConfig: { docExpansion: 'list', deepLinking: true }, theme: { title: 'wgjit API' } });
 
   // Not ready()-ed: the caller may still add routes or hooks; listen() and
   // inject() make it ready.

@@ -108,8 +108,20 @@ describe('REST API', () => {
 
   describe('auth', () => {
     /** Open routes, besides every /v1 route needing the token. Anything added outside /v1 must be added here on purpose. */
-    const PUBLIC_ROUTES = ['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /openapi.json'];
-    const withHead = (routes: string[]) => routes.flatMap((r) => [r, r.replace(/^GET /, 'HEAD ')]).sort();
+    const PUBLIC_ROUTES = [
+      'GET /healthz',
+      'GET /readyz',
+      'GET /metrics',
+      'GET /openapi.json',
+      // Swagger UI (@fastify/swagger-ui): the page, its assets, the document again as JSON and YAML.
+      'GET /docs',
+      'GET /docs/json',
+      'GET /docs/yaml',
+      'GET /docs/static/*',
+      'GET /docs/static/index.html',
+      'GET /docs/static/swagger-initializer.js',
+    ];
+    const withHead = (routes: string[]) => [...routes.flatMap((r) => [r, r.replace(/^GET /, 'HEAD ')]), 'HEAD /docs/'].sort();
 
     it('the route walk sees every route, the automatic HEAD routes too', () => {
       const seen = new Set(registered.map((r) => `${r.method} ${r.url}`));
@@ -122,8 +134,9 @@ describe('REST API', () => {
       const outside = registered.filter((r) => !r.url.startsWith('/v1/'));
       expect(outside.map((r) => `${r.method} ${r.url}`).sort()).toEqual(withHead(PUBLIC_ROUTES));
       for (const r of outside) {
-        const res = await app.inject({ method: r.method as InjectOptions['method'], url: r.url });
-        expect(res.statusCode, `${r.method} ${r.url}`).toBe(200);
+        const res = await app.inject({ method: r.method as InjectOptions['method'], url: r.url.replace(/\*$/, 'swagger-ui.css') });
+        // /docs/static/index.html redirects to the page.
+        expect(res.statusCode, `${r.method} ${r.url}`).toBe(r.url.endsWith('/index.html') ? 302 : 200);
       }
     });
 
@@ -498,6 +511,41 @@ describe('REST API', () => {
       expect(doc.paths['/healthz'].get.security).toEqual([]);
       const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
       expect(codes).toEqual(ERROR_CODES);
+    });
+  });
+
+  describe('GET /docs', () => {
+    const assetsOf = (html: string) => [...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1]!);
+
+    it.each([['/docs'], ['/docs/']])('%s is an HTML page whose assets all load from this server, no token', async (page) => {
+      const res = await app.inject({ url: page });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.body).toContain('<div id="swagger-ui">');
+      const assets = assetsOf(res.body);
+      expect(assets).toEqual(expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/), expect.stringMatching(/swagger-initializer\.js$/)]));
+      for (const asset of assets) {
+        // Offline: nothing from another host.
+        expect(asset).not.toMatch(/^[a-z]+:|^\/\//i);
+        const url = new URL(asset, `http://gateway${page}`).pathname;
+        const got = await app.inject({ url });
+        expect(got.statusCode, url).toBe(200);
+        expect(got.rawPayload.length, url).toBeGreaterThan(0);
+        if (url.endsWith('.js')) expect(got.headers['content-type'], url).toMatch(/javascript/);
+        if (url.endsWith('.css')) expect(got.headers['content-type'], url).toMatch(/^text\/css/);
+      }
+    });
+
+    it('the page reads this API\'s OpenAPI document: the same as /openapi.json', async () => {
+      const init = await app.inject({ url: '/docs/static/swagger-initializer.js' });
+      expect(init.body).toContain("url: resolveUrl('./json')");
+      // No online validator badge, nothing fetched from another host (a comment may name a URL).
+      expect(init.body).toContain('validatorUrl: null');
+      expect(init.body.replace(/\/\/ .*$/gm, '')).not.toMatch(/https?:\/\//);
+      const shown = await app.inject({ url: '/docs/json' });
+      expect(shown.statusCode).toBe(200);
+      expect(shown.json()).toEqual((await app.inject({ url: '/openapi.json' })).json());
+      expect(shown.json().paths).toHaveProperty('/v1/peers');
     });
   });
 

@@ -13,12 +13,13 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { KEY_BASE64_LENGTH, keyProblem, normalizeKey } from '../handshake/keys.js';
 import { publicView, validateCreate, validatePatch } from '../authorize/peer.js';
-import { StoreCorruptError, StoreUnavailableError, type PeerStore } from '../authorize/store.js';
+import { decodeCursor, DEFAULT_LIST_LIMIT, encodeCursor, StoreCorruptError, StoreUnavailableError, type PeerStore } from '../authorize/store.js';
 import { ApiError, errorBody, ERROR_STATUS, type ErrorCode } from './errors.js';
 import type { GatewayView } from './gateway-view.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';
 import {
   ErrorResponse,
+  GatewayInfo,
   GatewayStats,
   Health,
   InstalledPeerList,
@@ -112,6 +113,18 @@ function pathKey(raw: string): string {
     );
   }
   return key;
+}
+
+/** Index of the first peer whose key sorts after `key` (peers sorted by key). */
+function firstAfter(peers: readonly { publicKey: string }[], key: string): number {
+  let lo = 0;
+  let hi = peers.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (peers[mid]!.publicKey <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 const withErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorResponse]));
@@ -284,9 +297,32 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   };
 
   app.get(
+    '/v1/gateway',
+    { schema: { summary: "This gateway's WireGuard interface", response: { 200: GatewayInfo, ...withErrors(401, 404) } } },
+    async () => needGateway().info(),
+  );
+
+  app.get(
     '/v1/gateway/peers',
-    { schema: { summary: 'Peers installed on this gateway', response: { 200: InstalledPeerList, ...withErrors(401, 404) } } },
-    async () => ({ items: await needGateway().listPeers() }),
+    {
+      schema: {
+        summary: 'Peers installed on this gateway, in key order, one page at a time',
+        querystring: ListQuery,
+        response: { 200: InstalledPeerList, ...withErrors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const gw = needGateway();
+      const { limit = DEFAULT_LIST_LIMIT, cursor } = request.query;
+      // Same cursors as the store's list: the last key of the previous page.
+      const after = cursor === undefined || cursor === '' ? null : decodeCursor(cursor);
+      if (after === null && cursor !== undefined && cursor !== '') throw new ApiError('bad_request', 'cursor: not a cursor from a previous page');
+      const peers = (await gw.listPeers()).sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+      const start = after === null ? 0 : firstAfter(peers, after);
+      const items = peers.slice(start, start + limit);
+      const last = items[items.length - 1];
+      return { items, nextCursor: start + limit < peers.length && last !== undefined ? encodeCursor(last.publicKey) : null };
+    },
   );
 
   app.delete(

@@ -177,12 +177,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     cleanups.push(() => sync.close());
 
     const apiLog = log.child({ component: 'api' });
+    const identity = { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind };
     const view: GatewayView = {
       listPeers: async () => {
-        await sweeper.sweep();
+        // The sweep brings state and counters up to date; the allowed IPs only the device holds.
+        const [, onDevice] = await Promise.all([sweeper.sweep(), device.listPeers()]);
+        const allowedIPs = new Map(onDevice.map((p) => [p.publicKey, p.allowedIPs]));
         return [...installed.values()].map((p) => ({
           publicKey: p.publicKey,
           endpoint: p.endpoint === null ? null : p.endpoint.address.includes(':') ? `[${p.endpoint.address}]:${p.endpoint.port}` : `${p.endpoint.address}:${p.endpoint.port}`,
+          allowedIPs: allowedIPs.get(p.publicKey) ?? [],
           state: p.state,
           installedAt: new Date(p.installedAt).toISOString(),
           lastHandshakeAt: p.lastHandshakeAt === null ? null : new Date(p.lastHandshakeAt).toISOString(),
@@ -190,6 +194,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
           txBytes: Number(p.txBytes),
         }));
       },
+      info: () => ({ ...identity, installedPeers: installed.size }),
       removePeer: async (publicKey, reason) => {
         if (!installed.has(publicKey)) return false;
         await device.removePeers([publicKey]);

@@ -34,6 +34,19 @@ const WRONG_LENGTH_KEYS: Array<[string, string]> = [
 ];
 const WRONG_LENGTH = /\(base64 of 3[13] bytes, not 32\)/;
 
+const installedPeer = (publicKey: string, o: Partial<InstalledPeerView> = {}): InstalledPeerView => ({
+  publicKey,
+  endpoint: null,
+  allowedIPs: ['10.0.0.2/32'],
+  state: 'provisional',
+  installedAt: '2030-01-01T00:00:00.000Z',
+  lastHandshakeAt: null,
+  rxBytes: 0,
+  txBytes: 0,
+  ...o,
+});
+const GATEWAY_PUBLIC_KEY = formatKey(new Uint8Array(32).fill(3));
+
 /** A small in-memory data plane standing in for the daemon's: the API only reads it. */
 class FakeGateway implements GatewayView {
   peers = new Map<string, InstalledPeerView>();
@@ -48,6 +61,10 @@ class FakeGateway implements GatewayView {
   }
   stats() {
     return { initiations_seen: 3, verified: 2, rejected_unknown: 1, installs: 1 };
+  }
+  info() {
+    // A private key slipped in by mistake must still never be served (the response schema filters).
+    return { interface: 'wg0', publicKey: GATEWAY_PUBLIC_KEY, listenPort: 51820, backend: 'netlink' as const, installedPeers: this.peers.size, privateKey: PSK };
   }
   async ready() {
     return { ready: this.isReady, checks: { device: this.isReady, capture: true } };
@@ -145,7 +162,7 @@ describe('REST API', () => {
       expect(v1.length).toBeGreaterThanOrEqual(10);
       const key = newKey();
       await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: 'x', updatedAt: 'x' });
-      gw.peers.set(key, { publicKey: key, endpoint: '192.0.2.1:51820', state: 'confirmed', installedAt: 'x', lastHandshakeAt: null, rxBytes: 1, txBytes: 2 });
+      gw.peers.set(key, installedPeer(key, { endpoint: '192.0.2.1:51820', state: 'confirmed', rxBytes: 1, txBytes: 2 }));
       const before = await raw.get(`wgjit:peer:${key}`);
       for (const { method, url: pattern } of v1) {
         expect(pattern.replace(/:publicKey\b/g, ''), `${method} ${pattern}: a path parameter the walk cannot fill`).not.toMatch(/[:*]/);
@@ -392,7 +409,7 @@ describe('REST API', () => {
     });
 
     it('DELETE removes from the store and from this gateway → 204, then 404', async () => {
-      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      gw.peers.set(key, installedPeer(key));
       const url = `/v1/peers/${encodeURIComponent(key)}`;
       const res = await req({ method: 'DELETE', url });
       expect(res.statusCode).toBe(204);
@@ -410,19 +427,66 @@ describe('REST API', () => {
   });
 
   describe('gateway routes', () => {
-    it('GET /v1/gateway/peers lists installed peers', async () => {
+    it('GET /v1/gateway/peers lists installed peers with their allowed IPs', async () => {
       const key = newKey();
-      const peer: InstalledPeerView = { publicKey: key, endpoint: '[fd00::1]:51820', state: 'confirmed', installedAt: '2030-01-01T00:00:00.000Z', lastHandshakeAt: '2030-01-01T00:00:01.000Z', rxBytes: 10, txBytes: 20 };
+      const peer = installedPeer(key, { endpoint: '[fd00::1]:51820', allowedIPs: ['10.0.0.2/32', 'fd00::2/128'], state: 'confirmed', lastHandshakeAt: '2030-01-01T00:00:01.000Z', rxBytes: 10, txBytes: 20 });
       gw.peers.set(key, peer);
       const res = await req({ method: 'GET', url: '/v1/gateway/peers' });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ items: [peer] });
+      expect(res.json()).toEqual({ items: [peer], nextCursor: null });
+    });
+
+    it('GET /v1/gateway/peers pages in key order with limit and cursor, like /v1/peers', async () => {
+      const keys = Array.from({ length: 7 }, newKey);
+      for (const k of keys) gw.peers.set(k, installedPeer(k));
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await req({ method: 'GET', url: `/v1/gateway/peers?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
+        expect(res.statusCode).toBe(200);
+        const body = res.json() as { items: InstalledPeerView[]; nextCursor: string | null };
+        expect(body.items.length).toBeLessThanOrEqual(3);
+        seen.push(...body.items.map((i) => i.publicKey));
+        cursor = body.nextCursor;
+        pages++;
+      } while (cursor !== null);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([...keys].sort());
+      // A page that ends exactly at the last peer says so.
+      const exact = (await req({ method: 'GET', url: '/v1/gateway/peers?limit=7' })).json();
+      expect(exact.items).toHaveLength(7);
+      expect(exact.nextCursor).toBeNull();
+    });
+
+    it('GET /v1/gateway/peers default page is 100', async () => {
+      for (let i = 0; i < 101; i++) {
+        const k = newKey();
+        gw.peers.set(k, installedPeer(k));
+      }
+      const body = (await req({ method: 'GET', url: '/v1/gateway/peers' })).json();
+      expect(body.items).toHaveLength(100);
+      expect(body.nextCursor).not.toBeNull();
+    });
+
+    it.each([['limit=0'], ['limit=1001'], ['limit=abc'], ['cursor=%21%21'], ['cursor=aGVsbG8'], ['colour=blue']])('GET /v1/gateway/peers 400 for ?%s', async (q) => {
+      const res = await req({ method: 'GET', url: `/v1/gateway/peers?${q}` });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).code).toBe('bad_request');
+    });
+
+    it('GET /v1/gateway describes the interface, never its private key', async () => {
+      gw.peers.set(newKey(), installedPeer(newKey()));
+      const res = await req({ method: 'GET', url: '/v1/gateway' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ interface: 'wg0', publicKey: GATEWAY_PUBLIC_KEY, listenPort: 51820, backend: 'netlink', installedPeers: 1 });
+      expect(res.body).not.toContain(PSK);
     });
 
     it('DELETE /v1/gateway/peers/:key removes from the gateway only → 204; 404 when not installed', async () => {
       const key = awkwardKey();
       await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
-      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      gw.peers.set(key, installedPeer(key));
       const url = `/v1/gateway/peers/${Buffer.from(key, 'base64').toString('base64url')}`;
       expect((await req({ method: 'DELETE', url })).statusCode).toBe(204);
       expect(gw.removed).toEqual([[key, 'operator']]);
@@ -437,7 +501,7 @@ describe('REST API', () => {
       async (_name, text) => {
         const key = newKey();
         await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
-        gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+        gw.peers.set(key, installedPeer(key));
         const res = await req({ method: 'DELETE', url: `/v1/gateway/peers/${text.startsWith('%') ? text : encodeURIComponent(text)}` });
         expect(res.statusCode).toBe(400);
         expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^publicKey in the path is not a WireGuard key \(.+\): use its 44-character base64/) });
@@ -453,7 +517,7 @@ describe('REST API', () => {
     });
 
     it('without a gateway (wgjit api) they answer 404 no_gateway', async () => {
-      for (const [method, url] of [['GET', '/v1/gateway/peers'], ['GET', '/v1/gateway/stats'], ['DELETE', `/v1/gateway/peers/${encodeURIComponent(newKey())}`]] as const) {
+      for (const [method, url] of [['GET', '/v1/gateway'], ['GET', '/v1/gateway/peers'], ['GET', '/v1/gateway/stats'], ['DELETE', `/v1/gateway/peers/${encodeURIComponent(newKey())}`]] as const) {
         const res = await apiOnly.inject({ method, url, headers: AUTH });
         expect(res.statusCode).toBe(404);
         expect(errorOf(res).code).toBe('no_gateway');
@@ -493,6 +557,7 @@ describe('REST API', () => {
           'GET /v1/peers/{publicKey}',
           'PATCH /v1/peers/{publicKey}',
           'DELETE /v1/peers/{publicKey}',
+          'GET /v1/gateway',
           'GET /v1/gateway/peers',
           'DELETE /v1/gateway/peers/{publicKey}',
           'GET /v1/gateway/stats',
@@ -508,6 +573,8 @@ describe('REST API', () => {
       expect(Object.keys(post.responses).sort()).toEqual(['201', '400', '401', '409', '503']);
       expect(post.responses['201'].content['application/json'].schema.properties).not.toHaveProperty('presharedKey');
       expect(doc.paths['/v1/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
+      expect(doc.paths['/v1/gateway/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
+      expect(Object.keys(doc.paths['/v1/gateway'].get.responses['200'].content['application/json'].schema.properties).sort()).toEqual(['backend', 'installedPeers', 'interface', 'listenPort', 'publicKey']);
       expect(doc.paths['/healthz'].get.security).toEqual([]);
       const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
       expect(codes).toEqual(ERROR_CODES);

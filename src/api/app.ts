@@ -36,6 +36,8 @@ import {
 /** A create with 256 IPv6 CIDRs and every field is ~15 KB; 64 KiB leaves room and stops junk early. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const API_VERSION = '1';
+/** Log level of /healthz, /readyz and /metrics: Kubernetes probes them every few seconds. */
+export const PROBE_LOG_LEVEL = 'warn';
 /** Swagger UI over /openapi.json; its assets come from the package (gateways often have no Internet). */
 export const DOCS_PREFIX = '/docs';
 
@@ -350,11 +352,12 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   // --- open routes ---------------------------------------------------------
 
-  app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
+  // Probes and scrapes come every few seconds: their request lines only at warn.
+  app.get('/healthz', { config: { public: true }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Liveness', response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
 
   app.get(
     '/readyz',
-    { config: { public: true }, schema: { summary: 'Readiness: store reachable, and the gateway checks', response: { 200: Readiness, 503: Readiness } } },
+    { config: { public: true }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Readiness: store reachable, and the gateway checks', response: { 200: Readiness, 503: Readiness } } },
     async (_request, reply) => {
       const storeOk = await store.ping();
       let gw: { ready: boolean; checks: Record<string, boolean> } = { ready: true, checks: {} };
@@ -366,7 +369,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   app.get(
     '/metrics',
-    { config: { public: true, produces: 'text/plain' }, schema: { summary: 'Prometheus metrics (text format)' } },
+    { config: { public: true, produces: 'text/plain' }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Prometheus metrics (text format)' } },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 

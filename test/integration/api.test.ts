@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
+import { pino } from 'pino';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { PeerStore } from '../../src/authorize/store.js';
@@ -614,6 +615,20 @@ describe('REST API', () => {
       expect(shown.json()).toEqual((await app.inject({ url: '/openapi.json' })).json());
       expect(shown.json().paths).toHaveProperty('/v1/peers');
     });
+  });
+
+  it('probes and scrapes write no request lines at info; other routes do', async () => {
+    const lines: Array<{ level: number; msg: string; req?: { url: string }; res?: unknown }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logged = await buildApp({ store, token: TOKEN, gateway: gw, logger });
+    try {
+      for (const url of ['/healthz', '/readyz', '/metrics']) expect((await logged.inject({ url })).statusCode).toBe(200);
+      expect(lines).toEqual([]);
+      expect((await logged.inject({ url: '/v1/peers', headers: AUTH })).statusCode).toBe(200);
+      expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
+    } finally {
+      await logged.close();
+    }
   });
 
   it('unknown route with a token → 404 not_found', async () => {

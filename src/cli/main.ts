@@ -4,6 +4,7 @@
  * error, 3 no such peer, 4 the peer already exists.
  */
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, SETTINGS, envName, resolveSettings, resolveToken, type SettingName } from '../config.js';
 import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
@@ -238,7 +239,9 @@ async function cmdApi(argv: string[]): Promise<number> {
   const { registry } = createMetrics({ processMetrics: true });
   const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
   await app.listen({ host: s.apiListen!.host, port: s.apiListen!.port });
-  log.info({ listen: `${s.apiListen!.host}:${s.apiListen!.port}` }, 'API listening (store routes only)');
+  // The bound address: with port 0 the system picked one.
+  const bound = app.server.address() as AddressInfo;
+  log.info({ listen: bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}` }, 'API listening (store routes only)');
   return waitForSignal(log, async () => {
     await app.close();
     await store.close();

@@ -211,10 +211,10 @@ export class Pipeline {
       return { outcome: 'store_unavailable', err: (err as Error).message };
     }
 
-    const peer = peerConfigFromRecord(admission.record);
+    const config = peerConfigFromRecord(admission.record);
     const stopInstallTimer = metrics.installSeconds.startTimer();
     try {
-      await this.deps.device.setPeers([peer]);
+      await this.deps.device.setPeers([config]);
       stopInstallTimer();
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
@@ -223,7 +223,9 @@ export class Pipeline {
     }
     metrics.installs.inc({ result: 'ok' });
     this.count('installs');
-    this.deps.installed.add(key, this.now(), event.src).recordVersion = admission.record.updatedAt ?? null;
+    const installed = this.deps.installed.add(key, this.now(), event.src);
+    installed.recordVersion = admission.record.updatedAt ?? null;
+    installed.allowedIPs = admission.record.allowedIPs;
 
     if (this.deps.replayer !== null) {
       try {

@@ -2,21 +2,24 @@
  * The REST API (docs: /work/shared/spec/interface.md, GET /openapi.json).
  * buildApp() makes the app; the caller decides whether to listen() or
  * inject(). Every /v1 route needs `Authorization: Bearer TOKEN`; only
- * /healthz, /readyz, /metrics and /openapi.json are open.
+ * /healthz, /readyz, /metrics, /openapi.json and the /docs pages are open.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { normalizeKey } from '../handshake/keys.js';
+import { KEY_BASE64_LENGTH, keyProblem, normalizeKey } from '../handshake/keys.js';
 import { publicView, validateCreate, validatePatch } from '../authorize/peer.js';
-import { StoreCorruptError, StoreUnavailableError, type PeerStore } from '../authorize/store.js';
+import { decodeCursor, DEFAULT_LIST_LIMIT, encodeCursor, StoreCorruptError, StoreUnavailableError, type PeerStore } from '../authorize/store.js';
 import { ApiError, errorBody, ERROR_STATUS, type ErrorCode } from './errors.js';
 import type { GatewayView } from './gateway-view.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';
 import {
   ErrorResponse,
+  GatewayInfo,
   GatewayStats,
   Health,
   InstalledPeerList,
@@ -33,6 +36,10 @@ import {
 /** A create with 256 IPv6 CIDRs and every field is ~15 KB; 64 KiB leaves room and stops junk early. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const API_VERSION = '1';
+/** Log level of /healthz, /readyz and /metrics: Kubernetes probes them every few seconds. */
+export const PROBE_LOG_LEVEL = 'warn';
+/** Swagger UI over /openapi.json; its assets come from the package (gateways often have no Internet). */
+export const DOCS_PREFIX = '/docs';
 
 export interface BuildAppOptions {
   store: PeerStore;
@@ -47,6 +54,8 @@ export interface BuildAppOptions {
   registry?: Registry;
   /** Clock for createdAt/updatedAt (tests). */
   now?: () => Date;
+  /** Called for every route as it is added, HEAD routes too (the tests' walk of all routes). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 declare module 'fastify' {
@@ -102,10 +111,22 @@ function pathKey(raw: string): string {
   if (key === null) {
     throw new ApiError(
       'bad_request',
-      'publicKey in the path is not a WireGuard key: use its 44-character base64, percent-encoded (/ + = as %2F %2B %3D), or base64url',
+      `publicKey in the path is not a WireGuard key (${keyProblem(raw)}): use its ${KEY_BASE64_LENGTH}-character base64, percent-encoded (/ + = as %2F %2B %3D), or base64url`,
     );
   }
   return key;
+}
+
+/** Index of the first peer whose key sorts after `key` (peers sorted by key). */
+function firstAfter(peers: readonly { publicKey: string }[], key: string): number {
+  let lo = 0;
+  let hi = peers.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (peers[mid]!.publicKey <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 const withErrors = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, ErrorResponse]));
@@ -126,10 +147,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const routes: RouteDoc[] = [];
   app.addHook('onRoute', (r) => {
+    // The docs pages are as open as the document they show.
+    if (r.url === DOCS_PREFIX || r.url.startsWith(`${DOCS_PREFIX}/`)) r.config = { ...r.config, public: true };
+    if ((r.schema as { hide?: boolean } | undefined)?.hide) return;
     for (const method of [r.method].flat()) {
       routes.push({ method, url: r.url, schema: r.schema as RouteDoc['schema'], auth: !r.config?.public, produces: r.config?.produces });
     }
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
 
   const send = (reply: FastifyReply, code: ErrorCode, message: string) => reply.code(ERROR_STATUS[code]).send(errorBody(code, message));
 
@@ -274,9 +299,32 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   };
 
   app.get(
+    '/v1/gateway',
+    { schema: { summary: "This gateway's WireGuard interface", response: { 200: GatewayInfo, ...withErrors(401, 404) } } },
+    async () => needGateway().info(),
+  );
+
+  app.get(
     '/v1/gateway/peers',
-    { schema: { summary: 'Peers installed on this gateway', response: { 200: InstalledPeerList, ...withErrors(401, 404) } } },
-    async () => ({ items: await needGateway().listPeers() }),
+    {
+      schema: {
+        summary: 'Peers installed on this gateway, in key order, one page at a time',
+        querystring: ListQuery,
+        response: { 200: InstalledPeerList, ...withErrors(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const gw = needGateway();
+      const { limit = DEFAULT_LIST_LIMIT, cursor } = request.query;
+      // Same cursors as the store's list: the last key of the previous page.
+      const after = cursor === undefined || cursor === '' ? null : decodeCursor(cursor);
+      if (after === null && cursor !== undefined && cursor !== '') throw new ApiError('bad_request', 'cursor: not a cursor from a previous page');
+      const peers = (await gw.listPeers()).sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+      const start = after === null ? 0 : firstAfter(peers, after);
+      const items = peers.slice(start, start + limit);
+      const last = items[items.length - 1];
+      return { items, nextCursor: start + limit < peers.length && last !== undefined ? encodeCursor(last.publicKey) : null };
+    },
   );
 
   app.delete(
@@ -304,11 +352,12 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   // --- open routes ---------------------------------------------------------
 
-  app.get('/healthz', { config: { public: true }, schema: { summary: 'Liveness', response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
+  // Probes and scrapes come every few seconds: their request lines only at warn.
+  app.get('/healthz', { config: { public: true }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Liveness', response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
 
   app.get(
     '/readyz',
-    { config: { public: true }, schema: { summary: 'Readiness: store reachable, and the gateway checks', response: { 200: Readiness, 503: Readiness } } },
+    { config: { public: true }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Readiness: store reachable, and the gateway checks', response: { 200: Readiness, 503: Readiness } } },
     async (_request, reply) => {
       const storeOk = await store.ping();
       let gw: { ready: boolean; checks: Record<string, boolean> } = { ready: true, checks: {} };
@@ -320,13 +369,23 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   app.get(
     '/metrics',
-    { config: { public: true, produces: 'text/plain' }, schema: { summary: 'Prometheus metrics (text format)' } },
+    { config: { public: true, produces: 'text/plain' }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Prometheus metrics (text format)' } },
     async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
   );
 
-  app.get('/openapi.json', { config: { public: true }, schema: { summary: 'This document' } }, async () =>
-    buildOpenApi(routes, { title: 'wgjit', version: API_VERSION }),
-  );
+  // Built once every route is in; /openapi.json and the docs page serve this one object.
+  const document: Record<string, unknown> = {};
+  app.addHook('onReady', async () => {
+    Object.assign(document, buildOpenApi(routes, { title: 'wgjit', version: API_VERSION }));
+  });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { summary: 'This document' } }, async () => document);
+
+  // @fastify/swagger only holds the document for the UI (static mode: it
+  // generates nothing); the UI's own routes are hidden from the document.
+  // The cast: its types know OpenAPI 2 and 3.0 documents, ours is 3.1.
+  void app.register(fastifySwagger, { mode: 'static', specification: { document: document as never } });
+  void app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX, uiConfig: { docExpansion: 'list', deepLinking: true }, theme: { title: 'wgjit API' } });
 
   // Not ready()-ed: the caller may still add routes or hooks; listen() and
   // inject() make it ready.

@@ -8,6 +8,8 @@ export interface InstalledPeerView {
   publicKey: string;
   /** `ip:port` or `[ip]:port` of the client, null before WireGuard saw one. */
   endpoint: string | null;
+  /** CIDRs the device routes to the peer, as it reports them. */
+  allowedIPs: string[];
   /** provisional: installed on an initiation; confirmed: a handshake completed. */
   state: 'provisional' | 'confirmed';
   installedAt: string;
@@ -16,8 +18,20 @@ export interface InstalledPeerView {
   txBytes: number;
 }
 
+/** This gateway's WireGuard interface, as the daemon found it at start. Never the private key. */
+export interface GatewayInfo {
+  interface: string;
+  publicKey: string;
+  listenPort: number;
+  backend: 'netlink' | 'uapi';
+  /** Peers wgjit holds on the device now. */
+  installedPeers: number;
+}
+
 export interface GatewayView {
+  /** Every installed peer, in no particular order (the API sorts and pages). */
   listPeers(): Promise<InstalledPeerView[]>;
+  info(): GatewayInfo;
   /**
    * Remove from the device now; false when it was not installed. `revoked`:
    * its record left the store (DELETE /v1/peers), `operator`: only this

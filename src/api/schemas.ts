@@ -84,17 +84,32 @@ export const PeerList = Type.Object(
 export const InstalledPeer = Type.Object(
   {
     publicKey: Type.String(),
-    endpoint: Type.Union([Type.String(), Type.Null()]),
-    state: Type.Union([Type.Literal('provisional'), Type.Literal('confirmed')]),
+    endpoint: Type.Union([Type.String(), Type.Null()], { description: 'ip:port or [ip]:port of the client; null before WireGuard saw one' }),
+    allowedIPs: Type.Array(Type.String(), { description: 'CIDRs the device routes to the peer' }),
+    state: Type.Union([Type.Literal('provisional'), Type.Literal('confirmed')], { description: 'provisional: installed on an initiation; confirmed: a handshake completed' }),
     installedAt: Type.String(),
     lastHandshakeAt: Type.Union([Type.String(), Type.Null()]),
-    rxBytes: Type.Number(),
-    txBytes: Type.Number(),
+    rxBytes: Type.Number({ description: 'bytes received from the peer' }),
+    txBytes: Type.Number({ description: 'bytes sent to the peer' }),
   },
   { additionalProperties: false },
 );
 
-export const InstalledPeerList = Type.Object({ items: Type.Array(InstalledPeer) }, { additionalProperties: false });
+export const InstalledPeerList = Type.Object(
+  { items: Type.Array(InstalledPeer), nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null on the last page' }) },
+  { additionalProperties: false },
+);
+
+export const GatewayInfo = Type.Object(
+  {
+    interface: Type.String({ description: 'the WireGuard interface peers are installed into' }),
+    publicKey: Type.String({ description: "the interface's public key (its private key is never served)" }),
+    listenPort: Type.Integer(),
+    backend: Type.Union([Type.Literal('netlink'), Type.Literal('uapi')], { description: 'netlink: kernel WireGuard; uapi: a userspace implementation' }),
+    installedPeers: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
 
 export const GatewayStats = Type.Record(Type.String(), Type.Number(), { description: 'flat counters, e.g. initiations_seen, verified, rejected_<reason>, installs' });
 

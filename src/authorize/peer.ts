@@ -3,7 +3,7 @@
  * Pure: no I/O, no clock of its own (callers pass `now`). Input comes from
  * API clients, so validation returns a tagged result naming the field.
  */
-import { normalizeKey } from '../handshake/keys.js';
+import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
 import { parseCidr } from './cidr.js';
 
 /** AllowedIPs per peer: far above any real client, low enough that one record stays small. */
@@ -66,7 +66,7 @@ function unknownField(input: Record<string, unknown>, allowed: Set<string>): str
 
 function checkPublicKey(v: unknown): Field<string> {
   const key = normalizeKey(v);
-  if (key === null) return bad('publicKey', 'not a WireGuard public key (44 characters of base64, as `wg pubkey` prints)');
+  if (key === null) return bad('publicKey', `not a WireGuard public key (${keyProblem(v)}); expected ${KEY_FORM}, as \`wg pubkey\` prints`);
   return { ok: true, value: key };
 }
 
@@ -89,7 +89,7 @@ function checkAllowedIPs(v: unknown): Field<string[]> {
 function checkPresharedKey(v: unknown): Field<string> {
   // The message never echoes the value: it is a secret even when malformed.
   const key = normalizeKey(v);
-  if (key === null) return bad('presharedKey', 'not a WireGuard key (44 characters of base64, as `wg genpsk` prints)');
+  if (key === null) return bad('presharedKey', `not a WireGuard key (${keyProblem(v)}); expected ${KEY_FORM}, as \`wg genpsk\` prints`);
   return { ok: true, value: key };
 }
 

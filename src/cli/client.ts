@@ -16,7 +16,7 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 
 export class ApiClient {
   constructor(
-    private readonly base: string,
+    readonly base: string,
     private readonly token: string | undefined,
   ) {}
 
@@ -33,7 +33,8 @@ export class ApiClient {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const detail = (err as { cause?: { code?: string; message?: string } }).cause;
+      const cause = detail?.code ?? detail?.message ?? (err as Error).message;
       throw new ApiError(0, 'unreachable', `cannot reach the wgjit API at ${this.base} (${cause}); is \`wgjit run\` or \`wgjit api\` running? (set --api or WGJIT_API)`);
     }
     if (res.status === 204) return undefined as T;

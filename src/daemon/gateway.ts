@@ -201,12 +201,15 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const readinessLog = log.child({ component: 'readiness' });
     let ringWatch: RingWatch = { mark: null, keepingUp: true };
     let wasReady: boolean | null = null;
+    const identity = { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind };
     const view: GatewayView = {
       listPeers: async () => {
+        // The sweep (one device read) brings state, counters and allowed IPs up to date.
         await sweeper.sweep();
         return [...installed.values()].map((p) => ({
           publicKey: p.publicKey,
           endpoint: p.endpoint === null ? null : p.endpoint.address.includes(':') ? `[${p.endpoint.address}]:${p.endpoint.port}` : `${p.endpoint.address}:${p.endpoint.port}`,
+          allowedIPs: [...p.allowedIPs],
           state: p.state,
           installedAt: new Date(p.installedAt).toISOString(),
           lastHandshakeAt: p.lastHandshakeAt === null ? null : new Date(p.lastHandshakeAt).toISOString(),
@@ -214,6 +217,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
           txBytes: Number(p.txBytes),
         }));
       },
+      info: () => ({ ...identity, installedPeers: installed.size }),
       removePeer: async (publicKey, reason) => {
         if (!installed.has(publicKey)) return false;
         await device.removePeers([publicKey]);

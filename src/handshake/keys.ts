@@ -107,6 +107,23 @@ export class KeyBatch {
   }
 }
 
+/**
+ * Why `text` is not a key, in a few words for an error message. Never
+ * echoes the text: it may be a secret (a preshared key).
+ */
+export function keyProblem(text: unknown): string {
+  if (typeof text !== 'string') return 'not a string';
+  if (text.length === 0) return 'empty';
+  const alphabet = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? 'base64' : /^[A-Za-z0-9_-]+={0,2}$/.test(text) ? 'base64url' : null;
+  if (alphabet === null) return 'not base64';
+  const bytes = Buffer.from(text, alphabet).length;
+  if (bytes !== KEY_LENGTH) return `base64 of ${bytes} bytes, not ${KEY_LENGTH}`;
+  return parseKey(text) === null ? `not the canonical spelling of ${KEY_LENGTH} bytes` : 'a key';
+}
+
+/** What an error says a key should look like. */
+export const KEY_FORM = `base64 of ${KEY_LENGTH} bytes: ${KEY_BASE64_LENGTH} characters ending in '='`;
+
 /** A key given as either alphabet, in wg's standard spelling; null if invalid. */
 export function normalizeKey(text: unknown): string | null {
   const key = parseKey(text);

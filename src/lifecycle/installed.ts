@@ -19,6 +19,8 @@ export interface InstalledPeer {
   lastHandshakeAt: number | null;
   rxBytes: bigint;
   txBytes: bigint;
+  /** As the install wrote them, then as the device last reported them (each sweep). */
+  allowedIPs: readonly string[];
   /** rxBytes at the previous sweep: a peer whose counter moved is in use. */
   rxAtLastSweep: bigint;
   /** updatedAt of the store record the device holds; null when not known (adopted after a restart). */
@@ -48,6 +50,7 @@ export class InstalledPeers {
       state,
       installedAt,
       endpoint,
+      allowedIPs: [],
       lastHandshakeAt: null,
       rxBytes: 0n,
       txBytes: 0n,

@@ -87,6 +87,7 @@ export class Reconciler {
       peer.lastHandshakeAt = status.lastHandshakeAt;
       peer.rxBytes = peer.rxAtLastSweep = status.rxBytes;
       peer.txBytes = status.txBytes;
+      peer.allowedIPs = status.allowedIPs;
       peer.recordVersion = version;
     }
     if (plan.remove.length > 0) {
@@ -114,7 +115,9 @@ export class Reconciler {
         await device.setPeers(plan.update.map((u) => u.config));
         for (const { config, version } of plan.update) {
           const peer = installed.get(config.publicKey);
-          if (peer !== undefined) peer.recordVersion = version;
+          if (peer === undefined) continue;
+          peer.recordVersion = version;
+          peer.allowedIPs = config.allowedIPs ?? peer.allowedIPs;
         }
         report.updated = plan.update.length;
         this.deps.onUpdated?.(report.updated);

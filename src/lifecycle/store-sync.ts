@@ -89,7 +89,10 @@ export class StoreSync {
       }
       await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);
       const peer = installed.get(key);
-      if (peer !== undefined) peer.recordVersion = admission.record.updatedAt;
+      if (peer !== undefined) {
+        peer.recordVersion = admission.record.updatedAt;
+        peer.allowedIPs = admission.record.allowedIPs;
+      }
       this.deps.onUpdated(key);
       log.info({ publicKey: key }, 'peer changed in the store: device updated');
     } catch (err) {

@@ -51,6 +51,7 @@ export class Sweeper {
       peer.rxAtLastSweep = status.rxBytes;
       peer.rxBytes = status.rxBytes;
       peer.txBytes = status.txBytes;
+      peer.allowedIPs = status.allowedIPs;
       if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
     });
 

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
+import { pino } from 'pino';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { PeerStore } from '../../src/authorize/store.js';
@@ -24,6 +25,29 @@ function awkwardKey(): string {
   }
 }
 
+/** Base64 of n bytes: 31 and 33 spell like a key (44 characters) but are not one. */
+const b64 = (n: number, alphabet: 'base64' | 'base64url' = 'base64') => Buffer.alloc(n, 0xa7).toString(alphabet);
+const WRONG_LENGTH_KEYS: Array<[string, string]> = [
+  ['31 bytes', b64(31)],
+  ['33 bytes', b64(33)],
+  ['31 bytes, base64url', b64(31, 'base64url')],
+  ['33 bytes, base64url', b64(33, 'base64url')],
+];
+const WRONG_LENGTH = /\(base64 of 3[13] bytes, not 32\)/;
+
+const installedPeer = (publicKey: string, o: Partial<InstalledPeerView> = {}): InstalledPeerView => ({
+  publicKey,
+  endpoint: null,
+  allowedIPs: ['10.0.0.2/32'],
+  state: 'provisional',
+  installedAt: '2030-01-01T00:00:00.000Z',
+  lastHandshakeAt: null,
+  rxBytes: 0,
+  txBytes: 0,
+  ...o,
+});
+const GATEWAY_PUBLIC_KEY = formatKey(new Uint8Array(32).fill(3));
+
 /** A small in-memory data plane standing in for the daemon's: the API only reads it. */
 class FakeGateway implements GatewayView {
   peers = new Map<string, InstalledPeerView>();
@@ -38,6 +62,10 @@ class FakeGateway implements GatewayView {
   }
   stats() {
     return { initiations_seen: 3, verified: 2, rejected_unknown: 1, installs: 1 };
+  }
+  info() {
+    // A private key slipped in by mistake must still never be served (the response schema filters).
+    return { interface: 'wg0', publicKey: GATEWAY_PUBLIC_KEY, listenPort: 51820, backend: 'netlink' as const, installedPeers: this.peers.size, privateKey: PSK };
   }
   async ready() {
     return { ready: this.isReady, checks: { device: this.isReady, capture: true } };
@@ -55,6 +83,8 @@ describe('REST API', () => {
   let app: FastifyInstance;
   let gw: FakeGateway;
   let apiOnly: FastifyInstance;
+  /** Every route of `app`, collected by an onRoute hook added before ready(). */
+  const registered: Array<{ method: string; url: string }> = [];
   const registry = new Registry();
   new Counter({ name: 'st_test_counter_total', help: 'a counter for the test', registers: [registry] }).inc(5);
 
@@ -68,7 +98,10 @@ describe('REST API', () => {
     expect(await store.whenReady()).toBe(true);
     raw = new Redis(redis.url);
     gw = new FakeGateway();
-    app = await buildApp({ store, token: TOKEN, gateway: gw, registry });
+    const onRoute = (r: { method: string | string[]; url: string }) => {
+      for (const method of [r.method].flat()) registered.push({ method, url: r.url });
+    };
+    app = await buildApp({ store, token: TOKEN, gateway: gw, registry, onRoute });
     apiOnly = await buildApp({ store, token: TOKEN });
   });
 
@@ -92,35 +125,69 @@ describe('REST API', () => {
   });
 
   describe('auth', () => {
-    const routes: Array<[InjectOptions['method'], string]> = [
-      ['POST', '/v1/peers'],
-      ['GET', '/v1/peers'],
-      ['GET', '/v1/peers/KEY'],
-      ['PATCH', '/v1/peers/KEY'],
-      ['DELETE', '/v1/peers/KEY'],
-      ['GET', '/v1/gateway/peers'],
-      ['DELETE', '/v1/gateway/peers/KEY'],
-      ['GET', '/v1/gateway/stats'],
-      ['GET', '/v1/nope'],
+    /** Open routes, besides every /v1 route needing the token. Anything added outside /v1 must be added here on purpose. */
+    const PUBLIC_ROUTES = [
+      'GET /healthz',
+      'GET /readyz',
+      'GET /metrics',
+      'GET /openapi.json',
+      // Swagger UI (@fastify/swagger-ui): the page, its assets, the document again as JSON and YAML.
+      'GET /docs',
+      'GET /docs/json',
+      'GET /docs/yaml',
+      'GET /docs/static/*',
+      'GET /docs/static/index.html',
+      'GET /docs/static/swagger-initializer.js',
     ];
+    const withHead = (routes: string[]) => [...routes.flatMap((r) => [r, r.replace(/^GET /, 'HEAD ')]), 'HEAD /docs/'].sort();
 
-    it.each(routes)('%s %s without a valid token → 401, no data, nothing changed', async (method, path) => {
+    it('the route walk sees every route, the automatic HEAD routes too', () => {
+      const seen = new Set(registered.map((r) => `${r.method} ${r.url}`));
+      for (const r of ['POST /v1/peers', 'GET /v1/peers', 'HEAD /v1/peers', 'PATCH /v1/peers/:publicKey', 'DELETE /v1/gateway/peers/:publicKey', 'GET /v1/gateway/stats']) {
+        expect(seen).toContain(r);
+      }
+    });
+
+    it('outside /v1, exactly the expected routes, and all open', async () => {
+      const outside = registered.filter((r) => !r.url.startsWith('/v1/'));
+      expect(outside.map((r) => `${r.method} ${r.url}`).sort()).toEqual(withHead(PUBLIC_ROUTES));
+      for (const r of outside) {
+        const res = await app.inject({ method: r.method as InjectOptions['method'], url: r.url.replace(/\*$/, 'swagger-ui.css') });
+        // /docs/static/index.html redirects to the page.
+        expect(res.statusCode, `${r.method} ${r.url}`).toBe(r.url.endsWith('/index.html') ? 302 : 200);
+      }
+    });
+
+    it('every registered /v1 route without a valid token → 401, only the error object, nothing changed', async () => {
+      const v1 = registered.filter((r) => r.url.startsWith('/v1/'));
+      expect(v1.length).toBeGreaterThanOrEqual(10);
       const key = newKey();
       await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: 'x', updatedAt: 'x' });
-      gw.peers.set(key, { publicKey: key, endpoint: '192.0.2.1:51820', state: 'confirmed', installedAt: 'x', lastHandshakeAt: null, rxBytes: 1, txBytes: 2 });
-      const url = path.replace('KEY', encodeURIComponent(key));
-      const body = method === 'POST' ? { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] } : method === 'PATCH' ? { disabled: true } : undefined;
-      for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
-        const res = await app.inject({ method, url, payload: body, headers: authorization === undefined ? {} : { authorization } });
-        expect(res.statusCode).toBe(401);
-        expect(res.headers['www-authenticate']).toBe('Bearer');
-        expect(errorOf(res).code).toBe('unauthorized');
-        expect(res.body).not.toContain(key);
-        expect(res.body).not.toContain('192.0.2.1');
+      gw.peers.set(key, installedPeer(key, { endpoint: '192.0.2.1:51820', state: 'confirmed', rxBytes: 1, txBytes: 2 }));
+      const before = await raw.get(`wgjit:peer:${key}`);
+      for (const { method, url: pattern } of v1) {
+        expect(pattern.replace(/:publicKey\b/g, ''), `${method} ${pattern}: a path parameter the walk cannot fill`).not.toMatch(/[:*]/);
+        const url = pattern.replace(/:publicKey\b/g, encodeURIComponent(key));
+        const body = method === 'POST' ? { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] } : method === 'PATCH' ? { disabled: true } : undefined;
+        for (const authorization of [undefined, 'Bearer wrong', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN, 'Bearer ']) {
+          const res = await app.inject({ method: method as InjectOptions['method'], url, payload: body, headers: authorization === undefined ? {} : { authorization } });
+          const what = `${method} ${url} with ${authorization ?? 'no Authorization'}`;
+          expect(res.statusCode, what).toBe(401);
+          expect(res.headers['www-authenticate'], what).toBe('Bearer');
+          if (method === 'HEAD') expect(res.body, what).toBe('');
+          else expect(res.json(), what).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+        }
       }
       expect(await count()).toBe(1);
-      expect((await store.get(key))?.disabled).toBe(false);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(gw.peers.has(key)).toBe(true);
       expect(gw.removed).toEqual([]);
+    });
+
+    it('an unknown /v1 path without a token → 401, not 404', async () => {
+      const res = await app.inject({ method: 'GET', url: '/v1/nope' });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
     });
 
     it('the token scheme is case-insensitive', async () => {
@@ -128,11 +195,6 @@ describe('REST API', () => {
       expect(res.statusCode).toBe(200);
     });
 
-    it('open routes need no token', async () => {
-      for (const url of ['/healthz', '/readyz', '/metrics', '/openapi.json']) {
-        expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
-      }
-    });
   });
 
   describe('POST /v1/peers', () => {
@@ -183,6 +245,23 @@ describe('REST API', () => {
       expect(res.statusCode).toBe(400);
       expect(errorOf(res).code).toBe('bad_request');
       expect(errorOf(res).message).toMatch(re);
+      expect(await count()).toBe(0);
+    });
+
+    it.each(WRONG_LENGTH_KEYS)('400 for a public key of %s, nothing written', async (_name, text) => {
+      const res = await create({ publicKey: text, allowedIPs: ['10.0.0.2/32'] });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^publicKey: not a WireGuard public key /) });
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(await count()).toBe(0);
+    });
+
+    it.each(WRONG_LENGTH_KEYS)('400 for a preshared key of %s, nothing written, the value not echoed', async (_name, text) => {
+      const res = await create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], presharedKey: text });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^presharedKey: not a WireGuard key /) });
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(res.body).not.toContain(text);
       expect(await count()).toBe(0);
     });
 
@@ -292,13 +371,46 @@ describe('REST API', () => {
       expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
     });
 
+    it.each(WRONG_LENGTH_KEYS)('PATCH 400 for a preshared key of %s, nothing changed', async (_name, text) => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { presharedKey: text } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).message).toMatch(/^presharedKey: not a WireGuard key /);
+      expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+    });
+
+    it.each(WRONG_LENGTH_KEYS)('PATCH and DELETE 400 for a path key of %s, nothing changed', async (_name, text) => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      for (const [method, payload] of [['PATCH', { disabled: true }], ['DELETE', undefined]] as const) {
+        const res = await req({ method, url: `/v1/peers/${encodeURIComponent(text)}`, payload });
+        expect(res.statusCode).toBe(400);
+        expect(errorOf(res).code).toBe('bad_request');
+        expect(errorOf(res).message).toMatch(/^publicKey in the path is not a WireGuard key /);
+        expect(errorOf(res).message).toMatch(WRONG_LENGTH);
+      }
+      expect(await count()).toBe(1);
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(gw.removed).toEqual([]);
+    });
+
+    it('PATCH 400 payload_too_large for an oversized body, nothing changed', async () => {
+      const before = await raw.get(`wgjit:peer:${key}`);
+      const allowedIPs = Array.from({ length: 6000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
+      expect(JSON.stringify({ allowedIPs }).length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
+      const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { allowedIPs } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+    });
+
     it('PATCH 404 for an unknown key', async () => {
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(newKey())}`, payload: { disabled: true } });
       expect(res.statusCode).toBe(404);
     });
 
     it('DELETE removes from the store and from this gateway → 204, then 404', async () => {
-      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      gw.peers.set(key, installedPeer(key));
       const url = `/v1/peers/${encodeURIComponent(key)}`;
       const res = await req({ method: 'DELETE', url });
       expect(res.statusCode).toBe(204);
@@ -316,19 +428,66 @@ describe('REST API', () => {
   });
 
   describe('gateway routes', () => {
-    it('GET /v1/gateway/peers lists installed peers', async () => {
+    it('GET /v1/gateway/peers lists installed peers with their allowed IPs', async () => {
       const key = newKey();
-      const peer: InstalledPeerView = { publicKey: key, endpoint: '[fd00::1]:51820', state: 'confirmed', installedAt: '2030-01-01T00:00:00.000Z', lastHandshakeAt: '2030-01-01T00:00:01.000Z', rxBytes: 10, txBytes: 20 };
+      const peer = installedPeer(key, { endpoint: '[fd00::1]:51820', allowedIPs: ['10.0.0.2/32', 'fd00::2/128'], state: 'confirmed', lastHandshakeAt: '2030-01-01T00:00:01.000Z', rxBytes: 10, txBytes: 20 });
       gw.peers.set(key, peer);
       const res = await req({ method: 'GET', url: '/v1/gateway/peers' });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ items: [peer] });
+      expect(res.json()).toEqual({ items: [peer], nextCursor: null });
+    });
+
+    it('GET /v1/gateway/peers pages in key order with limit and cursor, like /v1/peers', async () => {
+      const keys = Array.from({ length: 7 }, newKey);
+      for (const k of keys) gw.peers.set(k, installedPeer(k));
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await req({ method: 'GET', url: `/v1/gateway/peers?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
+        expect(res.statusCode).toBe(200);
+        const body = res.json() as { items: InstalledPeerView[]; nextCursor: string | null };
+        expect(body.items.length).toBeLessThanOrEqual(3);
+        seen.push(...body.items.map((i) => i.publicKey));
+        cursor = body.nextCursor;
+        pages++;
+      } while (cursor !== null);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([...keys].sort());
+      // A page that ends exactly at the last peer says so.
+      const exact = (await req({ method: 'GET', url: '/v1/gateway/peers?limit=7' })).json();
+      expect(exact.items).toHaveLength(7);
+      expect(exact.nextCursor).toBeNull();
+    });
+
+    it('GET /v1/gateway/peers default page is 100', async () => {
+      for (let i = 0; i < 101; i++) {
+        const k = newKey();
+        gw.peers.set(k, installedPeer(k));
+      }
+      const body = (await req({ method: 'GET', url: '/v1/gateway/peers' })).json();
+      expect(body.items).toHaveLength(100);
+      expect(body.nextCursor).not.toBeNull();
+    });
+
+    it.each([['limit=0'], ['limit=1001'], ['limit=abc'], ['cursor=%21%21'], ['cursor=aGVsbG8'], ['colour=blue']])('GET /v1/gateway/peers 400 for ?%s', async (q) => {
+      const res = await req({ method: 'GET', url: `/v1/gateway/peers?${q}` });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).code).toBe('bad_request');
+    });
+
+    it('GET /v1/gateway describes the interface, never its private key', async () => {
+      gw.peers.set(newKey(), installedPeer(newKey()));
+      const res = await req({ method: 'GET', url: '/v1/gateway' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ interface: 'wg0', publicKey: GATEWAY_PUBLIC_KEY, listenPort: 51820, backend: 'netlink', installedPeers: 1 });
+      expect(res.body).not.toContain(PSK);
     });
 
     it('DELETE /v1/gateway/peers/:key removes from the gateway only → 204; 404 when not installed', async () => {
       const key = awkwardKey();
       await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
-      gw.peers.set(key, { publicKey: key, endpoint: null, state: 'provisional', installedAt: 'x', lastHandshakeAt: null, rxBytes: 0, txBytes: 0 });
+      gw.peers.set(key, installedPeer(key));
       const url = `/v1/gateway/peers/${Buffer.from(key, 'base64').toString('base64url')}`;
       expect((await req({ method: 'DELETE', url })).statusCode).toBe(204);
       expect(gw.removed).toEqual([[key, 'operator']]);
@@ -338,13 +497,28 @@ describe('REST API', () => {
       expect(errorOf(again).code).toBe('not_found');
     });
 
+    it.each([...WRONG_LENGTH_KEYS, ['not base64', 'not-a-key!'], ['a space', '%20']])(
+      'DELETE /v1/gateway/peers 400 for a path key of %s, nothing removed',
+      async (_name, text) => {
+        const key = newKey();
+        await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] });
+        gw.peers.set(key, installedPeer(key));
+        const res = await req({ method: 'DELETE', url: `/v1/gateway/peers/${text.startsWith('%') ? text : encodeURIComponent(text)}` });
+        expect(res.statusCode).toBe(400);
+        expect(errorOf(res)).toEqual({ code: 'bad_request', message: expect.stringMatching(/^publicKey in the path is not a WireGuard key \(.+\): use its 44-character base64/) });
+        expect(gw.removed).toEqual([]);
+        expect(gw.peers.has(key)).toBe(true);
+        expect(await count()).toBe(1);
+      },
+    );
+
     it('GET /v1/gateway/stats returns the flat counters', async () => {
       const res = await req({ method: 'GET', url: '/v1/gateway/stats' });
       expect(res.json()).toEqual(gw.stats());
     });
 
     it('without a gateway (wgjit api) they answer 404 no_gateway', async () => {
-      for (const [method, url] of [['GET', '/v1/gateway/peers'], ['GET', '/v1/gateway/stats'], ['DELETE', `/v1/gateway/peers/${encodeURIComponent(newKey())}`]] as const) {
+      for (const [method, url] of [['GET', '/v1/gateway'], ['GET', '/v1/gateway/peers'], ['GET', '/v1/gateway/stats'], ['DELETE', `/v1/gateway/peers/${encodeURIComponent(newKey())}`]] as const) {
         const res = await apiOnly.inject({ method, url, headers: AUTH });
         expect(res.statusCode).toBe(404);
         expect(errorOf(res).code).toBe('no_gateway');
@@ -384,6 +558,7 @@ describe('REST API', () => {
           'GET /v1/peers/{publicKey}',
           'PATCH /v1/peers/{publicKey}',
           'DELETE /v1/peers/{publicKey}',
+          'GET /v1/gateway',
           'GET /v1/gateway/peers',
           'DELETE /v1/gateway/peers/{publicKey}',
           'GET /v1/gateway/stats',
@@ -399,10 +574,61 @@ describe('REST API', () => {
       expect(Object.keys(post.responses).sort()).toEqual(['201', '400', '401', '409', '503']);
       expect(post.responses['201'].content['application/json'].schema.properties).not.toHaveProperty('presharedKey');
       expect(doc.paths['/v1/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
+      expect(doc.paths['/v1/gateway/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
+      expect(Object.keys(doc.paths['/v1/gateway'].get.responses['200'].content['application/json'].schema.properties).sort()).toEqual(['backend', 'installedPeers', 'interface', 'listenPort', 'publicKey']);
       expect(doc.paths['/healthz'].get.security).toEqual([]);
       const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
       expect(codes).toEqual(ERROR_CODES);
     });
+  });
+
+  describe('GET /docs', () => {
+    const assetsOf = (html: string) => [...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1]!);
+
+    it.each([['/docs'], ['/docs/']])('%s is an HTML page whose assets all load from this server, no token', async (page) => {
+      const res = await app.inject({ url: page });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.body).toContain('<div id="swagger-ui">');
+      const assets = assetsOf(res.body);
+      expect(assets).toEqual(expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/), expect.stringMatching(/swagger-initializer\.js$/)]));
+      for (const asset of assets) {
+        // Offline: nothing from another host.
+        expect(asset).not.toMatch(/^[a-z]+:|^\/\//i);
+        const url = new URL(asset, `http://gateway${page}`).pathname;
+        const got = await app.inject({ url });
+        expect(got.statusCode, url).toBe(200);
+        expect(got.rawPayload.length, url).toBeGreaterThan(0);
+        if (url.endsWith('.js')) expect(got.headers['content-type'], url).toMatch(/javascript/);
+        if (url.endsWith('.css')) expect(got.headers['content-type'], url).toMatch(/^text\/css/);
+      }
+    });
+
+    it('the page reads this API\'s OpenAPI document: the same as /openapi.json', async () => {
+      const init = await app.inject({ url: '/docs/static/swagger-initializer.js' });
+      expect(init.body).toContain("url: resolveUrl('./json')");
+      // No online validator badge, nothing fetched from another host (a comment may name a URL).
+      expect(init.body).toContain('validatorUrl: null');
+      expect(init.body.replace(/\/\/ .*$/gm, '')).not.toMatch(/https?:\/\//);
+      const shown = await app.inject({ url: '/docs/json' });
+      expect(shown.statusCode).toBe(200);
+      expect(shown.json()).toEqual((await app.inject({ url: '/openapi.json' })).json());
+      expect(shown.json().paths).toHaveProperty('/v1/peers');
+    });
+  });
+
+  it('probes and scrapes write no request lines at info; other routes do', async () => {
+    const lines: Array<{ level: number; msg: string; req?: { url: string }; res?: unknown }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logged = await buildApp({ store, token: TOKEN, gateway: gw, logger });
+    try {
+      for (const url of ['/healthz', '/readyz', '/metrics']) expect((await logged.inject({ url })).statusCode).toBe(200);
+      expect(lines).toEqual([]);
+      expect((await logged.inject({ url: '/v1/peers', headers: AUTH })).statusCode).toBe(200);
+      expect(lines.map((l) => l.msg)).toEqual(['incoming request', 'request completed']);
+    } finally {
+      await logged.close();
+    }
   });
 
   it('unknown route with a token → 404 not_found', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, generatePrivateKey, keyProblem, publicKeyOf } from '../../src/handshake/keys.js';
 import {
   admission,
   applyPatch,
@@ -35,6 +35,26 @@ function patchError(input: unknown): string {
   if (r.ok) throw new Error('expected a rejection');
   return r.message;
 }
+
+describe('keyProblem', () => {
+  it.each<[unknown, string]>([
+    [5, 'not a string'],
+    ['', 'empty'],
+    ['not a key!', 'not base64'],
+    [Buffer.alloc(31, 1).toString('base64'), 'base64 of 31 bytes, not 32'],
+    [Buffer.alloc(33, 1).toString('base64'), 'base64 of 33 bytes, not 32'],
+    [Buffer.alloc(33, 1).toString('base64url'), 'base64 of 33 bytes, not 32'],
+    [PK.slice(0, 42) + 'B=', 'not the canonical spelling of 32 bytes'],
+  ])('%j: %s', (text, problem) => {
+    expect(keyProblem(text)).toBe(problem);
+  });
+
+  it('says what a key looks like, never echoing a bad preshared key', () => {
+    const bad = Buffer.alloc(33, 5).toString('base64');
+    const message = createError({ publicKey: PK, allowedIPs: ['10.0.0.1/32'], presharedKey: bad });
+    expect(message).toBe("presharedKey: not a WireGuard key (base64 of 33 bytes, not 32); expected base64 of 32 bytes: 44 characters ending in '=', as `wg genpsk` prints");
+  });
+});
 
 describe('validateCreate', () => {
   it('builds a canonical record stamped with now', () => {

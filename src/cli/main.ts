@@ -235,7 +235,7 @@ async function cmdApi(argv: string[]): Promise<number> {
   const { buildApp } = await import('../api/app.js');
   const { createMetrics } = await import('../telemetry/metrics.js');
   const store = PeerStore.connect(s.redis!);
-  // Process metrics (CPU, memory, event loop) under wgjit_*; the data-plane series stay empty here.
+  // Process metrics (CPU, memory, event loop; process_*, nodejs_*); the data-plane series stay empty here.
   const { registry } = createMetrics({ processMetrics: true });
   const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
   await app.listen({ host: s.apiListen!.host, port: s.apiListen!.port });

@@ -34,7 +34,7 @@ interface Block {
 }
 
 /** The README's marked blocks, in order. */
-export function readmeBlocks(text: string): Block[] {
+function readmeBlocks(text: string): Block[] {
   const blocks: Block[] = [];
   for (const m of text.matchAll(/<!-- readme-test: (\w+) -->\n```sh\n([\s\S]*?)```/g)) {
     const role = m[1] as Role;

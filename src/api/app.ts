@@ -319,7 +319,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
       // Same cursors as the store's list: the last key of the previous page.
       const after = cursor === undefined || cursor === '' ? null : decodeCursor(cursor);
       if (after === null && cursor !== undefined && cursor !== '') throw new ApiError('bad_request', 'cursor: not a cursor from a previous page');
-      const peers = (await gw.listPeers()).sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+      const peers = (await gw.listPeers({ fresh: after === null })).sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
       const start = after === null ? 0 : firstAfter(peers, after);
       const items = peers.slice(start, start + limit);
       const last = items[items.length - 1];

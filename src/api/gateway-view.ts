@@ -29,8 +29,13 @@ export interface GatewayInfo {
 }
 
 export interface GatewayView {
-  /** Every installed peer, in no particular order (the API sorts and pages). */
-  listPeers(): Promise<InstalledPeerView[]>;
+  /**
+   * Every installed peer, in no particular order (the API sorts and pages).
+   * `fresh`: read the device first (a sweep); the first page asks for it,
+   * the pages after it read the table as it stands, so a walk of 100,000
+   * peers reads the device once, not once a page.
+   */
+  listPeers(opts: { fresh: boolean }): Promise<InstalledPeerView[]>;
   info(): GatewayInfo;
   /**
    * Remove from the device now; false when it was not installed. `revoked`:

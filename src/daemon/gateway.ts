@@ -203,9 +203,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     let wasReady: boolean | null = null;
     const identity = { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind };
     const view: GatewayView = {
-      listPeers: async () => {
+      listPeers: async ({ fresh }) => {
         // The sweep (one device read) brings state, counters and allowed IPs up to date.
-        await sweeper.sweep();
+        if (fresh) await sweeper.sweep();
         return [...installed.values()].map((p) => ({
           publicKey: p.publicKey,
           endpoint: p.endpoint === null ? null : p.endpoint.address.includes(':') ? `[${p.endpoint.address}]:${p.endpoint.port}` : `${p.endpoint.address}:${p.endpoint.port}`,

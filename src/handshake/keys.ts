@@ -44,10 +44,6 @@ export class KeyBatch {
   private slots = new Uint8Array(KEY_SLOT * 1024);
   private added = 0;
 
-  get count(): number {
-    return this.added;
-  }
-
   /** Appends the key at bytes[at, at + 32). */
   add(bytes: Uint8Array, at = 0): void {
     if (bytes.length - at < KEY_LENGTH) throw new RangeError(`a key is ${KEY_LENGTH} bytes, got ${bytes.length - at}`);

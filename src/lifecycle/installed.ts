@@ -82,10 +82,6 @@ export class InstalledPeers {
     return this.peers.values();
   }
 
-  count(state: PeerState): number {
-    return state === 'provisional' ? this.provisional : this.peers.size - this.provisional;
-  }
-
   /** Peers by state, without a walk. */
   byState(): Record<PeerState, number> {
     return { provisional: this.provisional, confirmed: this.peers.size - this.provisional };

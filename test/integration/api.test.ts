@@ -52,8 +52,11 @@ const GATEWAY_PUBLIC_KEY = formatKey(new Uint8Array(32).fill(3));
 class FakeGateway implements GatewayView {
   peers = new Map<string, InstalledPeerView>();
   removed: Array<[string, string]> = [];
+  /** `fresh` of each listPeers call: whether the API asked for a device read. */
+  reads: boolean[] = [];
   isReady = true;
-  async listPeers() {
+  async listPeers({ fresh }: { fresh: boolean }) {
+    this.reads.push(fresh);
     return [...this.peers.values()];
   }
   async removePeer(key: string, reason: string) {
@@ -440,6 +443,7 @@ describe('REST API', () => {
     it('GET /v1/gateway/peers pages in key order with limit and cursor, like /v1/peers', async () => {
       const keys = Array.from({ length: 7 }, newKey);
       for (const k of keys) gw.peers.set(k, installedPeer(k));
+      gw.reads = [];
       const seen: string[] = [];
       let cursor: string | null = null;
       let pages = 0;
@@ -454,6 +458,8 @@ describe('REST API', () => {
       } while (cursor !== null);
       expect(pages).toBe(3);
       expect(seen).toEqual([...keys].sort());
+      // One device read for the walk: the first page's.
+      expect(gw.reads).toEqual([true, false, false]);
       // A page that ends exactly at the last peer says so.
       const exact = (await req({ method: 'GET', url: '/v1/gateway/peers?limit=7' })).json();
       expect(exact.items).toHaveLength(7);

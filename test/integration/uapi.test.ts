@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,19 +194,20 @@ describe('UapiDevice on wireguard-go', () => {
   });
 
   it('not_permitted for a user the socket (mode 0700, root) shuts out', async () => {
-    // Root passes any permission check, so open the device as nobody.
+    // Root passes any permission check, so open the device as nobody. The
+    // script loads its modules as root and only then becomes nobody: the
+    // checkout may sit where nobody cannot read (a mktemp -d, mode 0700).
     const dir = mkdtempSync(join(tmpdir(), 'ua-perm-'));
     try {
-      chmodSync(dir, 0o755);
       const script = join(dir, 'open.mts');
       writeFileSync(
         script,
         `import { UapiDevice } from ${JSON.stringify(resolve('src/install/uapi.ts'))};\n` +
+          `process.setgroups([]); process.setgid(65534); process.setuid(65534);\n` +
           `try { await UapiDevice.open(${JSON.stringify(IFNAME)}); console.log('opened'); }\n` +
           `catch (e) { console.log(e.code); }\n`,
       );
-      chmodSync(script, 0o644);
-      const { stdout } = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', resolve('node_modules/.bin/tsx'), script]);
+      const { stdout } = await run(resolve('node_modules/.bin/tsx'), [script]);
       expect(stdout.trim()).toBe('not_permitted');
     } finally {
       rmSync(dir, { recursive: true, force: true });

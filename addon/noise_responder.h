@@ -1,5 +1,5 @@
 // The responder's side of Noise_IKpsk2 up to the timestamp, in C++: the same
-// checks, order and rejection names as src/handshake/responder.ts, on the
+// checks, order and rejection names as harness/noise/responder.ts, on the
 // primitives of noise_crypto.h. NoiseResponder is plain C++;
 // NoiseResponderWrap is its N-API class.
 #ifndef WGJIT_NOISE_RESPONDER_H
@@ -18,7 +18,7 @@
 
 namespace wgjit {
 
-// Names as in src/handshake/responder.ts (VerifyRejection).
+// Names as in src/handshake/verify.ts (VerifyRejection).
 #define NOISE_REJECTIONS(X)                  \
   X(kLength, "length")                       \
   X(kType, "type")                           \

@@ -12,8 +12,9 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
-import { consumeResponse, createInitiation, createKeepalive } from '../src/handshake/initiator.js';
-import { formatKey, generatePrivateKey, parseKey, publicKeyOf } from '../src/handshake/keys.js';
+import { consumeResponse, createInitiation, createKeepalive } from '../harness/noise/initiator.js';
+import { formatKey, parseKey, publicKeyOf } from '../src/handshake/keys.js';
+import { generatePrivateKey } from '../harness/noise/keys.js';
 import { MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_RESPONSE, RESPONSE_OFF_RECEIVER } from '../src/handshake/messages.js';
 
 export const REKEY_TIMEOUT_MS = 5_000;

@@ -17,10 +17,10 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { addAddress } from '../src/testbed/netns.js';
-import { nsRun } from '../src/testbed/exec.js';
-import { startStack } from '../src/testbed/stack.js';
-import { createTestbed, type Testbed } from '../src/testbed/topology.js';
+import { addAddress } from '../harness/testbed/netns.js';
+import { nsRun } from '../harness/testbed/exec.js';
+import { startStack } from '../harness/testbed/stack.js';
+import { createTestbed, type Testbed } from '../harness/testbed/topology.js';
 
 const { values } = parseArgs({ options: { clients: { type: 'string', default: '200' }, 'baseline-concurrency': { type: 'string', default: '50' } } });
 const CLIENTS = Number(values.clients);

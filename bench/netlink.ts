@@ -28,9 +28,9 @@ import { parseArgs } from 'node:util';
 import { formatKey } from '../src/handshake/keys.js';
 import type { PeerConfig } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
-import { run } from '../src/testbed/exec.js';
-import { kernelHasWireGuard } from '../src/testbed/wireguard.js';
-import { IN_VM_ENV, runInVm, vmAvailable } from '../src/testbed/vm.js';
+import { run } from '../harness/testbed/exec.js';
+import { kernelHasWireGuard } from '../harness/testbed/wireguard.js';
+import { IN_VM_ENV, runInVm, vmAvailable } from '../harness/testbed/vm.js';
 
 const { values } = parseArgs({
   options: {

@@ -66,7 +66,8 @@ import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { SETTINGS } from '../src/config.js';
 import { PROVISIONAL_GRACE_MS } from '../src/daemon/gateway.js';
-import { formatKey, generatePrivateKey } from '../src/handshake/keys.js';
+import { formatKey } from '../src/handshake/keys.js';
+import { generatePrivateKey } from '../harness/noise/keys.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
 import { peerConfigFromRecord } from '../src/install/peer-config.js';
@@ -76,10 +77,10 @@ import { planSweep, type SweepPolicy } from '../src/lifecycle/sweep.js';
 import { Sweeper } from '../src/lifecycle/sweeper.js';
 import { createLogger } from '../src/telemetry/log.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
-import { onExit, run } from '../src/testbed/exec.js';
-import { createNamespace, deleteNamespace, deleteNamespaceSync } from '../src/testbed/netns.js';
-import { IN_VM_ENV, runInVm, vmAvailable } from '../src/testbed/vm.js';
-import { kernelHasWireGuard, WgInterface, WIREGUARD_GO_MAX_PEERS } from '../src/testbed/wireguard.js';
+import { onExit, run } from '../harness/testbed/exec.js';
+import { createNamespace, deleteNamespace, deleteNamespaceSync } from '../harness/testbed/netns.js';
+import { IN_VM_ENV, runInVm, vmAvailable } from '../harness/testbed/vm.js';
+import { kernelHasWireGuard, WgInterface, WIREGUARD_GO_MAX_PEERS } from '../harness/testbed/wireguard.js';
 
 const { values } = parseArgs({
   options: {

@@ -32,11 +32,13 @@
  *   npx tsx bench/throughput.ts [--seconds 24]
  */
 import { parseArgs } from 'node:util';
-import { getCrypto } from '../src/handshake/crypto.js';
-import { createInitiation } from '../src/handshake/initiator.js';
-import { generatePrivateKey, publicKeyOf } from '../src/handshake/keys.js';
+import { getCrypto } from '../harness/noise/crypto.js';
+import { createInitiation } from '../harness/noise/initiator.js';
+import { generatePrivateKey } from '../harness/noise/keys.js';
+import { publicKeyOf } from '../src/handshake/keys.js';
 import { createNativeResponder } from '../src/handshake/native.js';
-import { createResponder, MAX_SS_CACHE, type Responder } from '../src/handshake/responder.js';
+import { createResponder } from '../harness/noise/responder.js';
+import { MAX_SS_CACHE, type Responder } from '../src/handshake/verify.js';
 import { inAddon, loop, median, quantile, takeTurns, type Measure } from './measure.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '24' } } });

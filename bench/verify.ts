@@ -3,7 +3,7 @@
  * per responder implementation, in one process and one run:
  *
  *   native   addon/noise_responder.cc on libsodium + libb2 (what the daemon uses)
- *   node     src/handshake/responder.ts on node:crypto (the reference)
+ *   node     harness/noise/responder.ts on node:crypto (the reference)
  *   noble    the same on @noble/curves and @noble/hashes
  *
  * "ss cached" is a returning key (its static-static DH is cached, as for a
@@ -14,10 +14,12 @@
  *   npx tsx bench/verify.ts [--rounds 30] [--batch 200]
  */
 import { parseArgs } from 'node:util';
-import { createInitiation } from '../src/handshake/initiator.js';
-import { generatePrivateKey, publicKeyOf } from '../src/handshake/keys.js';
+import { createInitiation } from '../harness/noise/initiator.js';
+import { generatePrivateKey } from '../harness/noise/keys.js';
+import { publicKeyOf } from '../src/handshake/keys.js';
 import { createNativeResponder } from '../src/handshake/native.js';
-import { createResponder, type Responder } from '../src/handshake/responder.js';
+import { createResponder } from '../harness/noise/responder.js';
+import type { Responder } from '../src/handshake/verify.js';
 import { median } from './measure.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '30' }, batch: { type: 'string', default: '200' } } });

@@ -16,7 +16,7 @@
  * its key out.
  */
 import type { CaptureEvent } from './capture/types.js';
-import type { VerifyResult } from './handshake/responder.js';
+import type { VerifyResult } from './handshake/verify.js';
 import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
 import { RecentKeys } from './authorize/recent-keys.js';

@@ -7,7 +7,7 @@
 #
 #   scripts/vm/build-initramfs.sh KVER OUT
 #
-# Called by src/testbed/vm.ts, which caches OUT by kernel version and a hash
+# Called by harness/testbed/vm.ts, which caches OUT by kernel version and a hash
 # of this script and the init; run it by hand only to look inside.
 set -euo pipefail
 

@@ -13,7 +13,7 @@
  *                            why on one line and exit 0 (for make test-vm)
  */
 import { parseArgs } from 'node:util';
-import { runInVm, vmAvailable, VmError, VM_DEFAULT_TIMEOUT_MS } from '../../src/testbed/vm.js';
+import { runInVm, vmAvailable, VmError, VM_DEFAULT_TIMEOUT_MS } from '../../harness/testbed/vm.js';
 
 const USAGE = 'usage: npx tsx scripts/vm/run.ts [--timeout S] [--cwd DIR] [--env K=V]... [--cpus N] [--memory MIB] [--skip-if-unavailable] -- COMMAND [ARG...]';
 

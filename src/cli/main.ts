@@ -500,8 +500,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo': {
         const { values } = parse(rest, {});
         if (values.help) return help('demo');
-        const { runDemo } = await import('../demo/demo.js');
-        return await runDemo();
+        // The demo is harness, not shipped in dist/: bin/wgjit runs it from the checkout.
+        process.stderr.write('wgjit demo: runs from a checkout of wgjit, as ./bin/wgjit demo (make demo)\n');
+        return EXIT.usage;
       }
       case undefined:
         return help('main', EXIT.usage);

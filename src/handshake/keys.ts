@@ -5,7 +5,6 @@
  * canonical encoding (the last character's spare bits must be zero), so
  * one key has one spelling in the store.
  */
-import { randomBytes } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';
 
 export const KEY_LENGTH = 32;
@@ -128,14 +127,6 @@ export function normalizeKey(text: unknown): string | null {
 
 export function keyToHex(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
-}
-
-/** A clamped X25519 private key, as `wg genkey` makes. */
-export function generatePrivateKey(): Uint8Array {
-  const key = new Uint8Array(randomBytes(KEY_LENGTH));
-  key[0]! &= 248;
-  key[31]! = (key[31]! & 127) | 64;
-  return key;
 }
 
 export function publicKeyOf(privateKey: Uint8Array): Uint8Array {

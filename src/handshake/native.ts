@@ -1,6 +1,7 @@
 /**
- * The responder of responder.ts computed in the addon (addon/noise_responder.cc,
- * on libsodium and libb2): one call into C++ per initiation. Same interface,
+ * The reference responder (harness/noise/responder.ts) computed in the
+ * addon (addon/noise_responder.cc, on libsodium and libb2): one call into
+ * C++ per initiation. Same interface,
  * same checks in the same order, same rejection names; the unit tests hold
  * both to identical results on every input they try.
  *
@@ -13,7 +14,7 @@
 import { requireAddon } from '../native-addon.js';
 import { INDEX_SIZE, KEY_SIZE, MESSAGE_INITIATION_SIZE, TIMESTAMP_SIZE } from './messages.js';
 import { formatKey } from './keys.js';
-import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from './responder.js';
+import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from './verify.js';
 
 /** The addon reads the cache size as a uint32; nothing near this is sensible anyway. */
 export const MAX_SS_CACHE_SIZE = 2 ** 31 - 1;

@@ -27,10 +27,6 @@ export function tai64nFromUnixMs(unixMs: number): Uint8Array {
   return out;
 }
 
-export function tai64nNow(): Uint8Array {
-  return tai64nFromUnixMs(Date.now());
-}
-
 /** Byte-wise comparison, which is time order for TAI64N. */
 export function compareTai64n(a: Uint8Array, b: Uint8Array): -1 | 0 | 1 {
   const n = Math.min(a.length, b.length);

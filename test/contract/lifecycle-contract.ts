@@ -11,11 +11,12 @@
  *   <p>-c1..c9 ─── <p>-sw (bridge) ── [<p>up] <p>-gw: WireGuard <p>gw0, redis-server, wgjit run
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
-import { nsRun, spawnIn, WAIT_SCALE } from '../../src/testbed/exec.js';
-import { REDIS_PORT, startStack, type Stack } from '../../src/testbed/stack.js';
-import { createTestbed, type Testbed, type TestbedClient } from '../../src/testbed/topology.js';
-import type { WgKind } from '../../src/testbed/wireguard.js';
+import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
+import { nsRun, spawnIn, WAIT_SCALE } from '../../harness/testbed/exec.js';
+import { REDIS_PORT, startStack, type Stack } from '../../harness/testbed/stack.js';
+import { createTestbed, type Testbed, type TestbedClient } from '../../harness/testbed/topology.js';
+import type { WgKind } from '../../harness/testbed/wireguard.js';
 
 const RECONCILE_S = 5;
 /** The sweep runs every 10 s (SWEEP_INTERVAL_MS). */

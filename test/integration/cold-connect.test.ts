@@ -11,10 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
-import { nsRun } from '../../src/testbed/exec.js';
-import { startStack, type Stack } from '../../src/testbed/stack.js';
-import { createTestbed, type Testbed, type TestbedClient } from '../../src/testbed/topology.js';
+import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
+import { nsRun } from '../../harness/testbed/exec.js';
+import { startStack, type Stack } from '../../harness/testbed/stack.js';
+import { createTestbed, type Testbed, type TestbedClient } from '../../harness/testbed/topology.js';
 
 const TSX = resolve('node_modules/.bin/tsx');
 const SEND = resolve('test/integration/fixtures/send-initiation.ts');

@@ -3,10 +3,10 @@
  * API backend, against wireguard-go in namespace dc-u.
  */
 import { afterAll, beforeAll } from 'vitest';
-import { generatePrivateKey } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { UapiDevice } from '../../src/install/uapi.js';
-import { createNamespace, deleteNamespace } from '../../src/testbed/netns.js';
-import { WgInterface } from '../../src/testbed/wireguard.js';
+import { createNamespace, deleteNamespace } from '../../harness/testbed/netns.js';
+import { WgInterface } from '../../harness/testbed/wireguard.js';
 import { deviceContract } from '../contract/device-contract.js';
 
 const NS = 'dc-u';

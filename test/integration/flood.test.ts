@@ -13,9 +13,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun, run, spawnIn, waitFor } from '../../src/testbed/exec.js';
-import { startStack, type Stack } from '../../src/testbed/stack.js';
-import { createTestbed, type Testbed } from '../../src/testbed/topology.js';
+import { nsRun, run, spawnIn, waitFor } from '../../harness/testbed/exec.js';
+import { startStack, type Stack } from '../../harness/testbed/stack.js';
+import { createTestbed, type Testbed } from '../../harness/testbed/topology.js';
 
 const TSX = resolve('node_modules/.bin/tsx');
 const FLOOD = resolve('test/integration/fixtures/flood.ts');

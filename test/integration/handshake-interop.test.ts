@@ -20,11 +20,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consumeResponse, createInitiation, createKeepalive } from '../../src/handshake/initiator.js';
-import { formatKey, generatePrivateKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
+import { consumeResponse, createInitiation, createKeepalive } from '../../harness/noise/initiator.js';
+import { formatKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TYPE_RESPONSE } from '../../src/handshake/messages.js';
-import { createResponder } from '../../src/handshake/responder.js';
-import { tai64nNow, tai64nToUnixMs } from '../../src/handshake/tai64n.js';
+import { createResponder } from '../../harness/noise/responder.js';
+import { tai64nNow } from '../../harness/noise/tai64n.js';
+import { tai64nToUnixMs } from '../../src/handshake/tai64n.js';
 
 const NETNS = 'hs-a';
 const SERVER_IF = 'hswg0';

@@ -18,9 +18,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun, run, spawnIn, waitFor, type Spawned } from '../../src/testbed/exec.js';
-import { createTestbed, type Testbed } from '../../src/testbed/topology.js';
-import { REDIS_PORT, START_TIMEOUT_MS } from '../../src/testbed/stack.js';
+import { nsRun, run, spawnIn, waitFor, type Spawned } from '../../harness/testbed/exec.js';
+import { createTestbed, type Testbed } from '../../harness/testbed/topology.js';
+import { REDIS_PORT, START_TIMEOUT_MS } from '../../harness/testbed/stack.js';
 
 const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 const API = '127.0.0.1:9180';

@@ -3,7 +3,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
 import { decodeCursor, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';

@@ -10,10 +10,10 @@ import { existsSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, nsRun } from '../../src/testbed/exec.js';
-import { listNamespaces } from '../../src/testbed/netns.js';
-import { createTestbed, type Testbed } from '../../src/testbed/topology.js';
-import { socketPath } from '../../src/testbed/wireguard.js';
+import { run, nsRun } from '../../harness/testbed/exec.js';
+import { listNamespaces } from '../../harness/testbed/netns.js';
+import { createTestbed, type Testbed } from '../../harness/testbed/topology.js';
+import { socketPath } from '../../harness/testbed/wireguard.js';
 
 const PREFIX = 'ua';
 const ours = (names: string[]) => names.filter((n) => n.startsWith(`${PREFIX}-`));
@@ -92,7 +92,7 @@ describe('testbed cleanup on SIGINT', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ua-sigint-'));
     try {
       const script = join(dir, 'run.mts');
-      const topology = resolve('src/testbed/topology.ts');
+      const topology = resolve('harness/testbed/topology.ts');
       writeFileSync(
         script,
         `import { createTestbed } from ${JSON.stringify(topology)};\n` +

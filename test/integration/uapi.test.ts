@@ -12,10 +12,11 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceError, type PeerConfig, type PeerStatus } from '../../src/install/device.js';
 import { DEFAULT_BATCH_SIZE, UapiDevice } from '../../src/install/uapi.js';
-import { formatKey, generatePrivateKey } from '../../src/handshake/keys.js';
-import { run } from '../../src/testbed/exec.js';
-import { createNamespace, deleteNamespace } from '../../src/testbed/netns.js';
-import { WgInterface, type WgDumpPeer } from '../../src/testbed/wireguard.js';
+import { formatKey } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
+import { run } from '../../harness/testbed/exec.js';
+import { createNamespace, deleteNamespace } from '../../harness/testbed/netns.js';
+import { WgInterface, type WgDumpPeer } from '../../harness/testbed/wireguard.js';
 
 const NS = 'ua-t';
 const IFNAME = 'uat0';

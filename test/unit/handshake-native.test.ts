@@ -9,13 +9,14 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { getCrypto } from '../../src/handshake/crypto.js';
-import { createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
+import { getCrypto } from '../../harness/noise/crypto.js';
+import { createInitiation, stampMac1 } from '../../harness/noise/initiator.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { INITIATION_OFF_EPHEMERAL, KEY_SIZE, MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
 import { requireAddon } from '../../src/native-addon.js';
 import { createNativeResponder, MAX_SS_CACHE_SIZE, type NativeResponder } from '../../src/handshake/native.js';
-import { createResponder, type VerifyResult } from '../../src/handshake/responder.js';
+import { createResponder } from '../../harness/noise/responder.js';
+import type { VerifyResult } from '../../src/handshake/verify.js';
 import { labelKey, type Vector } from '../vectors/generate-handshake-vectors.js';
 
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('../vectors/handshake-initiations.json', import.meta.url), 'utf8'));

@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
+import { createInitiation, stampMac1 } from '../../harness/noise/initiator.js';
 import { publicKeyOf } from '../../src/handshake/keys.js';
 import { INITIATION_OFF_EPHEMERAL, INITIATION_OFF_MAC1, INITIATION_OFF_MAC2, INITIATION_OFF_SENDER, MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
 import { createNativeResponder } from '../../src/handshake/native.js';
-import { createResponder, type VerifyResult } from '../../src/handshake/responder.js';
+import { createResponder } from '../../harness/noise/responder.js';
+import type { VerifyResult } from '../../src/handshake/verify.js';
 import { labelKey } from '../vectors/generate-handshake-vectors.js';
 
 const responderKey = labelKey('property responder');

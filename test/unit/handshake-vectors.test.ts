@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createResponder } from '../../src/handshake/responder.js';
+import { createResponder } from '../../harness/noise/responder.js';
 import { buildMessage, type Vector } from '../vectors/generate-handshake-vectors.js';
 
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('../vectors/handshake-initiations.json', import.meta.url), 'utf8'));

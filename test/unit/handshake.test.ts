@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { consumeResponse, createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
+import { consumeResponse, createInitiation, stampMac1 } from '../../harness/noise/initiator.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import {
   ENCRYPTED_STATIC_SIZE,
@@ -19,9 +19,10 @@ import {
   MESSAGE_TRANSPORT_MIN_SIZE,
   MESSAGE_TYPE_INITIATION,
   WIRE_CONSTANTS,
-  parseInitiation,
 } from '../../src/handshake/messages.js';
-import { MAX_SS_CACHE, createResponder, type VerifyResult } from '../../src/handshake/responder.js';
+import { parseInitiation } from '../../harness/noise/initiation.js';
+import { MAX_SS_CACHE, type VerifyResult } from '../../src/handshake/verify.js';
+import { createResponder } from '../../harness/noise/responder.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { labelKey } from '../vectors/generate-handshake-vectors.js';
 

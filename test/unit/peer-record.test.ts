@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { formatKey, generatePrivateKey, keyProblem, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, keyProblem, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 import {
   admission,
   applyPatch,

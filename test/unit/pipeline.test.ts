@@ -10,7 +10,7 @@ import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { ADMISSION_LOG_LINES_PER_SECOND, MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission, type PipelineDeps } from '../../src/pipeline.js';
 import { LINE_BUDGET_WINDOW_MS } from '../../src/telemetry/log.js';
-import type { VerifyResult } from '../../src/handshake/responder.js';
+import type { VerifyResult } from '../../src/handshake/verify.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { RefusalCache } from '../../src/authorize/refusals.js';

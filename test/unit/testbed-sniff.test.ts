@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyPacket, TcpdumpParser, type HandshakePacket, INITIATION_SIZE } from '../../src/testbed/sniff.js';
+import { classifyPacket, TcpdumpParser, type HandshakePacket, INITIATION_SIZE } from '../../harness/testbed/sniff.js';
 
 // Captured with `tcpdump -n -tt -l -U -x udp` on this host (v6 ports swapped
 // so it reads as a gateway's response).

@@ -8,7 +8,7 @@ import {
   qemuArgs,
   shellQuote,
   visibleInGuest,
-} from '../../src/testbed/vm.js';
+} from '../../harness/testbed/vm.js';
 
 describe('test VM: pure parts', () => {
   it('takes the kernel release from linux-image-amd64 Depends', () => {

@@ -21,7 +21,8 @@ import {
   UapiRequestError,
 } from '../../src/install/uapi-protocol.js';
 import type { PeerConfig, PeerStatus } from '../../src/install/device.js';
-import { formatKey, generatePrivateKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 
 const key = (byte: number) => formatKey(new Uint8Array(32).fill(byte));
 const hex = (byte: number) => byte.toString(16).padStart(2, '0').repeat(32);

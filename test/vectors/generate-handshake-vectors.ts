@@ -8,10 +8,10 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createInitiation, stampMac1 } from '../../src/handshake/initiator.js';
+import { createInitiation, stampMac1 } from '../../harness/noise/initiator.js';
 import { keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
 import { INITIATION_OFF_EPHEMERAL, INITIATION_OFF_RESERVED, INITIATION_OFF_STATIC, INITIATION_OFF_TIMESTAMP, INITIATION_OFF_MAC1, KEY_SIZE } from '../../src/handshake/messages.js';
-import { createResponder } from '../../src/handshake/responder.js';
+import { createResponder } from '../../harness/noise/responder.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
 export interface VectorInputs {

@@ -8,9 +8,9 @@
  *                                                redis-server, wgjit run (XDP on vmcup)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun } from '../../src/testbed/exec.js';
-import { startStack, type Stack } from '../../src/testbed/stack.js';
-import { createTestbed, type Testbed } from '../../src/testbed/topology.js';
+import { nsRun } from '../../harness/testbed/exec.js';
+import { startStack, type Stack } from '../../harness/testbed/stack.js';
+import { createTestbed, type Testbed } from '../../harness/testbed/topology.js';
 
 /** Longer than a client's first retry (REKEY_TIMEOUT 5 s + up to 333 ms). */
 const RETRY_WINDOW_MS = 6_000;

@@ -7,9 +7,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { NetlinkDevice } from '../../src/install/netlink.js';
-import { run } from '../../src/testbed/exec.js';
+import { run } from '../../harness/testbed/exec.js';
 import { deviceContract } from '../contract/device-contract.js';
 
 const LISTEN_PORT = 51_860;

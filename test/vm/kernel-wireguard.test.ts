@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nsRun, run } from '../../src/testbed/exec.js';
-import { createNamespace, deleteNamespace, listNamespaces } from '../../src/testbed/netns.js';
+import { nsRun, run } from '../../harness/testbed/exec.js';
+import { createNamespace, deleteNamespace, listNamespaces } from '../../harness/testbed/netns.js';
 
 const NS = 'vmk-wg';
 const DEV = 'wg0';

@@ -11,7 +11,7 @@ import { formatKey } from '../../src/handshake/keys.js';
 import type { PeerConfig } from '../../src/install/device.js';
 import { isKernelWireGuard, NetlinkDevice } from '../../src/install/netlink.js';
 import { openDevice } from '../../src/install/select.js';
-import { run } from '../../src/testbed/exec.js';
+import { run } from '../../harness/testbed/exec.js';
 
 const DUMP_PEERS = 100_000;
 /** Enough that a dump spans dozens of parts (and, under emulation, seconds). */

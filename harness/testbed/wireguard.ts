@@ -12,7 +12,8 @@ import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatKey, generatePrivateKey, publicKeyOf } from '../handshake/keys.js';
+import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from '../noise/keys.js';
 import { nsRun, onExit, spawnIn, waitFor, type Spawned } from './exec.js';
 import { addAddress, checkIfname, createNamespace, deleteNamespace, linkUp } from './netns.js';
 

@@ -177,7 +177,7 @@ export function spawnIn(ns: string | null, cmd: string, args: readonly string[],
 }
 
 /**
- * In the test VM (software emulation, src/testbed/vm.ts sets WGJIT_IN_VM)
+ * In the test VM (software emulation, harness/testbed/vm.ts sets WGJIT_IN_VM)
  * everything starts 10-50× slower: waits for something to come up stretch
  * by this much there. Nothing is asserted on these times.
  */

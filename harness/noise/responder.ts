@@ -5,9 +5,10 @@
  * later receives the replayed message; this only answers "who sent it".
  */
 import { timingSafeEqual } from 'node:crypto';
+import { formatKey, wipe } from '../../src/handshake/keys.js';
+import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from '../../src/handshake/verify.js';
 import { getCrypto, type CryptoBackend, type DhKey, type NoiseCrypto } from './crypto.js';
-import { formatKey, wipe } from './keys.js';
-import { parseInitiation, type Initiation } from './messages.js';
+import { parseInitiation, type Initiation } from './initiation.js';
 import {
   computeMac1,
   decryptAndHash,
@@ -21,29 +22,6 @@ import {
   wipeState,
   type SymmetricState,
 } from './noise.js';
-
-/**
- * ss = DH(S_priv, S_pub_initiator) depends only on the initiator's key, so
- * it is cached as the kernel keeps it per peer. Bounded because an attacker
- * can present any number of fresh static keys; 4096 entries × ~100 bytes.
- */
-export const MAX_SS_CACHE = 4096;
-
-export type VerifyRejection = 'length' | 'type' | 'reserved' | 'mac1' | 'low_order' | 'static_decrypt' | 'timestamp_decrypt';
-export type VerifyResult =
-  | { ok: true; initiatorKey: string /* base64 */; timestamp: Uint8Array /* 12-byte TAI64N */; senderIndex: number }
-  | { ok: false; reason: VerifyRejection };
-
-export interface Responder {
-  readonly publicKey: string;
-  /**
-   * `onClaimedStatic` is called with the static key the message claims as
-   * soon as it decrypts, before ss and the timestamp prove it: a caller may
-   * start read-only work with it (a store lookup) but must act only on an
-   * ok result.
-   */
-  verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult;
-}
 
 export interface ResponderOptions {
   crypto?: CryptoBackend;

@@ -5,8 +5,8 @@
  * spec; each replaces what it consumes and wipes the old secret.
  */
 import { aeadDecrypt, aeadEncrypt, type NoiseCrypto } from './crypto.js';
-import { wipe } from './keys.js';
-import { INITIATION_OFF_MAC1, LABEL_MAC1, NOISE_CONSTRUCTION, WG_IDENTIFIER } from './messages.js';
+import { wipe } from '../../src/handshake/keys.js';
+import { INITIATION_OFF_MAC1, LABEL_MAC1, NOISE_CONSTRUCTION, WG_IDENTIFIER } from '../../src/handshake/messages.js';
 
 export const EMPTY = new Uint8Array(0);
 const BYTE_1 = Uint8Array.of(1);

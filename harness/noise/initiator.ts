@@ -6,7 +6,8 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { aeadEncrypt, getCrypto, type CryptoBackend, type DhKey, type NoiseCrypto } from './crypto.js';
-import { KEY_LENGTH, generatePrivateKey, wipe } from './keys.js';
+import { KEY_LENGTH, wipe } from '../../src/handshake/keys.js';
+import { generatePrivateKey } from './keys.js';
 import {
   HEADER_SIZE,
   INDEX_SIZE,
@@ -31,7 +32,7 @@ import {
   RESPONSE_OFF_SENDER,
   TRANSPORT_OFF_COUNTER,
   TRANSPORT_OFF_RECEIVER,
-} from './messages.js';
+} from '../../src/handshake/messages.js';
 import {
   EMPTY,
   computeMac1,

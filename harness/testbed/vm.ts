@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onExit, run, spawnIn } from './exec.js';
 
-/** The repository root: this file is src/testbed/vm.ts or dist/testbed/vm.js. */
+/** The repository root: this file is harness/testbed/vm.ts. */
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SCRIPTS = join(REPO, 'scripts/vm');
 const BUILD_SCRIPT = join(SCRIPTS, 'build-initramfs.sh');
@@ -99,7 +99,7 @@ export function commandScript({ command, cwd, env }: GuestCommand): string {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new RangeError(`invalid environment variable name ${JSON.stringify(k)}`);
   }
   const assignments = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
-  const lines = ['# written by src/testbed/vm.ts'];
+  const lines = ['# written by harness/testbed/vm.ts'];
   if (env.HOME !== undefined) lines.push(`mkdir -p ${shellQuote(env.HOME)}`);
   lines.push(`cd ${shellQuote(cwd)} || exit 126`);
   lines.push(`exec env -i -- ${[...assignments, ...command.map(shellQuote)].join(' ')}`);

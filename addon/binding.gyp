@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "wgjit",
-      "sources": ["wgjit.cc", "capture.cc", "xdp_program.cc", "raw_send.cc", "noise_responder.cc", "noise_crypto.cc", "crypto_bench.cc", "netlink_socket.cc"],
+      "sources": ["wgjit.cc", "capture.cc", "xdp_program.cc", "raw_send.cc", "noise_responder.cc", "noise_crypto.cc", "netlink_socket.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../bpf"

@@ -1,14 +1,13 @@
 // The module Node loads: only the export table. Logic lives in capture.cc
 // (XDP program + ring buffer), raw_send.cc (re-injection),
 // noise_responder.cc (handshake verification, on noise_crypto.cc),
-// netlink_socket.cc (kernel WireGuard transport) and crypto_bench.cc (a
-// benchmark hook).
+// netlink_socket.cc (kernel WireGuard transport). The benchmarks' hook is a
+// separate addon (harness/addon/) that the product never loads.
 #include <napi.h>
 
 #include <string>
 
 #include "capture.h"
-#include "crypto_bench.h"
 #include "netlink_socket.h"
 #include "noise_responder.h"
 #include "raw_send.h"
@@ -73,7 +72,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("statNames", StatNames(env));
   exports.Set("recordSize", Napi::Number::New(env, CAPTURE_RECORD_SIZE));
   exports.Set("captureLimits", CaptureLimits(env));
-  exports.Set("benchCrypto", Napi::Function::New<wgjit::BenchCrypto>(env, "benchCrypto"));
   return exports;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The measurement that chose the responder's crypto (docs/decisions.md):
- * each candidate timed inside the addon (addon/crypto_bench.h), with no
- * JavaScript between operations, on one core, in one run (rates per second
- * of CPU time: bench/measure.ts).
+ * each candidate timed inside the bench addon (harness/addon/crypto_bench.h),
+ * with no JavaScript between operations, on one core, in one run (rates per
+ * second of CPU time: bench/measure.ts).
  *
  *   X25519        libsodium's crypto_scalarmult (the responder's); node's
  *                 OpenSSL 3 as the responder used it before (EVP_PKEY_fromdata

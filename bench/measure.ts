@@ -1,6 +1,6 @@
 /**
  * What the throughput benchmarks share: rates measured in short slices that
- * take turns, the addon's bench hook, and quantiles.
+ * take turns, the bench addon's hook, and quantiles.
  *
  * Rates are operations per second of CPU time, not of the wall clock: the
  * machines are shared, and a slice during which another process had the
@@ -10,7 +10,7 @@
  * collector's, are charged to it too). takeTurns reports how much of the
  * wall time the process got.
  */
-import { requireAddon } from '../src/native-addon.js';
+import { benchAddon } from '../harness/addon/bench-addon.js';
 
 /** Calls of `op` between clock reads. */
 const CHUNK = 32;
@@ -45,9 +45,9 @@ export function loop(op: () => void): Measure {
   };
 }
 
-const { benchCrypto } = requireAddon() as { benchCrypto: (op: string, iterations: number) => number };
+const { benchCrypto } = benchAddon();
 
-/** An operation of the addon's bench hook (addon/crypto_bench.h), timed in C++ with no JavaScript between operations. */
+/** An operation of the bench addon's hook (harness/addon/crypto_bench.h), timed in C++ with no JavaScript between operations. */
 export function inAddon(op: string): Measure {
   let nsPerOp = benchCrypto(op, 200);
   return (ms) => {

@@ -13,10 +13,10 @@ import { getCrypto } from '../../harness/noise/crypto.js';
 import { createInitiation, stampMac1 } from '../../harness/noise/initiator.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { INITIATION_OFF_EPHEMERAL, KEY_SIZE, MESSAGE_INITIATION_SIZE, MESSAGE_TYPE_INITIATION } from '../../src/handshake/messages.js';
-import { requireAddon } from '../../src/native-addon.js';
 import { createNativeResponder, MAX_SS_CACHE_SIZE, type NativeResponder } from '../../src/handshake/native.js';
 import { createResponder } from '../../harness/noise/responder.js';
 import type { VerifyResult } from '../../src/handshake/verify.js';
+import { benchAddon } from '../../harness/addon/bench-addon.js';
 import { labelKey, type Vector } from '../vectors/generate-handshake-vectors.js';
 
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('../vectors/handshake-initiations.json', import.meta.url), 'utf8'));
@@ -235,7 +235,7 @@ describe('native responder', () => {
   });
 
   it('has bench backends that compute what the responder computes', () => {
-    const { benchCrypto } = requireAddon() as { benchCrypto: (op: string, iterations: number) => number };
+    const { benchCrypto } = benchAddon();
     for (const op of ['x25519:libsodium', 'x25519:openssl-import', 'x25519:openssl-reuse', 'symmetric:libb2+libsodium', 'symmetric:openssl']) {
       expect(benchCrypto(op, 1), op).toBeGreaterThan(0);
     }

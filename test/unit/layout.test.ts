@@ -100,6 +100,17 @@ describe('src/ is the product alone', () => {
     expect(readdirSync(SRC).sort()).toEqual([...SRC_ENTRIES].sort());
   });
 
+  it('has a row for every folder in the folder table of docs/architecture.md, and no row for a folder that is gone', () => {
+    const text = readFileSync(join(REPO, 'docs/architecture.md'), 'utf8');
+    const table = text.slice(text.indexOf('## Folders'));
+    const named = [...table.matchAll(/^\| (.+?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((n) => n[1]!.replace(/\/$/, '')));
+    const dirs = (dir: string) => readdirSync(join(REPO, dir), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+    const topLevel = dirs('.').filter((d) => !d.startsWith('.') && !['node_modules', 'dist'].includes(d));
+    const folders = [...topLevel, ...dirs('src'), ...dirs('harness').filter((d) => d !== join('harness', 'addon', 'build'))];
+    expect(folders.filter((f) => !named.some((n) => n === f || n.startsWith(`${f}/`)))).toEqual([]);
+    expect(named.filter((n) => !existsSync(join(REPO, n)))).toEqual([]);
+  });
+
   it('ships an addon without the benchmarks\' hook (harness/addon/ builds that one)', () => {
     expect(Object.keys(requireAddon())).not.toContain('benchCrypto');
   });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, SETTINGS, envName, resolveSettings, resolveToken, type SettingName } from '../config.js';
+import { ConfigError, SETTINGS, envName, resolveSettings, resolveToken, type SettingName } from './settings.js';
 import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
 import { createLogger } from '../telemetry/log.js';
 import { ApiClient, ApiError, DEFAULT_API, keyPath } from './client.js';

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../cli/settings.js';
 import type { WireGuardDevice } from './device.js';
 import { isKernelWireGuard, NetlinkDevice } from './netlink.js';
 import { UapiDevice } from './uapi.js';

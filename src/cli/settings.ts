@@ -6,9 +6,9 @@
  * masked (maskSecrets), and never a secret setting's value: a value that
  * fails to parse may still hold a password, and stderr ends up in logs.
  */
-import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST } from './capture/addon.js';
-import { DEFAULT_DH_PER_SECOND } from './intake/intake.js';
-import { RECONCILE_INTERVAL_MS } from './lifecycle/reconciler.js';
+import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST } from '../capture/addon.js';
+import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
+import { RECONCILE_INTERVAL_MS } from '../lifecycle/reconciler.js';
 import { readFileSync } from 'node:fs';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken } from '../../src/config.js';
+import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken } from '../../src/cli/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, SETTINGS, envName, resolveSettings, resolveToken, type SettingName } from './settings.js';
 import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
+import { NoBackendError } from '../install/select.js';
 import { createLogger } from '../telemetry/log.js';
 import { ApiClient, ApiError, DEFAULT_API, keyPath } from './client.js';
 import { ago, bytes, every, table } from './format.js';
@@ -201,25 +202,11 @@ async function cmdRun(argv: string[]): Promise<number> {
   const s = resolveSettings(RUN_SETTINGS, values as Record<string, string>);
   const token = resolveToken(s);
   if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
-  const log = createLogger(s.logLevel);
+  // The daemon's options carry the settings' names; the token and the logger are resolved here.
+  const { apiTokenFile, apiToken, logLevel, config, ...daemon } = s;
+  const log = createLogger(logLevel);
   const { startGateway } = await import('../daemon/gateway.js');
-  const gw = await startGateway({
-    interface: s.interface!,
-    captureDevs: s.captureDev!,
-    redis: s.redis!,
-    api: s.apiListen!,
-    token,
-    backend: s.backend!,
-    xdpMode: s.xdpMode!,
-    idleTimeoutS: s.idleTimeout!,
-    reconcileIntervalS: s.reconcileInterval!,
-    sourceRate: s.sourceRate!,
-    sourceBurst: s.sourceBurst!,
-    dhPerSecond: s.dhBudget!,
-    replay: s.replay!,
-    uapiDir: s.uapiDir!,
-    log,
-  });
+  const gw = await startGateway({ ...daemon, token, log });
   return waitForSignal(log, () => gw.stop());
 }
 
@@ -234,11 +221,11 @@ async function cmdApi(argv: string[]): Promise<number> {
   const { PeerStore } = await import('../authorize/store.js');
   const { buildApp } = await import('../api/app.js');
   const { createMetrics } = await import('../telemetry/metrics.js');
-  const store = PeerStore.connect(s.redis!);
+  const store = PeerStore.connect(s.redis);
   // Process metrics (CPU, memory, event loop; process_*, nodejs_*); the data-plane series stay empty here.
   const { registry } = createMetrics({ processMetrics: true });
   const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
-  await app.listen({ host: s.apiListen!.host, port: s.apiListen!.port });
+  await app.listen({ host: s.apiListen.host, port: s.apiListen.port });
   // The bound address: with port 0 the system picked one.
   const bound = app.server.address() as AddressInfo;
   log.info({ listen: bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}` }, 'API listening (store routes only)');
@@ -520,7 +507,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`wgjit: ${err.message}\n`);
       return EXIT.usage;
     }
-    if (err instanceof ConfigError) {
+    // A setting, or a --backend that does not fit the interface: the operator's to fix.
+    if (err instanceof ConfigError || err instanceof NoBackendError) {
       process.stderr.write(`wgjit: ${err.message}\n`);
       return EXIT.usage;
     }

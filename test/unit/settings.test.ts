@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken } from '../../src/cli/settings.js';
+import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {
@@ -93,6 +93,12 @@ describe('settings', () => {
     }
     expect(message).toMatch(/not valid JSON/);
     expect(message).not.toContain('secretpw');
+  });
+
+  it("names each setting after its flag, the name the daemon's options use", () => {
+    for (const [name, spec] of Object.entries(SETTINGS)) {
+      expect(name).toBe(spec.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+    }
   });
 
   it('spells environment variables as the contract does', () => {

@@ -146,6 +146,14 @@ export const SETTINGS = {
 
 type Specs = typeof SETTINGS;
 export type SettingName = keyof Specs;
+
+/** The settings of `wgjit run`, in the order of its help page. */
+export const RUN_SETTINGS = [
+  'interface', 'captureDev', 'redis', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+] as const satisfies readonly SettingName[];
+/** The settings of `wgjit api`: the store and the API. */
+export const API_SETTINGS = ['redis', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
+
 type ValueOf<K extends SettingName> = ReturnType<Specs[K]['parse']>;
 
 /** A required setting, or one with a default, always has a value once resolved. */
@@ -194,6 +202,11 @@ export function resolveSettings<K extends SettingName>(
     }
   }
   return out;
+}
+
+/** The settings' flags as node:util parseArgs options (every value a string; resolveSettings parses it). */
+export function settingOptions(names: readonly SettingName[]): Record<string, { type: 'string' }> {
+  return Object.fromEntries(names.map((n) => [SETTINGS[n].flag, { type: 'string' as const }]));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

@@ -64,7 +64,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import { SETTINGS } from '../src/config.js';
+import { SETTINGS } from '../src/cli/settings.js';
 import { PROVISIONAL_GRACE_MS } from '../src/daemon/gateway.js';
 import { formatKey } from '../src/handshake/keys.js';
 import { generatePrivateKey } from '../harness/noise/keys.js';

@@ -1,13 +1,24 @@
 /** A small REST client for the CLI's `peer` and `status` commands. */
+import { ERROR_STATUS, type ErrorBody, type ErrorCode } from '../api/errors.js';
 
-export class ApiError extends Error {
+/**
+ * The API's error codes (src/api/errors.ts), and the two only the client
+ * reports: no answer at all, or an error answer without the API's body (a
+ * proxy's, say; a code this build does not know counts as that too).
+ */
+export type ClientErrorCode = ErrorCode | 'unreachable' | 'http_error';
+
+const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && Object.hasOwn(ERROR_STATUS, code);
+
+/** A request that failed: the HTTP status (0 when there was no answer), the code and the API's message. */
+export class ApiClientError extends Error {
+  override readonly name = 'ApiClientError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ClientErrorCode,
     message: string,
   ) {
     super(message);
-    this.name = 'ApiError';
   }
 }
 
@@ -35,7 +46,7 @@ export class ApiClient {
     } catch (err) {
       const detail = (err as { cause?: { code?: string; message?: string } }).cause;
       const cause = detail?.code ?? detail?.message ?? (err as Error).message;
-      throw new ApiError(0, 'unreachable', `cannot reach the wgjit API at ${this.base} (${cause}); is \`wgjit run\` or \`wgjit api\` running? (set --api or WGJIT_API)`);
+      throw new ApiClientError(0, 'unreachable', `cannot reach the wgjit API at ${this.base} (${cause}); is \`wgjit run\` or \`wgjit api\` running? (set --api or WGJIT_API)`);
     }
     if (res.status === 204) return undefined as T;
     const text = await res.text();
@@ -46,10 +57,23 @@ export class ApiClient {
       /* not JSON: reported below */
     }
     if (!res.ok) {
-      const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiError(res.status, e?.code ?? 'http_error', e?.message ?? `HTTP ${res.status}`);
+      const e = (parsed as Partial<ErrorBody> | undefined)?.error;
+      throw new ApiClientError(res.status, isErrorCode(e?.code) ? e.code : 'http_error', e?.message ?? `HTTP ${res.status}`);
     }
     return parsed as T;
+  }
+
+  /** Every item of a paged list route, following nextCursor. */
+  async all<Page extends { items: unknown[]; nextCursor: string | null }>(path: string): Promise<Page['items']> {
+    const items: Page['items'] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+      const page: Page = await this.request('GET', `${path}?limit=1000${q}`);
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return items;
   }
 }
 

@@ -39,22 +39,26 @@ export const STORE_WAIT_AT_START_MS = 5_000;
 /** How long a stop waits for admissions under way to finish. */
 export const DRAIN_TIMEOUT_MS = 5_000;
 
+/** Named as the settings of `wgjit run` (src/cli/settings.ts), which pass on as they are. */
 export interface GatewayOptions {
   interface: string;
-  captureDevs: string[];
+  /** Devices the XDP capture attaches to. */
+  captureDev: string[];
   redis: string;
-  api: { host: string; port: number };
+  /** Where the API listens. */
+  apiListen: { host: string; port: number };
   token: string;
   backend: 'auto' | 'uapi' | 'netlink';
   xdpMode: 'auto' | 'native' | 'generic';
-  idleTimeoutS: number;
+  /** Seconds without a handshake before a peer is removed. */
+  idleTimeout: number;
   /** Seconds between reconciliations with the store (src/lifecycle/reconciler.ts). */
-  reconcileIntervalS: number;
+  reconcileInterval: number;
   /** Initiations captured per second and at once per source, in XDP (0: no limit). */
   sourceRate: number;
   sourceBurst: number;
   /** Diffie-Hellman budget per second (src/intake). */
-  dhPerSecond: number;
+  dhBudget: number;
   replay: boolean;
   uapiDir: string;
   log: Logger;
@@ -136,14 +140,14 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const captureLog = log.child({ component: 'capture' });
     const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
-    for (const dev of opts.captureDevs) {
+    for (const dev of opts.captureDev) {
       const attached = capture.attach(dev, opts.xdpMode);
       captureLog.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
     }
     const intakeLog = log.child({ component: 'intake' });
     const intake = new Intake({
       handle: (event) => pipeline.handle(event),
-      dhPerSecond: opts.dhPerSecond,
+      dhPerSecond: opts.dhBudget,
       onDrop: (reason) => {
         pipeline.count(`dropped_${reason}`);
         metrics.captureDrops.inc({ reason });
@@ -167,13 +171,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     });
     capture.start((events: CaptureEvent[]) => intake.offer(events));
 
-    reconciler.start(opts.reconcileIntervalS * 1000);
+    reconciler.start(opts.reconcileInterval * 1000);
     cleanups.push(() => reconciler.stop());
 
     const sweeper = new Sweeper(
       device,
       installed,
-      { idleTimeoutMs: opts.idleTimeoutS * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS },
+      { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS },
       log.child({ component: 'lifecycle' }),
       metrics,
       (reason, n) => pipeline.count(`removed_${reason}`, n),
@@ -254,8 +258,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
 
     const app = await buildApp({ store, token: opts.token, gateway: view, logger: apiLog, registry: metrics.registry });
     cleanups.push(() => app.close());
-    await app.listen({ host: opts.api.host, port: opts.api.port });
-    log.info({ listen: `${opts.api.host}:${opts.api.port}` }, 'API listening');
+    await app.listen({ host: opts.apiListen.host, port: opts.apiListen.port });
+    log.info({ listen: `${opts.apiListen.host}:${opts.apiListen.port}` }, 'API listening');
 
     return { app, pipeline, metrics, stop: cleanup };
   } catch (err) {

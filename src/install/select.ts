@@ -5,12 +5,17 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../config.js';
 import type { WireGuardDevice } from './device.js';
 import { isKernelWireGuard, NetlinkDevice } from './netlink.js';
 import { UapiDevice } from './uapi.js';
 
-export type BackendChoice = 'auto' | 'uapi' | 'netlink';
+export const BACKEND_CHOICES = ['auto', 'uapi', 'netlink'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+/** No backend fits the interface as asked: the operator's choice or setup is wrong, not the device. */
+export class NoBackendError extends Error {
+  override readonly name = 'NoBackendError';
+}
 
 export interface InterfaceFacts {
   /** sysfs says DEVTYPE=wireguard. */
@@ -41,6 +46,6 @@ export async function openDevice(opts: { interface: string; backend: BackendChoi
   const socketPath = join(opts.uapiDir, `${opts.interface}.sock`);
   const facts = { kernelLink: await isKernelWireGuard(opts.interface), uapiSocket: existsSync(socketPath) };
   const chosen = chooseBackend(opts.interface, opts.backend, facts, socketPath);
-  if ('error' in chosen) throw new ConfigError(chosen.error);
+  if ('error' in chosen) throw new NoBackendError(chosen.error);
   return chosen.backend === 'netlink' ? NetlinkDevice.open(opts.interface) : UapiDevice.open(opts.interface, { socketDir: opts.uapiDir });
 }

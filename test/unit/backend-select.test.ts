@@ -1,5 +1,8 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chooseBackend } from '../../src/install/select.js';
+import { chooseBackend, NoBackendError, openDevice } from '../../src/install/select.js';
 
 const SOCK = '/var/run/wireguard/wg0.sock';
 const facts = (kernelLink: boolean, uapiSocket: boolean) => ({ kernelLink, uapiSocket });
@@ -19,5 +22,12 @@ describe('backend selection', () => {
     expect('error' in uapi && uapi.error).toMatch(/no userspace WireGuard API socket.*use --backend netlink/);
     expect(chooseBackend('wg0', 'netlink', facts(true, true), SOCK)).toEqual({ backend: 'netlink' });
     expect(chooseBackend('wg0', 'uapi', facts(true, true), SOCK)).toEqual({ backend: 'uapi' });
+  });
+
+  it('opening an interface no backend serves fails with NoBackendError and the reason', async () => {
+    const uapiDir = mkdtempSync(join(tmpdir(), 'wgjit-select-'));
+    const opening = openDevice({ interface: 'wgjit-none0', backend: 'auto', uapiDir });
+    await expect(opening).rejects.toBeInstanceOf(NoBackendError);
+    await expect(opening).rejects.toThrow(/wgjit-none0 is neither a kernel WireGuard interface/);
   });
 });

@@ -22,7 +22,6 @@ const SRC_ENTRIES = [
   'capture',
   'cli',
   'cli.ts',
-  'config.ts',
   'daemon',
   'handshake',
   'install',

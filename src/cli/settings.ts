@@ -5,10 +5,17 @@
  * came from, and the accepted form. It shows the value with any credentials
  * masked (maskSecrets), and never a secret setting's value: a value that
  * fails to parse may still hold a password, and stderr ends up in logs.
+ *
+ * The stages own their defaults and limits and export them; this module only
+ * composes them into flags, and no stage imports it back. A setting's name is
+ * its flag in camelCase, and the daemon's options (GatewayOptions) use the
+ * same names, so resolved settings pass on without renaming.
  */
-import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST } from './capture/addon.js';
-import { DEFAULT_DH_PER_SECOND } from './intake/intake.js';
-import { RECONCILE_INTERVAL_MS } from './lifecycle/reconciler.js';
+import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE_RATE, MIN_SOURCE_BURST, type XdpMode } from '../capture/addon.js';
+import { BACKEND_CHOICES } from '../install/select.js';
+import { DEFAULT_SOCKET_DIR } from '../install/uapi.js';
+import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
+import { RECONCILE_INTERVAL_MS } from '../lifecycle/reconciler.js';
 import { readFileSync } from 'node:fs';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -124,24 +131,33 @@ export const SETTINGS = {
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
   apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string', secret: true },
-  backend: { flag: 'backend', help: 'device backend', parse: oneOf('auto', 'uapi', 'netlink'), default: 'auto', form: 'auto, uapi or netlink' },
-  xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
+  backend: { flag: 'backend', help: 'device backend', parse: oneOf(...BACKEND_CHOICES), default: 'auto', form: 'auto, uapi or netlink' },
+  xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf<XdpMode>('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
   reconcileInterval: { flag: 'reconcile-interval', help: 'seconds between reconciliations of the device with the store (what a lost store event left behind)', parse: integer(5, 3_600), default: RECONCILE_INTERVAL_MS / 1000, form: 'seconds, 5..3600' },
   sourceRate: { flag: 'source-rate', help: 'initiations per second captured per source address (IPv4 /32, IPv6 /64) in XDP; more still pass to the device; 0 turns the limit off', parse: integer(0, MAX_SOURCE_RATE), default: DEFAULT_SOURCE_RATE, form: `an integer, 0..${MAX_SOURCE_RATE}` },
   sourceBurst: { flag: 'source-burst', help: 'initiations a source may send at once before its rate applies', parse: integer(MIN_SOURCE_BURST, MAX_SOURCE_BURST), default: DEFAULT_SOURCE_BURST, form: `an integer, ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}` },
   dhBudget: { flag: 'dh-budget', help: 'Diffie-Hellman operations per second spent verifying initiations (2 each); beyond it they queue, then drop', parse: integer(2, 10_000_000), default: DEFAULT_DH_PER_SECOND, form: 'an integer, 2..10000000' },
   replay: { flag: 'replay', help: 're-inject the captured initiation after install', parse: onOff, default: true, form: 'on or off' },
-  uapiDir: { flag: 'uapi-dir', help: 'directory of userspace WireGuard sockets', parse: text, default: '/var/run/wireguard', form: 'a directory path' },
+  uapiDir: { flag: 'uapi-dir', help: 'directory of userspace WireGuard sockets', parse: text, default: DEFAULT_SOCKET_DIR, form: 'a directory path' },
   logLevel: { flag: 'log-level', help: 'log level', parse: oneOf(...LOG_LEVELS), default: 'info', form: LOG_LEVELS.join(', ') },
   config: { flag: 'config', help: 'JSON config file (keys are flag names)', parse: text, form: 'a file path' },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type Specs = typeof SETTINGS;
 export type SettingName = keyof Specs;
+
+/** The settings of `wgjit run`, in the order of its help page. */
+export const RUN_SETTINGS = [
+  'interface', 'captureDev', 'redis', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+] as const satisfies readonly SettingName[];
+/** The settings of `wgjit api`: the store and the API. */
+export const API_SETTINGS = ['redis', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
+
 type ValueOf<K extends SettingName> = ReturnType<Specs[K]['parse']>;
 
-export type Settings<K extends SettingName> = { [P in K]: ValueOf<P> | undefined };
+/** A required setting, or one with a default, always has a value once resolved. */
+export type Settings<K extends SettingName> = { [P in K]: Specs[P] extends { required: true } | { default: unknown } ? ValueOf<P> : ValueOf<P> | undefined };
 
 /**
  * Resolve the named settings from flags (already split into name → raw
@@ -186,6 +202,11 @@ export function resolveSettings<K extends SettingName>(
     }
   }
   return out;
+}
+
+/** The settings' flags as node:util parseArgs options (every value a string; resolveSettings parses it). */
+export function settingOptions(names: readonly SettingName[]): Record<string, { type: 'string' }> {
+  return Object.fromEntries(names.map((n) => [SETTINGS[n].flag, { type: 'string' as const }]));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

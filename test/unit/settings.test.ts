@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken } from '../../src/config.js';
+import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {
@@ -93,6 +94,29 @@ describe('settings', () => {
     }
     expect(message).toMatch(/not valid JSON/);
     expect(message).not.toContain('secretpw');
+  });
+
+  it("names each setting after its flag, the name the daemon's options use", () => {
+    for (const [name, spec] of Object.entries(SETTINGS)) {
+      expect(name).toBe(spec.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+    }
+  });
+
+  it('is imported by the CLI alone: no stage, the API or the daemon imports src/cli/ back', () => {
+    const src = fileURLToPath(new URL('../../src', import.meta.url));
+    const cli = join(src, 'cli');
+    const entry = join(src, 'cli.ts');
+    const upward = readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(src, f))
+      .filter((file) => file !== entry && !file.startsWith(`${cli}/`))
+      .flatMap((file) =>
+        [...readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.[^']+)'/g)]
+          .map((m) => resolve(dirname(file), m[1]!))
+          .filter((target) => target.startsWith(`${cli}/`))
+          .map((target) => `${file.slice(src.length + 1)} imports ${target.slice(src.length + 1)}`),
+      );
+    expect(upward).toEqual([]);
   });
 
   it('spells environment variables as the contract does', () => {

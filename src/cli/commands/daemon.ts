@@ -1,0 +1,65 @@
+/** `wgjit run` (the gateway) and `wgjit api` (the store routes only): resolve the settings, start, run until a signal. */
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../../telemetry/log.js';
+import { EXIT, parse, UsageError } from '../command.js';
+import { help } from '../help.js';
+import { API_SETTINGS, ConfigError, envName, resolveSettings, resolveToken, RUN_SETTINGS, settingOptions } from '../settings.js';
+
+export async function cmdRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, settingOptions(RUN_SETTINGS));
+  if (values.help) return help('run');
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const s = resolveSettings(RUN_SETTINGS, values as Record<string, string>);
+  const token = resolveToken(s);
+  if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  // The daemon's options carry the settings' names; the token and the logger are resolved here.
+  const { apiTokenFile, apiToken, logLevel, config, ...daemon } = s;
+  const log = createLogger(logLevel);
+  const { startGateway } = await import('../../daemon/gateway.js');
+  const gw = await startGateway({ ...daemon, token, log });
+  return waitForSignal(log, () => gw.stop());
+}
+
+export async function cmdApi(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, settingOptions(API_SETTINGS));
+  if (values.help) return help('api');
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const s = resolveSettings(API_SETTINGS, values as Record<string, string>);
+  const token = resolveToken(s);
+  if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  const log = createLogger(s.logLevel);
+  const { PeerStore } = await import('../../authorize/store.js');
+  const { buildApp } = await import('../../api/app.js');
+  const { createMetrics } = await import('../../telemetry/metrics.js');
+  const store = PeerStore.connect(s.redis);
+  // Process metrics (CPU, memory, event loop; process_*, nodejs_*); the data-plane series stay empty here.
+  const { registry } = createMetrics({ processMetrics: true });
+  const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
+  await app.listen({ host: s.apiListen.host, port: s.apiListen.port });
+  // The bound address: with port 0 the system picked one.
+  const bound = app.server.address() as AddressInfo;
+  log.info({ listen: bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}` }, 'API listening (store routes only)');
+  return waitForSignal(log, async () => {
+    await app.close();
+    await store.close();
+  });
+}
+
+function waitForSignal(log: ReturnType<typeof createLogger>, stop: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      log.info({ signal: sig }, 'stopping');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      stop().then(
+        () => resolve(EXIT.ok),
+        (err) => {
+          log.error({ err: (err as Error).message }, 'shutdown failed');
+          resolve(EXIT.failed);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,172 @@
+/**
+ * The help pages: written here once, the run and api pages' options built
+ * from the settings themselves (flag, purpose, default, variable, form).
+ */
+import { API_SETTINGS, envName, RUN_SETTINGS, SETTINGS, type SettingName } from './settings.js';
+import { DEFAULT_API } from './client.js';
+import { EXIT } from './command.js';
+
+/** The options `peer` and `status` share: where the API is and how to authenticate. */
+const CLIENT_HELP = `Options:
+  --api URL              the wgjit REST API (default ${DEFAULT_API})
+                         env WGJIT_API
+  --api-token-file FILE  file holding the API bearer token
+                         env WGJIT_API_TOKEN_FILE, or the token itself in
+                         WGJIT_API_TOKEN
+  --json                 print JSON for scripts instead of text
+  -h, --help             this help`;
+
+const EXIT_HELP = `Exit codes: 0 success, 1 failure (API unreachable, server error, no gateway),
+2 usage or configuration error (also a 400 or 401 from the API),
+3 no such peer, 4 the peer already exists.`;
+
+const HELP: Record<string, string> = {
+  main: `wgjit — on-demand WireGuard peer gateway
+
+Usage:
+  wgjit run    --interface WG_IF --capture-dev DEV[,DEV] --redis URL [options]
+  wgjit api    --redis URL [--api-listen HOST:PORT] [--api-token-file FILE]
+  wgjit peer   add PUBKEY --allowed-ips CIDR[,CIDR] [options]
+  wgjit peer   rm PUBKEY | ls [--json] | show PUBKEY [--json]
+  wgjit status [--json]
+  wgjit demo
+
+Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help') for the
+options of a command. 'peer' and 'status' talk to the REST API at --api URL
+or WGJIT_API (default ${DEFAULT_API}); the token comes from
+--api-token-file FILE, WGJIT_API_TOKEN_FILE or WGJIT_API_TOKEN.
+
+${EXIT_HELP}`,
+  peer: `Usage:
+  wgjit peer add PUBKEY --allowed-ips CIDR[,CIDR] [--preshared-key-file F]
+                 [--keepalive N] [--expires-at ISO8601] [--disabled]
+  wgjit peer rm PUBKEY
+  wgjit peer ls [--json]
+  wgjit peer show PUBKEY [--json]
+
+Manages the peer store through the REST API; gateways install a stored peer
+when its first handshake arrives. 'wgjit peer SUBCOMMAND --help' for more.
+
+${CLIENT_HELP}
+
+${EXIT_HELP}`,
+  'peer add': `Usage: wgjit peer add PUBKEY --allowed-ips CIDR[,CIDR] [--preshared-key-file F]
+                 [--keepalive N] [--expires-at ISO8601] [--disabled] [options]
+
+Stores a peer (POST /v1/peers). PUBKEY is the client's public key as
+'wg pubkey' prints it.
+
+  --allowed-ips CIDR[,CIDR]  addresses routed to the peer (required),
+                             e.g. 10.8.0.2/32,fd00::2/128
+  --preshared-key-file FILE  file holding a preshared key ('wg genpsk');
+                             stored, never shown again
+  --keepalive N              persistent keepalive in seconds, 0..65535 (0: off)
+  --expires-at ISO8601       refuse the peer from then on,
+                             e.g. 2030-01-01T00:00:00Z
+  --disabled                 store it, but refuse it until enabled
+
+${CLIENT_HELP}
+
+Exit code 4 when the peer already exists, 2 for bad input.`,
+  'peer rm': `Usage: wgjit peer rm PUBKEY [options]
+
+Removes a peer from the store (DELETE /v1/peers/PUBKEY); every gateway that
+holds it removes it from its device.
+
+${CLIENT_HELP}
+
+Exit code 3 when there is no such peer.`,
+  'peer ls': `Usage: wgjit peer ls [options]
+
+Lists every stored peer (GET /v1/peers, all pages): public key, allowed IPs,
+keepalive, expiry, enabled or disabled. --json prints an array of records.
+
+${CLIENT_HELP}`,
+  'peer show': `Usage: wgjit peer show PUBKEY [options]
+
+Shows one stored peer (GET /v1/peers/PUBKEY). The preshared key is never
+shown, only whether there is one.
+
+${CLIENT_HELP}
+
+Exit code 3 when there is no such peer.`,
+  status: `Usage: wgjit status [options]
+
+This gateway as 'wg show' prints a device: the interface (public key,
+listening port, backend), then each installed peer (endpoint, allowed ips,
+latest handshake, transfer, and wgjit's state: provisional until a
+handshake completes, then confirmed), then wgjit's counters. Needs the API
+of a gateway ('wgjit run'); a control plane ('wgjit api') has no gateway.
+--json prints {gateway, peers, stats}.
+
+${CLIENT_HELP}
+
+${EXIT_HELP}`,
+  demo: `Usage: wgjit demo
+
+Builds a throw-away testbed in network namespaces — a gateway running
+WireGuard with no peers, a private redis-server, the wgjit daemon, and three
+WireGuard clients (two registered, one not) — connects each client, prints
+whether it got through and how long its first handshake took, then removes
+everything (also on Ctrl-C). Needs root.`,
+};
+
+const HELP_WIDTH = 80;
+
+/** A setting's default as an operator would type it: 127.0.0.1:9180, on, auto. */
+function showDefault(value: unknown): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (typeof value === 'object' && value !== null && 'host' in value && 'port' in value) {
+    const { host, port } = value as { host: string; port: number };
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+  return String(value);
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word gets a line of its own). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** One entry per setting: the flag, then what it does and its default, then its variable and form, in one aligned column. */
+function settingsHelp(names: readonly SettingName[]): string {
+  const flagWidth = Math.max(...names.map((n) => SETTINGS[n].flag.length)) + 2;
+  const indent = 2 + flagWidth + 2;
+  return names
+    .map((n) => {
+      const s: { flag: string; help: string; form: string; default?: unknown; required?: boolean } = SETTINGS[n];
+      const tail = s.required ? ' (required)' : 'default' in s ? ` (default ${showDefault(s.default)})` : '';
+      const lines = [...wrap(`${s.help}${tail}`, HELP_WIDTH - indent), ...wrap(`env ${envName(s.flag)}; ${s.form}`, HELP_WIDTH - indent)];
+      return lines.map((l, i) => (i === 0 ? `  ${`--${s.flag}`.padEnd(flagWidth)}  ` : ' '.repeat(indent)) + l).join('\n');
+    })
+    .join('\n');
+}
+HELP['run'] = `Usage: wgjit run --interface WG_IF --capture-dev DEV[,DEV] --redis URL [options]
+
+Runs the gateway daemon: captures handshake initiations with XDP on the
+capture devices, verifies them, installs authorized peers into WG_IF and
+replays the initiation. Flags win over WGJIT_* variables, which win over
+the --config file (JSON, keys are flag names).
+
+${settingsHelp(RUN_SETTINGS)}`;
+HELP['api'] = `Usage: wgjit api --redis URL [--api-listen HOST:PORT] [--api-token-file FILE]
+
+Serves the store routes of the REST API only (a central control plane, no
+data plane).
+
+${settingsHelp(API_SETTINGS)}`;
+
+/** Prints a help page: on stdout when asked for, on stderr (with a usage exit) when the command was incomplete. */
+export function help(topic: string, code: number = EXIT.ok): number {
+  (code === EXIT.ok ? process.stdout : process.stderr).write(`${HELP[topic]}\n`);
+  return code;
+}

@@ -10,7 +10,7 @@
  * an out-of-bounds read.
  */
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
-import { formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
+import { formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../net/cidr.js';
 import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
 
 // ------------------------------------------------------------------ netlink

@@ -10,7 +10,7 @@
  * The work runs in slices of at most SLICE_MS, yielding to I/O in between,
  * so the API, the store's replies and the device keep being served.
  */
-import { parseCidr } from '../authorize/cidr.js';
+import { parseCidr } from '../net/cidr.js';
 import type { CaptureEvent } from '../capture/types.js';
 import { FairQueue } from './fair-queue.js';
 import { TokenBucket } from './token-bucket.js';

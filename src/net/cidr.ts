@@ -6,7 +6,7 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { compressIPv6Groups } from '../net/ipv6.js';
+import { compressIPv6Groups } from './ipv6.js';
 
 export type IpFamily = 4 | 6;
 

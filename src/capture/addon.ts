@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { REPO_ROOT, requireAddon } from '../native-addon.js';
+import { bytesForFamily } from '../net/address.js';
 import { parseRecord, RECORD_SIZE } from './record.js';
 import type { CaptureEvent } from './types.js';
 
@@ -125,7 +126,7 @@ interface NativeAddon {
     sourceBurst: number,
     sourceTableSize: number,
   ) => NativeCapture;
-  rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void;
+  rawSend(family: 4 | 6, packet: Buffer, dstAddress: Buffer): void;
   statNames: string[];
   recordSize: number;
   /* Absent from an addon built before the limits existed. */
@@ -357,15 +358,16 @@ export class XdpCapture {
 
 /**
  * Sends a complete IP packet (header included) through a raw socket, so the
- * kernel delivers it as if it had arrived. Throws with the errno text.
+ * kernel delivers it as if it had arrived; `dstAddress` is the destination's
+ * network-order bytes (4 for IPv4, 16 for IPv6). Throws with the errno text.
  */
-export function rawSend(family: 4 | 6, packet: Uint8Array, dstAddress: string): void {
+export function rawSend(family: 4 | 6, packet: Uint8Array, dstAddress: Uint8Array): void {
   if (family !== 4 && family !== 6) throw new RangeError(`family must be 4 or 6, got ${String(family)}`);
   if (!(packet instanceof Uint8Array) || packet.length === 0 || packet.length > 65535) {
     throw new RangeError('packet must be a Uint8Array of 1..65535 bytes');
   }
-  if (typeof dstAddress !== 'string' || dstAddress.length === 0 || dstAddress.length > 45) {
-    throw new RangeError('dstAddress must be an IP address');
+  if (!(dstAddress instanceof Uint8Array) || dstAddress.length !== bytesForFamily(family)) {
+    throw new RangeError(`dstAddress must be the ${bytesForFamily(family)} bytes of an IPv${family} address`);
   }
-  loadAddon().rawSend(family, asBuffer(packet), dstAddress);
+  loadAddon().rawSend(family, asBuffer(packet), asBuffer(dstAddress));
 }

@@ -6,9 +6,9 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { compressIPv6Groups } from './ipv6.js';
+import { formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
-export type IpFamily = 4 | 6;
+export type { IpFamily } from './address.js';
 
 export interface Cidr {
   family: IpFamily;
@@ -26,85 +26,29 @@ export const IPV6_BITS = 128;
 /** Longest text we look at: a full IPv6 address with an embedded IPv4 tail and /128 is 49 characters. */
 export const MAX_CIDR_TEXT_LENGTH = 64;
 
-const IPV6_GROUPS = 8;
-const IPV6_GROUP_MAX = 0xffff;
-
-type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
-
 function fail(message: string): { ok: false; message: string } {
   return { ok: false, message };
 }
 
-/** Dotted quad, four decimal octets, no leading zeros (`010` would be octal to inet_aton). */
-function parseIPv4(text: string): Parsed<bigint> {
-  const parts = text.split('.');
-  if (parts.length !== 4) return fail(`${text} is not an IPv4 address (expected four numbers like 10.0.0.1)`);
+function valueOf(bytes: Uint8Array): bigint {
   let value = 0n;
-  for (const part of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return fail(`${text} is not an IPv4 address (bad part '${part}')`);
-    const octet = Number(part);
-    if (octet > 255) return fail(`${text} is not an IPv4 address (${octet} is more than 255)`);
-    value = (value << 8n) | BigInt(octet);
-  }
-  return { ok: true, value };
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return value;
 }
 
-function parseGroups(text: string, where: string): Parsed<number[]> {
-  if (text === '') return { ok: true, value: [] };
-  const groups: number[] = [];
-  for (const part of text.split(':')) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(part)) return fail(`${where} is not an IPv6 address (bad group '${part}')`);
-    groups.push(parseInt(part, 16));
-  }
-  return { ok: true, value: groups };
-}
-
-/** Full or `::`-compressed IPv6, optionally ending in a dotted quad. */
-function parseIPv6(text: string): Parsed<bigint> {
-  if (text.includes('%')) return fail(`${text}: zone ids (%...) are not allowed in AllowedIPs`);
-  let body = text;
-  let tail: number[] = [];
-  const lastColon = body.lastIndexOf(':');
-  if (body.slice(lastColon + 1).includes('.')) {
-    const v4 = parseIPv4(body.slice(lastColon + 1));
-    if (!v4.ok) return fail(`${text} is not an IPv6 address (bad embedded IPv4 part)`);
-    tail = [Number(v4.value >> 16n), Number(v4.value & 0xffffn)];
-    // Keep a trailing ':' only when it is the second half of '::'.
-    body = body.endsWith('::' + body.slice(lastColon + 1)) ? body.slice(0, lastColon + 1) : body.slice(0, lastColon);
-  }
-  const halves = body.split('::');
-  if (halves.length > 2) return fail(`${text} is not an IPv6 address ('::' may appear only once)`);
-  const head = parseGroups(halves[0]!, text);
-  if (!head.ok) return head;
-  let groups: number[];
-  if (halves.length === 2) {
-    const rest = parseGroups(halves[1]!, text);
-    if (!rest.ok) return rest;
-    const after = [...rest.value, ...tail];
-    const missing = IPV6_GROUPS - head.value.length - after.length;
-    if (missing < 1) return fail(`${text} is not an IPv6 address ('::' must stand for at least one group)`);
-    groups = [...head.value, ...new Array<number>(missing).fill(0), ...after];
-  } else {
-    groups = [...head.value, ...tail];
-    if (groups.length !== IPV6_GROUPS) return fail(`${text} is not an IPv6 address (expected 8 groups, got ${groups.length})`);
-  }
-  let value = 0n;
-  for (const g of groups) {
-    if (g > IPV6_GROUP_MAX) return fail(`${text} is not an IPv6 address`);
-    value = (value << 16n) | BigInt(g);
-  }
-  return { ok: true, value };
+function bytesOf(value: bigint, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = size - 1; i >= 0; i--, value >>= 8n) out[i] = Number(value & 0xffn);
+  return out;
 }
 
 export function formatIPv4(value: bigint): string {
-  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join('.');
+  return formatIPv4Bytes(bytesOf(value, 4));
 }
 
-/** RFC 5952: lowercase, no leading zeros, the longest run (first on a tie) of two or more zero groups as '::'. */
+/** RFC 5952 in hex groups (an IPv4-mapped address too): the spelling the store keeps. */
 export function formatIPv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let i = IPV6_GROUPS - 1; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  return compressIPv6Groups(groups);
+  return formatIPv6Bytes(bytesOf(value, 16), 0, false);
 }
 
 function formatAddress(family: IpFamily, value: bigint): string {
@@ -125,10 +69,11 @@ export function parseCidr(input: unknown): CidrResult {
   const slash = text.indexOf('/');
   if (slash !== text.lastIndexOf('/')) return fail(`${text} is not a CIDR (more than one '/')`);
   const addressText = slash < 0 ? text : text.slice(0, slash);
-  const family: IpFamily = addressText.includes(':') ? 6 : 4;
+  const parsed = parseAddress(addressText);
+  if (!parsed.ok) return fail(parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : parsed.message);
+  const { family } = parsed.address;
   const bits = family === 4 ? IPV4_BITS : IPV6_BITS;
-  const address = family === 4 ? parseIPv4(addressText) : parseIPv6(addressText);
-  if (!address.ok) return address;
+  const value = valueOf(parsed.address.bytes);
 
   let prefix = bits;
   if (slash >= 0) {
@@ -139,16 +84,30 @@ export function parseCidr(input: unknown): CidrResult {
   }
 
   const hostBits = BigInt(bits - prefix);
-  const network = (address.value >> hostBits) << hostBits;
-  if (network !== address.value) {
+  const network = (value >> hostBits) << hostBits;
+  if (network !== value) {
     const fixed = `${formatAddress(family, network)}/${prefix}`;
-    const host = `${formatAddress(family, address.value)}/${bits}`;
+    const host = `${formatAddress(family, value)}/${bits}`;
     return fail(`${text} has host bits set; did you mean ${fixed} (the network) or ${host} (one host)?`);
   }
   return { ok: true, cidr: { family, address: network, prefix, text: `${formatAddress(family, network)}/${prefix}` } };
 }
 
-const CANONICAL_IPV4_CIDR = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\/(0|[1-9][0-9]?)$/;
+const CHAR_0 = 48;
+const MAX_PREFIX_DIGITS = 3;
+const scratch = new Uint8Array(IPV4_BYTES);
+
+/** text[from, to) as a number if it is 1 to MAX_PREFIX_DIGITS decimal digits, else -1. */
+function prefixAt(text: string, from: number, to: number): number {
+  if (to <= from || to - from > MAX_PREFIX_DIGITS) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - CHAR_0;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
 
 /**
  * parseCidr's answer for an IPv4 CIDR already in canonical form (as the
@@ -156,15 +115,30 @@ const CANONICAL_IPV4_CIDR = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9]
  * many peers at once. null for anything else, valid or not: ask parseCidr.
  */
 export function parseCanonicalIPv4Cidr(text: string): { address: number; prefix: number } | null {
-  const m = CANONICAL_IPV4_CIDR.exec(text);
-  if (m === null) return null;
-  const octets = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  const prefix = Number(m[5]);
-  if (prefix > IPV4_BITS || octets.some((o) => o > 255)) return null;
-  const address = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+  const slash = text.indexOf('/');
+  if (slash < 0 || !ipv4At(text, 0, slash, scratch)) return null;
+  const prefix = prefixAt(text, slash + 1, text.length);
+  // Canonical: no leading zero, at most two digits.
+  if (prefix < 0 || prefix > IPV4_BITS || text.length - slash - 1 > 2 || (prefix > 0 && text.charCodeAt(slash + 1) === CHAR_0)) return null;
+  const address = ((scratch[0]! << 24) | (scratch[1]! << 16) | (scratch[2]! << 8) | scratch[3]!) >>> 0;
   const hostMask = prefix === 0 ? 0xffffffff : (1 << (IPV4_BITS - prefix)) - 1;
   if (prefix < IPV4_BITS && (address & hostMask) !== 0) return null;
   return { address, prefix };
+}
+
+/**
+ * Whether text[from, to) is a CIDR as a device writes one: an IP address
+ * (the rule of parseAddress), a slash, a prefix of 1 to 3 digits within the
+ * family's bits. Read in place, for the userspace API's replies; host bits
+ * and leading zeros in the prefix are the device's business.
+ */
+export function isCidrAt(text: string, from: number, to: number): boolean {
+  const slash = text.lastIndexOf('/', to - 1);
+  if (slash < from || slash >= to) return false;
+  const bits = prefixAt(text, slash + 1, to);
+  if (bits < 0) return false;
+  if (ipv4At(text, from, slash)) return bits <= IPV4_BITS;
+  return bits <= IPV6_BITS && ipv6At(text, from, slash);
 }
 
 /** The canonical spelling, or null when `input` is not a valid CIDR. */

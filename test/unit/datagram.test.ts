@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { buildDatagram, parseAddress } from '../../src/replay/datagram.js';
+import { buildDatagram } from '../../src/replay/datagram.js';
+import { parseAddress as parseAddressResult, type IpAddress } from '../../src/net/address.js';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import { MESSAGE_INITIATION_SIZE } from '../../src/handshake/messages.js';
+
+/* The datagram's old parseAddress, now src/net/address.ts's parser: bytes of `family`, or a RangeError. */
+function parseAddress(text: string, family: 4 | 6): Uint8Array {
+  const r = parseAddressResult(text);
+  if (!r.ok || r.address.family !== family) throw new RangeError(`not an IPv${family} address: ${text}`);
+  return r.address.bytes;
+}
+
+/* Test input is written as people write addresses; no family check here, buildDatagram makes it. */
+function ip(text: string): IpAddress {
+  const r = parseAddressResult(text);
+  if (!r.ok) throw new RangeError(r.message);
+  return r.address;
+}
 
 /* An independent checksum: 32-bit accumulator over 16-bit words, folded. */
 function sum16(chunks: Uint8Array[]): number {
@@ -22,7 +37,7 @@ function message(seed: number): Uint8Array {
 }
 
 function event(family: 4 | 6, src: string, dst: string, sport: number, dport: number, seed = 3): CaptureEvent {
-  return { ifindex: 1, family, src: { address: src, port: sport }, dst: { address: dst, port: dport }, arrivalNs: 0n, message: message(seed) };
+  return { ifindex: 1, family, src: { address: ip(src), port: sport }, dst: { address: ip(dst), port: dport }, arrivalNs: 0n, message: message(seed) };
 }
 
 describe('buildDatagram IPv4', () => {

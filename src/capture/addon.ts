@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { REPO_ROOT, requireAddon } from '../native-addon.js';
 import { bytesForFamily } from '../net/address.js';
+import { isValidIfname } from '../net/ifname.js';
 import { parseRecord, RECORD_SIZE } from './record.js';
 import type { CaptureEvent } from './types.js';
 
@@ -18,8 +19,6 @@ export const MIN_RING_BYTES = 4096;
 /** Far above any sane need (a record is 216 bytes in the ring) but bounded. */
 export const MAX_RING_BYTES = 1 << 30;
 export const DEFAULT_RING_BYTES = 1 << 20;
-/** IFNAMSIZ is 16 including the terminating NUL. */
-export const MAX_IFNAME_LENGTH = 15;
 /** BPF_PROG_TEST_RUN wants at least an Ethernet header... */
 export const MIN_TEST_FRAME = 14;
 /** ...and fits in a page with XDP head and tail room; an MTU-sized frame is plenty. */
@@ -174,18 +173,6 @@ function checkRingBytes(bytes: unknown): number {
     throw new RangeError(`ringBytes must be a power of two in ${MIN_RING_BYTES}..${MAX_RING_BYTES}, got ${String(bytes)}`);
   }
   return bytes;
-}
-
-/** Linux's dev_valid_name, made stricter: 1-15 of [A-Za-z0-9_.@-], not "." or "..". */
-export function isValidIfname(name: unknown): name is string {
-  return (
-    typeof name === 'string' &&
-    name.length >= 1 &&
-    name.length <= MAX_IFNAME_LENGTH &&
-    /^[A-Za-z0-9_.@-]+$/.test(name) &&
-    name !== '.' &&
-    name !== '..'
-  );
 }
 
 function checkIfname(name: unknown): string {

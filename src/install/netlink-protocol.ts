@@ -13,6 +13,7 @@ import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type 
 import { formatIPv4, formatIPv6, IPV4_BYTES, IPV6_BYTES, parseAddress } from '../net/address.js';
 import { parseCanonicalIPv4Cidr, parseCidr } from '../net/cidr.js';
 import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
+import { isValidIfname } from '../net/ifname.js';
 
 // ------------------------------------------------------------------ netlink
 
@@ -79,8 +80,6 @@ export const AF_INET6 = 10;
 const SOCKADDR_IN_SIZE = 16;
 const SOCKADDR_IN6_SIZE = 28;
 
-/** IFNAMSIZ - 1. */
-export const MAX_IFNAME_LENGTH = 15;
 export const MAX_PORT = 65_535;
 /** The kernel carries the keepalive interval as a u16. */
 export const MAX_PERSISTENT_KEEPALIVE = 65_535;
@@ -206,7 +205,7 @@ function message(type: number, flags: number, seq: number, cmd: number, version:
 }
 
 export function checkInterfaceName(name: string): string {
-  if (typeof name !== 'string' || name.length < 1 || name.length > MAX_IFNAME_LENGTH || /[\s/:\0]/.test(name) || name === '.' || name === '..') {
+  if (!isValidIfname(name)) {
     throw new NetlinkRequestError(`invalid interface name ${JSON.stringify(name)}`);
   }
   return name;

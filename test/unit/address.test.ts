@@ -1,10 +1,12 @@
 /**
- * src/net/address.ts: the one parser and formatter of IP addresses.
+ * src/net/address.ts: the one parser and formatter of IP addresses, and the
+ * one interface-name rule (src/net/ifname.ts).
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { formatAddress, formatIPv6, ipv4At, ipv6At, isIPv6At, parseAddress } from '../../src/net/address.js';
+import { IFNAME_RULE, isValidIfname, MAX_IFNAME_LENGTH } from '../../src/net/ifname.js';
 
 const nearlyAddress = fc.oneof(
   fc.stringMatching(/^[0-9./:xa-fA-F%]{0,24}$/),
@@ -65,5 +67,18 @@ describe('parseAddress', () => {
     const mapped = Uint8Array.of(...Array(10).fill(0), 0xff, 0xff, 192, 0, 2, 1);
     expect(formatIPv6(mapped)).toBe('::ffff:192.0.2.1');
     expect(formatIPv6(mapped, 0, false)).toBe('::ffff:c000:201');
+  });
+});
+
+describe('isValidIfname', () => {
+  it.each(['wg0', 'eth0', 'veth-a.1', 'a_b', 'x'.repeat(MAX_IFNAME_LENGTH)])('takes %s', (name) => {
+    expect(isValidIfname(name)).toBe(true);
+  });
+  it.each(['', '.', '..', 'x'.repeat(MAX_IFNAME_LENGTH + 1), 'wg0/../x', '../etc/x', 'a b', 'a:b', 'wg@0', 'wg\n0', 'wg\0'])('refuses %j', (name) => {
+    expect(isValidIfname(name)).toBe(false);
+  });
+  it('refuses what is not a string, and spells its rule', () => {
+    for (const v of [undefined, null, 0, ['wg0']]) expect(isValidIfname(v)).toBe(false);
+    expect(IFNAME_RULE).toBe('1-15 of A-Z a-z 0-9 _ . -');
   });
 });

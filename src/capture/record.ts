@@ -19,7 +19,6 @@ export const RECORD_OFF_SPORT = 40;
 export const RECORD_OFF_DPORT = 42;
 export const RECORD_OFF_ARRIVAL_NS = 48;
 export const RECORD_OFF_MSG = 56;
-export const RECORD_ADDR_SIZE = 16;
 export const RECORD_FAMILY_IPV4 = 4;
 export const RECORD_FAMILY_IPV6 = 6;
 
@@ -34,7 +33,7 @@ export function parseRecord(record: Uint8Array): RecordResult {
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
   const family = view.getUint8(RECORD_OFF_FAMILY);
   if (family !== RECORD_FAMILY_IPV4 && family !== RECORD_FAMILY_IPV6) return { ok: false, error: 'bad_family' };
-  // The address fills the first 4 or 16 bytes of its 16-byte slot.
+  // The address fills the first 4 or 16 bytes of its 16-byte slot (bpf/capture_record.h).
   const size = family === RECORD_FAMILY_IPV4 ? IPV4_BYTES : IPV6_BYTES;
   return {
     ok: true,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildDatagram } from '../../src/replay/datagram.js';
+import { rawSend } from '../../src/capture/addon.js';
 import { parseAddress as parseAddressResult, type IpAddress } from '../../src/net/address.js';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import { MESSAGE_INITIATION_SIZE } from '../../src/handshake/messages.js';
@@ -158,6 +159,13 @@ describe('a checksum that computes to zero', () => {
 });
 
 describe('bad input', () => {
+  it('raw send takes the destination as the 4 or 16 bytes of its family, checked before the addon is called', () => {
+    const packet = buildDatagram(event(4, '10.9.0.2', '10.9.0.1', 1, 2)).packet;
+    expect(() => rawSend(4, packet, new Uint8Array(16))).toThrow(/4 bytes of an IPv4 address/);
+    expect(() => rawSend(6, packet, new Uint8Array(4))).toThrow(/16 bytes of an IPv6 address/);
+    expect(() => rawSend(4, packet, '10.9.0.1' as never)).toThrow(RangeError);
+  });
+
   it('rejects an address of the other family', () => {
     expect(() => buildDatagram(event(4, 'fd00::2', '10.0.0.1', 1, 2))).toThrow(RangeError);
     expect(() => buildDatagram(event(6, '10.0.0.2', 'fd00::1', 1, 2))).toThrow(RangeError);

@@ -6,7 +6,7 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
+import { formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, IPV6_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
 export type { IpFamily } from './address.js';
 
@@ -43,12 +43,12 @@ function bytesOf(value: bigint, size: number): Uint8Array {
 }
 
 export function formatIPv4(value: bigint): string {
-  return formatIPv4Bytes(bytesOf(value, 4));
+  return formatIPv4Bytes(bytesOf(value, IPV4_BYTES));
 }
 
 /** RFC 5952 in hex groups (an IPv4-mapped address too): the spelling the store keeps. */
 export function formatIPv6(value: bigint): string {
-  return formatIPv6Bytes(bytesOf(value, 16), 0, false);
+  return formatIPv6Bytes(bytesOf(value, IPV6_BYTES), 0, false);
 }
 
 function formatAddress(family: IpFamily, value: bigint): string {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <stdexcept>
+#include <string>
 
 namespace wgjit {
 namespace {
@@ -29,30 +30,37 @@ int SocketFor(int family) {
   return fd;
 }
 
+// The destination as a person reads it, for error messages only.
+std::string AddressText(int family, const uint8_t* addr) {
+  char buf[INET6_ADDRSTRLEN];
+  if (inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, sizeof buf) == nullptr) return "?";
+  return std::string(buf);
+}
+
 }  // namespace
 
-void RawSend(int family, const uint8_t* packet, size_t size, const std::string& dst) {
+void RawSend(int family, const uint8_t* packet, size_t size, const uint8_t* dst, size_t dst_size) {
   sockaddr_storage ss{};
   socklen_t len;
   if (family == 4) {
     auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    if (dst_size != sizeof(sin->sin_addr)) throw std::runtime_error("raw send: an IPv4 address is 4 bytes");
     sin->sin_family = AF_INET;
-    if (inet_pton(AF_INET, dst.c_str(), &sin->sin_addr) != 1)
-      throw std::runtime_error("raw send: bad IPv4 address " + dst);
+    memcpy(&sin->sin_addr, dst, dst_size);
     len = sizeof(*sin);
   } else if (family == 6) {
     auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (dst_size != sizeof(sin6->sin6_addr)) throw std::runtime_error("raw send: an IPv6 address is 16 bytes");
     sin6->sin6_family = AF_INET6;
-    if (inet_pton(AF_INET6, dst.c_str(), &sin6->sin6_addr) != 1)
-      throw std::runtime_error("raw send: bad IPv6 address " + dst);
+    memcpy(&sin6->sin6_addr, dst, dst_size);
     len = sizeof(*sin6);
   } else {
     throw std::runtime_error("raw send: family must be 4 or 6");
   }
   int fd = SocketFor(family);
   ssize_t sent = sendto(fd, packet, size, 0, reinterpret_cast<sockaddr*>(&ss), len);
-  if (sent < 0) throw std::runtime_error("raw send to " + dst + ": " + ErrText(errno));
-  if (static_cast<size_t>(sent) != size) throw std::runtime_error("raw send to " + dst + ": short write");
+  if (sent < 0) throw std::runtime_error("raw send to " + AddressText(family, dst) + ": " + ErrText(errno));
+  if (static_cast<size_t>(sent) != size) throw std::runtime_error("raw send to " + AddressText(family, dst) + ": short write");
 }
 
 }  // namespace wgjit

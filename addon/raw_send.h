@@ -5,13 +5,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 namespace wgjit {
 
-// family is 4 or 6; dst is the packet's destination address as text.
-// Throws std::runtime_error with the errno text on failure.
-void RawSend(int family, const uint8_t* packet, size_t size, const std::string& dst);
+// family is 4 or 6; dst is the packet's destination address, network order,
+// dst_size bytes (4 or 16). Throws std::runtime_error with the errno text on
+// failure.
+void RawSend(int family, const uint8_t* packet, size_t size, const uint8_t* dst, size_t dst_size);
 
 }  // namespace wgjit
 

@@ -19,17 +19,18 @@ extern "C" {
 
 namespace {
 
-// rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void
+// rawSend(family: 4 | 6, packet: Buffer, dstAddress: Buffer): void
 Napi::Value RawSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "family must be 4 or 6");
   int family = info[0].As<Napi::Number>().Int32Value();
   if (family != 4 && family != 6) throw Napi::TypeError::New(env, "family must be 4 or 6");
   if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
-  if (!info[2].IsString()) throw Napi::TypeError::New(env, "dstAddress must be a string");
+  if (!info[2].IsBuffer()) throw Napi::TypeError::New(env, "dstAddress must be a Buffer");
   auto packet = info[1].As<Napi::Buffer<uint8_t>>();
+  auto dst = info[2].As<Napi::Buffer<uint8_t>>();
   try {
-    wgjit::RawSend(family, packet.Data(), packet.Length(), info[2].As<Napi::String>().Utf8Value());
+    wgjit::RawSend(family, packet.Data(), packet.Length(), dst.Data(), dst.Length());
   } catch (const std::runtime_error& e) {
     throw Napi::Error::New(env, e.what());
   }

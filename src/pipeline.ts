@@ -15,6 +15,7 @@
  * our clock are refused before they are kept, so one bad clock cannot lock
  * its key out.
  */
+import { formatAddress } from './net/address.js';
 import type { CaptureEvent } from './capture/types.js';
 import type { VerifyResult } from './handshake/verify.js';
 import type { WireGuardDevice } from './install/device.js';
@@ -223,7 +224,9 @@ export class Pipeline {
     }
     metrics.installs.inc({ result: 'ok' });
     this.count('installs');
-    const installed = this.deps.installed.add(key, this.now(), event.src);
+    // The installed table holds endpoints as the device reports them (text):
+    // the captured source is spelled once, here.
+    const installed = this.deps.installed.add(key, this.now(), { address: formatAddress(event.src.address), port: event.src.port });
     installed.recordVersion = admission.record.updatedAt ?? null;
     installed.allowedIPs = admission.record.allowedIPs;
 
@@ -256,7 +259,7 @@ export class Pipeline {
     const { log, metrics } = this.deps;
     metrics.initiations.inc({ result: outcome, verified: verified ? 'true' : 'false' });
     if (outcome !== 'installed') this.count(outcome);
-    const src = `${event.src.address}:${event.src.port}`;
+    const src = `${formatAddress(event.src.address)}:${event.src.port}`;
     if (!verified || outcome === 'already_installed') {
       log.debug({ decision: outcome, publicKey, src, ifindex: event.ifindex }, 'admission');
       return outcome;

@@ -6,13 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import { isIP } from 'node:net';
 import { nsRun, run } from './exec.js';
-
-/** Linux IFNAMSIZ - 1. */
-export const MAX_IFNAME_LENGTH = 15;
+import { IFNAME_RULE, isValidIfname } from '../../src/net/ifname.js';
 
 export function checkIfname(name: string): string {
-  if (name.length === 0 || name.length > MAX_IFNAME_LENGTH || !/^[A-Za-z0-9_.-]+$/.test(name)) {
-    throw new RangeError(`invalid interface name ${JSON.stringify(name)} (at most ${MAX_IFNAME_LENGTH} of [A-Za-z0-9_.-])`);
+  if (!isValidIfname(name)) {
+    throw new RangeError(`invalid interface name ${JSON.stringify(name)} (${IFNAME_RULE})`);
   }
   return name;
 }

@@ -7,7 +7,7 @@
  */
 import { Type } from '@fastify/type-provider-typebox';
 import { MAX_ALLOWED_IPS, MAX_PERSISTENT_KEEPALIVE, MAX_TIMESTAMP_LENGTH } from '../authorize/peer.js';
-import { MAX_CIDR_TEXT_LENGTH } from '../authorize/cidr.js';
+import { MAX_CIDR_TEXT_LENGTH } from '../net/cidr.js';
 import { MAX_LIST_LIMIT } from '../authorize/store.js';
 import { ERROR_CODES } from './errors.js';
 

@@ -4,7 +4,7 @@
  * API clients, so validation returns a tagged result naming the field.
  */
 import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
-import { parseCidr } from './cidr.js';
+import { parseCidr } from '../net/cidr.js';
 
 /** AllowedIPs per peer: far above any real client, low enough that one record stays small. */
 export const MAX_ALLOWED_IPS = 256;

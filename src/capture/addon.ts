@@ -7,6 +7,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { REPO_ROOT, requireAddon } from '../native-addon.js';
+import { bytesForFamily } from '../net/address.js';
+import { isValidIfname } from '../net/ifname.js';
 import { parseRecord, RECORD_SIZE } from './record.js';
 import type { CaptureEvent } from './types.js';
 
@@ -17,8 +19,6 @@ export const MIN_RING_BYTES = 4096;
 /** Far above any sane need (a record is 216 bytes in the ring) but bounded. */
 export const MAX_RING_BYTES = 1 << 30;
 export const DEFAULT_RING_BYTES = 1 << 20;
-/** IFNAMSIZ is 16 including the terminating NUL. */
-export const MAX_IFNAME_LENGTH = 15;
 /** BPF_PROG_TEST_RUN wants at least an Ethernet header... */
 export const MIN_TEST_FRAME = 14;
 /** ...and fits in a page with XDP head and tail room; an MTU-sized frame is plenty. */
@@ -125,7 +125,7 @@ interface NativeAddon {
     sourceBurst: number,
     sourceTableSize: number,
   ) => NativeCapture;
-  rawSend(family: 4 | 6, packet: Buffer, dstAddress: string): void;
+  rawSend(family: 4 | 6, packet: Buffer, dstAddress: Buffer): void;
   statNames: string[];
   recordSize: number;
   /* Absent from an addon built before the limits existed. */
@@ -173,18 +173,6 @@ function checkRingBytes(bytes: unknown): number {
     throw new RangeError(`ringBytes must be a power of two in ${MIN_RING_BYTES}..${MAX_RING_BYTES}, got ${String(bytes)}`);
   }
   return bytes;
-}
-
-/** Linux's dev_valid_name, made stricter: 1-15 of [A-Za-z0-9_.@-], not "." or "..". */
-export function isValidIfname(name: unknown): name is string {
-  return (
-    typeof name === 'string' &&
-    name.length >= 1 &&
-    name.length <= MAX_IFNAME_LENGTH &&
-    /^[A-Za-z0-9_.@-]+$/.test(name) &&
-    name !== '.' &&
-    name !== '..'
-  );
 }
 
 function checkIfname(name: unknown): string {
@@ -357,15 +345,16 @@ export class XdpCapture {
 
 /**
  * Sends a complete IP packet (header included) through a raw socket, so the
- * kernel delivers it as if it had arrived. Throws with the errno text.
+ * kernel delivers it as if it had arrived; `dstAddress` is the destination's
+ * network-order bytes (4 for IPv4, 16 for IPv6). Throws with the errno text.
  */
-export function rawSend(family: 4 | 6, packet: Uint8Array, dstAddress: string): void {
+export function rawSend(family: 4 | 6, packet: Uint8Array, dstAddress: Uint8Array): void {
   if (family !== 4 && family !== 6) throw new RangeError(`family must be 4 or 6, got ${String(family)}`);
   if (!(packet instanceof Uint8Array) || packet.length === 0 || packet.length > 65535) {
     throw new RangeError('packet must be a Uint8Array of 1..65535 bytes');
   }
-  if (typeof dstAddress !== 'string' || dstAddress.length === 0 || dstAddress.length > 45) {
-    throw new RangeError('dstAddress must be an IP address');
+  if (!(dstAddress instanceof Uint8Array) || dstAddress.length !== bytesForFamily(family)) {
+    throw new RangeError(`dstAddress must be the ${bytesForFamily(family)} bytes of an IPv${family} address`);
   }
-  loadAddon().rawSend(family, asBuffer(packet), dstAddress);
+  loadAddon().rawSend(family, asBuffer(packet), asBuffer(dstAddress));
 }

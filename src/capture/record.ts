@@ -6,8 +6,8 @@
  */
 import { endianness } from 'node:os';
 import { MESSAGE_INITIATION_SIZE } from '../handshake/messages.js';
+import { IPV4_BYTES, IPV6_BYTES } from '../net/address.js';
 import type { CaptureEvent } from './types.js';
-import { compressIPv6Groups } from '../net/ipv6.js';
 
 /* Layout, mirrored from bpf/capture_record.h (offsets asserted there). */
 export const RECORD_SIZE = 208;
@@ -19,7 +19,6 @@ export const RECORD_OFF_SPORT = 40;
 export const RECORD_OFF_DPORT = 42;
 export const RECORD_OFF_ARRIVAL_NS = 48;
 export const RECORD_OFF_MSG = 56;
-export const RECORD_ADDR_SIZE = 16;
 export const RECORD_FAMILY_IPV4 = 4;
 export const RECORD_FAMILY_IPV6 = 6;
 
@@ -34,38 +33,23 @@ export function parseRecord(record: Uint8Array): RecordResult {
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
   const family = view.getUint8(RECORD_OFF_FAMILY);
   if (family !== RECORD_FAMILY_IPV4 && family !== RECORD_FAMILY_IPV6) return { ok: false, error: 'bad_family' };
-  const format = family === RECORD_FAMILY_IPV4 ? formatIPv4 : formatIPv6;
-  const saddr = record.subarray(RECORD_OFF_SADDR, RECORD_OFF_SADDR + RECORD_ADDR_SIZE);
-  const daddr = record.subarray(RECORD_OFF_DADDR, RECORD_OFF_DADDR + RECORD_ADDR_SIZE);
+  // The address fills the first 4 or 16 bytes of its 16-byte slot (bpf/capture_record.h).
+  const size = family === RECORD_FAMILY_IPV4 ? IPV4_BYTES : IPV6_BYTES;
   return {
     ok: true,
     event: {
       ifindex: view.getUint32(RECORD_OFF_IFINDEX, HOST_LITTLE_ENDIAN),
       family,
-      src: { address: format(saddr), port: view.getUint16(RECORD_OFF_SPORT, false) },
-      dst: { address: format(daddr), port: view.getUint16(RECORD_OFF_DPORT, false) },
+      src: { address: { family, bytes: copy(record, RECORD_OFF_SADDR, size) }, port: view.getUint16(RECORD_OFF_SPORT, false) },
+      dst: { address: { family, bytes: copy(record, RECORD_OFF_DADDR, size) }, port: view.getUint16(RECORD_OFF_DPORT, false) },
       arrivalNs: view.getBigUint64(RECORD_OFF_ARRIVAL_NS, HOST_LITTLE_ENDIAN),
-      // A copy the event owns (Buffer#slice would alias the record).
-      message: new Uint8Array(record.subarray(RECORD_OFF_MSG, RECORD_OFF_MSG + MESSAGE_INITIATION_SIZE)),
+      message: copy(record, RECORD_OFF_MSG, MESSAGE_INITIATION_SIZE),
     },
   };
 }
 
-/** Dotted quad of the first 4 bytes. */
-export function formatIPv4(addr: Uint8Array): string {
-  return `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`;
+/** A copy the event owns (Buffer#slice would alias the record). */
+function copy(record: Uint8Array, at: number, size: number): Uint8Array {
+  return new Uint8Array(record.subarray(at, at + size));
 }
 
-/**
- * RFC 5952 text of 16 bytes: lowercase, no leading zeros, the longest run
- * (first on a tie) of two or more zero groups as "::", and IPv4-mapped
- * addresses as ::ffff:a.b.c.d — the same spelling Node's sockets report.
- */
-export function formatIPv6(addr: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((addr[i]! << 8) | addr[i + 1]!);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${formatIPv4(addr.subarray(12, 16))}`;
-  }
-  return compressIPv6Groups(groups);
-}

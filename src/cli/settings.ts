@@ -17,6 +17,7 @@ import { DEFAULT_SOCKET_DIR } from '../install/uapi.js';
 import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
 import { RECONCILE_INTERVAL_MS } from '../lifecycle/reconciler.js';
 import { readFileSync } from 'node:fs';
+import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
 
@@ -100,7 +101,7 @@ function redisUrl(raw: string): string {
 }
 
 const ifname = (raw: string): string => {
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(raw)) throw new Error('not an interface name (1-15 of A-Z a-z 0-9 _ . -)');
+  if (!isValidIfname(raw)) throw new Error(`not an interface name (${IFNAME_RULE})`);
   return raw;
 };
 

@@ -10,8 +10,10 @@
  * an out-of-bounds read.
  */
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
-import { formatIPv6, parseCanonicalIPv4Cidr, parseCidr } from '../authorize/cidr.js';
+import { formatIPv4, formatIPv6, IPV4_BYTES, IPV6_BYTES, parseAddress } from '../net/address.js';
+import { parseCanonicalIPv4Cidr, parseCidr } from '../net/cidr.js';
 import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
+import { isValidIfname } from '../net/ifname.js';
 
 // ------------------------------------------------------------------ netlink
 
@@ -77,11 +79,7 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 const SOCKADDR_IN_SIZE = 16;
 const SOCKADDR_IN6_SIZE = 28;
-const IPV4_BYTES = 4;
-const IPV6_BYTES = 16;
 
-/** IFNAMSIZ - 1. */
-export const MAX_IFNAME_LENGTH = 15;
 export const MAX_PORT = 65_535;
 /** The kernel carries the keepalive interval as a u16. */
 export const MAX_PERSISTENT_KEEPALIVE = 65_535;
@@ -207,7 +205,7 @@ function message(type: number, flags: number, seq: number, cmd: number, version:
 }
 
 export function checkInterfaceName(name: string): string {
-  if (typeof name !== 'string' || name.length < 1 || name.length > MAX_IFNAME_LENGTH || /[\s/:\0]/.test(name) || name === '.' || name === '..') {
+  if (!isValidIfname(name)) {
     throw new NetlinkRequestError(`invalid interface name ${JSON.stringify(name)}`);
   }
   return name;
@@ -245,16 +243,14 @@ function bigintBytes(value: bigint, size: number): Uint8Array {
 }
 
 function sockaddr(endpoint: Endpoint): Uint8Array {
-  const r = parseCidr(endpoint?.address);
-  if (!r.ok || r.cidr.prefix !== (r.cidr.family === 4 ? 32 : 128) || endpoint.address.includes('/')) {
-    throw new NetlinkRequestError(`endpoint address is not an IP literal: ${JSON.stringify(endpoint?.address)}`);
-  }
+  const r = typeof endpoint?.address === 'string' ? parseAddress(endpoint.address) : null;
+  if (r === null || !r.ok) throw new NetlinkRequestError(`endpoint address is not an IP literal: ${JSON.stringify(endpoint?.address)}`);
   const port = checkInteger(endpoint.port, MAX_PORT, 'endpoint port');
-  const v4 = r.cidr.family === 4;
+  const v4 = r.address.family === 4;
   const b = Buffer.alloc(v4 ? SOCKADDR_IN_SIZE : SOCKADDR_IN6_SIZE);
   b.writeUInt16LE(v4 ? AF_INET : AF_INET6, 0); // sa_family: host order
   b.writeUInt16BE(port, 2); // sin_port: network order
-  b.set(bigintBytes(r.cidr.address, v4 ? IPV4_BYTES : IPV6_BYTES), v4 ? 4 : 8);
+  b.set(r.address.bytes, v4 ? 4 : 8);
   return b;
 }
 
@@ -577,8 +573,9 @@ class AttrCursor {
   }
 }
 
-const formatIPv4At = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-const formatIPv6At = (buf: Buffer, at: number) => formatIPv6(BigInt(`0x${buf.toString('hex', at, at + IPV6_BYTES)}`));
+const formatIPv4At = (buf: Buffer, at: number) => formatIPv4(buf, at);
+/* Hex groups throughout, an IPv4-mapped address too: the spelling the store keeps for CIDRs. */
+const formatIPv6At = (buf: Buffer, at: number) => formatIPv6(buf, at, false);
 
 /** An unsigned 64-bit little-endian counter; 0n is one shared value, where reading a zero would make a new one. */
 const uint64At = (buf: Buffer, at: number) => (buf.readUInt32LE(at) === 0 && buf.readUInt32LE(at + 4) === 0 ? 0n : buf.readBigUInt64LE(at));

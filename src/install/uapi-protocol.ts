@@ -12,7 +12,8 @@
  * line of the same request is rejected. So every value is validated here,
  * before anything is sent, and no caller-supplied text can add a line.
  */
-import { isIP } from 'node:net';
+import { isIPv4At, isIPv6At } from '../net/address.js';
+import { isCidrAt } from '../net/cidr.js';
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { formatKey, KEY_LENGTH, KeyBatch, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
 
@@ -33,7 +34,7 @@ const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
 // value out first (see "replies" below for why); requests share the checks.
 
 const CHAR_0 = 48;
-const CHAR_DOT = 46;
+const CHAR_PERCENT = 37;
 const CHAR_OPEN_BRACKET = 91;
 const CHAR_CLOSE_BRACKET = 93;
 /** Most digits a field may have (as before this parser read in place); 16 may round in a double, 15 never do. */
@@ -52,39 +53,8 @@ export function digitsAt(text: string, from: number, to: number): number {
   return n;
 }
 
-/** Whether text[from, to) is a dotted-quad IPv4 address as node:net's isIPv4 takes it (0 to 255, no leading zeros). */
-export function isIPv4At(text: string, from: number, to: number): boolean {
-  let octets = 0;
-  let digits = 0;
-  let value = 0;
-  let leadingZero = false;
-  // The end counts as one more dot, closing the last octet.
-  for (let i = from; i <= to; i++) {
-    const c = i < to ? text.charCodeAt(i) : CHAR_DOT;
-    if (c === CHAR_DOT) {
-      if (digits === 0 || value > 255 || (leadingZero && digits > 1)) return false;
-      octets++;
-      digits = 0;
-      value = 0;
-      continue;
-    }
-    const d = c - CHAR_0;
-    if (d < 0 || d > 9 || ++digits > 3) return false;
-    if (digits === 1) leadingZero = d === 0;
-    value = value * 10 + d;
-  }
-  return octets === 4;
-}
-
-/** Whether text[from, to) is a CIDR: an IP literal, a slash, a prefix length of at most 3 digits within the family's bits. */
-export function isCidrAt(text: string, from: number, to: number): boolean {
-  const slash = text.lastIndexOf('/', to - 1);
-  if (slash < from || slash >= to || to - slash - 1 > 3) return false;
-  const bits = digitsAt(text, slash + 1, to);
-  if (bits < 0) return false;
-  if (isIPv4At(text, from, slash)) return bits <= 32;
-  return bits <= 128 && isIP(text.slice(from, slash)) === 6;
-}
+// Addresses and CIDRs are checked in place by src/net's own variants
+// (isIPv4At, isIPv6At, isCidrAt): one rule with the rest of wgjit.
 
 // ---------------------------------------------------------------- requests
 
@@ -108,7 +78,8 @@ function checkInteger(value: number, max: number, label: string): number {
 
 /** `a.b.c.d:port` or `[v6]:port`; rejects anything that is not an IP literal. */
 export function formatEndpoint(endpoint: Endpoint): string {
-  const family = isIP(endpoint.address);
+  const { address } = endpoint;
+  const family = typeof address !== 'string' ? 0 : isIPv4At(address, 0, address.length) ? 4 : isIPv6At(address, 0, address.length) ? 6 : 0;
   if (family === 0) throw new UapiRequestError(`endpoint address is not an IP literal: ${JSON.stringify(endpoint.address)}`);
   const port = checkInteger(endpoint.port, MAX_PORT, 'endpoint port');
   return family === 6 ? `[${endpoint.address}]:${port}` : `${endpoint.address}:${port}`;
@@ -209,10 +180,10 @@ function endpointAt(text: string, from: number, to: number): Endpoint | null {
   if (port < 0 || port > MAX_PORT) return null;
   if (isIPv4At(text, from, colon)) return { address: text.slice(from, colon), port };
   if (text.charCodeAt(from) !== CHAR_OPEN_BRACKET || text.charCodeAt(colon - 1) !== CHAR_CLOSE_BRACKET || colon - from < 2) return null;
-  let address = text.slice(from + 1, colon - 1);
-  const zone = address.indexOf('%');
-  if (zone >= 0) address = address.slice(0, zone);
-  return isIP(address) === 6 ? { address, port } : null;
+  // A zone (%eth0), if any, is dropped; searched only inside the brackets.
+  let end = from + 1;
+  while (end < colon - 1 && text.charCodeAt(end) !== CHAR_PERCENT) end++;
+  return isIPv6At(text, from + 1, end) ? { address: text.slice(from + 1, end), port } : null;
 }
 
 class ParseFailure extends Error {}

@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SerialQueue } from './serial.js';
+import { isValidIfname } from '../net/ifname.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
 import {
   batches,
@@ -30,8 +31,6 @@ export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 export const DEFAULT_BATCH_SIZE = 5_000;
 /** A device that does not answer within this is treated as broken, never waited on. */
 export const REQUEST_TIMEOUT_MS = 5_000;
-/** Linux IFNAMSIZ - 1; also keeps the name from walking out of the socket dir. */
-const INTERFACE_NAME = /^[A-Za-z0-9_.=+-]{1,15}$/;
 
 export interface UapiOptions {
   /** Where the `<name>.sock` sockets live. Default /var/run/wireguard. */
@@ -167,7 +166,8 @@ export class UapiDevice implements WireGuardDevice {
 
   /** Opens the device; fails with DeviceError('no_device') if nothing serves its socket. */
   static async open(name: string, opts: UapiOptions = {}): Promise<UapiDevice> {
-    if (!INTERFACE_NAME.test(name)) throw new DeviceError('no_device', `invalid interface name ${JSON.stringify(name)}`);
+    // Also keeps the name from walking out of the socket dir.
+    if (!isValidIfname(name)) throw new DeviceError('no_device', `invalid interface name ${JSON.stringify(name)}`);
     const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     const path = join(opts.socketDir ?? DEFAULT_SOCKET_DIR, `${name}.sock`);

@@ -10,8 +10,8 @@
  * The work runs in slices of at most SLICE_MS, yielding to I/O in between,
  * so the API, the store's replies and the device keep being served.
  */
-import { parseCidr } from '../authorize/cidr.js';
 import type { CaptureEvent } from '../capture/types.js';
+import { formatIPv4 } from '../net/address.js';
 import { FairQueue } from './fair-queue.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -50,11 +50,16 @@ export interface IntakeOptions {
   monotonicNs?: () => bigint;
 }
 
-/** The key sources are told apart by: IPv4 /32, IPv6 /64. */
+/**
+ * The key sources are told apart by, read from the address bytes: IPv4 /32
+ * (the dotted quad), IPv6 /64 (its 64 bits in hex, then `::/64`).
+ */
 export function sourceKey(event: CaptureEvent): string {
-  if (event.family === 4) return event.src.address;
-  const parsed = parseCidr(event.src.address);
-  return parsed.ok ? `${(parsed.cidr.address >> 64n).toString(16)}::/64` : event.src.address;
+  const b = event.src.address.bytes;
+  if (event.family === 4) return formatIPv4(b);
+  const high = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  const low = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+  return high === 0 ? `${low.toString(16)}::/64` : `${high.toString(16)}${low.toString(16).padStart(8, '0')}::/64`;
 }
 
 export class Intake {

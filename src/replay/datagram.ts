@@ -5,8 +5,8 @@
  * be reused: on a veth it is only a partial (offload) checksum, and the
  * stack drops such packets when they come back in (TESTBED "checksum trap").
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { CaptureEvent } from '../capture/types.js';
+import { bytesForFamily, type IpAddress } from '../net/address.js';
 
 export const IPV4_HEADER_SIZE = 20;
 export const IPV6_HEADER_SIZE = 40;
@@ -26,8 +26,8 @@ export interface Datagram {
 /** The IPv4 or IPv6 packet carrying event.message from event.src to event.dst. */
 export function buildDatagram(event: CaptureEvent): Datagram {
   const udpLength = UDP_HEADER_SIZE + event.message.length;
-  const src = parseAddress(event.src.address, event.family);
-  const dst = parseAddress(event.dst.address, event.family);
+  const src = addressBytes(event.src.address, event.family);
+  const dst = addressBytes(event.dst.address, event.family);
   checkPort(event.src.port);
   checkPort(event.dst.port);
   const ipHeaderSize = event.family === 4 ? IPV4_HEADER_SIZE : IPV6_HEADER_SIZE;
@@ -90,33 +90,10 @@ function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`bad port ${port}`);
 }
 
-/** Network-order bytes of an IPv4 or IPv6 address in text; throws if it is not of that family. */
-export function parseAddress(text: string, family: 4 | 6): Uint8Array {
-  if (family === 4) {
-    if (!isIPv4(text)) throw new RangeError(`not an IPv4 address: ${text}`);
-    return Uint8Array.from(text.split('.').map(Number));
+/** The address's bytes; throws if it is not of `family`. */
+function addressBytes(address: IpAddress, family: 4 | 6): Uint8Array {
+  if (address.family !== family || address.bytes.length !== bytesForFamily(family)) {
+    throw new RangeError(`not an IPv${family} address (IPv${address.family}, ${address.bytes.length} bytes)`);
   }
-  if (!isIPv6(text) || text.includes('%')) throw new RangeError(`not an IPv6 address: ${text}`);
-  const out = new Uint8Array(16);
-  let words = text;
-  let wordCount = 8;
-  // An embedded dotted quad (::ffff:192.0.2.1) fills the last two words.
-  const lastColon = words.lastIndexOf(':');
-  if (words.slice(lastColon + 1).includes('.')) {
-    out.set(parseAddress(words.slice(lastColon + 1), 4), 12);
-    words = words.slice(0, lastColon + 1);
-    if (!words.endsWith('::')) words = words.slice(0, -1);
-    wordCount = 6;
-  }
-  const split = (s: string): string[] => (s === '' ? [] : s.split(':'));
-  const gap = words.indexOf('::');
-  const head = split(gap < 0 ? words : words.slice(0, gap));
-  const tail = gap < 0 ? [] : split(words.slice(gap + 2));
-  const all = [...head, ...Array<string>(wordCount - head.length - tail.length).fill('0'), ...tail];
-  all.forEach((w, i) => {
-    const v = parseInt(w, 16);
-    out[i * 2] = v >> 8;
-    out[i * 2 + 1] = v & 0xff;
-  });
-  return out;
+  return address.bytes;
 }

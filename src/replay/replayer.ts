@@ -8,7 +8,8 @@ import { rawSend } from '../capture/addon.js';
 import type { CaptureEvent } from '../capture/types.js';
 import { buildDatagram } from './datagram.js';
 
-export type RawSend = (family: 4 | 6, packet: Uint8Array, dstAddress: string) => void;
+/** Sends `packet` to `dstAddress`: its 4 or 16 network-order bytes. */
+export type RawSend = (family: 4 | 6, packet: Uint8Array, dstAddress: Uint8Array) => void;
 
 export class Replayer {
   readonly #send: RawSend;
@@ -23,7 +24,7 @@ export class Replayer {
   replay(event: CaptureEvent): void {
     if (this.#closed) throw new Error('replayer is closed');
     const { family, packet } = buildDatagram(event);
-    this.#send(family, packet, event.dst.address);
+    this.#send(family, packet, event.dst.address.bytes);
   }
 
   /**

@@ -34,6 +34,7 @@ import { readFileSync } from 'node:fs';
 import { Replayer } from '${REPO_ROOT}/src/replay/replayer.js';
 import { buildDatagram } from '${REPO_ROOT}/src/replay/datagram.js';
 import { rawSend } from '${REPO_ROOT}/src/capture/addon.js';
+import { parseAddress } from '${REPO_ROOT}/src/net/address.js';
 const port = Number(process.env.PORT);
 const clients = JSON.parse(process.env.CLIENTS);
 
@@ -62,12 +63,13 @@ const before = csumErrors();
 const replayer = new Replayer();
 for (const family of [4, 6]) {
   const c = clients[family];
-  const event = (marker) => ({ ifindex: 0, family, src: { address: c.client, port: c.port }, dst: { address: c.gw, port }, arrivalNs: 0n, message: message(marker) });
+  const [client, gw] = [c.client, c.gw].map((text) => parseAddress(text).address);
+  const event = (marker) => ({ ifindex: 0, family, src: { address: client, port: c.port }, dst: { address: gw, port }, arrivalNs: 0n, message: message(marker) });
   // The control: same packet, UDP checksum off by one.
   const bad = buildDatagram(event(7)).packet;
   const at = (family === 4 ? 20 : 40) + 6;
   bad[at + 1] ^= 1;
-  rawSend(family, bad, c.gw);
+  rawSend(family, bad, gw.bytes);
   replayer.replay(event(9));
 }
 replayer.close();

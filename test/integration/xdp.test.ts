@@ -38,6 +38,7 @@ import {
 } from '../../src/capture/addon.js';
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from '../../src/handshake/messages.js';
 import { RECORD_SIZE } from '../../src/capture/record.js';
+import { formatAddress } from '../../src/net/address.js';
 import { ADDON_PATH } from '../../src/native-addon.js';
 import { createNamespaces, createVeth, deleteNamespaces, ipIn, isRoot, NsChild, REPO_ROOT, type Message } from './ns-child.js';
 
@@ -269,14 +270,14 @@ describe.skipIf(skipReason !== null)('XDP program through BPF_PROG_TEST_RUN', ()
     expect(e.dst.port).toBe(PORT);
     expect(e.arrivalNs >= t0 && e.arrivalNs <= t1).toBe(true);
     if (e.family === 4) {
-      expect(e.src.address).toBe('192.0.2.7');
-      expect(e.dst.address).toBe('198.51.100.1');
+      expect(formatAddress(e.src.address)).toBe('192.0.2.7');
+      expect(formatAddress(e.dst.address)).toBe('198.51.100.1');
       // An IPv4 address fills 4 bytes; the other 12 must be zero.
       expect(records[0]!.subarray(12, 24).every((b) => b === 0)).toBe(true);
       expect(records[0]!.subarray(28, 40).every((b) => b === 0)).toBe(true);
     } else {
-      expect(e.src.address).toBe('2001:db8::7');
-      expect(e.dst.address).toBe('2001:db8:0:1::1');
+      expect(formatAddress(e.src.address)).toBe('2001:db8::7');
+      expect(formatAddress(e.dst.address)).toBe('2001:db8:0:1::1');
     }
     // Padding is zeroed, not left over from earlier ring contents.
     for (const [from, to] of [[5, 8], [44, 48], [204, 208]] as const) {
@@ -594,10 +595,13 @@ const CL_PORT6 = 40002;
 const GATEWAY_CHILD = `
 import dgram from 'node:dgram';
 import { XdpCapture } from '${REPO_ROOT}/src/capture/addon.js';
+import { formatAddress } from '${REPO_ROOT}/src/net/address.js';
 const port = Number(process.env.PORT);
+// Events cross to the test as JSON, with their endpoints spelled as people read them.
+const text = (endpoint) => ({ address: formatAddress(endpoint.address), port: endpoint.port });
 const capture = XdpCapture.open({ listenPort: port, ringBytes: 1 << 16 });
 const attached = capture.attach(process.env.DEV, 'native');
-capture.start((events) => emit({ type: 'events', events }));
+capture.start((events) => emit({ type: 'events', events: events.map((e) => ({ ...e, src: text(e.src), dst: text(e.dst) })) }));
 const sockets = [['udp4', '0.0.0.0'], ['udp6', '::']].map(([type, addr]) => {
   const s = dgram.createSocket(type === 'udp6' ? { type, ipv6Only: true } : { type });
   s.on('message', (msg, rinfo) => emit({ type: 'udp', size: msg.length, first: msg[0], address: rinfo.address, port: rinfo.port }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { canonicalCidr, formatIPv6, MAX_CIDR_TEXT_LENGTH, parseCanonicalIPv4Cidr, parseCidr } from '../../src/authorize/cidr.js';
+import { canonicalCidr, formatIPv6, MAX_CIDR_TEXT_LENGTH, parseCanonicalIPv4Cidr, parseCidr } from '../../src/net/cidr.js';
 
 function message(input: unknown): string {
   const r = parseCidr(input);

@@ -1,7 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { buildDatagram, parseAddress } from '../../src/replay/datagram.js';
+import { buildDatagram } from '../../src/replay/datagram.js';
+import { rawSend } from '../../src/capture/addon.js';
+import { parseAddress as parseAddressResult, type IpAddress } from '../../src/net/address.js';
 import type { CaptureEvent } from '../../src/capture/types.js';
 import { MESSAGE_INITIATION_SIZE } from '../../src/handshake/messages.js';
+
+/* The datagram's old parseAddress, now src/net/address.ts's parser: bytes of `family`, or a RangeError. */
+function parseAddress(text: string, family: 4 | 6): Uint8Array {
+  const r = parseAddressResult(text);
+  if (!r.ok || r.address.family !== family) throw new RangeError(`not an IPv${family} address: ${text}`);
+  return r.address.bytes;
+}
+
+/* Test input is written as people write addresses; no family check here, buildDatagram makes it. */
+function ip(text: string): IpAddress {
+  const r = parseAddressResult(text);
+  if (!r.ok) throw new RangeError(r.message);
+  return r.address;
+}
 
 /* An independent checksum: 32-bit accumulator over 16-bit words, folded. */
 function sum16(chunks: Uint8Array[]): number {
@@ -22,7 +38,7 @@ function message(seed: number): Uint8Array {
 }
 
 function event(family: 4 | 6, src: string, dst: string, sport: number, dport: number, seed = 3): CaptureEvent {
-  return { ifindex: 1, family, src: { address: src, port: sport }, dst: { address: dst, port: dport }, arrivalNs: 0n, message: message(seed) };
+  return { ifindex: 1, family, src: { address: ip(src), port: sport }, dst: { address: ip(dst), port: dport }, arrivalNs: 0n, message: message(seed) };
 }
 
 describe('buildDatagram IPv4', () => {
@@ -143,6 +159,13 @@ describe('a checksum that computes to zero', () => {
 });
 
 describe('bad input', () => {
+  it('raw send takes the destination as the 4 or 16 bytes of its family, checked before the addon is called', () => {
+    const packet = buildDatagram(event(4, '10.9.0.2', '10.9.0.1', 1, 2)).packet;
+    expect(() => rawSend(4, packet, new Uint8Array(16))).toThrow(/4 bytes of an IPv4 address/);
+    expect(() => rawSend(6, packet, new Uint8Array(4))).toThrow(/16 bytes of an IPv6 address/);
+    expect(() => rawSend(4, packet, '10.9.0.1' as never)).toThrow(RangeError);
+  });
+
   it('rejects an address of the other family', () => {
     expect(() => buildDatagram(event(4, 'fd00::2', '10.0.0.1', 1, 2))).toThrow(RangeError);
     expect(() => buildDatagram(event(6, '10.0.0.2', 'fd00::1', 1, 2))).toThrow(RangeError);

@@ -4,9 +4,17 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CaptureEvent } from '../../src/capture/types.js';
+import { formatAddress, parseAddress, type IpAddress } from '../../src/net/address.js';
 import { FairQueue } from '../../src/intake/fair-queue.js';
 import { DH_PER_INITIATION, Intake, sourceKey, STALE_AFTER_MS, type DropReason } from '../../src/intake/intake.js';
 import { TokenBucket } from '../../src/intake/token-bucket.js';
+
+/* An address from its text (test input is written as people write addresses). */
+function ip(text: string): IpAddress {
+  const r = parseAddress(text);
+  if (!r.ok) throw new RangeError(r.message);
+  return r.address;
+}
 
 describe('FairQueue', () => {
   it('gives each source a turn, oldest item first within a source', () => {
@@ -67,11 +75,18 @@ describe('TokenBucket', () => {
 });
 
 describe('sourceKey', () => {
-  const ev = (family: 4 | 6, address: string) => ({ family, src: { address, port: 1 } }) as CaptureEvent;
+  const ev = (family: 4 | 6, address: string) => ({ family, src: { address: ip(address), port: 1 } }) as CaptureEvent;
   it('keys IPv4 by the address and IPv6 by its /64', () => {
     expect(sourceKey(ev(4, '192.0.2.7'))).toBe('192.0.2.7');
     expect(sourceKey(ev(6, '2001:db8:1:2::7'))).toBe(sourceKey(ev(6, '2001:db8:1:2:ffff::1')));
     expect(sourceKey(ev(6, '2001:db8:1:2::7'))).not.toBe(sourceKey(ev(6, '2001:db8:1:3::7')));
+  });
+
+  it('reads the /64 from the bytes, spelled as the 64 bits in hex', () => {
+    expect(sourceKey(ev(6, '2001:db8:1:2::7'))).toBe('20010db800010002::/64');
+    expect(sourceKey(ev(6, '::1'))).toBe('0::/64');
+    expect(sourceKey(ev(6, '0:0:0:1::'))).toBe('1::/64');
+    expect(sourceKey(ev(6, '0:1::'))).toBe('100000000::/64');
   });
 });
 
@@ -83,8 +98,8 @@ describe('Intake', () => {
   const event = (address: string, ageMs = 0): CaptureEvent => ({
     ifindex: 2,
     family: 4,
-    src: { address, port: 40000 + (seq++ % 1000) },
-    dst: { address: '192.0.2.1', port: 51820 },
+    src: { address: ip(address), port: 40000 + (seq++ % 1000) },
+    dst: { address: ip('192.0.2.1'), port: 51820 },
     arrivalNs: BigInt(Date.now() - ageMs) * 1_000_000n,
     message: new Uint8Array(148),
   });
@@ -112,7 +127,7 @@ describe('Intake', () => {
     t.i.offer([event('192.0.2.99')]);
     expect(t.drops.filter((d) => d === 'source_full')).toHaveLength(600); // 6 of 10 per flooding source
     await vi.advanceTimersByTimeAsync(150);
-    const at = t.handled.findIndex((e) => e.src.address === '192.0.2.99');
+    const at = t.handled.findIndex((e) => formatAddress(e.src.address) === '192.0.2.99');
     expect(at).toBeGreaterThanOrEqual(0);
     expect(at).toBeLessThanOrEqual(101); // behind at most one turn of each source
   });
@@ -153,7 +168,7 @@ describe('Intake', () => {
     const t = intake();
     t.i.offer([event('10.0.0.1', STALE_AFTER_MS + 1), event('10.0.0.2', 100)]);
     await vi.advanceTimersByTimeAsync(1);
-    expect(t.handled.map((e) => e.src.address)).toEqual(['10.0.0.2']);
+    expect(t.handled.map((e) => formatAddress(e.src.address))).toEqual(['10.0.0.2']);
     expect(t.drops).toEqual(['stale']);
   });
 

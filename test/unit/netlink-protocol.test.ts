@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatIPv6 } from '../../src/authorize/cidr.js';
+import { formatIPv6 } from '../../src/net/cidr.js';
 import type { PeerStatus } from '../../src/install/device.js';
 import { formatKey } from '../../src/handshake/keys.js';
 import {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { CaptureEvent } from '../../src/capture/types.js';
+import { parseAddress, type IpAddress } from '../../src/net/address.js';
 import type { PeerConfig, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { ADMISSION_LOG_LINES_PER_SECOND, MAX_TIMESTAMP_AHEAD_MS, Pipeline, type Admission, type PipelineDeps } from '../../src/pipeline.js';
@@ -18,12 +19,19 @@ import { RefusalCache } from '../../src/authorize/refusals.js';
 const KEY = 'x'.repeat(43) + '=';
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
+/* An address from its text (test input is written as people write addresses). */
+function ip(text: string): IpAddress {
+  const r = parseAddress(text);
+  if (!r.ok) throw new RangeError(r.message);
+  return r.address;
+}
+
 function event(): CaptureEvent {
   return {
     ifindex: 2,
     family: 4,
-    src: { address: '192.0.2.7', port: 40000 },
-    dst: { address: '192.0.2.1', port: 51820 },
+    src: { address: ip('192.0.2.7'), port: 40000 },
+    dst: { address: ip('192.0.2.1'), port: 51820 },
     arrivalNs: process.hrtime.bigint(),
     message: new Uint8Array(148),
   };

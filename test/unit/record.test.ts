@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { formatIPv6, parseRecord, RECORD_SIZE } from '../../src/capture/record.js';
+import { parseRecord, RECORD_SIZE } from '../../src/capture/record.js';
+import { formatAddress, formatIPv6, type IpEndpoint } from '../../src/net/address.js';
 import { MESSAGE_INITIATION_SIZE } from '../../src/handshake/messages.js';
+
+/* An endpoint as a person reads it. */
+const text = (e: IpEndpoint) => ({ address: formatAddress(e.address), port: e.port });
 
 /* Builds a record byte by byte from the layout in bpf/capture_record.h. */
 function record(opts: { family: number; saddr: number[]; daddr: number[]; sport: number; dport: number; ifindex: number; ns: bigint }): Buffer {
@@ -29,8 +33,8 @@ describe('parseRecord', () => {
     const e = res.event;
     expect(e.family).toBe(4);
     expect(e.ifindex).toBe(7);
-    expect(e.src).toEqual({ address: '10.0.0.2', port: 40000 });
-    expect(e.dst).toEqual({ address: '192.168.1.254', port: 51820 });
+    expect(text(e.src)).toEqual({ address: '10.0.0.2', port: 40000 });
+    expect(text(e.dst)).toEqual({ address: '192.168.1.254', port: 51820 });
     expect(e.arrivalNs).toBe(123456789012345n);
     expect(e.message.length).toBe(MESSAGE_INITIATION_SIZE);
     expect(Buffer.from(e.message)).toEqual(r.subarray(56, 204));
@@ -51,8 +55,8 @@ describe('parseRecord', () => {
     const res = parseRecord(r);
     if (!res.ok) throw new Error(res.error);
     expect(res.event.family).toBe(6);
-    expect(res.event.src).toEqual({ address: 'fd00:a::2', port: 65535 });
-    expect(res.event.dst).toEqual({ address: '2001:db8::1:0:0:1', port: 1 });
+    expect(text(res.event.src)).toEqual({ address: 'fd00:a::2', port: 65535 });
+    expect(text(res.event.dst)).toEqual({ address: '2001:db8::1:0:0:1', port: 1 });
     expect(res.event.arrivalNs).toBe(2n ** 63n);
   });
 
@@ -72,7 +76,7 @@ describe('parseRecord', () => {
     r.copy(big, 13);
     const res = parseRecord(big.subarray(13, 13 + 208));
     if (!res.ok) throw new Error(res.error);
-    expect(res.event.src.address).toBe('9.8.7.6');
+    expect(formatAddress(res.event.src.address)).toBe('9.8.7.6');
     expect(res.event.arrivalNs).toBe(9n);
   });
 });

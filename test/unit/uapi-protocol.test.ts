@@ -10,8 +10,6 @@ import {
   formatEndpoint,
   GET_REQUEST,
   hexKeyAt,
-  isCidrAt,
-  isIPv4At,
   MAX_PERSISTENT_KEEPALIVE,
   parseEndpoint,
   parseGetReply,
@@ -20,6 +18,8 @@ import {
   serializeSetPeers,
   UapiRequestError,
 } from '../../src/install/uapi-protocol.js';
+import { isIPv4At } from '../../src/net/address.js';
+import { isCidrAt } from '../../src/net/cidr.js';
 import type { PeerConfig, PeerStatus } from '../../src/install/device.js';
 import { formatKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';

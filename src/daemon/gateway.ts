@@ -1,7 +1,8 @@
 /**
  * `wgjit run`: wiring only. Opens the device, builds the responder from the
  * device's own key, connects the store, attaches the capture, and serves the
- * API. Stages live in their folders; their order lives in pipeline.ts.
+ * API. Stages live in their folders; their order lives in pipeline.ts, the
+ * lifecycle's timings in lifecycle/timings.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import { XdpCapture } from '../capture/addon.js';
@@ -18,22 +19,13 @@ import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
+import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { captureCheck, DeviceLiveness, type RingWatch } from './readiness.js';
 
-/** Ring buffer size in bytes (a power of two): about 5,000 records. */
-export const RING_BYTES = 1 << 20;
-export const SWEEP_INTERVAL_MS = 10_000;
-/**
- * A device read (the sweeper's, the reconciler's) this recent answers the
- * readiness probe without a read of its own: three sweeps, so one slow or
- * late pass does not make the probe pay for a whole read.
- */
-export const DEVICE_READ_FRESH_MS = 3 * SWEEP_INTERVAL_MS;
-export const PROVISIONAL_GRACE_MS = 15_000;
 /** How long the start waits for the store before reconciling (it goes on without it). */
 export const STORE_WAIT_AT_START_MS = 5_000;
 /** How long a stop waits for admissions under way to finish. */
@@ -134,7 +126,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await reconciler.reconcile();
 
     const captureLog = log.child({ component: 'capture' });
-    const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
+    // The capture's default ring (DEFAULT_RING_BYTES, 1 MiB): about 5,000 records.
+    const capture = XdpCapture.open({ listenPort: info.listenPort, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
     cleanups.push(() => capture.close());
     for (const dev of opts.captureDevs) {
       const attached = capture.attach(dev, opts.xdpMode);

@@ -12,9 +12,10 @@ import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { PeriodicPass } from './periodic.js';
 import { planReconcile, removalReason } from './reconcile.js';
+import { RECONCILE_INTERVAL_MS } from './timings.js';
 
-/** How stale the device may get if a store event is lost. */
-export const RECONCILE_INTERVAL_MS = 30_000;
+// src/config.ts takes the default from here until the settings module takes it from timings.ts.
+export { RECONCILE_INTERVAL_MS };
 
 export interface ReconcileReport {
   removed: number;

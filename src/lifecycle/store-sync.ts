@@ -13,9 +13,7 @@ import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { Logger } from '../telemetry/log.js';
 import type { InstalledPeers } from './installed.js';
 import { removalReason } from './reconcile.js';
-
-/** Wait between attempts to subscribe while the store is unreachable. */
-export const SUBSCRIBE_RETRY_MS = 2_000;
+import { SUBSCRIBE_RETRY_MS } from './timings.js';
 
 export interface StoreSyncDeps {
   store: Pick<PeerStore, 'subscribe' | 'authorize'>;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CaptureHealth } from '../../src/capture/addon.js';
-import { DEVICE_READ_FRESH_MS, SWEEP_INTERVAL_MS } from '../../src/daemon/gateway.js';
 import { captureCheck, deviceCheck, DeviceLiveness, RING_DRAIN_BOUND_MS, type RingWatch } from '../../src/daemon/readiness.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../../src/install/device.js';
+import { DEVICE_READ_FRESH_MS, SWEEP_INTERVAL_MS } from '../../src/lifecycle/timings.js';
 
 const FRESH = DEVICE_READ_FRESH_MS;
 

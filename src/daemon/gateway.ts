@@ -24,6 +24,7 @@ import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { gatewayStats } from '../telemetry/stats.js';
 import { captureCheck, DeviceLiveness, type RingWatch } from './readiness.js';
 
 /** How long the start waits for the store before reconciling (it goes on without it). */
@@ -119,8 +120,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installed,
       log: log.child({ component: 'lifecycle' }),
       metrics,
-      onRemoved: (reason, n) => pipeline.count(`removed_${reason}`, n),
-      onUpdated: (n) => pipeline.count('updates', n),
     });
     await store.whenReady(STORE_WAIT_AT_START_MS);
     await reconciler.reconcile();
@@ -138,7 +137,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       handle: (event) => pipeline.handle(event),
       dhPerSecond: opts.dhPerSecond,
       onDrop: (reason) => {
-        pipeline.count(`dropped_${reason}`);
         metrics.captureDrops.inc({ reason });
         // Unverified: anyone can cause these, so debug only (counted above).
         intakeLog.debug({ reason }, 'initiation dropped before verification');
@@ -169,7 +167,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       { idleTimeoutMs: opts.idleTimeoutS * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS },
       log.child({ component: 'lifecycle' }),
       metrics,
-      (reason, n) => pipeline.count(`removed_${reason}`, n),
     );
     sweeper.start(SWEEP_INTERVAL_MS);
     cleanups.push(() => sweeper.stop());
@@ -179,11 +176,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       device,
       installed,
       log: log.child({ component: 'store-sync' }),
-      onRemoved: (_key, reason) => {
-        metrics.removals.inc({ reason });
-        pipeline.count(`removed_${reason}`);
-      },
-      onUpdated: () => pipeline.count('updates'),
+      metrics,
       onChange: (key) => refusals.delete(key),
       onConnected: () => void reconciler.reconcile(),
     });
@@ -216,19 +209,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         await device.removePeers([publicKey]);
         installed.delete(publicKey);
         metrics.removals.inc({ reason });
-        pipeline.count(`removed_${reason}`);
         apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
         return true;
       },
-      stats: () => {
-        const xdp = capture.stats();
-        const out: Record<string, number> = { ...pipeline.counters };
-        for (const [reason, n] of Object.entries(xdp)) out[`xdp_${reason}`] = Number(n);
-        out['ringbuf_drops'] = out['xdp_ringbuf_full'] ?? 0;
-        out['installed_peers'] = installed.size;
-        out['queued'] = intake.queued;
-        return out;
-      },
+      stats: () => gatewayStats(metrics),
       ready: async () => {
         const verdict = captureCheck(capture.closed ? null : capture.health(), ringWatch, performance.now());
         ringWatch = verdict.watch;

@@ -30,9 +30,6 @@ export interface ReconcilerDeps {
   installed: InstalledPeers;
   log: Logger;
   metrics: Metrics;
-  /** Peers removed in one pass, per reason (`expired` or `revoked`: removalReason()). */
-  onRemoved?: (reason: 'expired' | 'revoked', count: number) => void;
-  onUpdated?: (count: number) => void;
   /** Wall clock, unix ms. */
   now?: () => number;
 }
@@ -101,10 +98,7 @@ export class Reconciler {
           removed.set(reason, (removed.get(reason) ?? 0) + 1);
           log.info({ publicKey, reason, refusal }, 'reconciliation: peer refused by the store, removed from the device');
         }
-        for (const [reason, count] of removed) {
-          metrics.removals.inc({ reason }, count);
-          this.deps.onRemoved?.(reason, count);
-        }
+        for (const [reason, count] of removed) metrics.removals.inc({ reason }, count);
         report.removed = plan.remove.length;
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_remove', code: deviceErrorCode(err) });
@@ -121,7 +115,7 @@ export class Reconciler {
           peer.allowedIPs = config.allowedIPs ?? peer.allowedIPs;
         }
         report.updated = plan.update.length;
-        this.deps.onUpdated?.(report.updated);
+        metrics.updates.inc(report.updated);
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_update', code: deviceErrorCode(err) });
         log.warn({ err: (err as Error).message, count: plan.update.length }, 'reconciliation: rewrite failed');

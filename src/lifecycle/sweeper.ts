@@ -20,7 +20,6 @@ export class Sweeper {
     private readonly policy: SweepPolicy,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    private readonly onRemoved: (reason: string, count: number) => void = () => {},
   ) {}
 
   start(intervalMs: number): void {
@@ -67,10 +66,7 @@ export class Sweeper {
           // At info, a pass removing 10,000 peers would spend ~0.15 s of CPU on its log lines.
           this.log.debug({ publicKey, reason }, 'peer removed from the device');
         }
-        for (const [reason, count] of removed) {
-          this.metrics.removals.inc({ reason }, count);
-          this.onRemoved(reason, count);
-        }
+        for (const [reason, count] of removed) this.metrics.removals.inc({ reason }, count);
         this.log.info({ removed: Object.fromEntries(removed), installed: this.installed.size }, 'sweep removed peers from the device');
       } catch (err) {
         this.metrics.deviceErrors.inc({ operation: 'sweep_remove', code: deviceErrorCode(err) });

@@ -20,6 +20,7 @@ import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
 import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
+import { removePeers } from '../lifecycle/removal.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
@@ -206,10 +207,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       info: () => ({ ...identity, installedPeers: installed.size }),
       removePeer: async (publicKey, reason) => {
         if (!installed.has(publicKey)) return false;
-        await device.removePeers([publicKey]);
-        installed.delete(publicKey);
-        metrics.removals.inc({ reason });
-        apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
+        await removePeers({ device, installed, metrics }, [{ publicKey, reason }], apiLog, 'peer removed from the device through the API');
         return true;
       },
       stats: () => gatewayStats(metrics),

@@ -12,6 +12,7 @@ import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { PeriodicPass } from './periodic.js';
 import { planReconcile, removalReason } from './reconcile.js';
+import { removePeers } from './removal.js';
 import { RECONCILE_INTERVAL_MS } from './timings.js';
 
 // src/config.ts takes the default from here until the settings module takes it from timings.ts.
@@ -90,15 +91,8 @@ export class Reconciler {
     }
     if (plan.remove.length > 0) {
       try {
-        await device.removePeers(plan.remove.map((r) => r.publicKey));
-        const removed = new Map<'expired' | 'revoked', number>();
-        for (const { publicKey, reason: refusal } of plan.remove) {
-          installed.delete(publicKey);
-          const reason = removalReason(refusal);
-          removed.set(reason, (removed.get(reason) ?? 0) + 1);
-          log.info({ publicKey, reason, refusal }, 'reconciliation: peer refused by the store, removed from the device');
-        }
-        for (const [reason, count] of removed) metrics.removals.inc({ reason }, count);
+        const removals = plan.remove.map(({ publicKey, reason: refusal }) => ({ publicKey, reason: removalReason(refusal), refusal }));
+        await removePeers(this.deps, removals, log, 'reconciliation: peer refused by the store, removed from the device');
         report.removed = plan.remove.length;
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_remove', code: deviceErrorCode(err) });

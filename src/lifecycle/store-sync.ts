@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { removalReason } from './reconcile.js';
+import { removePeers } from './removal.js';
 import { SUBSCRIBE_RETRY_MS } from './timings.js';
 
 export interface StoreSyncDeps {
@@ -77,12 +78,9 @@ export class StoreSync {
     try {
       const admission = await store.authorize(key, new Date());
       if (!admission.allowed) {
-        await device.removePeers([key]);
-        installed.delete(key);
         // `expired`: the record's expiresAt passed; `revoked`: deleted or disabled.
         const reason = removalReason(admission.reason);
-        this.deps.metrics.removals.inc({ reason });
-        log.info({ publicKey: key, reason, refusal: admission.reason }, `peer ${reason} in the store: removed from the device`);
+        await removePeers(this.deps, [{ publicKey: key, reason, refusal: admission.reason }], log, `peer ${reason} in the store: removed from the device`);
         return;
       }
       await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);

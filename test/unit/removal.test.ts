@@ -4,6 +4,9 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { GatewayView } from '../../src/api/gateway-view.js';
+import { gatewayView } from '../../src/daemon/view.js';
+import type { Readiness } from '../../src/daemon/readiness.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { removePeers } from '../../src/lifecycle/removal.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -56,5 +59,27 @@ describe('removePeers', () => {
     expect(t.installed.size).toBe(4);
     expect((await t.metrics.removals.get()).values).toEqual([]);
     expect(t.lines).toEqual([]);
+  });
+});
+
+describe('the API removes through it', () => {
+  function view(t: ReturnType<typeof setup>): GatewayView {
+    return gatewayView({
+      ...t.deps,
+      identity: { interface: 'wg0', publicKey: 'k', listenPort: 51820, backend: 'uapi' },
+      sweep: async () => {},
+      readiness: {} as Readiness,
+      log: t.log,
+    });
+  }
+
+  it('removes an installed peer with its reason, and says false for one not installed', async () => {
+    const t = setup();
+    const gw = view(t);
+    expect(await gw.removePeer('a', 'operator')).toBe(true);
+    expect(await gw.removePeer('a', 'operator')).toBe(false);
+    expect(t.batches).toEqual([['a']]);
+    expect(await gw.stats()).toMatchObject({ removed_operator: 1 });
+    expect(t.lines).toEqual([expect.objectContaining({ level: 30, msg: 'peer removed from the device through the API', publicKey: 'a', reason: 'operator' })]);
   });
 });

@@ -64,8 +64,6 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import { SETTINGS } from '../src/cli/settings.js';
-import { PROVISIONAL_GRACE_MS } from '../src/daemon/gateway.js';
 import { formatKey } from '../src/handshake/keys.js';
 import { generatePrivateKey } from '../harness/noise/keys.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../src/install/device.js';
@@ -75,6 +73,7 @@ import { UapiDevice } from '../src/install/uapi.js';
 import { InstalledPeers } from '../src/lifecycle/installed.js';
 import { planSweep, type SweepPolicy } from '../src/lifecycle/sweep.js';
 import { Sweeper } from '../src/lifecycle/sweeper.js';
+import { IDLE_TIMEOUT_MS, PROVISIONAL_GRACE_MS } from '../src/lifecycle/timings.js';
 import { createLogger } from '../src/telemetry/log.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
 import { onExit, run } from '../harness/testbed/exec.js';
@@ -112,7 +111,7 @@ if (!Number.isInteger(PEERS) || PEERS < MIN_PEERS || PEERS > 1 << 20) throw new 
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 100) throw new Error('--rounds must be an integer in 1..100');
 if (!['uapi', 'netlink', 'both'].includes(BACKEND)) throw new Error('--backend must be uapi, netlink or both');
 
-const POLICY: SweepPolicy = { idleTimeoutMs: SETTINGS.idleTimeout.default * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS };
+const POLICY: SweepPolicy = { idleTimeoutMs: IDLE_TIMEOUT_MS, provisionalGraceMs: PROVISIONAL_GRACE_MS };
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -99,11 +99,7 @@ interface Decision {
 
 type VerifyRejectionName = Extract<VerifyResult, { ok: false }>['reason'];
 
-/** Counters for GET /v1/gateway/stats; the same events feed Prometheus. */
-export type GatewayCounters = Record<string, number>;
-
 export class Pipeline {
-  readonly counters: GatewayCounters = Object.create(null);
   /** Admissions under way, by key: a resend joins the one in progress. */
   private readonly inFlight = new Map<string, Promise<Decision>>();
   private readonly logBudget: LineBudget;
@@ -119,13 +115,8 @@ export class Pipeline {
     this.logBudget = new LineBudget(deps.admissionLogLinesPerSecond ?? ADMISSION_LOG_LINES_PER_SECOND, deps.monotonicMs);
   }
 
-  count(name: string, by = 1): void {
-    this.counters[name] = (this.counters[name] ?? 0) + by;
-  }
-
   /** Handle one captured initiation. Never throws. */
   async handle(event: CaptureEvent): Promise<Outcome> {
-    this.count('initiations_seen');
     // For a key not seen lately (a cold client), the store lookup starts as
     // soon as the static key decrypts and runs while ss and the timestamp
     // are checked. Its answer is used only if the whole verification
@@ -139,7 +130,6 @@ export class Pipeline {
     });
     stopVerifyTimer();
     if (!verdict.ok) return this.finish({ outcome: `rejected_${verdict.reason}` }, event);
-    this.count('initiations_verified');
 
     const key = verdict.initiatorKey;
     if (tai64nAfter(verdict.timestamp, this.now() + (this.deps.maxTimestampAheadMs ?? MAX_TIMESTAMP_AHEAD_MS))) {
@@ -162,7 +152,7 @@ export class Pipeline {
     }
     const refused = this.deps.refusals?.get(key);
     if (refused !== undefined) {
-      this.count('refusals_cached');
+      this.deps.metrics.refusalsCached.inc();
       return this.finish({ outcome: refused, cached: true }, event, key);
     }
     const admission = this.admit(key, event, lookup ?? this.lookup(key), verdict.timestamp);
@@ -223,7 +213,6 @@ export class Pipeline {
       return { outcome: 'install_failed', err: (err as Error).message };
     }
     metrics.installs.inc({ result: 'ok' });
-    this.count('installs');
     // The installed table holds endpoints as the device reports them (text):
     // the captured source is spelled once, here.
     const installed = this.deps.installed.add(key, this.now(), { address: formatAddress(event.src.address), port: event.src.port });
@@ -234,11 +223,9 @@ export class Pipeline {
       try {
         this.deps.replayer.replay(event);
         metrics.replays.inc({ result: 'ok' });
-        this.count('replays');
       } catch (err) {
         // The peer stays installed: the client's retry still connects.
         metrics.replays.inc({ result: 'failed' });
-        this.count('replay_failures');
         log.warn({ publicKey: key, err: (err as Error).message }, 'replay failed; the client will connect on its retry');
       }
     }
@@ -247,18 +234,18 @@ export class Pipeline {
   }
 
   /**
-   * Counts the outcome, and logs it: a decision about a verified initiation
-   * at info (warn or error for a failure), within the per-outcome bound; a
-   * rejection by the verification at debug (anyone can send junk), and
-   * already_installed too: every installed peer rekeys every 2 minutes, the
-   * device answers it, and nothing was decided.
+   * Counts the outcome (wgjit_initiations_total, which GET /v1/gateway/stats
+   * reads too: src/telemetry/stats.ts), and logs it: a decision about a
+   * verified initiation at info (warn or error for a failure), within the
+   * per-outcome bound; a rejection by the verification at debug (anyone can
+   * send junk), and already_installed too: every installed peer rekeys every
+   * 2 minutes, the device answers it, and nothing was decided.
    */
   private finish(decision: Decision, event: CaptureEvent, publicKey?: string): Outcome {
     const { outcome } = decision;
     const verified = publicKey !== undefined;
     const { log, metrics } = this.deps;
     metrics.initiations.inc({ result: outcome, verified: verified ? 'true' : 'false' });
-    if (outcome !== 'installed') this.count(outcome);
     const src = `${formatAddress(event.src.address)}:${event.src.port}`;
     if (!verified || outcome === 'already_installed') {
       log.debug({ decision: outcome, publicKey, src, ifindex: event.ifindex }, 'admission');

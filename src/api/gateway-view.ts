@@ -43,7 +43,11 @@ export interface GatewayView {
    * gateway lets it go (DELETE /v1/gateway/peers).
    */
   removePeer(publicKey: string, reason: 'revoked' | 'operator'): Promise<boolean>;
-  /** Flat counters: initiations_seen, verified, rejected_<reason>, installs, replays, expiries, ringbuf_drops, ... */
-  stats(): Record<string, number>;
+  /**
+   * Flat counters: initiations_seen, initiations_verified, rejected_<reason>,
+   * installs, replays, removed_<reason>, ringbuf_drops, ... (the daemon's
+   * are read from its Prometheus counters: src/telemetry/stats.ts).
+   */
+  stats(): Record<string, number> | Promise<Record<string, number>>;
   ready(): Promise<{ ready: boolean; checks: Record<string, boolean> }>;
 }

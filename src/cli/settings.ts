@@ -15,7 +15,7 @@ import { DEFAULT_SOURCE_BURST, DEFAULT_SOURCE_RATE, MAX_SOURCE_BURST, MAX_SOURCE
 import { BACKEND_CHOICES } from '../install/select.js';
 import { DEFAULT_SOCKET_DIR } from '../install/uapi.js';
 import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
-import { RECONCILE_INTERVAL_MS } from '../lifecycle/reconciler.js';
+import { IDLE_TIMEOUT_MS, RECONCILE_INTERVAL_MS } from '../lifecycle/timings.js';
 import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 
@@ -134,7 +134,7 @@ export const SETTINGS = {
   apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string', secret: true },
   backend: { flag: 'backend', help: 'device backend', parse: oneOf(...BACKEND_CHOICES), default: 'auto', form: 'auto, uapi or netlink' },
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf<XdpMode>('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
-  idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: 180, form: 'seconds, 10..86400' },
+  idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: IDLE_TIMEOUT_MS / 1000, form: 'seconds, 10..86400' },
   reconcileInterval: { flag: 'reconcile-interval', help: 'seconds between reconciliations of the device with the store (what a lost store event left behind)', parse: integer(5, 3_600), default: RECONCILE_INTERVAL_MS / 1000, form: 'seconds, 5..3600' },
   sourceRate: { flag: 'source-rate', help: 'initiations per second captured per source address (IPv4 /32, IPv6 /64) in XDP; more still pass to the device; 0 turns the limit off', parse: integer(0, MAX_SOURCE_RATE), default: DEFAULT_SOURCE_RATE, form: `an integer, 0..${MAX_SOURCE_RATE}` },
   sourceBurst: { flag: 'source-burst', help: 'initiations a source may send at once before its rate applies', parse: integer(MIN_SOURCE_BURST, MAX_SOURCE_BURST), default: DEFAULT_SOURCE_BURST, form: `an integer, ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}` },

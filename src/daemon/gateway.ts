@@ -1,7 +1,9 @@
 /**
  * `wgjit run`: wiring only. Opens the device, builds the responder from the
- * device's own key, connects the store, attaches the capture, and serves the
- * API. Stages live in their folders; their order lives in pipeline.ts.
+ * device's own key, connects the store, takes over what an earlier run left
+ * on the device, attaches the capture, starts the lifecycle, and serves the
+ * API. Stages live in their folders; their order lives in pipeline.ts, the
+ * lifecycle's timings in lifecycle/timings.ts, what the API sees in view.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import { XdpCapture } from '../capture/addon.js';
@@ -11,29 +13,20 @@ import { wipe } from '../handshake/keys.js';
 import { RefusalCache } from '../authorize/refusals.js';
 import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
-import type { GatewayView } from '../api/gateway-view.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
+import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
-import { captureCheck, DeviceLiveness, type RingWatch } from './readiness.js';
+import { DeviceLiveness, Readiness } from './readiness.js';
+import { gatewayView } from './view.js';
 
-/** Ring buffer size in bytes (a power of two): about 5,000 records. */
-export const RING_BYTES = 1 << 20;
-export const SWEEP_INTERVAL_MS = 10_000;
-/**
- * A device read (the sweeper's, the reconciler's) this recent answers the
- * readiness probe without a read of its own: three sweeps, so one slow or
- * late pass does not make the probe pay for a whole read.
- */
-export const DEVICE_READ_FRESH_MS = 3 * SWEEP_INTERVAL_MS;
-export const PROVISIONAL_GRACE_MS = 15_000;
 /** How long the start waits for the store before reconciling (it goes on without it). */
 export const STORE_WAIT_AT_START_MS = 5_000;
 /** How long a stop waits for admissions under way to finish. */
@@ -74,39 +67,15 @@ export interface RunningGateway {
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { log } = opts;
   const metrics = createMetrics();
-  const cleanups: Array<() => Promise<void> | void> = [];
-  const cleanup = async () => {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'shutdown step failed');
-      }
-    }
-  };
-
+  const cleanups = new Cleanups(log);
   try {
-    const deviceLog = log.child({ component: 'device' });
-    const rawDevice = await openDevice(opts);
-    cleanups.push(() => rawDevice.close());
-    // Every read of the device is timed, so readiness needs no read of its own.
-    const liveness = new DeviceLiveness(DEVICE_READ_FRESH_MS);
-    const device = liveness.wrap(rawDevice);
-    const info = await device.getDevice();
-    // The addon's responder: same checks as handshake/responder.ts at a third
-    // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
-    const responder = createNativeResponder(info.privateKey);
-    cleanups.push(() => responder.close());
-    wipe(info.privateKey);
-    deviceLog.info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
-
+    // The device and the responder; the store; the pipeline over them.
+    const { rawDevice, device, liveness, info, responder } = await openGatewayDevice(opts, cleanups);
     const installed = new InstalledPeers();
     const store = PeerStore.connect(opts.redis);
     cleanups.push(() => store.close());
-
     const replayer = opts.replay ? new Replayer() : null;
     if (replayer !== null) cleanups.push(() => replayer.close());
-
     const refusals = new RefusalCache();
     const pipeline = new Pipeline({
       verifier: responder,
@@ -125,37 +94,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // so nothing leaks and nothing is installed twice.
     // A store that is not there yet leaves them as they are; the periodic
     // pass takes over once it is.
-    const reconciler = new Reconciler({
-      device,
-      store,
-      installed,
-      log: log.child({ component: 'lifecycle' }),
-      metrics,
-      onRemoved: (reason, n) => pipeline.count(`removed_${reason}`, n),
-      onUpdated: (n) => pipeline.count('updates', n),
-    });
+    const lifecycleLog = log.child({ component: 'lifecycle' });
+    const reconciler = new Reconciler({ device, store, installed, log: lifecycleLog, metrics });
     await store.whenReady(STORE_WAIT_AT_START_MS);
     await reconciler.reconcile();
 
-    const captureLog = log.child({ component: 'capture' });
-    const capture = XdpCapture.open({ listenPort: info.listenPort, ringBytes: RING_BYTES, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
-    cleanups.push(() => capture.close());
-    for (const dev of opts.captureDev) {
-      const attached = capture.attach(dev, opts.xdpMode);
-      captureLog.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
-    }
-    const intakeLog = log.child({ component: 'intake' });
-    const intake = new Intake({
-      handle: (event) => pipeline.handle(event),
-      dhPerSecond: opts.dhBudget,
-      onDrop: (reason) => {
-        pipeline.count(`dropped_${reason}`);
-        metrics.captureDrops.inc({ reason });
-        // Unverified: anyone can cause these, so debug only (counted above).
-        intakeLog.debug({ reason }, 'initiation dropped before verification');
-      },
-      onError: (err) => intakeLog.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
-    });
+    // The capture, feeding the pipeline through the intake.
+    const { capture, intake } = startCapture(opts, info.listenPort, pipeline, metrics, cleanups);
     // Read at scrape time: the kernel's counters and the live table, never a copy that lags.
     metrics.observe({
       xdpStats: () => (capture.closed ? null : capture.stats()),
@@ -163,107 +108,119 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installedPeers: () => installed.byState(),
       intakeQueued: () => intake.queued,
     });
-    // On stop: no new admissions; the ones under way finish (bounded) before
-    // the store and the device close under them.
-    cleanups.push(async () => {
-      intake.close();
-      if (!(await intake.idle(DRAIN_TIMEOUT_MS))) log.warn({ inProgress: intake.inProgress }, 'stop: admissions still under way after the drain timeout');
-    });
-    capture.start((events: CaptureEvent[]) => intake.offer(events));
 
+    // The lifecycle: periodic reconciliation, the sweep, store events.
     reconciler.start(opts.reconcileInterval * 1000);
     cleanups.push(() => reconciler.stop());
-
-    const sweeper = new Sweeper(
-      device,
-      installed,
-      { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS },
-      log.child({ component: 'lifecycle' }),
-      metrics,
-      (reason, n) => pipeline.count(`removed_${reason}`, n),
-    );
+    const sweeper = new Sweeper(device, installed, { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS }, lifecycleLog, metrics);
     sweeper.start(SWEEP_INTERVAL_MS);
     cleanups.push(() => sweeper.stop());
-
     const sync = new StoreSync({
       store,
       device,
       installed,
       log: log.child({ component: 'store-sync' }),
-      onRemoved: (_key, reason) => {
-        metrics.removals.inc({ reason });
-        pipeline.count(`removed_${reason}`);
-      },
-      onUpdated: () => pipeline.count('updates'),
+      metrics,
       onChange: (key) => refusals.delete(key),
       onConnected: () => void reconciler.reconcile(),
     });
     await sync.start();
     cleanups.push(() => sync.close());
 
+    // The API, over what it may see of the data plane.
     const apiLog = log.child({ component: 'api' });
-    const readinessLog = log.child({ component: 'readiness' });
-    let ringWatch: RingWatch = { mark: null, keepingUp: true };
-    let wasReady: boolean | null = null;
-    const identity = { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind };
-    const view: GatewayView = {
-      listPeers: async ({ fresh }) => {
-        // The sweep (one device read) brings state, counters and allowed IPs up to date.
-        if (fresh) await sweeper.sweep();
-        return [...installed.values()].map((p) => ({
-          publicKey: p.publicKey,
-          endpoint: p.endpoint === null ? null : p.endpoint.address.includes(':') ? `[${p.endpoint.address}]:${p.endpoint.port}` : `${p.endpoint.address}:${p.endpoint.port}`,
-          allowedIPs: [...p.allowedIPs],
-          state: p.state,
-          installedAt: new Date(p.installedAt).toISOString(),
-          lastHandshakeAt: p.lastHandshakeAt === null ? null : new Date(p.lastHandshakeAt).toISOString(),
-          rxBytes: Number(p.rxBytes),
-          txBytes: Number(p.txBytes),
-        }));
-      },
-      info: () => ({ ...identity, installedPeers: installed.size }),
-      removePeer: async (publicKey, reason) => {
-        if (!installed.has(publicKey)) return false;
-        await device.removePeers([publicKey]);
-        installed.delete(publicKey);
-        metrics.removals.inc({ reason });
-        pipeline.count(`removed_${reason}`);
-        apiLog.info({ publicKey, reason }, 'peer removed from the device through the API');
-        return true;
-      },
-      stats: () => {
-        const xdp = capture.stats();
-        const out: Record<string, number> = { ...pipeline.counters };
-        for (const [reason, n] of Object.entries(xdp)) out[`xdp_${reason}`] = Number(n);
-        out['ringbuf_drops'] = out['xdp_ringbuf_full'] ?? 0;
-        out['installed_peers'] = installed.size;
-        out['queued'] = intake.queued;
-        return out;
-      },
-      ready: async () => {
-        const verdict = captureCheck(capture.closed ? null : capture.health(), ringWatch, performance.now());
-        ringWatch = verdict.watch;
-        const checks = { device: await liveness.answers(rawDevice), capture: verdict.ok };
-        const ready = checks.device && checks.capture;
-        // Probes come every few seconds: a line when readiness changes, not per probe.
-        if (ready !== wasReady) {
-          const line = { checks, problems: verdict.problems };
-          if (ready) readinessLog.info(line, 'data plane ready');
-          else readinessLog.warn(line, 'data plane not ready');
-          wasReady = ready;
-        }
-        return { ready, checks };
-      },
-    };
-
+    const view = gatewayView({
+      identity: { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind },
+      device,
+      installed,
+      metrics,
+      sweep: () => sweeper.sweep(),
+      readiness: new Readiness({ capture, device: rawDevice, liveness, log: log.child({ component: 'readiness' }) }),
+      log: apiLog,
+    });
     const app = await buildApp({ store, token: opts.token, gateway: view, logger: apiLog, registry: metrics.registry });
     cleanups.push(() => app.close());
     await app.listen({ host: opts.apiListen.host, port: opts.apiListen.port });
     log.info({ listen: `${opts.apiListen.host}:${opts.apiListen.port}` }, 'API listening');
 
-    return { app, pipeline, metrics, stop: cleanup };
+    return { app, pipeline, metrics, stop: () => cleanups.run() };
   } catch (err) {
-    await cleanup();
+    await cleanups.run();
     throw err;
   }
+}
+
+/** What a stop undoes, the last step first; a step that fails is logged and the others still run. */
+class Cleanups {
+  private readonly steps: Array<() => Promise<void> | void> = [];
+
+  constructor(private readonly log: Logger) {}
+
+  push(step: () => Promise<void> | void): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    for (const step of this.steps.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'shutdown step failed');
+      }
+    }
+  }
+}
+
+/**
+ * The WireGuard device, its reads timed so readiness needs no read of its
+ * own, and the responder built from its private key.
+ */
+async function openGatewayDevice(opts: GatewayOptions, cleanups: Cleanups) {
+  const rawDevice = await openDevice(opts);
+  cleanups.push(() => rawDevice.close());
+  const liveness = new DeviceLiveness(DEVICE_READ_FRESH_MS);
+  const device = liveness.wrap(rawDevice);
+  const info = await device.getDevice();
+  // The addon's responder: same checks as handshake/responder.ts at a third
+  // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
+  const responder = createNativeResponder(info.privateKey);
+  cleanups.push(() => responder.close());
+  wipe(info.privateKey);
+  opts.log
+    .child({ component: 'device' })
+    .info({ interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind, peers: info.peers.length }, 'device opened');
+  return { rawDevice, device, liveness, info, responder };
+}
+
+/**
+ * The XDP capture on every capture device, feeding the pipeline through
+ * the intake. On stop: no new admissions; the ones under way finish
+ * (bounded) before the store and the device close under them.
+ */
+function startCapture(opts: GatewayOptions, listenPort: number, pipeline: Pipeline, metrics: Metrics, cleanups: Cleanups) {
+  const captureLog = opts.log.child({ component: 'capture' });
+  // The capture's default ring (DEFAULT_RING_BYTES, 1 MiB): about 5,000 records.
+  const capture = XdpCapture.open({ listenPort, sourceRate: opts.sourceRate, sourceBurst: opts.sourceBurst });
+  cleanups.push(() => capture.close());
+  for (const dev of opts.captureDev) {
+    const attached = capture.attach(dev, opts.xdpMode);
+    captureLog.info({ device: dev, ifindex: attached.ifindex, mode: attached.mode }, 'capture attached');
+  }
+  const intakeLog = opts.log.child({ component: 'intake' });
+  const intake = new Intake({
+    handle: (event) => pipeline.handle(event),
+    dhPerSecond: opts.dhBudget,
+    onDrop: (reason) => {
+      metrics.captureDrops.inc({ reason });
+      // Unverified: anyone can cause these, so debug only (counted above).
+      intakeLog.debug({ reason }, 'initiation dropped before verification');
+    },
+    onError: (err) => intakeLog.error({ err: (err as Error).message }, 'admission failed unexpectedly'),
+  });
+  cleanups.push(async () => {
+    intake.close();
+    if (!(await intake.idle(DRAIN_TIMEOUT_MS))) opts.log.warn({ inProgress: intake.inProgress }, 'stop: admissions still under way after the drain timeout');
+  });
+  capture.start((events: CaptureEvent[]) => intake.offer(events));
+  return { capture, intake };
 }

@@ -15,6 +15,7 @@
  */
 import type { CaptureHealth } from '../capture/addon.js';
 import type { WireGuardDevice } from '../install/device.js';
+import type { Logger } from '../telemetry/log.js';
 
 /**
  * A record captured this long ago and still in the ring means the watcher
@@ -135,5 +136,37 @@ export class DeviceLiveness implements DeviceReads {
         throw err;
       },
     );
+  }
+}
+
+export interface ReadinessDeps {
+  capture: { readonly closed: boolean; health(): CaptureHealth };
+  /** The device itself, read when no recent read says it answers. */
+  device: WireGuardDevice;
+  liveness: DeviceLiveness;
+  log: Logger;
+}
+
+/** The data plane's answer to GET /readyz: the device answers and the capture works. */
+export class Readiness {
+  private ringWatch: RingWatch = { mark: null, keepingUp: true };
+  private wasReady: boolean | null = null;
+
+  constructor(private readonly deps: ReadinessDeps) {}
+
+  async check(): Promise<{ ready: boolean; checks: Record<string, boolean> }> {
+    const { capture, device, liveness, log } = this.deps;
+    const verdict = captureCheck(capture.closed ? null : capture.health(), this.ringWatch, performance.now());
+    this.ringWatch = verdict.watch;
+    const checks = { device: await liveness.answers(device), capture: verdict.ok };
+    const ready = checks.device && checks.capture;
+    // Probes come every few seconds: a line when readiness changes, not per probe.
+    if (ready !== this.wasReady) {
+      const line = { checks, problems: verdict.problems };
+      if (ready) log.info(line, 'data plane ready');
+      else log.warn(line, 'data plane not ready');
+      this.wasReady = ready;
+    }
+    return { ready, checks };
   }
 }

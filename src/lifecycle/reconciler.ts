@@ -12,9 +12,8 @@ import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { PeriodicPass } from './periodic.js';
 import { planReconcile, removalReason } from './reconcile.js';
-
-/** How stale the device may get if a store event is lost. */
-export const RECONCILE_INTERVAL_MS = 30_000;
+import { removePeers } from './removal.js';
+import { RECONCILE_INTERVAL_MS } from './timings.js';
 
 export interface ReconcileReport {
   removed: number;
@@ -29,9 +28,6 @@ export interface ReconcilerDeps {
   installed: InstalledPeers;
   log: Logger;
   metrics: Metrics;
-  /** Peers removed in one pass, per reason (`expired` or `revoked`: removalReason()). */
-  onRemoved?: (reason: 'expired' | 'revoked', count: number) => void;
-  onUpdated?: (count: number) => void;
   /** Wall clock, unix ms. */
   now?: () => number;
 }
@@ -92,18 +88,8 @@ export class Reconciler {
     }
     if (plan.remove.length > 0) {
       try {
-        await device.removePeers(plan.remove.map((r) => r.publicKey));
-        const removed = new Map<'expired' | 'revoked', number>();
-        for (const { publicKey, reason: refusal } of plan.remove) {
-          installed.delete(publicKey);
-          const reason = removalReason(refusal);
-          removed.set(reason, (removed.get(reason) ?? 0) + 1);
-          log.info({ publicKey, reason, refusal }, 'reconciliation: peer refused by the store, removed from the device');
-        }
-        for (const [reason, count] of removed) {
-          metrics.removals.inc({ reason }, count);
-          this.deps.onRemoved?.(reason, count);
-        }
+        const removals = plan.remove.map(({ publicKey, reason: refusal }) => ({ publicKey, reason: removalReason(refusal), refusal }));
+        await removePeers(this.deps, removals, log, 'reconciliation: peer refused by the store, removed from the device');
         report.removed = plan.remove.length;
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_remove', code: deviceErrorCode(err) });
@@ -120,7 +106,7 @@ export class Reconciler {
           peer.allowedIPs = config.allowedIPs ?? peer.allowedIPs;
         }
         report.updated = plan.update.length;
-        this.deps.onUpdated?.(report.updated);
+        metrics.updates.inc(report.updated);
       } catch (err) {
         metrics.deviceErrors.inc({ operation: 'reconcile_update', code: deviceErrorCode(err) });
         log.warn({ err: (err as Error).message, count: plan.update.length }, 'reconciliation: rewrite failed');

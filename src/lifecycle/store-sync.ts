@@ -11,20 +11,18 @@ import type { PeerStore, StoreEvent } from '../authorize/store.js';
 import type { WireGuardDevice } from '../install/device.js';
 import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { removalReason } from './reconcile.js';
-
-/** Wait between attempts to subscribe while the store is unreachable. */
-export const SUBSCRIBE_RETRY_MS = 2_000;
+import { removePeers } from './removal.js';
+import { SUBSCRIBE_RETRY_MS } from './timings.js';
 
 export interface StoreSyncDeps {
   store: Pick<PeerStore, 'subscribe' | 'authorize'>;
   device: WireGuardDevice;
   installed: InstalledPeers;
   log: Logger;
-  /** `expired`: the record's expiresAt passed; `revoked`: deleted or disabled (removalReason()). */
-  onRemoved: (publicKey: string, reason: 'expired' | 'revoked') => void;
-  onUpdated: (publicKey: string) => void;
+  metrics: Pick<Metrics, 'removals' | 'updates'>;
   /** Every event, for any key, installed here or not. */
   onChange?: (publicKey: string) => void;
   /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
@@ -80,11 +78,9 @@ export class StoreSync {
     try {
       const admission = await store.authorize(key, new Date());
       if (!admission.allowed) {
-        await device.removePeers([key]);
-        installed.delete(key);
+        // `expired`: the record's expiresAt passed; `revoked`: deleted or disabled.
         const reason = removalReason(admission.reason);
-        this.deps.onRemoved(key, reason);
-        log.info({ publicKey: key, reason, refusal: admission.reason }, `peer ${reason} in the store: removed from the device`);
+        await removePeers(this.deps, [{ publicKey: key, reason, refusal: admission.reason }], log, `peer ${reason} in the store: removed from the device`);
         return;
       }
       await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);
@@ -93,7 +89,7 @@ export class StoreSync {
         peer.recordVersion = admission.record.updatedAt;
         peer.allowedIPs = admission.record.allowedIPs;
       }
-      this.deps.onUpdated(key);
+      this.deps.metrics.updates.inc();
       log.info({ publicKey: key }, 'peer changed in the store: device updated');
     } catch (err) {
       log.warn({ publicKey: key, err: (err as Error).message }, 'applying a store change failed');

@@ -4,6 +4,7 @@
  */
 import type { PeerStatus } from '../install/device.js';
 import type { InstalledPeer } from './installed.js';
+import type { RemovalReason } from './removal.js';
 
 export interface SweepPolicy {
   /** A peer whose last handshake is older than this, and whose receive counter is still, is idle. */
@@ -12,11 +13,12 @@ export interface SweepPolicy {
   provisionalGraceMs: number;
 }
 
-export type RemovalReason = 'idle' | 'unconfirmed' | 'vanished';
+/** Why a sweep removes a peer. */
+export type SweepReason = Extract<RemovalReason, 'idle' | 'unconfirmed'>;
 
 export interface SweepPlan {
   confirmed: string[];
-  remove: Array<{ publicKey: string; reason: RemovalReason }>;
+  remove: Array<{ publicKey: string; reason: SweepReason }>;
   /** Installed peers the device no longer has (removed behind wgjit's back). */
   forget: string[];
 }

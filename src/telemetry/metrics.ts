@@ -7,6 +7,10 @@
  * Counters the kernel or a table already keeps (the XDP program's exits,
  * the installed peers) are read when scraped (collect()), from the sources
  * given to observe(); between scrapes they cost nothing.
+ *
+ * These are wgjit's only counts: every event is counted here once, by the
+ * stage where it happens, and GET /v1/gateway/stats reads the same
+ * counters under its flat names (stats.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceError } from '../install/device.js';
@@ -33,6 +37,8 @@ export interface Metrics {
   installs: Counter<'result'>;
   replays: Counter<'result'>;
   removals: Counter<'reason'>;
+  updates: Counter;
+  refusalsCached: Counter;
   captureDrops: Counter<'reason'>;
   xdpPackets: Counter<'result'>;
   deviceErrors: Counter<'operation' | 'code'>;
@@ -91,6 +97,16 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'wgjit_peer_removals_total',
       help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers)',
       labelNames: ['reason'],
+      registers,
+    }),
+    updates: new Counter({
+      name: 'wgjit_peer_updates_total',
+      help: 'Installed peers rewritten in place on the device because their record changed in the store (a store event or a reconciliation)',
+      registers,
+    }),
+    refusalsCached: new Counter({
+      name: 'wgjit_refusals_cached_total',
+      help: 'Refusals (unknown, disabled, expired) answered from the refusal cache without a store lookup; also counted in wgjit_initiations_total',
       registers,
     }),
     deviceErrors: new Counter({

@@ -1,8 +1,9 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { CaptureHealth } from '../../src/capture/addon.js';
-import { DEVICE_READ_FRESH_MS, SWEEP_INTERVAL_MS } from '../../src/daemon/gateway.js';
-import { captureCheck, deviceCheck, DeviceLiveness, RING_DRAIN_BOUND_MS, type RingWatch } from '../../src/daemon/readiness.js';
+import { captureCheck, deviceCheck, DeviceLiveness, Readiness, RING_DRAIN_BOUND_MS, type RingWatch } from '../../src/daemon/readiness.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../../src/install/device.js';
+import { DEVICE_READ_FRESH_MS, SWEEP_INTERVAL_MS } from '../../src/lifecycle/timings.js';
 
 const FRESH = DEVICE_READ_FRESH_MS;
 
@@ -149,5 +150,25 @@ describe('DeviceLiveness', () => {
     await device.setPeers([]);
     await device.removePeers([]);
     expect(liveness.lastOkAt).toBeNull();
+  });
+});
+
+describe('Readiness', () => {
+  it('checks the device and the capture, and logs a line when readiness changes, not per probe', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const device = new MemoryDevice();
+    const capture = { closed: false, health: () => health() };
+    const readiness = new Readiness({ capture, device, liveness: new DeviceLiveness(FRESH), log });
+    expect(await readiness.check()).toEqual({ ready: true, checks: { device: true, capture: true } });
+    expect(await readiness.check()).toEqual({ ready: true, checks: { device: true, capture: true } });
+    capture.closed = true;
+    expect(await readiness.check()).toEqual({ ready: false, checks: { device: true, capture: false } });
+    expect(await readiness.check()).toMatchObject({ ready: false });
+    expect(lines.map((l) => [l['level'], l['msg']])).toEqual([
+      [30, 'data plane ready'],
+      [40, 'data plane not ready'],
+    ]);
+    expect(lines[1]).toMatchObject({ problems: ['capture closed'] });
   });
 });

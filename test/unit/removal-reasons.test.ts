@@ -14,6 +14,7 @@ import { removalReason } from '../../src/lifecycle/reconcile.js';
 import { Reconciler } from '../../src/lifecycle/reconciler.js';
 import { StoreSync } from '../../src/lifecycle/store-sync.js';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
+import { gatewayStats } from '../../src/telemetry/stats.js';
 
 const key = (c: string) => c.repeat(43) + '=';
 
@@ -68,17 +69,18 @@ describe('removal reasons', () => {
 
   it('the reconciler counts its removals per reason', async () => {
     const { device, installed, metrics, log } = setup();
-    const reported: Array<[string, number]> = [];
     const reconciler = new Reconciler({
       device,
       installed,
       metrics,
       log,
       store: { authorizeMany: async (keys) => new Map(keys.map((k) => [k, verdict(k)])) },
-      onRemoved: (reason, n) => reported.push([reason, n]),
     });
     expect(await reconciler.reconcile()).toMatchObject({ removed: 4 });
     expect([...device.peers]).toEqual([key('e')]);
+    // As GET /v1/gateway/stats serves them.
+    const stats = await gatewayStats(metrics);
+    const reported = Object.entries(stats).filter(([name]) => name.startsWith('removed_')).map(([name, n]) => [name.slice('removed_'.length), n]);
     expect(reported.sort()).toEqual([
       ['expired', 2],
       ['revoked', 2],
@@ -87,13 +89,21 @@ describe('removal reasons', () => {
   });
 
   it('StoreSync reports the reason of each removal it makes on an event', async () => {
-    const { device, installed, log } = setup();
+    const { device, installed, metrics } = setup();
     let publish: (event: StoreEvent) => void = () => {};
+    // Each removal's line names the key and the reason.
     const reported: Array<[string, string]> = [];
+    const log = pino({ level: 'info' }, {
+      write: (line: string) => {
+        const entry = JSON.parse(line) as { publicKey?: string; reason?: string };
+        if (entry.publicKey !== undefined && entry.reason !== undefined) reported.push([entry.publicKey, entry.reason]);
+      },
+    });
     const sync = new StoreSync({
       device,
       installed,
       log,
+      metrics,
       store: {
         subscribe: async (onEvent) => {
           publish = onEvent;
@@ -101,8 +111,6 @@ describe('removal reasons', () => {
         },
         authorize: async (k) => verdict(k),
       },
-      onRemoved: (k, reason) => reported.push([k, reason]),
-      onUpdated: () => {},
     });
     await sync.start();
     publish({ op: 'upsert', publicKey: key('b') }); // disabled
@@ -113,5 +121,6 @@ describe('removal reasons', () => {
       [key('c'), 'expired'],
     ]);
     expect(device.peers.has(key('b')) || device.peers.has(key('c'))).toBe(false);
+    expect(await removals(metrics)).toEqual({ expired: 1, revoked: 1 });
   });
 });

@@ -5,6 +5,7 @@ import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import type { SweepPolicy } from '../../src/lifecycle/sweep.js';
 import { Sweeper } from '../../src/lifecycle/sweeper.js';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
+import { gatewayStats } from '../../src/telemetry/stats.js';
 
 const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000 };
 
@@ -50,8 +51,12 @@ function setup() {
   const log = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
   const metrics = createMetrics({ processMetrics: false });
   metrics.observe({ installedPeers: () => installed.byState() });
-  const removed: Array<[string, number]> = [];
-  const sweeper = new Sweeper(device, installed, policy, log, metrics, (reason, count) => removed.push([reason, count]));
+  /** Removals by reason, as GET /v1/gateway/stats serves them (removed_<reason>). */
+  const removed = async () =>
+    Object.entries(await gatewayStats(metrics))
+      .filter(([name]) => name.startsWith('removed_'))
+      .map(([name, count]) => [name.slice('removed_'.length), count]);
+  const sweeper = new Sweeper(device, installed, policy, log, metrics);
   return { device, installed, lines, metrics, removed, sweeper };
 }
 
@@ -82,7 +87,7 @@ describe('Sweeper', () => {
     expect(device.removals.map((batch) => [...batch].sort())).toEqual([['idle1', 'idle2', 'idle3', 'late']]);
     expect([...installed.values()].map((p) => p.publicKey).sort()).toEqual(['busy', 'new']);
     expect(await counter(metrics, 'removals')).toEqual({ idle: 3, unconfirmed: 1 });
-    expect(removed.sort()).toEqual([
+    expect((await removed()).sort()).toEqual([
       ['idle', 3],
       ['unconfirmed', 1],
     ]);
@@ -120,7 +125,7 @@ describe('Sweeper', () => {
     device.failRemove = true;
     await sweeper.sweep();
     expect(installed.has('idle')).toBe(true);
-    expect(removed).toEqual([]);
+    expect(await removed()).toEqual([]);
     expect(await counter(metrics, 'removals')).toEqual({});
 
     device.failRead = true;

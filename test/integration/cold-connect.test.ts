@@ -244,8 +244,10 @@ describe('cold connect through wgjit', () => {
     // The daemon reconnects on its own; an operator waits for /readyz.
     expect(await eventually(async () => (await api('GET', '/readyz')) === 200, 10_000)).toBe(true);
     // A fresh Redis is empty: register again; the client's next retry connects.
-    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
+    // Watched from before the registration: a retry that lands while the CLI
+    // runs is the one that connects, and no answer can come before the add.
     const sniffer = await c.sniff();
+    await stack.cli(['peer', 'add', wg.publicKey, '--allowed-ips', `${c.tunnelAddress}/32`]);
     expect(await sniffer.waitForResponse(ONE_RETRY_MS)).toBe(true);
     expect(await gatewayKeys()).toContain(wg.publicKey);
     expect(await ping(c)).toBe(true);

@@ -181,7 +181,7 @@ async function openGatewayDevice(opts: GatewayOptions, cleanups: Cleanups) {
   const liveness = new DeviceLiveness(DEVICE_READ_FRESH_MS);
   const device = liveness.wrap(rawDevice);
   const info = await device.getDevice();
-  // The addon's responder: same checks as handshake/responder.ts at a third
+  // The addon's responder: same checks as harness/noise/responder.ts (the reference) at a third
   // of the cost (bench/verify.ts); it copies the key, so ours is wiped now.
   const responder = createNativeResponder(info.privateKey);
   cleanups.push(() => responder.close());

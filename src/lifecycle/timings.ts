@@ -2,7 +2,7 @@
  * The lifecycle's timings and defaults, named once: how often the device
  * is swept and reconciled with the store, how long a peer may stay idle or
  * unconfirmed, and how fresh a device read must be to answer the readiness
- * probe. The settings (src/config.ts) and the daemon's wiring take them
+ * probe. The settings (src/cli/settings.ts) and the daemon's wiring take them
  * from here; the stages take them as arguments.
  */
 

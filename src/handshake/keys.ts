@@ -1,9 +1,11 @@
 /**
- * WireGuard keys as wg writes them: standard base64 of 32 bytes, 44
- * characters ending in '='. URL paths may carry base64url instead, so the
- * parser accepts both alphabets, but never both in one key, and only the
- * canonical encoding (the last character's spare bits must be zero), so
- * one key has one spelling in the store.
+ * WireGuard keys. Inside wgjit a public key is a PublicKey, 32 bytes; a
+ * preshared key is a Uint8Array of 32 bytes. At the edges (API, CLI, logs,
+ * the store's Redis spelling) a key is written as wg writes it: standard
+ * base64, 44 characters ending in '='. URL paths may carry base64url
+ * instead, so the parser accepts both alphabets, but never both in one
+ * key, and only the canonical encoding (the last character's spare bits
+ * must be zero), so one key has one spelling in the store.
  */
 import { x25519 } from '@noble/curves/ed25519.js';
 
@@ -27,78 +29,77 @@ export function formatKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64');
 }
 
-/** A key and one zero pad byte: 11 whole base64 groups of 3 bytes. */
-const KEY_SLOT = KEY_LENGTH + 1;
-const KEY_SLOT_CHARS = (KEY_SLOT / 3) * 4;
+/** Keys read in bulk (a device read) are copied into chunks of this many. */
+const KEYS_PER_CHUNK = 1024;
 
 /**
- * Many keys turned into their standard spelling with one base64 encoding
- * rather than one per key: a device read lists every peer, 100,000 on a
- * big gateway, at every sweep. Each key is kept in a slot of KEY_SLOT
- * bytes, so slot i encodes to characters [44 i, 44 i + 44): the key's
- * spelling, except that the last one encodes the pad byte ('A') where the
- * spelling of 32 bytes has its '='.
+ * A WireGuard public key: 32 bytes from the responder to the device and
+ * back, spelled in base64 only where a person reads it (the API, the logs,
+ * the CLI, the store's Redis spelling). Immutable: the bytes are copied in
+ * and never changed.
  */
-export class KeyBatch {
-  private slots = new Uint8Array(KEY_SLOT * 1024);
-  private added = 0;
+export class PublicKey {
+  /** The key's 32 bytes; never written to. */
+  readonly bytes: Uint8Array;
+  /**
+   * The bytes as a binary (latin1) string: a primitive with value
+   * semantics, for Map and Set keys, made without an encoding pass.
+   */
+  readonly id: string;
+  #text: string | undefined;
 
-  /** Appends the key at bytes[at, at + 32). */
-  add(bytes: Uint8Array, at = 0): void {
-    if (bytes.length - at < KEY_LENGTH) throw new RangeError(`a key is ${KEY_LENGTH} bytes, got ${bytes.length - at}`);
-    if ((this.added + 1) * KEY_SLOT > this.slots.length) {
-      const bigger = new Uint8Array(this.slots.length * 2);
-      bigger.set(this.slots);
-      this.slots = bigger;
-    }
-    const slot = this.added * KEY_SLOT;
-    for (let i = 0; i < KEY_LENGTH; i++) this.slots[slot + i] = bytes[at + i]!;
-    this.added++;
+  private constructor(bytes: Uint8Array, id: string) {
+    this.bytes = bytes;
+    this.id = id;
   }
 
-  /** Whether bytes[at, at + 32) is the key added last. */
-  isLast(bytes: Uint8Array, at = 0): boolean {
-    return this.added > 0 && bytes.length - at >= KEY_LENGTH && this.isSlot(this.added - 1, bytes, at);
+  /** A copy of bytes[at, at + 32). */
+  static fromBytes(bytes: Uint8Array, at = 0): PublicKey {
+    if (!(bytes instanceof Uint8Array) || !Number.isInteger(at) || at < 0 || bytes.length - at < KEY_LENGTH) {
+      throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
+    }
+    const own = new Uint8Array(bytes.subarray(at, at + KEY_LENGTH));
+    return new PublicKey(own, Buffer.from(own.buffer, own.byteOffset, KEY_LENGTH).toString('latin1'));
   }
 
   /**
-   * The index of the first key equal to one added before it, or -1. Found
-   * in a hash table of slot numbers (FNV-1a over the key's bytes), so no
-   * string is made or hashed for the check.
+   * A maker of keys for a read of many (every peer of a device): each copy
+   * goes into one shared backing buffer, a chunk of KEYS_PER_CHUNK keys, so
+   * a key costs 32 bytes and a short string rather than a buffer of its own.
    */
-  firstRepeat(): number {
-    let size = 16;
-    while (size < this.added * 2) size *= 2;
-    const table = new Int32Array(size); // slot number + 1; 0 is empty
-    for (let i = 0; i < this.added; i++) {
-      const slot = i * KEY_SLOT;
-      let hash = 0x811c9dc5;
-      for (let j = 0; j < KEY_LENGTH; j++) hash = Math.imul(hash ^ this.slots[slot + j]!, 0x01000193);
-      for (let at = hash & (size - 1); ; at = (at + 1) & (size - 1)) {
-        const other = table[at]! - 1;
-        if (other < 0) {
-          table[at] = i + 1;
-          break;
-        }
-        if (this.isSlot(other, this.slots, slot)) return i;
+  static reader(): (bytes: Uint8Array, at?: number) => PublicKey {
+    let chunk = Buffer.allocUnsafeSlow(0);
+    let used = 0;
+    return (bytes, at = 0) => {
+      if (bytes.length - at < KEY_LENGTH || at < 0) throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
+      if (used === chunk.length) {
+        chunk = Buffer.allocUnsafeSlow(KEY_LENGTH * KEYS_PER_CHUNK);
+        used = 0;
       }
-    }
-    return -1;
+      const start = used;
+      for (let i = 0; i < KEY_LENGTH; i++) chunk[used++] = bytes[at + i]!;
+      return new PublicKey(new Uint8Array(chunk.buffer, chunk.byteOffset + start, KEY_LENGTH), chunk.toString('latin1', start, used));
+    };
   }
 
-  /** Whether slot `index` holds bytes[at, at + 32). */
-  private isSlot(index: number, bytes: Uint8Array, at: number): boolean {
-    const slot = index * KEY_SLOT;
-    for (let i = 0; i < KEY_LENGTH; i++) if (this.slots[slot + i] !== bytes[at + i]) return false;
-    return true;
+  /** The key `text` spells (standard base64 or base64url, canonical only: see parseKey); null if none. */
+  static parse(text: unknown): PublicKey | null {
+    const bytes = parseKey(text);
+    return bytes === null ? null : PublicKey.fromBytes(bytes);
   }
 
-  /** The keys in standard base64, in the order added. */
-  base64(): string[] {
-    const all = Buffer.from(this.slots.buffer, this.slots.byteOffset, this.added * KEY_SLOT).toString('base64');
-    const keys = new Array<string>(this.added);
-    for (let i = 0; i < this.added; i++) keys[i] = `${all.slice(i * KEY_SLOT_CHARS, (i + 1) * KEY_SLOT_CHARS - 1)}=`;
-    return keys;
+  equals(other: PublicKey): boolean {
+    return other instanceof PublicKey && other.id === this.id;
+  }
+
+  /** Standard base64, as wg spells it; made once, when first asked for. */
+  toString(): string {
+    return (this.#text ??= formatKey(this.bytes));
+  }
+
+  /** The same as toString(): log lines and JSON bodies spell the key as wg does. */
+  toJSON(): string {
+    return this.toString();
   }
 }
 

@@ -33,6 +33,14 @@ export function formatKey(key: Uint8Array): string {
 const KEYS_PER_CHUNK = 1024;
 
 /**
+ * Each key's base64, once made. Kept beside the keys rather than in a field,
+ * which would make two equal keys differ to a deep equality. Made from `id`,
+ * not `bytes`: pino's redaction logs a deep copy of an object, in which a
+ * Uint8Array is no longer one, but a string is still the same string.
+ */
+const spellings = new WeakMap<PublicKey, string>();
+
+/**
  * A WireGuard public key: 32 bytes from the responder to the device and
  * back, spelled in base64 only where a person reads it (the API, the logs,
  * the CLI, the store's Redis spelling). Immutable: the bytes are copied in
@@ -46,7 +54,6 @@ export class PublicKey {
    * semantics, for Map and Set keys, made without an encoding pass.
    */
   readonly id: string;
-  #text: string | undefined;
 
   private constructor(bytes: Uint8Array, id: string) {
     this.bytes = bytes;
@@ -94,7 +101,12 @@ export class PublicKey {
 
   /** Standard base64, as wg spells it; made once, when first asked for. */
   toString(): string {
-    return (this.#text ??= formatKey(this.bytes));
+    let text = spellings.get(this);
+    if (text === undefined) {
+      text = Buffer.from(this.id, 'latin1').toString('base64');
+      spellings.set(this, text);
+    }
+    return text;
   }
 
   /** The same as toString(): log lines and JSON bodies spell the key as wg does. */

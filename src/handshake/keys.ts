@@ -40,6 +40,9 @@ const KEYS_PER_CHUNK = 1024;
  */
 const spellings = new WeakMap<PublicKey, string>();
 
+/** PublicKey's constructor, for the key reader (set by the class itself). */
+let makeKey: (store: Uint8Array, at: number, id: string) => PublicKey;
+
 /**
  * A WireGuard public key: 32 bytes from the responder to the device and
  * back, spelled in base64 only where a person reads it (the API, the logs,
@@ -47,17 +50,25 @@ const spellings = new WeakMap<PublicKey, string>();
  * and never changed.
  */
 export class PublicKey {
-  /** The key's 32 bytes; never written to. */
-  readonly bytes: Uint8Array;
   /**
    * The bytes as a binary (latin1) string: a primitive with value
-   * semantics, for Map and Set keys, made without an encoding pass.
+   * semantics, for Map and Set keys, made without an encoding pass. The
+   * key's only own property, so a deep equality compares keys by value.
    */
   readonly id: string;
+  /** Where the bytes are: a buffer of their own, or a chunk shared with the other keys of a read. */
+  readonly #store: Uint8Array;
+  readonly #at: number;
 
-  private constructor(bytes: Uint8Array, id: string) {
-    this.bytes = bytes;
+  private constructor(store: Uint8Array, at: number, id: string) {
     this.id = id;
+    this.#store = store;
+    this.#at = at;
+  }
+
+  /** The key's 32 bytes: a view, never to be written to. */
+  get bytes(): Uint8Array {
+    return this.#store.subarray(this.#at, this.#at + KEY_LENGTH);
   }
 
   /** A copy of bytes[at, at + 32). */
@@ -66,27 +77,20 @@ export class PublicKey {
       throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
     }
     const own = new Uint8Array(bytes.subarray(at, at + KEY_LENGTH));
-    return new PublicKey(own, Buffer.from(own.buffer, own.byteOffset, KEY_LENGTH).toString('latin1'));
+    return new PublicKey(own, 0, Buffer.from(own.buffer, own.byteOffset, KEY_LENGTH).toString('latin1'));
   }
 
   /**
-   * A maker of keys for a read of many (every peer of a device): each copy
-   * goes into one shared backing buffer, a chunk of KEYS_PER_CHUNK keys, so
-   * a key costs 32 bytes and a short string rather than a buffer of its own.
+   * A reader of many keys (every peer of a device read, 100,000 on a big
+   * gateway, at every sweep): see KeyReader.
    */
-  static reader(): (bytes: Uint8Array, at?: number) => PublicKey {
-    let chunk = Buffer.allocUnsafeSlow(0);
-    let used = 0;
-    return (bytes, at = 0) => {
-      if (bytes.length - at < KEY_LENGTH || at < 0) throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
-      if (used === chunk.length) {
-        chunk = Buffer.allocUnsafeSlow(KEY_LENGTH * KEYS_PER_CHUNK);
-        used = 0;
-      }
-      const start = used;
-      for (let i = 0; i < KEY_LENGTH; i++) chunk[used++] = bytes[at + i]!;
-      return new PublicKey(new Uint8Array(chunk.buffer, chunk.byteOffset + start, KEY_LENGTH), chunk.toString('latin1', start, used));
-    };
+  static reader(): KeyReader {
+    return new ChunkedKeyReader();
+  }
+
+  static {
+    // The reader below makes keys too: the one maker outside this class.
+    makeKey = (store, at, id) => new PublicKey(store, at, id);
   }
 
   /** The key `text` spells (standard base64 or base64url, canonical only: see parseKey); null if none. */
@@ -112,6 +116,64 @@ export class PublicKey {
   /** The same as toString(): log lines and JSON bodies spell the key as wg does. */
   toJSON(): string {
     return this.toString();
+  }
+}
+
+/**
+ * Keys read in bulk. Each key's bytes are copied into a shared chunk of
+ * KEYS_PER_CHUNK keys as the read goes; the PublicKeys are made at the end,
+ * all at once, with one latin1 decode per chunk: a key then costs its 32
+ * bytes and a slice of a string, not a buffer and a decode of its own.
+ */
+export interface KeyReader {
+  /** Keys added so far. */
+  readonly count: number;
+  /** Copies bytes[at, at + 32) in as the next key. */
+  add(bytes: Uint8Array, at?: number): void;
+  /** Whether bytes[at, at + 32) is the key added last. */
+  isLast(bytes: Uint8Array, at?: number): boolean;
+  /** The keys added, in order. */
+  keys(): PublicKey[];
+}
+
+class ChunkedKeyReader implements KeyReader {
+  private readonly chunks: Uint8Array[] = [];
+  private chunk = new Uint8Array(0);
+  private used = 0;
+  count = 0;
+
+  add(bytes: Uint8Array, at = 0): void {
+    if (!Number.isInteger(at) || at < 0 || bytes.length - at < KEY_LENGTH) throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
+    if (this.used === this.chunk.length) {
+      this.chunk = new Uint8Array(KEY_LENGTH * KEYS_PER_CHUNK);
+      this.chunks.push(this.chunk);
+      this.used = 0;
+    }
+    const { chunk, used } = this;
+    for (let i = 0; i < KEY_LENGTH; i++) chunk[used + i] = bytes[at + i]!;
+    this.used = used + KEY_LENGTH;
+    this.count++;
+  }
+
+  isLast(bytes: Uint8Array, at = 0): boolean {
+    if (this.count === 0 || bytes.length - at < KEY_LENGTH) return false;
+    const { chunk } = this;
+    const last = this.used - KEY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (chunk[last + i] !== bytes[at + i]) return false;
+    return true;
+  }
+
+  keys(): PublicKey[] {
+    const keys = new Array<PublicKey>(this.count);
+    let n = 0;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!;
+      const used = c === this.chunks.length - 1 ? this.used : chunk.length;
+      // One decode per chunk; each key's id is a slice of it, which V8 keeps as a view, not a copy.
+      const text = Buffer.from(chunk.buffer, chunk.byteOffset, used).toString('latin1');
+      for (let at = 0; at < used; at += KEY_LENGTH) keys[n++] = makeKey(chunk, at, text.slice(at, at + KEY_LENGTH));
+    }
+    return keys;
   }
 }
 

@@ -50,7 +50,7 @@ export interface PeerStatus {
  * onto an empty one reserves room for 16 (about 130 bytes more per peer,
  * on every device read).
  */
-export function appendAllowedIp(peer: Pick<PeerStatus, 'allowedIPs'>, cidr: string): void {
+export function appendAllowedIp(peer: PeerStatus, cidr: string): void {
   if (peer.allowedIPs.length === 0) peer.allowedIPs = [cidr];
   else peer.allowedIPs.push(cidr);
 }

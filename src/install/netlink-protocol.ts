@@ -622,23 +622,17 @@ function parseAllowedIp(a: AttrCursor): string {
   throw new NetlinkParseError(`malformed allowed IP (family ${family}, mask ${mask})`);
 }
 
-/** Whether buf[at, at + 32) holds `key`. */
-function isKeyAt(key: PublicKey, buf: Uint8Array, at: number): boolean {
-  const { bytes } = key;
-  for (let i = 0; i < KEY_LENGTH; i++) if (bytes[i] !== buf[at + i]) return false;
-  return true;
-}
+/** A peer's key until the dump has been read. */
+const UNREAD = PublicKey.fromBytes(new Uint8Array(KEY_LENGTH));
 
 /**
  * A dump's peers, read message by message. A peer whose allowed IPs did
  * not fit one message starts the next again with its public key: merged.
- * Keys are compared as bytes, and copied into one shared backing buffer.
+ * Keys are compared as bytes, and made PublicKeys all at once at the end.
  */
 class PeerReader {
-  readonly peers: PeerStatus[] = [];
-  private readonly keyOf = PublicKey.reader();
-  /** The peers' keys by PublicKey.id, to find a peer listed twice. */
-  private readonly seen = new Set<string>();
+  private readonly peers: PeerStatus[] = [];
+  private readonly keys = PublicKey.reader();
   private readonly peer = new AttrCursor();
   private readonly list = new AttrCursor();
   private readonly ip = new AttrCursor();
@@ -650,7 +644,7 @@ class PeerReader {
 
   private readPeer(a: AttrCursor): void {
     const { buf } = a;
-    const peer: Omit<PeerStatus, 'publicKey'> = { allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+    const peer: PeerStatus = { publicKey: UNREAD, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
     let keyAt = -1;
     while (a.step()) {
       switch (a.type) {
@@ -697,15 +691,23 @@ class PeerReader {
     }
     if (keyAt < 0) throw new NetlinkParseError('peer without a public key');
     const last = this.peers[this.peers.length - 1];
-    if (last !== undefined && isKeyAt(last.publicKey, buf, keyAt)) {
+    if (last !== undefined && this.keys.isLast(buf, keyAt)) {
       last.allowedIPs.push(...peer.allowedIPs);
       return;
     }
-    const publicKey = this.keyOf(buf, keyAt);
-    // Not adjacent to its first listing: not a continuation, a device bug.
-    if (this.seen.has(publicKey.id)) throw new NetlinkParseError(`peer ${publicKey.toString()} appears twice in one dump`);
-    this.seen.add(publicKey.id);
-    this.peers.push({ publicKey, ...peer });
+    this.keys.add(buf, keyAt);
+    this.peers.push(peer);
+  }
+
+  /** The peers with their keys; a key seen twice, not adjacently, is a NetlinkParseError. */
+  finish(): PeerStatus[] {
+    const seen = new Set<string>();
+    for (const [i, key] of this.keys.keys().entries()) {
+      if (seen.has(key.id)) throw new NetlinkParseError(`peer ${key.toString()} appears twice in one dump`);
+      seen.add(key.id);
+      this.peers[i]!.publicKey = key;
+    }
+    return this.peers;
   }
 }
 
@@ -749,6 +751,6 @@ export function parseDevice(name: string, messages: readonly NetlinkMessage[]): 
       }
     }
   }
-  device.peers = peers.peers;
+  device.peers = peers.finish();
   return device;
 }

@@ -139,7 +139,8 @@ export function batches<T>(items: readonly T[], size: number): T[][] {
 // A get reply lists every peer, about 340 bytes each: over 30 MB at 100,000
 // peers, read on every sweep. So it is walked in place: no array of its
 // lines, numbers read straight from the text, and peer keys read from hex
-// into one shared backing buffer (docs/benchmarks.md, "Expiry sweep").
+// into shared chunks and made PublicKeys all at once (docs/benchmarks.md,
+// "Expiry sweep").
 
 export type Reply = { ok: true; body: string[]; errno: number } | { ok: false; error: string };
 
@@ -241,8 +242,10 @@ export function hexKeyAt(text: string, from: number, to: number, out: Uint8Array
   return true;
 }
 
-/** Where a peer's key is decoded before it is made a PublicKey (public keys: no secret to wipe). */
+/** Where a peer's key is decoded before it joins the reader (public keys: no secret to wipe). */
 const peerKey = new Uint8Array(KEY_LENGTH);
+/** A peer's key until the reply has been read. */
+const UNREAD = PublicKey.fromBytes(new Uint8Array(KEY_LENGTH));
 
 /** The keys a get reply may carry that wgjit reads, or checks are not misplaced. */
 const DEVICE_FIELDS = ['private_key', 'listen_port', 'fwmark'] as const;
@@ -296,7 +299,7 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
   let listenPort = 0;
   let fwmark = 0;
   const peers: PeerStatus[] = [];
-  const keyOf = PublicKey.reader();
+  const keys = PublicKey.reader();
   let peer: PeerStatus | null = null;
   let sec = 0;
   let nsec = 0;
@@ -311,8 +314,10 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
       pos = end + 1;
       if (key === 'public_key') {
         if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
+        // Its PublicKey is made at the end, with every other peer's.
         if (!hexKeyAt(text, from, end, peerKey)) fail('public_key is not 64 lowercase hex digits');
-        peer = { publicKey: keyOf(peerKey), allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+        keys.add(peerKey);
+        peer = { publicKey: UNREAD, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
         sec = 0;
         nsec = 0;
         continue;
@@ -375,6 +380,8 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
     throw e;
   }
   if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
+  // One peer per public_key line, in order.
+  for (const [i, key] of keys.keys().entries()) peers[i]!.publicKey = key;
   const hasKey = privateKey.some((b) => b !== 0);
   return {
     ok: true,

@@ -77,18 +77,28 @@ describe('PublicKey', () => {
     expect(() => PublicKey.fromBytes(new Uint8Array(40), 9)).toThrow(RangeError);
   });
 
-  it('a reader copies many keys into shared chunks, each key its own value, past the first chunk', () => {
-    const read = PublicKey.reader();
+  it('a reader copies many keys into shared chunks, past the first, and makes them all at once, each its own value', () => {
+    const reader = PublicKey.reader();
+    expect(reader.keys()).toEqual([]);
+    expect(reader.isLast(new Uint8Array(KEY_LENGTH))).toBe(false);
     const all = Array.from({ length: 3_000 }, () => new Uint8Array(randomBytes(KEY_LENGTH)));
     const scratch = new Uint8Array(KEY_LENGTH + 5);
-    const keys = all.map((bytes) => {
+    for (const bytes of all) {
       scratch.set(bytes, 5);
-      return read(scratch, 5);
-    });
+      reader.add(scratch, 5);
+      expect(reader.isLast(scratch, 5)).toBe(true);
+      expect(reader.isLast(scratch, 4)).toBe(false);
+      expect(reader.isLast(scratch, 9)).toBe(false); // fewer than 32 bytes left
+    }
     scratch.fill(0);
+    expect(reader.count).toBe(3_000);
+    const keys = reader.keys();
     expect(keys.map(String)).toEqual(all.map(formatKey));
-    for (const [i, key] of keys.entries()) expect(key.equals(PublicKey.fromBytes(all[i]!))).toBe(true);
-    expect(new Set(keys.map((k) => k.id)).size).toBe(new Set(all.map(formatKey)).size);
-    expect(() => read(new Uint8Array(31))).toThrow(RangeError);
+    for (const [i, key] of keys.entries()) {
+      expect(key.equals(PublicKey.fromBytes(all[i]!))).toBe(true);
+      expect(key.id).toBe(PublicKey.fromBytes(all[i]!).id);
+      expect(Array.from(key.bytes)).toEqual(Array.from(all[i]!));
+    }
+    expect(() => reader.add(new Uint8Array(31))).toThrow(RangeError);
   });
 });

@@ -132,6 +132,12 @@ export interface KeyReader {
   add(bytes: Uint8Array, at?: number): void;
   /** Whether bytes[at, at + 32) is the key added last. */
   isLast(bytes: Uint8Array, at?: number): boolean;
+  /**
+   * The index of the first key equal to one added before it, or -1. Found
+   * in a hash table of key numbers (FNV-1a over the bytes), so no string is
+   * made or hashed for the check.
+   */
+  firstRepeat(): number;
   /** The keys added, in order. */
   keys(): PublicKey[];
 }
@@ -160,6 +166,35 @@ class ChunkedKeyReader implements KeyReader {
     const { chunk } = this;
     const last = this.used - KEY_LENGTH;
     for (let i = 0; i < KEY_LENGTH; i++) if (chunk[last + i] !== bytes[at + i]) return false;
+    return true;
+  }
+
+  firstRepeat(): number {
+    let size = 16;
+    while (size < this.count * 2) size *= 2;
+    const table = new Int32Array(size); // key number + 1; 0 is empty
+    for (let i = 0; i < this.count; i++) {
+      const chunk = this.chunks[Math.floor(i / KEYS_PER_CHUNK)]!;
+      const at = (i % KEYS_PER_CHUNK) * KEY_LENGTH;
+      let hash = 0x811c9dc5;
+      for (let j = 0; j < KEY_LENGTH; j++) hash = Math.imul(hash ^ chunk[at + j]!, 0x01000193);
+      for (let slot = hash & (size - 1); ; slot = (slot + 1) & (size - 1)) {
+        const other = table[slot]! - 1;
+        if (other < 0) {
+          table[slot] = i + 1;
+          break;
+        }
+        if (this.isKey(other, chunk, at)) return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Whether key number `index` is bytes[at, at + 32). */
+  private isKey(index: number, bytes: Uint8Array, at: number): boolean {
+    const chunk = this.chunks[Math.floor(index / KEYS_PER_CHUNK)]!;
+    const from = (index % KEYS_PER_CHUNK) * KEY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (chunk[from + i] !== bytes[at + i]) return false;
     return true;
   }
 

@@ -701,12 +701,10 @@ class PeerReader {
 
   /** The peers with their keys; a key seen twice, not adjacently, is a NetlinkParseError. */
   finish(): PeerStatus[] {
-    const seen = new Set<string>();
-    for (const [i, key] of this.keys.keys().entries()) {
-      if (seen.has(key.id)) throw new NetlinkParseError(`peer ${key.toString()} appears twice in one dump`);
-      seen.add(key.id);
-      this.peers[i]!.publicKey = key;
-    }
+    const keys = this.keys.keys();
+    const again = this.keys.firstRepeat();
+    if (again >= 0) throw new NetlinkParseError(`peer ${keys[again]!.toString()} appears twice in one dump`);
+    for (const [i, key] of keys.entries()) this.peers[i]!.publicKey = key;
     return this.peers;
   }
 }

@@ -101,4 +101,24 @@ describe('PublicKey', () => {
     }
     expect(() => reader.add(new Uint8Array(31))).toThrow(RangeError);
   });
+
+  it('a reader finds the first key equal to one added before it, or -1', () => {
+    const readerOf = (keys: Uint8Array[]) => {
+      const reader = PublicKey.reader();
+      for (const k of keys) reader.add(k);
+      return reader;
+    };
+    const keys = Array.from({ length: 2_000 }, () => new Uint8Array(randomBytes(KEY_LENGTH)));
+    expect(readerOf(keys).firstRepeat()).toBe(-1);
+    expect(readerOf([...keys, keys[1_234]!, keys[5]!]).firstRepeat()).toBe(2_000);
+    expect(PublicKey.reader().firstRepeat()).toBe(-1);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 30 }), (ids) => {
+        // Keys that differ in one byte only, so equal hashes must still be told apart by their bytes.
+        const keyOf = (id: number) => new Uint8Array(KEY_LENGTH).fill(7, 0, 31).fill(id, 31);
+        const firstAgain = ids.findIndex((id, i) => ids.indexOf(id) < i);
+        expect(readerOf(ids.map(keyOf)).firstRepeat()).toBe(firstAgain);
+      }),
+    );
+  });
 });

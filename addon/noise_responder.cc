@@ -181,26 +181,12 @@ Rejection NoiseResponder::ConsumeInitiation(const Message& msg, NoiseState& s, V
 
 namespace {
 
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr size_t kBase64KeySize = (WG_KEY_SIZE + 2) / 3 * 4;
-// verify()'s out argument: the timestamp, then the little-endian sender index.
+// verify()'s out argument: the timestamp, the little-endian sender index,
+// then the initiator's key (written first for the claimed-key callback).
 constexpr size_t kOutTimestamp = 0;
 constexpr size_t kOutSenderIndex = kOutTimestamp + WG_TIMESTAMP_SIZE;
-constexpr size_t kOutSize = kOutSenderIndex + WG_INDEX_SIZE;
-
-// Keys reach JavaScript as standard padded base64, like formatKey() in keys.ts.
-napi_value Base64Key(napi_env env, const Key& key) {
-  char out[kBase64KeySize];
-  size_t o = 0;
-  for (size_t i = 0; i < key.size(); i += 3) {
-    uint32_t v = uint32_t(key[i]) << 16 | (i + 1 < key.size() ? uint32_t(key[i + 1]) << 8 : 0) | (i + 2 < key.size() ? key[i + 2] : 0);
-    out[o++] = kBase64[v >> 18 & 63];
-    out[o++] = kBase64[v >> 12 & 63];
-    out[o++] = i + 1 < key.size() ? kBase64[v >> 6 & 63] : '=';
-    out[o++] = i + 2 < key.size() ? kBase64[v & 63] : '=';
-  }
-  return Napi::String::New(env, out, o);
-}
+constexpr size_t kOutKey = kOutSenderIndex + WG_INDEX_SIZE;
+constexpr size_t kOutSize = kOutKey + WG_KEY_SIZE;
 
 // A Uint8Array argument of exactly `size` bytes (any size if 0), else a TypeError.
 Napi::TypedArrayOf<uint8_t> BytesArg(const Napi::CallbackInfo& info, size_t i, size_t size, const char* what) {
@@ -211,21 +197,21 @@ Napi::TypedArrayOf<uint8_t> BytesArg(const Napi::CallbackInfo& info, size_t i, s
   return bytes;
 }
 
-// The claimed key goes to JavaScript as a string once; verify() returns the
-// same string when the initiation is proven.
+// The claimed key goes to JavaScript as bytes, in verify()'s out buffer,
+// and the callback reads it from there: no value made through N-API.
 class CallJs final : public ClaimedStatic {
  public:
-  explicit CallJs(Napi::Value fn) : fn_(fn.IsFunction() ? fn.As<Napi::Function>() : Napi::Function()) {}
+  CallJs(const Napi::CallbackInfo& info, Napi::Value fn) : info_(info), fn_(fn.IsFunction() ? fn.As<Napi::Function>() : Napi::Function()) {}
   void operator()(const Key& claimed) override {
-    key_ = Base64Key(fn_.Env(), claimed);
-    fn_.Call({key_});
+    auto out = BytesArg(info_, 2, kOutSize, "out");
+    std::memcpy(out.Data() + kOutKey, claimed.data(), claimed.size());
+    fn_.Call({});
   }
   bool wanted() const { return !fn_.IsEmpty(); }
-  napi_value key() const { return key_; }
 
  private:
+  const Napi::CallbackInfo& info_;
   Napi::Function fn_;
-  napi_value key_ = nullptr;
 };
 
 Napi::Array RejectionNames(Napi::Env env) {
@@ -272,15 +258,16 @@ Napi::Value NoiseResponderWrap::PublicKey(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(info.Env(), key.data(), key.size());
 }
 
-// The result crosses as a string or a number, and the facade in native.ts
-// builds the object: a JavaScript object literal costs far less than an
-// object and a Uint8Array made through N-API.
+// The result crosses as null (verified: the key, timestamp and sender
+// index are in `out`) or a number (a rejection), and the facade in
+// native.ts builds the object: a JavaScript object literal costs far less
+// than an object and a Uint8Array made through N-API.
 Napi::Value NoiseResponderWrap::Verify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   // Held for the call: the callback may close() this responder.
   std::shared_ptr<NoiseResponder> responder = Responder(env);
   auto message = BytesArg(info, 0, 0, "message");
-  CallJs on_claimed(info[1]);
+  CallJs on_claimed(info, info[1]);
   Verified verified{};
   Rejection r;
   try {
@@ -292,7 +279,8 @@ Napi::Value NoiseResponderWrap::Verify(const Napi::CallbackInfo& info) {
   auto out = BytesArg(info, 2, kOutSize, "out");  // after the callback, which could have detached it
   std::memcpy(out.Data() + kOutTimestamp, verified.timestamp.data(), verified.timestamp.size());
   for (size_t i = 0; i < WG_INDEX_SIZE; i++) out[kOutSenderIndex + i] = uint8_t(verified.sender_index >> (8 * i));
-  return Napi::Value(env, on_claimed.key() != nullptr ? on_claimed.key() : Base64Key(env, verified.initiator_key));
+  std::memcpy(out.Data() + kOutKey, verified.initiator_key.data(), verified.initiator_key.size());
+  return env.Null();
 }
 
 Napi::Value NoiseResponderWrap::Dh(const Napi::CallbackInfo& info) {

@@ -25,7 +25,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatKey } from '../src/handshake/keys.js';
+import { PublicKey } from '../src/handshake/keys.js';
 import type { PeerConfig } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
 import { run } from '../harness/testbed/exec.js';
@@ -51,7 +51,7 @@ for (const [name, v] of Object.entries({ peers: PEERS, 'wg-set-peers': WG_SET_PE
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const host = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
-const peersFor = (n: number): PeerConfig[] => Array.from({ length: n }, (_, i) => ({ publicKey: formatKey(new Uint8Array(randomBytes(32))), allowedIPs: [host(i)] }));
+const peersFor = (n: number): PeerConfig[] => Array.from({ length: n }, (_, i) => ({ publicKey: PublicKey.fromBytes(randomBytes(32)), allowedIPs: [host(i)] }));
 
 let links = 0;
 /** A fresh, empty kernel WireGuard link. Never deleted: that costs an RCU grace period per peer, and the VM is discarded. */
@@ -86,7 +86,7 @@ async function benchmark(): Promise<void> {
   const wgSetLink = await freshLink();
   const perPeer: number[] = [];
   for (const [i, p] of peersFor(WG_SET_PEERS).entries()) {
-    const [ms] = await timed(() => run('wg', ['set', wgSetLink, 'peer', p.publicKey, 'allowed-ips', p.allowedIPs![0]!]));
+    const [ms] = await timed(() => run('wg', ['set', wgSetLink, 'peer', p.publicKey.toString(), 'allowed-ips', p.allowedIPs![0]!]));
     perPeer.push(ms);
     if ((i + 1) % 100 === 0) progress(`  ${i + 1}/${WG_SET_PEERS}`);
   }

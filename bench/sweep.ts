@@ -64,7 +64,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
-import { formatKey } from '../src/handshake/keys.js';
+import { formatKey, PublicKey } from '../src/handshake/keys.js';
 import { generatePrivateKey } from '../harness/noise/keys.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
@@ -213,7 +213,7 @@ class MeteredDevice implements WireGuardDevice {
     return peers;
   }
 
-  async removePeers(publicKeys: readonly string[]): Promise<void> {
+  async removePeers(publicKeys: readonly PublicKey[]): Promise<void> {
     const [cost] = await this.meter.measure(() => this.inner.removePeers(publicKeys));
     this.removals.push({ cost, count: publicKeys.length });
   }
@@ -223,11 +223,11 @@ class MeteredDevice implements WireGuardDevice {
   }
 }
 
-const newKey = () => formatKey(new Uint8Array(randomBytes(32)));
+const newKey = () => PublicKey.fromBytes(randomBytes(32));
 const hostRoute = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
 /** Documentation ranges (RFC 5737): nothing here ever sends to them. */
 const endpointOf = (i: number) => ({ address: `${i & 1 ? '198.51.100' : '203.0.113'}.${(i >> 1) % 254 + 1}`, port: 1024 + (i % 60_000) });
-const installConfig = (key: string, i: number): PeerConfig => ({ ...peerConfigFromRecord({ publicKey: key, allowedIPs: [hostRoute(i)] }), endpoint: endpointOf(i) });
+const installConfig = (key: PublicKey, i: number): PeerConfig => ({ ...peerConfigFromRecord(key, { allowedIPs: [hostRoute(i)] }), endpoint: endpointOf(i) });
 
 type Role = 'idle' | 'unconfirmed' | 'provisional' | 'in use';
 
@@ -243,7 +243,7 @@ function roleOf(i: number, round: number): Role {
  * at `now`. Margins of 5 s or more either side of each limit absorb a device
  * read that takes longer or shorter than the estimate of `now` assumed.
  */
-function fillTable(keys: readonly string[], round: number, now: number): { table: InstalledPeers; due: number } {
+function fillTable(keys: readonly PublicKey[], round: number, now: number): { table: InstalledPeers; due: number } {
   const table = new InstalledPeers();
   let due = 0;
   for (const [i, key] of keys.entries()) {

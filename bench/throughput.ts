@@ -35,7 +35,7 @@ import { parseArgs } from 'node:util';
 import { getCrypto } from '../harness/noise/crypto.js';
 import { createInitiation } from '../harness/noise/initiator.js';
 import { generatePrivateKey } from '../harness/noise/keys.js';
-import { publicKeyOf } from '../src/handshake/keys.js';
+import { publicKeyOf, type PublicKey } from '../src/handshake/keys.js';
 import { createNativeResponder } from '../src/handshake/native.js';
 import { createResponder } from '../harness/noise/responder.js';
 import { MAX_SS_CACHE, type Responder } from '../src/handshake/verify.js';
@@ -74,7 +74,7 @@ interface Row {
 function verifier(responder: Responder, pool: Uint8Array[]): Measure {
   let next = 0;
   // The pipeline starts a store lookup here; nothing here, so the row is the responder's own cost.
-  const onClaimedStatic = (_claimedKey: string) => {};
+  const onClaimedStatic = (_claimedKey: PublicKey) => {};
   const one = () => {
     const m = pool[next]!;
     next = (next + 1) % pool.length;

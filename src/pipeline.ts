@@ -17,6 +17,7 @@
  */
 import { formatAddress } from './net/address.js';
 import type { CaptureEvent } from './capture/types.js';
+import type { PublicKey } from './handshake/keys.js';
 import type { VerifyResult } from './handshake/verify.js';
 import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromRecord } from './install/peer-config.js';
@@ -33,10 +34,10 @@ export type Admission =
   | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
 
 export interface PipelineDeps {
-  verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult };
-  authorize(publicKey: string, now: Date): Promise<Admission>;
+  verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: PublicKey) => void): VerifyResult };
+  authorize(publicKey: PublicKey, now: Date): Promise<Admission>;
   /** Keeps `timestamp` for the key if greater than the one kept; false for a replay (src/authorize/store.ts). */
-  advanceTimestamp(publicKey: string, timestamp: Uint8Array): Promise<boolean>;
+  advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array): Promise<boolean>;
   /** Keys the store refused lately: answered from here, not the store (src/authorize/refusals.ts). */
   refusals?: RefusalCache;
   /** How far ahead of our clock an initiation's timestamp may be. Default MAX_TIMESTAMP_AHEAD_MS. */
@@ -100,7 +101,7 @@ interface Decision {
 type VerifyRejectionName = Extract<VerifyResult, { ok: false }>['reason'];
 
 export class Pipeline {
-  /** Admissions under way, by key: a resend joins the one in progress. */
+  /** Admissions under way, by PublicKey.id: a resend joins the one in progress. */
   private readonly inFlight = new Map<string, Promise<Decision>>();
   private readonly logBudget: LineBudget;
   /** Replays seen here, and at most one initiation per key per 20 ms. */
@@ -125,7 +126,7 @@ export class Pipeline {
     let lookup = null as Promise<Admission | StoreFailure> | null;
     const stopVerifyTimer = this.deps.metrics.verifySeconds.startTimer();
     const verdict = this.deps.verifier.verify(event.message, (claimed) => {
-      if (this.deps.installed.has(claimed) || this.inFlight.has(claimed) || this.deps.refusals?.get(claimed) !== undefined) return;
+      if (this.deps.installed.has(claimed) || this.inFlight.has(claimed.id) || this.deps.refusals?.get(claimed) !== undefined) return;
       if (this.recent.lookAhead(claimed)) lookup = this.lookup(claimed);
     });
     stopVerifyTimer();
@@ -145,7 +146,7 @@ export class Pipeline {
       this.keepTimestamp(key, verdict.timestamp);
       return this.finish({ outcome: 'already_installed' }, event, key);
     }
-    const pending = this.inFlight.get(key);
+    const pending = this.inFlight.get(key.id);
     if (pending !== undefined) {
       await pending;
       return this.finish({ outcome: 'in_flight' }, event, key);
@@ -156,16 +157,16 @@ export class Pipeline {
       return this.finish({ outcome: refused, cached: true }, event, key);
     }
     const admission = this.admit(key, event, lookup ?? this.lookup(key), verdict.timestamp);
-    this.inFlight.set(key, admission);
+    this.inFlight.set(key.id, admission);
     try {
       return this.finish(await admission, event, key);
     } finally {
-      this.inFlight.delete(key);
+      this.inFlight.delete(key.id);
     }
   }
 
   /** Ask the store; a store failure is an answer too, never a rejection. */
-  private lookup(key: string): Promise<Admission | StoreFailure> {
+  private lookup(key: PublicKey): Promise<Admission | StoreFailure> {
     const stopTimer = this.deps.metrics.storeSeconds.startTimer();
     return this.deps.authorize(key, new Date(this.now())).then(
       (admission) => {
@@ -180,13 +181,13 @@ export class Pipeline {
   }
 
   /** For a peer already installed: best effort, off the packet path. */
-  private keepTimestamp(key: string, timestamp: Uint8Array): void {
+  private keepTimestamp(key: PublicKey, timestamp: Uint8Array): void {
     this.deps.advanceTimestamp(key, timestamp).catch((err: unknown) => {
       this.deps.log.debug({ publicKey: key, err: (err as Error).message }, 'could not keep the timestamp of an installed peer');
     });
   }
 
-  private async admit(key: string, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>, timestamp: Uint8Array): Promise<Decision> {
+  private async admit(key: PublicKey, event: CaptureEvent, lookup: Promise<Admission | StoreFailure>, timestamp: Uint8Array): Promise<Decision> {
     const { log, metrics } = this.deps;
     const admission = await lookup;
     if ('failed' in admission) return { outcome: 'store_unavailable', err: admission.failed };
@@ -202,10 +203,9 @@ export class Pipeline {
       return { outcome: 'store_unavailable', err: (err as Error).message };
     }
 
-    const config = peerConfigFromRecord(admission.record);
     const stopInstallTimer = metrics.installSeconds.startTimer();
     try {
-      await this.deps.device.setPeers([config]);
+      await this.deps.device.setPeers([peerConfigFromRecord(key, admission.record)]);
       stopInstallTimer();
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
@@ -241,7 +241,7 @@ export class Pipeline {
    * send junk), and already_installed too: every installed peer rekeys every
    * 2 minutes, the device answers it, and nothing was decided.
    */
-  private finish(decision: Decision, event: CaptureEvent, publicKey?: string): Outcome {
+  private finish(decision: Decision, event: CaptureEvent, publicKey?: PublicKey): Outcome {
     const { outcome } = decision;
     const verified = publicKey !== undefined;
     const { log, metrics } = this.deps;

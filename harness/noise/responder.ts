@@ -5,7 +5,7 @@
  * later receives the replayed message; this only answers "who sent it".
  */
 import { timingSafeEqual } from 'node:crypto';
-import { formatKey, wipe } from '../../src/handshake/keys.js';
+import { PublicKey, wipe } from '../../src/handshake/keys.js';
 import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from '../../src/handshake/verify.js';
 import { getCrypto, type CryptoBackend, type DhKey, type NoiseCrypto } from './crypto.js';
 import { parseInitiation, type Initiation } from './initiation.js';
@@ -72,11 +72,11 @@ function mac1Valid(keys: ResponderKeys, message: Uint8Array, mac1: Uint8Array): 
 }
 
 /** ss for this initiator key: from the cache, else one DH (null: low order). */
-function staticStatic(keys: ResponderKeys, initiatorKey: string, initiatorStatic: Uint8Array): Uint8Array | null {
-  const cached = keys.ss.get(initiatorKey);
+function staticStatic(keys: ResponderKeys, initiatorKey: PublicKey): Uint8Array | null {
+  const cached = keys.ss.get(initiatorKey.id);
   if (cached !== undefined) return cached;
-  const ss = keys.dhKey.dh(initiatorStatic);
-  if (keys.ssCacheSize > 0) keys.ss.set(initiatorKey, ss);
+  const ss = keys.dhKey.dh(initiatorKey.bytes);
+  if (keys.ssCacheSize > 0) keys.ss.set(initiatorKey.id, ss);
   return ss;
 }
 
@@ -89,7 +89,7 @@ function consumeInitiation(
   msg: Initiation,
   s: SymmetricState,
   scratch: Uint8Array[],
-  onClaimedStatic?: (claimedKey: string) => void,
+  onClaimedStatic?: (claimedKey: PublicKey) => void,
 ): VerifyResult {
   const c = keys.crypto;
   /* e */
@@ -103,10 +103,10 @@ function consumeInitiation(
   /* s */
   const initiatorStatic = decryptAndHash(c, s, msg.encryptedStatic);
   if (initiatorStatic === null) return fail('static_decrypt');
-  const initiatorKey = formatKey(initiatorStatic);
+  const initiatorKey = PublicKey.fromBytes(initiatorStatic);
   onClaimedStatic?.(initiatorKey);
   /* ss */
-  const ss = staticStatic(keys, initiatorKey, initiatorStatic);
+  const ss = staticStatic(keys, initiatorKey);
   if (ss === null) return fail('low_order');
   if (keys.ssCacheSize <= 0) scratch.push(ss);
   mixDh(c, s, ss);
@@ -130,7 +130,7 @@ export function createResponder(privateKey: Uint8Array, opts: ResponderOptions =
     ssCacheSize,
   };
 
-  function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult {
+  function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: PublicKey) => void): VerifyResult {
     const parsed = parseInitiation(message);
     if (!parsed.ok) return fail(parsed.reason);
     if (!mac1Valid(keys, message, parsed.value.mac1)) return fail('mac1');
@@ -144,5 +144,5 @@ export function createResponder(privateKey: Uint8Array, opts: ResponderOptions =
     }
   }
 
-  return { publicKey: formatKey(dhKey.publicKey), verify };
+  return { publicKey: PublicKey.fromBytes(dhKey.publicKey), verify };
 }

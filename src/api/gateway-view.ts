@@ -3,6 +3,7 @@
  * (`wgjit run`) implements it; `wgjit api` has none, and the gateway routes
  * answer 404 no_gateway.
  */
+import type { PublicKey } from '../handshake/keys.js';
 
 export interface InstalledPeerView {
   publicKey: string;
@@ -42,7 +43,7 @@ export interface GatewayView {
    * its record left the store (DELETE /v1/peers), `operator`: only this
    * gateway lets it go (DELETE /v1/gateway/peers).
    */
-  removePeer(publicKey: string, reason: 'revoked' | 'operator'): Promise<boolean>;
+  removePeer(publicKey: PublicKey, reason: 'revoked' | 'operator'): Promise<boolean>;
   /**
    * Flat counters: initiations_seen, initiations_verified, rejected_<reason>,
    * installs, replays, removed_<reason>, ringbuf_drops, ... (the daemon's

@@ -18,6 +18,7 @@
  * the timestamp check, so replays cannot turn into a store lookup each.
  * Bounded: the least recently touched key goes first.
  */
+import type { PublicKey } from '../handshake/keys.js';
 import { compareTai64n } from '../handshake/tai64n.js';
 
 export const MIN_INITIATION_INTERVAL_MS = 20;
@@ -35,6 +36,7 @@ interface Seen {
 }
 
 export class RecentKeys {
+  /** By PublicKey.id. */
   private readonly seen = new Map<string, Seen>();
 
   constructor(
@@ -50,9 +52,9 @@ export class RecentKeys {
    * timestamp is checked: only for a key with no initiation considered here
    * lately, and at most once per interval. Records the lookup when true.
    */
-  lookAhead(key: string): boolean {
+  lookAhead(key: PublicKey): boolean {
     const now = this.now();
-    const entry = this.seen.get(key);
+    const entry = this.seen.get(key.id);
     if (entry === undefined) {
       this.remember(key, { consideredAt: -Infinity, timestamp: null, lookAheadAt: now });
       return true;
@@ -64,18 +66,18 @@ export class RecentKeys {
   }
 
   /** Judges a verified initiation of `key`; records it when 'considered'. */
-  consider(key: string, timestamp: Uint8Array): Consideration {
+  consider(key: PublicKey, timestamp: Uint8Array): Consideration {
     const now = this.now();
-    const entry = this.seen.get(key);
+    const entry = this.seen.get(key.id);
     if (entry?.timestamp != null && compareTai64n(timestamp, entry.timestamp) <= 0) return 'replayed';
     if (entry !== undefined && now - entry.consideredAt < this.intervalMs) return 'too_soon';
     this.remember(key, { consideredAt: now, timestamp: Uint8Array.from(timestamp), lookAheadAt: entry?.lookAheadAt ?? -Infinity });
     return 'considered';
   }
 
-  private remember(key: string, entry: Seen): void {
-    this.seen.delete(key);
-    this.seen.set(key, entry);
+  private remember(key: PublicKey, entry: Seen): void {
+    this.seen.delete(key.id);
+    this.seen.set(key.id, entry);
     if (this.seen.size > this.capacity) this.seen.delete(this.seen.keys().next().value as string);
   }
 

@@ -10,12 +10,15 @@
  * entries go first when it is full: an attacker cycling through keys only
  * pushes out its own.
  */
+import type { PublicKey } from '../handshake/keys.js';
+
 export const REFUSAL_CACHE_SIZE = 65_536;
 export const REFUSAL_TTL_MS = 4_000;
 
 export type Refusal = 'unknown' | 'disabled' | 'expired';
 
 export class RefusalCache {
+  /** By PublicKey.id. */
   private readonly entries = new Map<string, { reason: Refusal; until: number }>();
 
   constructor(
@@ -32,25 +35,25 @@ export class RefusalCache {
   }
 
   /** The cached refusal for `key`, if any and still fresh. */
-  get(key: string): Refusal | undefined {
-    const entry = this.entries.get(key);
+  get(key: PublicKey): Refusal | undefined {
+    const entry = this.entries.get(key.id);
     if (entry === undefined) return undefined;
     if (entry.until <= this.now()) {
-      this.entries.delete(key);
+      this.entries.delete(key.id);
       return undefined;
     }
     return entry.reason;
   }
 
-  set(key: string, reason: Refusal): void {
+  set(key: PublicKey, reason: Refusal): void {
     if (this.capacity === 0) return;
-    this.entries.delete(key); // re-inserted as the newest
-    this.entries.set(key, { reason, until: this.now() + this.ttlMs });
+    this.entries.delete(key.id); // re-inserted as the newest
+    this.entries.set(key.id, { reason, until: this.now() + this.ttlMs });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
   }
 
   /** Forget `key`: its record changed in the store. */
-  delete(key: string): void {
-    this.entries.delete(key);
+  delete(key: PublicKey): void {
+    this.entries.delete(key.id);
   }
 }

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { normalizeKey } from '../handshake/keys.js';
+import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, decodeRecord, type AdmissionResult, type PeerPatch, type PeerRecord } from './peer.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
@@ -29,7 +29,8 @@ export const REDIS_CONNECT_TIMEOUT_MS = 2000;
 export const REDIS_RETRY_STEP_MS = 100;
 export const REDIS_RETRY_MAX_DELAY_MS = 1000;
 
-export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: string };
+/** A store change, as subscribe() hands it on (published as JSON with the key in base64). */
+export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: PublicKey };
 
 export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'exists' };
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
@@ -248,7 +249,7 @@ export class PeerStore {
   }
 
   private event(op: StoreEvent['op'], publicKey: string): string {
-    return JSON.stringify({ op, publicKey } satisfies StoreEvent);
+    return JSON.stringify({ op, publicKey });
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). */
@@ -358,24 +359,26 @@ export class PeerStore {
    * authorize() for many keys at once, MAX_BATCH_KEYS per MGET: what a
    * reconciliation of a whole device asks. A key whose record is corrupt
    * is left out of the answer (authorize() would throw for it): the caller
-   * decides nothing about it. Throws StoreUnavailableError.
+   * decides nothing about it. The answers are keyed by PublicKey.id.
+   * Throws StoreUnavailableError.
    */
-  async authorizeMany(publicKeys: readonly string[], now: Date): Promise<Map<string, AdmissionResult>> {
+  async authorizeMany(publicKeys: readonly PublicKey[], now: Date): Promise<Map<string, AdmissionResult>> {
     const out = new Map<string, AdmissionResult>();
     for (let i = 0; i < publicKeys.length; i += MAX_BATCH_KEYS) {
       const keys = publicKeys.slice(i, i + MAX_BATCH_KEYS);
+      const spelled = keys.map(String);
       let raws: Array<string | null>;
       try {
-        raws = await this.redis.mget(keys.map((k) => this.peerKey(k)));
+        raws = await this.redis.mget(spelled.map((k) => this.peerKey(k)));
       } catch (err) {
         throw storeError(err, 'authorizeMany');
       }
       keys.forEach((key, j) => {
         const raw = raws[j] ?? null;
-        if (raw === null) out.set(key, admission(null, now));
+        if (raw === null) out.set(key.id, admission(null, now));
         else {
           const record = decodeRecord(raw);
-          if (record !== null && record.publicKey === key) out.set(key, admission(record, now));
+          if (record !== null && record.publicKey === spelled[j]) out.set(key.id, admission(record, now));
         }
       });
     }
@@ -383,8 +386,8 @@ export class PeerStore {
   }
 
   /** The hot path: one GET. Throws StoreUnavailableError when Redis is down (the caller denies). */
-  async authorize(publicKey: string, now: Date): Promise<AdmissionResult> {
-    return admission(await this.get(publicKey), now);
+  async authorize(publicKey: PublicKey, now: Date): Promise<AdmissionResult> {
+    return admission(await this.get(publicKey.toString()), now);
   }
 
   /**
@@ -394,11 +397,11 @@ export class PeerStore {
    * `timestamp` is greater than the one kept, and is kept now; false if
    * not (a replay). Atomic across the fleet. Throws StoreUnavailableError.
    */
-  async advanceTimestamp(publicKey: string, timestamp: Uint8Array): Promise<boolean> {
+  async advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array): Promise<boolean> {
     const hex = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength).toString('hex');
     if (!TAI64N_HEX.test(hex)) throw new RangeError('timestamp must be 12 bytes of TAI64N');
     try {
-      return (await this.run(SCRIPTS.advanceTimestamp, [this.timestampsKey], [publicKey, hex])) === 1;
+      return (await this.run(SCRIPTS.advanceTimestamp, [this.timestampsKey], [publicKey.toString(), hex])) === 1;
     } catch (err) {
       throw storeError(err, 'advanceTimestamp');
     }
@@ -457,6 +460,8 @@ export function parseEvent(message: string): StoreEvent | null {
   }
   if (typeof v !== 'object' || v === null) return null;
   const { op, publicKey } = v as Record<string, unknown>;
-  if ((op !== 'upsert' && op !== 'delete') || normalizeKey(publicKey) !== publicKey) return null;
-  return { op, publicKey: publicKey as string };
+  if (op !== 'upsert' && op !== 'delete') return null;
+  // Only wg's own spelling, as the store writes it.
+  const key = PublicKey.parse(publicKey);
+  return key !== null && key.toString() === publicKey ? { op, publicKey: key } : null;
 }

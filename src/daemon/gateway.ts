@@ -130,7 +130,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The API, over what it may see of the data plane.
     const apiLog = log.child({ component: 'api' });
     const view = gatewayView({
-      identity: { interface: info.name, publicKey: info.publicKey, listenPort: info.listenPort, backend: device.kind },
+      identity: { interface: info.name, publicKey: info.publicKey?.toString() ?? '', listenPort: info.listenPort, backend: device.kind },
       device,
       installed,
       metrics,

@@ -44,7 +44,7 @@ export function gatewayView(deps: ViewDeps): GatewayView {
 
 function peerView(p: InstalledPeer): InstalledPeerView {
   return {
-    publicKey: p.publicKey,
+    publicKey: p.publicKey.toString(),
     endpoint: p.endpoint === null ? null : endpointText(p.endpoint),
     allowedIPs: [...p.allowedIPs],
     state: p.state,

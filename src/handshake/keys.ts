@@ -1,9 +1,11 @@
 /**
- * WireGuard keys as wg writes them: standard base64 of 32 bytes, 44
- * characters ending in '='. URL paths may carry base64url instead, so the
- * parser accepts both alphabets, but never both in one key, and only the
- * canonical encoding (the last character's spare bits must be zero), so
- * one key has one spelling in the store.
+ * WireGuard keys. Inside wgjit a public key is a PublicKey, 32 bytes; a
+ * preshared key is a Uint8Array of 32 bytes. At the edges (API, CLI, logs,
+ * the store's Redis spelling) a key is written as wg writes it: standard
+ * base64, 44 characters ending in '='. URL paths may carry base64url
+ * instead, so the parser accepts both alphabets, but never both in one
+ * key, and only the canonical encoding (the last character's spare bits
+ * must be zero), so one key has one spelling in the store.
  */
 import { x25519 } from '@noble/curves/ed25519.js';
 
@@ -27,77 +29,185 @@ export function formatKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64');
 }
 
-/** A key and one zero pad byte: 11 whole base64 groups of 3 bytes. */
-const KEY_SLOT = KEY_LENGTH + 1;
-const KEY_SLOT_CHARS = (KEY_SLOT / 3) * 4;
+/** Keys read in bulk (a device read) are copied into chunks of this many. */
+const KEYS_PER_CHUNK = 1024;
 
 /**
- * Many keys turned into their standard spelling with one base64 encoding
- * rather than one per key: a device read lists every peer, 100,000 on a
- * big gateway, at every sweep. Each key is kept in a slot of KEY_SLOT
- * bytes, so slot i encodes to characters [44 i, 44 i + 44): the key's
- * spelling, except that the last one encodes the pad byte ('A') where the
- * spelling of 32 bytes has its '='.
+ * Each key's base64, once made. Kept beside the keys rather than in a field,
+ * which would make two equal keys differ to a deep equality. Made from `id`,
+ * not `bytes`: pino's redaction logs a deep copy of an object, in which a
+ * Uint8Array is no longer one, but a string is still the same string.
  */
-export class KeyBatch {
-  private slots = new Uint8Array(KEY_SLOT * 1024);
-  private added = 0;
+const spellings = new WeakMap<PublicKey, string>();
 
-  /** Appends the key at bytes[at, at + 32). */
-  add(bytes: Uint8Array, at = 0): void {
-    if (bytes.length - at < KEY_LENGTH) throw new RangeError(`a key is ${KEY_LENGTH} bytes, got ${bytes.length - at}`);
-    if ((this.added + 1) * KEY_SLOT > this.slots.length) {
-      const bigger = new Uint8Array(this.slots.length * 2);
-      bigger.set(this.slots);
-      this.slots = bigger;
-    }
-    const slot = this.added * KEY_SLOT;
-    for (let i = 0; i < KEY_LENGTH; i++) this.slots[slot + i] = bytes[at + i]!;
-    this.added++;
+/** PublicKey's constructor, for the key reader (set by the class itself). */
+let makeKey: (store: Uint8Array, at: number, id: string) => PublicKey;
+
+/**
+ * A WireGuard public key: 32 bytes from the responder to the device and
+ * back, spelled in base64 only where a person reads it (the API, the logs,
+ * the CLI, the store's Redis spelling). Immutable: the bytes are copied in
+ * and never changed.
+ */
+export class PublicKey {
+  /**
+   * The bytes as a binary (latin1) string: a primitive with value
+   * semantics, for Map and Set keys, made without an encoding pass. The
+   * key's only own property, so a deep equality compares keys by value.
+   */
+  readonly id: string;
+  /** Where the bytes are: a buffer of their own, or a chunk shared with the other keys of a read. */
+  readonly #store: Uint8Array;
+  readonly #at: number;
+
+  private constructor(store: Uint8Array, at: number, id: string) {
+    this.id = id;
+    this.#store = store;
+    this.#at = at;
   }
 
-  /** Whether bytes[at, at + 32) is the key added last. */
-  isLast(bytes: Uint8Array, at = 0): boolean {
-    return this.added > 0 && bytes.length - at >= KEY_LENGTH && this.isSlot(this.added - 1, bytes, at);
+  /** The key's 32 bytes: a view, never to be written to. */
+  get bytes(): Uint8Array {
+    return this.#store.subarray(this.#at, this.#at + KEY_LENGTH);
+  }
+
+  /** A copy of bytes[at, at + 32). */
+  static fromBytes(bytes: Uint8Array, at = 0): PublicKey {
+    if (!(bytes instanceof Uint8Array) || !Number.isInteger(at) || at < 0 || bytes.length - at < KEY_LENGTH) {
+      throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
+    }
+    const own = new Uint8Array(bytes.subarray(at, at + KEY_LENGTH));
+    return new PublicKey(own, 0, Buffer.from(own.buffer, own.byteOffset, KEY_LENGTH).toString('latin1'));
   }
 
   /**
-   * The index of the first key equal to one added before it, or -1. Found
-   * in a hash table of slot numbers (FNV-1a over the key's bytes), so no
-   * string is made or hashed for the check.
+   * A reader of many keys (every peer of a device read, 100,000 on a big
+   * gateway, at every sweep): see KeyReader.
    */
+  static reader(): KeyReader {
+    return new ChunkedKeyReader();
+  }
+
+  static {
+    // The reader below makes keys too: the one maker outside this class.
+    makeKey = (store, at, id) => new PublicKey(store, at, id);
+  }
+
+  /** The key `text` spells (standard base64 or base64url, canonical only: see parseKey); null if none. */
+  static parse(text: unknown): PublicKey | null {
+    const bytes = parseKey(text);
+    return bytes === null ? null : PublicKey.fromBytes(bytes);
+  }
+
+  equals(other: PublicKey): boolean {
+    return other instanceof PublicKey && other.id === this.id;
+  }
+
+  /** Standard base64, as wg spells it; made once, when first asked for. */
+  toString(): string {
+    let text = spellings.get(this);
+    if (text === undefined) {
+      text = Buffer.from(this.id, 'latin1').toString('base64');
+      spellings.set(this, text);
+    }
+    return text;
+  }
+
+  /** The same as toString(): log lines and JSON bodies spell the key as wg does. */
+  toJSON(): string {
+    return this.toString();
+  }
+}
+
+/**
+ * Keys read in bulk. Each key's bytes are copied into a shared chunk of
+ * KEYS_PER_CHUNK keys as the read goes; the PublicKeys are made at the end,
+ * all at once, with one latin1 decode per chunk: a key then costs its 32
+ * bytes and a slice of a string, not a buffer and a decode of its own.
+ */
+export interface KeyReader {
+  /** Keys added so far. */
+  readonly count: number;
+  /** Copies bytes[at, at + 32) in as the next key. */
+  add(bytes: Uint8Array, at?: number): void;
+  /** Whether bytes[at, at + 32) is the key added last. */
+  isLast(bytes: Uint8Array, at?: number): boolean;
+  /**
+   * The index of the first key equal to one added before it, or -1. Found
+   * in a hash table of key numbers (FNV-1a over the bytes), so no string is
+   * made or hashed for the check.
+   */
+  firstRepeat(): number;
+  /** The keys added, in order. */
+  keys(): PublicKey[];
+}
+
+class ChunkedKeyReader implements KeyReader {
+  private readonly chunks: Uint8Array[] = [];
+  private chunk = new Uint8Array(0);
+  private used = 0;
+  count = 0;
+
+  add(bytes: Uint8Array, at = 0): void {
+    if (!Number.isInteger(at) || at < 0 || bytes.length - at < KEY_LENGTH) throw new RangeError(`a key is ${KEY_LENGTH} bytes`);
+    if (this.used === this.chunk.length) {
+      this.chunk = new Uint8Array(KEY_LENGTH * KEYS_PER_CHUNK);
+      this.chunks.push(this.chunk);
+      this.used = 0;
+    }
+    const { chunk, used } = this;
+    for (let i = 0; i < KEY_LENGTH; i++) chunk[used + i] = bytes[at + i]!;
+    this.used = used + KEY_LENGTH;
+    this.count++;
+  }
+
+  isLast(bytes: Uint8Array, at = 0): boolean {
+    if (this.count === 0 || bytes.length - at < KEY_LENGTH) return false;
+    const { chunk } = this;
+    const last = this.used - KEY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (chunk[last + i] !== bytes[at + i]) return false;
+    return true;
+  }
+
   firstRepeat(): number {
     let size = 16;
-    while (size < this.added * 2) size *= 2;
-    const table = new Int32Array(size); // slot number + 1; 0 is empty
-    for (let i = 0; i < this.added; i++) {
-      const slot = i * KEY_SLOT;
+    while (size < this.count * 2) size *= 2;
+    const table = new Int32Array(size); // key number + 1; 0 is empty
+    for (let i = 0; i < this.count; i++) {
+      const chunk = this.chunks[Math.floor(i / KEYS_PER_CHUNK)]!;
+      const at = (i % KEYS_PER_CHUNK) * KEY_LENGTH;
       let hash = 0x811c9dc5;
-      for (let j = 0; j < KEY_LENGTH; j++) hash = Math.imul(hash ^ this.slots[slot + j]!, 0x01000193);
-      for (let at = hash & (size - 1); ; at = (at + 1) & (size - 1)) {
-        const other = table[at]! - 1;
+      for (let j = 0; j < KEY_LENGTH; j++) hash = Math.imul(hash ^ chunk[at + j]!, 0x01000193);
+      for (let slot = hash & (size - 1); ; slot = (slot + 1) & (size - 1)) {
+        const other = table[slot]! - 1;
         if (other < 0) {
-          table[at] = i + 1;
+          table[slot] = i + 1;
           break;
         }
-        if (this.isSlot(other, this.slots, slot)) return i;
+        if (this.isKey(other, chunk, at)) return i;
       }
     }
     return -1;
   }
 
-  /** Whether slot `index` holds bytes[at, at + 32). */
-  private isSlot(index: number, bytes: Uint8Array, at: number): boolean {
-    const slot = index * KEY_SLOT;
-    for (let i = 0; i < KEY_LENGTH; i++) if (this.slots[slot + i] !== bytes[at + i]) return false;
+  /** Whether key number `index` is bytes[at, at + 32). */
+  private isKey(index: number, bytes: Uint8Array, at: number): boolean {
+    const chunk = this.chunks[Math.floor(index / KEYS_PER_CHUNK)]!;
+    const from = (index % KEYS_PER_CHUNK) * KEY_LENGTH;
+    for (let i = 0; i < KEY_LENGTH; i++) if (chunk[from + i] !== bytes[at + i]) return false;
     return true;
   }
 
-  /** The keys in standard base64, in the order added. */
-  base64(): string[] {
-    const all = Buffer.from(this.slots.buffer, this.slots.byteOffset, this.added * KEY_SLOT).toString('base64');
-    const keys = new Array<string>(this.added);
-    for (let i = 0; i < this.added; i++) keys[i] = `${all.slice(i * KEY_SLOT_CHARS, (i + 1) * KEY_SLOT_CHARS - 1)}=`;
+  keys(): PublicKey[] {
+    const keys = new Array<PublicKey>(this.count);
+    let n = 0;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!;
+      const used = c === this.chunks.length - 1 ? this.used : chunk.length;
+      // One decode per chunk; each key's id is a slice of it, which V8 keeps as a view, not a copy.
+      const text = Buffer.from(chunk.buffer, chunk.byteOffset, used).toString('latin1');
+      for (let at = 0; at < used; at += KEY_LENGTH) keys[n++] = makeKey(chunk, at, text.slice(at, at + KEY_LENGTH));
+    }
     return keys;
   }
 }

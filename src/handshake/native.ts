@@ -13,7 +13,7 @@
  */
 import { requireAddon } from '../native-addon.js';
 import { INDEX_SIZE, KEY_SIZE, MESSAGE_INITIATION_SIZE, TIMESTAMP_SIZE } from './messages.js';
-import { formatKey } from './keys.js';
+import { PublicKey } from './keys.js';
 import { MAX_SS_CACHE, type Responder, type VerifyRejection, type VerifyResult } from './verify.js';
 
 /** The addon reads the cache size as a uint32; nothing near this is sensible anyway. */
@@ -34,8 +34,12 @@ export interface NativeResponder extends Responder {
 /* The native class's shape (addon/noise_responder.h). */
 interface NativeNoiseResponder {
   readonly publicKey: Buffer;
-  /** The initiator's key, with timestamp and sender index in `out`; or the index of a rejection. */
-  verify(message: Uint8Array, onClaimed: ((claimedKey: string) => void) | undefined, out: Uint8Array): string | number;
+  /**
+   * null when verified, the timestamp, sender index and initiator's key in
+   * `out`; or the index of a rejection. `onClaimed` is called once the
+   * claimed key is in `out`.
+   */
+  verify(message: Uint8Array, onClaimed: (() => void) | undefined, out: Uint8Array): null | number;
   dh(peer: Uint8Array): Buffer | null;
   close(): void;
 }
@@ -47,9 +51,10 @@ interface NoiseAddon {
   NoiseResponder?: NativeNoiseResponderClass;
 }
 
-/* verify()'s out buffer: the timestamp, then the sender index (little-endian). */
+/* verify()'s out buffer: the timestamp, the sender index (little-endian), the initiator's key. */
 const OUT_SENDER_INDEX = TIMESTAMP_SIZE;
-const OUT_SIZE = OUT_SENDER_INDEX + INDEX_SIZE;
+const OUT_KEY = OUT_SENDER_INDEX + INDEX_SIZE;
+const OUT_SIZE = OUT_KEY + KEY_SIZE;
 
 function nativeClass(): NonNullable<NoiseAddon['NoiseResponder']> {
   const cls = (requireAddon() as NoiseAddon).NoiseResponder;
@@ -68,16 +73,30 @@ export function createNativeResponder(privateKey: Uint8Array, opts: NativeRespon
   if (!(privateKey instanceof Uint8Array) || privateKey.length !== KEY_SIZE) throw new RangeError('X25519 private key must be 32 bytes');
   const cls = nativeClass();
   const native = new cls(privateKey, checkCacheSize(opts.ssCacheSize ?? MAX_SS_CACHE));
-  const publicKey = formatKey(native.publicKey);
+  const publicKey = PublicKey.fromBytes(native.publicKey);
   const rejections = cls.rejections;
   const out = new Uint8Array(OUT_SIZE);
   const outView = new DataView(out.buffer);
 
-  function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: string) => void): VerifyResult {
+  function verify(message: Uint8Array, onClaimedStatic?: (claimedKey: PublicKey) => void): VerifyResult {
     if (!(message instanceof Uint8Array) || message.length !== MESSAGE_INITIATION_SIZE) return { ok: false, reason: 'length' };
-    const result = native.verify(message, typeof onClaimedStatic === 'function' ? onClaimedStatic : undefined, out);
-    if (typeof result === 'number') return { ok: false, reason: rejections[result]! };
-    return { ok: true, initiatorKey: result, timestamp: out.slice(0, OUT_SENDER_INDEX), senderIndex: outView.getUint32(OUT_SENDER_INDEX, true) };
+    // The claimed key, once made for the callback, is the verified one too.
+    let claimed: PublicKey | null = null;
+    const onClaimed =
+      typeof onClaimedStatic === 'function'
+        ? () => {
+            claimed = PublicKey.fromBytes(out, OUT_KEY);
+            onClaimedStatic(claimed);
+          }
+        : undefined;
+    const result = native.verify(message, onClaimed, out);
+    if (result !== null) return { ok: false, reason: rejections[result]! };
+    return {
+      ok: true,
+      initiatorKey: claimed ?? PublicKey.fromBytes(out, OUT_KEY),
+      timestamp: out.slice(0, OUT_SENDER_INDEX),
+      senderIndex: outView.getUint32(OUT_SENDER_INDEX, true),
+    };
   }
 
   function dh(peerPublicKey: Uint8Array): Uint8Array | null {

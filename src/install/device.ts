@@ -5,8 +5,12 @@
  * sentinels, and large peer sets are split into several messages by the
  * backend, never by the caller.
  *
- * Keys cross this interface as wg writes them: standard base64 of 32 bytes.
+ * Keys cross this interface as 32-byte values, as wireguard-tools keeps
+ * them in its structs: a PublicKey, and a preshared key as bytes. The
+ * backends only write and read bytes (hex on the userspace API, raw in
+ * netlink); base64 is for the API, the logs and the CLI.
  */
+import type { PublicKey } from '../handshake/keys.js';
 
 export interface Endpoint {
   address: string; // IPv4 dotted quad or IPv6 text, no brackets
@@ -15,8 +19,9 @@ export interface Endpoint {
 
 /** What to set on one peer. Only the fields present are changed. */
 export interface PeerConfig {
-  publicKey: string;
-  presharedKey?: string;
+  publicKey: PublicKey;
+  /** 32 bytes, a secret; all zeros clears the peer's preshared key (NO_PRESHARED_KEY). */
+  presharedKey?: Uint8Array;
   endpoint?: Endpoint;
   persistentKeepalive?: number; // seconds, 0 turns it off
   allowedIPs?: string[]; // CIDRs, canonical form
@@ -28,7 +33,7 @@ export interface PeerConfig {
 
 /** A peer as the device reports it. */
 export interface PeerStatus {
-  publicKey: string;
+  publicKey: PublicKey;
   endpoint?: Endpoint;
   allowedIPs: string[];
   persistentKeepalive: number; // 0 when off
@@ -52,7 +57,8 @@ export function appendAllowedIp(peer: PeerStatus, cidr: string): void {
 
 export interface DeviceInfo {
   name: string;
-  publicKey: string;
+  /** The public key of the interface's private key; null when the device has none. */
+  publicKey: PublicKey | null;
   /** The interface's private key. A secret: never log it, wipe it when done. */
   privateKey: Uint8Array;
   listenPort: number;
@@ -68,7 +74,7 @@ export interface WireGuardDevice {
   /** Create or update peers, in as many messages as the backend needs. */
   setPeers(peers: readonly PeerConfig[]): Promise<void>;
   /** Remove peers by public key; keys that are not present are ignored. */
-  removePeers(publicKeys: readonly string[]): Promise<void>;
+  removePeers(publicKeys: readonly PublicKey[]): Promise<void>;
   /** The peers only (a device read without the key material). */
   listPeers(): Promise<PeerStatus[]>;
   close(): Promise<void>;

@@ -12,7 +12,7 @@
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { formatIPv4, formatIPv6, IPV4_BYTES, IPV6_BYTES, parseAddress } from '../net/address.js';
 import { parseCanonicalIPv4Cidr, parseCidr } from '../net/cidr.js';
-import { formatKey, KEY_LENGTH, KeyBatch, parseKey } from '../handshake/keys.js';
+import { KEY_LENGTH, PublicKey } from '../handshake/keys.js';
 import { isValidIfname } from '../net/ifname.js';
 
 // ------------------------------------------------------------------ netlink
@@ -225,9 +225,13 @@ export function getDeviceRequest(familyId: number, ifname: string, seq: number):
   return message(familyId, NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP, seq, WG_CMD_GET_DEVICE, WG_GENL_VERSION, a.bytes());
 }
 
-function keyBytes(text: string, label: string): Uint8Array {
-  const key = parseKey(text);
-  if (key === null) throw new NetlinkRequestError(`${label} is not a valid base64 WireGuard key`);
+function publicKeyBytes(key: PublicKey): Uint8Array {
+  if (!(key instanceof PublicKey)) throw new NetlinkRequestError('public key is not a valid PublicKey');
+  return key.bytes;
+}
+
+function presharedKeyBytes(key: Uint8Array): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_LENGTH) throw new NetlinkRequestError(`preshared key is not a valid key of ${KEY_LENGTH} bytes`);
   return key;
 }
 
@@ -310,7 +314,7 @@ function encodePeer(p: PeerConfig): EncodedPeer {
   let rest: Buffer = NO_ATTRS;
   if (p.presharedKey !== undefined || p.endpoint !== undefined || p.persistentKeepalive !== undefined) {
     const w = new AttrWriter(96);
-    if (p.presharedKey !== undefined) w.raw(WGPEER_A_PRESHARED_KEY, keyBytes(p.presharedKey, 'preshared key'));
+    if (p.presharedKey !== undefined) w.raw(WGPEER_A_PRESHARED_KEY, presharedKeyBytes(p.presharedKey));
     if (p.endpoint !== undefined) w.raw(WGPEER_A_ENDPOINT, sockaddr(p.endpoint));
     if (p.persistentKeepalive !== undefined) {
       w.u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, checkInteger(p.persistentKeepalive, MAX_PERSISTENT_KEEPALIVE, 'persistent keepalive'));
@@ -320,7 +324,7 @@ function encodePeer(p: PeerConfig): EncodedPeer {
   if (p.allowedIPs !== undefined && !Array.isArray(p.allowedIPs)) throw new NetlinkRequestError('allowedIPs must be an array of CIDRs');
   const flags = (p.replaceAllowedIPs ? WGPEER_F_REPLACE_ALLOWEDIPS : 0) | (p.updateOnly ? WGPEER_F_UPDATE_ONLY : 0);
   return {
-    publicKey: keyBytes(p.publicKey, 'public key'),
+    publicKey: publicKeyBytes(p.publicKey),
     flags,
     rest,
     allowedIPs: (p.allowedIPs ?? []).map(encodeIp),
@@ -328,8 +332,8 @@ function encodePeer(p: PeerConfig): EncodedPeer {
   };
 }
 
-function removal(publicKey: string): EncodedPeer {
-  return { publicKey: keyBytes(publicKey, 'public key'), flags: WGPEER_F_REMOVE_ME, rest: NO_ATTRS, allowedIPs: [], hasAllowedIPs: false };
+function removal(publicKey: PublicKey): EncodedPeer {
+  return { publicKey: publicKeyBytes(publicKey), flags: WGPEER_F_REMOVE_ME, rest: NO_ATTRS, allowedIPs: [], hasAllowedIPs: false };
 }
 
 /** Bytes of a peer's nest with `rest` and an allowed-IP list holding `ips` bytes. */
@@ -424,7 +428,7 @@ export function setPeersRequests(familyId: number, ifname: string, peers: readon
 }
 
 /** SET_DEVICE messages removing `publicKeys` (REMOVE_ME). */
-export function removePeersRequests(familyId: number, ifname: string, publicKeys: readonly string[], maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Buffer[] {
+export function removePeersRequests(familyId: number, ifname: string, publicKeys: readonly PublicKey[], maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Buffer[] {
   if (!Array.isArray(publicKeys)) throw new NetlinkRequestError('publicKeys must be an array');
   return setMessages(familyId, ifname, publicKeys.map(removal), maxBytes);
 }
@@ -618,14 +622,17 @@ function parseAllowedIp(a: AttrCursor): string {
   throw new NetlinkParseError(`malformed allowed IP (family ${family}, mask ${mask})`);
 }
 
+/** A peer's key until the dump has been read. */
+const UNREAD = PublicKey.fromBytes(new Uint8Array(KEY_LENGTH));
+
 /**
  * A dump's peers, read message by message. A peer whose allowed IPs did
  * not fit one message starts the next again with its public key: merged.
- * Keys are compared as bytes and spelled all at once at the end (KeyBatch).
+ * Keys are compared as bytes, and made PublicKeys all at once at the end.
  */
 class PeerReader {
-  readonly peers: PeerStatus[] = [];
-  private readonly keys = new KeyBatch();
+  private readonly peers: PeerStatus[] = [];
+  private readonly keys = PublicKey.reader();
   private readonly peer = new AttrCursor();
   private readonly list = new AttrCursor();
   private readonly ip = new AttrCursor();
@@ -637,7 +644,7 @@ class PeerReader {
 
   private readPeer(a: AttrCursor): void {
     const { buf } = a;
-    const peer: PeerStatus = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+    const peer: PeerStatus = { publicKey: UNREAD, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
     let keyAt = -1;
     while (a.step()) {
       switch (a.type) {
@@ -692,11 +699,11 @@ class PeerReader {
     this.peers.push(peer);
   }
 
-  /** The peers with their keys spelled; a key seen twice, not adjacently, is a NetlinkParseError. */
+  /** The peers with their keys; a key seen twice, not adjacently, is a NetlinkParseError. */
   finish(): PeerStatus[] {
-    const keys = this.keys.base64();
+    const keys = this.keys.keys();
     const again = this.keys.firstRepeat();
-    if (again >= 0) throw new NetlinkParseError(`peer ${keys[again]!} appears twice in one dump`);
+    if (again >= 0) throw new NetlinkParseError(`peer ${keys[again]!.toString()} appears twice in one dump`);
     for (const [i, key] of keys.entries()) this.peers[i]!.publicKey = key;
     return this.peers;
   }
@@ -708,7 +715,7 @@ class PeerReader {
  * fit starts the next message again with its public key: merged here.
  */
 export function parseDevice(name: string, messages: readonly NetlinkMessage[]): DeviceInfo {
-  const device: DeviceInfo = { name, publicKey: '', privateKey: new Uint8Array(KEY_LENGTH), listenPort: 0, fwmark: 0, peers: [] };
+  const device: DeviceInfo = { name, publicKey: null, privateKey: new Uint8Array(KEY_LENGTH), listenPort: 0, fwmark: 0, peers: [] };
   const peers = new PeerReader();
   const top = new AttrCursor();
   const list = new AttrCursor();
@@ -725,7 +732,7 @@ export function parseDevice(name: string, messages: readonly NetlinkMessage[]): 
         }
         case WGDEVICE_A_PUBLIC_KEY: {
           const at = top.need(KEY_LENGTH, 'public key');
-          device.publicKey = formatKey(payload.subarray(at, at + KEY_LENGTH));
+          device.publicKey = PublicKey.fromBytes(payload, at);
           break;
         }
         case WGDEVICE_A_LISTEN_PORT:

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { requireAddon } from '../native-addon.js';
 import { SerialQueue } from './serial.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
+import type { PublicKey } from '../handshake/keys.js';
 import {
   checkInterfaceName,
   checkMaxMessageBytes,
@@ -173,7 +174,7 @@ export class NetlinkDevice implements WireGuardDevice {
     });
   }
 
-  removePeers(publicKeys: readonly string[]): Promise<void> {
+  removePeers(publicKeys: readonly PublicKey[]): Promise<void> {
     return this.enqueue(() => {
       const requests = removePeersRequests(this.familyId, this.name, publicKeys, this.maxMessageBytes);
       return this.sendAll(requests, `removing ${publicKeys.length} peers`);

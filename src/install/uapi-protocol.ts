@@ -15,7 +15,7 @@
 import { isIPv4At, isIPv6At } from '../net/address.js';
 import { isCidrAt } from '../net/cidr.js';
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
-import { formatKey, KEY_LENGTH, KeyBatch, keyToHex, parseKey, publicKeyOf } from '../handshake/keys.js';
+import { KEY_LENGTH, keyToHex, PublicKey, publicKeyOf } from '../handshake/keys.js';
 
 export const GET_REQUEST = 'get=1\n\n';
 /** Reply terminator: the only blank line in any reply. */
@@ -63,9 +63,13 @@ export class UapiRequestError extends RangeError {
   override name = 'UapiRequestError';
 }
 
-function hexOfKey(text: string, label: string): string {
-  const key = parseKey(text);
-  if (key === null) throw new UapiRequestError(`${label} is not a valid base64 WireGuard key`);
+function hexOfPublicKey(key: PublicKey): string {
+  if (!(key instanceof PublicKey)) throw new UapiRequestError('peer public key is not a valid PublicKey');
+  return keyToHex(key.bytes);
+}
+
+function hexOfPresharedKey(key: Uint8Array): string {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_LENGTH) throw new UapiRequestError(`preshared key is not a valid key of ${KEY_LENGTH} bytes`);
   return keyToHex(key);
 }
 
@@ -95,9 +99,9 @@ export function checkCidr(cidr: string): string {
  *  (wireguard-go drops the just-created peer there), and replace_allowed_ips
  *  must precede the allowed_ip lines it is meant to replace with. */
 export function peerLines(peer: PeerConfig): string[] {
-  const lines = [`public_key=${hexOfKey(peer.publicKey, 'peer public key')}`];
+  const lines = [`public_key=${hexOfPublicKey(peer.publicKey)}`];
   if (peer.updateOnly) lines.push('update_only=true');
-  if (peer.presharedKey !== undefined) lines.push(`preshared_key=${hexOfKey(peer.presharedKey, 'preshared key')}`);
+  if (peer.presharedKey !== undefined) lines.push(`preshared_key=${hexOfPresharedKey(peer.presharedKey)}`);
   if (peer.endpoint !== undefined) lines.push(`endpoint=${formatEndpoint(peer.endpoint)}`);
   if (peer.persistentKeepalive !== undefined) {
     const seconds = checkInteger(peer.persistentKeepalive, MAX_PERSISTENT_KEEPALIVE, 'persistent keepalive');
@@ -118,8 +122,8 @@ export function serializeSetPeers(peers: readonly PeerConfig[]): string {
 }
 
 /** One `set` request removing `publicKeys` (absent keys are ignored by the device). */
-export function serializeRemovePeers(publicKeys: readonly string[]): string {
-  return setRequest(publicKeys.flatMap((k) => [`public_key=${hexOfKey(k, 'peer public key')}`, 'remove=true']));
+export function serializeRemovePeers(publicKeys: readonly PublicKey[]): string {
+  return setRequest(publicKeys.flatMap((k) => [`public_key=${hexOfPublicKey(k)}`, 'remove=true']));
 }
 
 /** Splits `items` into consecutive slices of at most `size`. */
@@ -134,8 +138,9 @@ export function batches<T>(items: readonly T[], size: number): T[][] {
 //
 // A get reply lists every peer, about 340 bytes each: over 30 MB at 100,000
 // peers, read on every sweep. So it is walked in place: no array of its
-// lines, numbers read straight from the text, and peer keys turned from hex
-// into base64 all at once (docs/benchmarks.md, "Expiry sweep").
+// lines, numbers read straight from the text, and peer keys read from hex
+// into shared chunks and made PublicKeys all at once (docs/benchmarks.md,
+// "Expiry sweep").
 
 export type Reply = { ok: true; body: string[]; errno: number } | { ok: false; error: string };
 
@@ -237,8 +242,10 @@ export function hexKeyAt(text: string, from: number, to: number, out: Uint8Array
   return true;
 }
 
-/** Where a peer's key is decoded before it joins the batch (public keys: no secret to wipe). */
+/** Where a peer's key is decoded before it joins the reader (public keys: no secret to wipe). */
 const peerKey = new Uint8Array(KEY_LENGTH);
+/** A peer's key until the reply has been read. */
+const UNREAD = PublicKey.fromBytes(new Uint8Array(KEY_LENGTH));
 
 /** The keys a get reply may carry that wgjit reads, or checks are not misplaced. */
 const DEVICE_FIELDS = ['private_key', 'listen_port', 'fwmark'] as const;
@@ -282,7 +289,7 @@ function finishPeer(status: PeerStatus, sec: number, nsec: number): PeerStatus {
  * Parses a `get` reply into DeviceInfo. Unknown keys are ignored (newer
  * devices add some); known keys with malformed values, or peer keys before
  * any `public_key=`, make the whole reply invalid. A device without a
- * private key reports an all-zero privateKey and an empty publicKey.
+ * private key reports an all-zero privateKey and a null publicKey.
  */
 export function parseGetReply(name: string, text: string): ParsedDevice {
   const tail = replyTail(text);
@@ -292,7 +299,7 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
   let listenPort = 0;
   let fwmark = 0;
   const peers: PeerStatus[] = [];
-  const keys = new KeyBatch();
+  const keys = PublicKey.reader();
   let peer: PeerStatus | null = null;
   let sec = 0;
   let nsec = 0;
@@ -307,10 +314,10 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
       pos = end + 1;
       if (key === 'public_key') {
         if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
-        // Its spelling is filled in at the end, with every other key's.
+        // Its PublicKey is made at the end, with every other peer's.
         if (!hexKeyAt(text, from, end, peerKey)) fail('public_key is not 64 lowercase hex digits');
         keys.add(peerKey);
-        peer = { publicKey: '', allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
+        peer = { publicKey: UNREAD, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false };
         sec = 0;
         nsec = 0;
         continue;
@@ -374,13 +381,13 @@ export function parseGetReply(name: string, text: string): ParsedDevice {
   }
   if (peer !== null) peers.push(finishPeer(peer, sec, nsec));
   // One peer per public_key line, in order.
-  for (const [i, key] of keys.base64().entries()) peers[i]!.publicKey = key;
+  for (const [i, key] of keys.keys().entries()) peers[i]!.publicKey = key;
   const hasKey = privateKey.some((b) => b !== 0);
   return {
     ok: true,
     device: {
       name,
-      publicKey: hasKey ? formatKey(publicKeyOf(privateKey)) : '',
+      publicKey: hasKey ? PublicKey.fromBytes(publicKeyOf(privateKey)) : null,
       privateKey,
       listenPort,
       fwmark,

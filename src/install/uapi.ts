@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { SerialQueue } from './serial.js';
 import { isValidIfname } from '../net/ifname.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
+import type { PublicKey } from '../handshake/keys.js';
 import {
   batches,
   GET_REQUEST,
@@ -200,7 +201,7 @@ export class UapiDevice implements WireGuardDevice {
     return this.enqueue(() => this.sendAll(requests));
   }
 
-  async removePeers(publicKeys: readonly string[]): Promise<void> {
+  async removePeers(publicKeys: readonly PublicKey[]): Promise<void> {
     const requests = batches(publicKeys, this.batchSize).map(serializeRemovePeers);
     return this.enqueue(() => this.sendAll(requests));
   }

@@ -7,6 +7,7 @@
  * run left on the device.
  */
 import type { AdmissionResult } from '../authorize/peer.js';
+import type { PublicKey } from '../handshake/keys.js';
 import type { PeerConfig, PeerStatus } from '../install/device.js';
 import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { InstalledPeer } from './installed.js';
@@ -24,13 +25,13 @@ export function removalReason(refusal: StoreRefusal): 'expired' | 'revoked' {
 
 export interface ReconcilePlan {
   /** On the device, but the store refuses the key: unknown, disabled or expired. */
-  remove: Array<{ publicKey: string; reason: StoreRefusal }>;
+  remove: Array<{ publicKey: PublicKey; reason: StoreRefusal }>;
   /** Authorized, but the device holds another version of the record: rewritten in place. */
   update: Array<{ config: PeerConfig; version: string }>;
   /** Authorized peers on the device wgjit does not know it installed (an earlier run's), with their record's version. */
   adopt: Array<{ status: PeerStatus; version: string }>;
   /** wgjit believes it installed them before the device was read, but the device no longer has them. */
-  forget: string[];
+  forget: PublicKey[];
 }
 
 /**
@@ -49,19 +50,20 @@ function differs(status: PeerStatus, record: Extract<AdmissionResult, { allowed:
 
 /**
  * `readAt`: when the device read began (unix ms); a peer installed since
- * may be missing from the read without being gone.
+ * may be missing from the read without being gone. `admissions` is keyed
+ * by PublicKey.id, as authorizeMany answers.
  */
 export function planReconcile(
   device: readonly PeerStatus[],
   admissions: ReadonlyMap<string, AdmissionResult>,
-  installed: { get(key: string): InstalledPeer | undefined; values(): Iterable<InstalledPeer> },
+  installed: { get(key: PublicKey): InstalledPeer | undefined; values(): Iterable<InstalledPeer> },
   readAt: number,
 ): ReconcilePlan {
   const plan: ReconcilePlan = { remove: [], update: [], adopt: [], forget: [] };
   const onDevice = new Set<string>();
   for (const status of device) {
-    onDevice.add(status.publicKey);
-    const verdict = admissions.get(status.publicKey);
+    onDevice.add(status.publicKey.id);
+    const verdict = admissions.get(status.publicKey.id);
     if (verdict === undefined) continue; // the store could not say (corrupt record): leave it be
     if (!verdict.allowed) {
       plan.remove.push({ publicKey: status.publicKey, reason: verdict.reason });
@@ -71,10 +73,10 @@ export function planReconcile(
     if (mine === undefined) plan.adopt.push({ status, version: verdict.record.updatedAt });
     const known = mine?.recordVersion ?? null;
     const stale = known === null ? differs(status, verdict.record) : known !== verdict.record.updatedAt;
-    if (stale) plan.update.push({ config: peerConfigFromRecord(verdict.record, { updateOnly: true }), version: verdict.record.updatedAt });
+    if (stale) plan.update.push({ config: peerConfigFromRecord(status.publicKey, verdict.record, { updateOnly: true }), version: verdict.record.updatedAt });
   }
   for (const peer of installed.values()) {
-    if (!onDevice.has(peer.publicKey) && peer.installedAt < readAt) plan.forget.push(peer.publicKey);
+    if (!onDevice.has(peer.publicKey.id) && peer.installedAt < readAt) plan.forget.push(peer.publicKey);
   }
   return plan;
 }

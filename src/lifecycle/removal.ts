@@ -5,6 +5,7 @@
  * table, the count by reason (wgjit_peer_removals_total, which GET
  * /v1/gateway/stats reads as removed_<reason>) and one info line per batch.
  */
+import type { PublicKey } from '../handshake/keys.js';
 import type { WireGuardDevice } from '../install/device.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -13,9 +14,9 @@ import type { StoreRefusal } from './reconcile.js';
 
 export type RemovalReason = 'idle' | 'unconfirmed' | 'expired' | 'revoked' | 'operator';
 
-/** One peer to remove; logged as it is, so it carries only what a line should say. */
+/** One peer to remove; logged as it is (the key in base64: PublicKey.toJSON), so it carries only what a line should say. */
 export interface Removal {
-  publicKey: string;
+  publicKey: PublicKey;
   reason: RemovalReason;
   /** What the store answered for the key, when a refusal is why (unknown, disabled, expired). */
   refusal?: StoreRefusal;

@@ -8,6 +8,7 @@
  * anyway; this is the fast path.
  */
 import type { PeerStore, StoreEvent } from '../authorize/store.js';
+import type { PublicKey } from '../handshake/keys.js';
 import type { WireGuardDevice } from '../install/device.js';
 import { peerConfigFromRecord } from '../install/peer-config.js';
 import type { Logger } from '../telemetry/log.js';
@@ -24,7 +25,7 @@ export interface StoreSyncDeps {
   log: Logger;
   metrics: Pick<Metrics, 'removals' | 'updates'>;
   /** Every event, for any key, installed here or not. */
-  onChange?: (publicKey: string) => void;
+  onChange?: (publicKey: PublicKey) => void;
   /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
   onConnected?: () => void;
 }
@@ -33,7 +34,7 @@ export class StoreSync {
   private subscription: { close(): Promise<void> } | null = null;
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
-  /** Changes applied one at a time per key, in event order. */
+  /** Changes applied one at a time per key (by PublicKey.id), in event order. */
   private readonly chains = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: StoreSyncDeps) {}
@@ -65,14 +66,14 @@ export class StoreSync {
     const key = event.publicKey;
     this.deps.onChange?.(key);
     if (!this.deps.installed.has(key)) return;
-    const next = (this.chains.get(key) ?? Promise.resolve()).then(() => this.apply(key));
-    this.chains.set(key, next);
+    const next = (this.chains.get(key.id) ?? Promise.resolve()).then(() => this.apply(key));
+    this.chains.set(key.id, next);
     void next.finally(() => {
-      if (this.chains.get(key) === next) this.chains.delete(key);
+      if (this.chains.get(key.id) === next) this.chains.delete(key.id);
     });
   }
 
-  private async apply(key: string): Promise<void> {
+  private async apply(key: PublicKey): Promise<void> {
     const { store, device, installed, log } = this.deps;
     if (!installed.has(key)) return;
     try {
@@ -83,7 +84,7 @@ export class StoreSync {
         await removePeers(this.deps, [{ publicKey: key, reason, refusal: admission.reason }], log, `peer ${reason} in the store: removed from the device`);
         return;
       }
-      await device.setPeers([peerConfigFromRecord(admission.record, { updateOnly: true })]);
+      await device.setPeers([peerConfigFromRecord(key, admission.record, { updateOnly: true })]);
       const peer = installed.get(key);
       if (peer !== undefined) {
         peer.recordVersion = admission.record.updatedAt;

@@ -2,6 +2,7 @@
  * Deciding which installed peers are confirmed, in use or idle. Pure: the
  * sweeper feeds it one read of the device and applies what it returns.
  */
+import type { PublicKey } from '../handshake/keys.js';
 import type { PeerStatus } from '../install/device.js';
 import type { InstalledPeer } from './installed.js';
 import type { RemovalReason } from './removal.js';
@@ -17,16 +18,16 @@ export interface SweepPolicy {
 export type SweepReason = Extract<RemovalReason, 'idle' | 'unconfirmed'>;
 
 export interface SweepPlan {
-  confirmed: string[];
-  remove: Array<{ publicKey: string; reason: SweepReason }>;
+  confirmed: PublicKey[];
+  remove: Array<{ publicKey: PublicKey; reason: SweepReason }>;
   /** Installed peers the device no longer has (removed behind wgjit's back). */
-  forget: string[];
+  forget: PublicKey[];
 }
 
 /** The table, as far as planning from a device read needs it. */
 export interface InstalledLookup {
   readonly size: number;
-  get(publicKey: string): InstalledPeer | undefined;
+  get(publicKey: PublicKey): InstalledPeer | undefined;
   values(): Iterable<InstalledPeer>;
 }
 
@@ -56,8 +57,8 @@ export function planSweep(
   }
   // Peers removed behind wgjit's back are rare: only then is the read made into a set.
   if (found < installed.size) {
-    const onDevice = new Set(device.map((p) => p.publicKey));
-    for (const peer of installed.values()) if (!onDevice.has(peer.publicKey)) plan.forget.push(peer.publicKey);
+    const onDevice = new Set(device.map((p) => p.publicKey.id));
+    for (const peer of installed.values()) if (!onDevice.has(peer.publicKey.id)) plan.forget.push(peer.publicKey);
   }
   return plan;
 }

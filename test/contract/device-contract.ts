@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceError, type PeerConfig, type PeerStatus, type WireGuardDevice } from '../../src/install/device.js';
 import { randomBytes } from 'node:crypto';
-import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 
 export interface ContractTarget {
   /** The backend under test, opened on the interface. */
@@ -26,8 +26,15 @@ export interface ContractTarget {
 export type TargetFactory = (n: number) => Promise<ContractTarget>;
 
 // Any 32 bytes are a public key to WireGuard; X25519 for each would cost more than the test.
-const newKey = () => formatKey(new Uint8Array(randomBytes(32)));
-const byKey = (peers: PeerStatus[]) => new Map(peers.map((p) => [p.publicKey, p]));
+const newKey = () => PublicKey.fromBytes(randomBytes(32));
+const newPresharedKey = () => new Uint8Array(randomBytes(32));
+/** The peers by key (PublicKey.id inside). */
+const byKey = (peers: PeerStatus[]) => {
+  const map = new Map(peers.map((p) => [p.publicKey.id, p]));
+  return { get: (key: PublicKey) => map.get(key.id), has: (key: PublicKey) => map.has(key.id) };
+};
+/** What a caller that is not a type checker might pass for a key. */
+const notAKey = (text: string) => text as unknown as PublicKey;
 /** allowed IPs in a stable order: backends list them in trie order, not insertion order. */
 const sorted = (ips: string[]) => [...ips].sort();
 
@@ -49,7 +56,7 @@ export function deviceContract(label: string, factory: TargetFactory): void {
 
     it('reads the device: its keys and port, and no peers', async () => {
       const info = await t.device.getDevice();
-      expect(info.publicKey).toBe(t.publicKey);
+      expect(info.publicKey?.toString()).toBe(t.publicKey);
       expect(formatKey(publicKeyOf(info.privateKey))).toBe(t.publicKey);
       expect(info.listenPort).toBe(t.listenPort);
       expect(info.peers).toEqual([]);
@@ -60,7 +67,7 @@ export function deviceContract(label: string, factory: TargetFactory): void {
       const a = newKey();
       const b = newKey();
       await t.device.setPeers([
-        { publicKey: a, presharedKey: newKey(), endpoint: { address: '192.0.2.7', port: 51000 }, persistentKeepalive: 0, allowedIPs: ['10.7.0.2/32', 'fd00:7::2/128'] },
+        { publicKey: a, presharedKey: newPresharedKey(), endpoint: { address: '192.0.2.7', port: 51000 }, persistentKeepalive: 0, allowedIPs: ['10.7.0.2/32', 'fd00:7::2/128'] },
         { publicKey: b, endpoint: { address: '2001:db8::9', port: 443 }, allowedIPs: ['10.7.1.0/24'] },
       ]);
       const peers = byKey(await t.device.listPeers());
@@ -101,9 +108,9 @@ export function deviceContract(label: string, factory: TargetFactory): void {
       const drop = newKey();
       await t.device.setPeers([{ publicKey: keep }, { publicKey: drop }]);
       await t.device.removePeers([drop, newKey()]);
-      const keys = (await t.device.listPeers()).map((p) => p.publicKey);
-      expect(keys).toContain(keep);
-      expect(keys).not.toContain(drop);
+      const keys = (await t.device.listPeers()).map((p) => p.publicKey.toString());
+      expect(keys).toContain(keep.toString());
+      expect(keys).not.toContain(drop.toString());
       await t.device.removePeers([keep]);
       expect(await t.device.listPeers()).toEqual([]);
     });
@@ -123,13 +130,13 @@ export function deviceContract(label: string, factory: TargetFactory): void {
     it('refuses invalid input before changing anything', async () => {
       const good = newKey();
       const bad: PeerConfig[][] = [
-        [{ publicKey: good }, { publicKey: 'not a key' }],
+        [{ publicKey: good }, { publicKey: notAKey('not a key') }],
         [{ publicKey: good }, { publicKey: newKey(), allowedIPs: ['10.0.0.0/33'] }],
         [{ publicKey: good }, { publicKey: newKey(), endpoint: { address: 'gateway.example', port: 1 } }],
         [{ publicKey: good }, { publicKey: newKey(), persistentKeepalive: 70_000 }],
       ];
       for (const peers of bad) await expect(t.device.setPeers(peers)).rejects.toBeInstanceOf(RangeError);
-      await expect(t.device.removePeers([good, 'nope'])).rejects.toBeInstanceOf(RangeError);
+      await expect(t.device.removePeers([good, notAKey('nope')])).rejects.toBeInstanceOf(RangeError);
       expect(await t.device.listPeers()).toEqual([]);
     });
 

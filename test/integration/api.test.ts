@@ -13,6 +13,7 @@ import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
 import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
 import type { GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import type { PublicKey } from '../../src/handshake/keys.js';
 
 const TOKEN = 'st-test-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -60,7 +61,8 @@ class FakeGateway implements GatewayView {
     this.reads.push(fresh);
     return [...this.peers.values()];
   }
-  async removePeer(key: string, reason: string) {
+  async removePeer(publicKey: PublicKey, reason: string) {
+    const key = publicKey.toString();
     this.removed.push([key, reason]);
     return this.peers.delete(key);
   }

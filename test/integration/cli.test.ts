@@ -20,6 +20,7 @@ import { PeerStore } from '../../src/authorize/store.js';
 import { buildApp } from '../../src/api/app.js';
 import type { GatewayInfo, GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
 import { freePort, startRedis, type TestRedis } from '../support/redis.js';
+import type { PublicKey } from '../../src/handshake/keys.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'bin/wgjit');
@@ -73,8 +74,8 @@ class FakeGateway implements GatewayView {
   async listPeers() {
     return [...this.peers.values()];
   }
-  async removePeer(key: string) {
-    return this.peers.delete(key);
+  async removePeer(key: PublicKey) {
+    return this.peers.delete(key.toString());
   }
   stats() {
     return { initiations_seen: 12, initiations_verified: 10, unknown: 2, installs: 2 };

@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
 import { decodeCursor, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
@@ -12,6 +12,8 @@ import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
+/** A key as the data plane passes it to the store. */
+const pk = (text: string) => PublicKey.parse(text)!;
 
 function record(fields: Record<string, unknown> = {}): PeerRecord {
   const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
@@ -139,10 +141,10 @@ describe('PeerStore on a real redis-server', () => {
     const off = record({ disabled: true });
     await store.create(ok);
     await store.create(off);
-    expect(await store.authorize(newKey(), NOW)).toEqual({ allowed: false, reason: 'unknown' });
-    expect(await store.authorize(off.publicKey, NOW)).toEqual({ allowed: false, reason: 'disabled' });
-    expect(await store.authorize(ok.publicKey, new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
-    expect(await store.authorize(ok.publicKey, NOW)).toEqual({ allowed: true, record: ok });
+    expect(await store.authorize(pk(newKey()), NOW)).toEqual({ allowed: false, reason: 'unknown' });
+    expect(await store.authorize(pk(off.publicKey), NOW)).toEqual({ allowed: false, reason: 'disabled' });
+    expect(await store.authorize(pk(ok.publicKey), new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
+    expect(await store.authorize(pk(ok.publicKey), NOW)).toEqual({ allowed: true, record: ok });
   });
 
   it('authorizeMany answers like authorize for every key, across MGET batches, and leaves corrupt records out', async () => {
@@ -155,11 +157,11 @@ describe('PeerStore on a real redis-server', () => {
     await store.create(corrupt);
     await raw.set(`st-test:peer:${corrupt.publicKey}`, '{"not":"a record"}');
     const keys = [unknown, ...allowed.map((r) => r.publicKey), off.publicKey, corrupt.publicKey];
-    const answers = await store.authorizeMany(keys, NOW);
+    const answers = await store.authorizeMany(keys.map(pk), NOW);
     expect(answers.size).toBe(keys.length - 1);
-    expect(answers.has(corrupt.publicKey)).toBe(false);
+    expect(answers.has(pk(corrupt.publicKey).id)).toBe(false);
     for (const key of [unknown, off.publicKey, allowed[0]!.publicKey, allowed.at(-1)!.publicKey]) {
-      expect(answers.get(key)).toEqual(await store.authorize(key, NOW));
+      expect(answers.get(pk(key).id)).toEqual(await store.authorize(pk(key), NOW));
     }
     expect(await store.authorizeMany([], NOW)).toEqual(new Map());
   });
@@ -167,23 +169,24 @@ describe('PeerStore on a real redis-server', () => {
   it('advanceTimestamp keeps the greatest TAI64N per key, atomically, beyond the record', async () => {
     const key = newKey();
     const ts = (unixMs: number) => tai64nFromUnixMs(unixMs);
-    expect(await store.advanceTimestamp(key, ts(1_000_000))).toBe(true);
-    expect(await store.advanceTimestamp(key, ts(1_000_000))).toBe(false); // the same: a replay
-    expect(await store.advanceTimestamp(key, ts(999_000))).toBe(false); // older
-    expect(await store.advanceTimestamp(key, ts(1_001_000))).toBe(true);
-    expect(await store.advanceTimestamp(newKey(), ts(1_000))).toBe(true); // per key
+    expect(await store.advanceTimestamp(pk(key), ts(1_000_000))).toBe(true);
+    expect(await store.advanceTimestamp(pk(key), ts(1_000_000))).toBe(false); // the same: a replay
+    expect(await store.advanceTimestamp(pk(key), ts(999_000))).toBe(false); // older
+    expect(await store.advanceTimestamp(pk(key), ts(1_001_000))).toBe(true);
+    expect(await store.advanceTimestamp(pk(newKey()), ts(1_000))).toBe(true); // per key
     expect(await raw.hget('st-test:timestamps', key)).toBe(Buffer.from(ts(1_001_000)).toString('hex'));
     // Of many concurrent attempts with one timestamp, exactly one wins.
-    const racers = await Promise.all(Array.from({ length: 20 }, () => store.advanceTimestamp(key, ts(1_002_000))));
+    const racers = await Promise.all(Array.from({ length: 20 }, () => store.advanceTimestamp(pk(key), ts(1_002_000))));
     expect(racers.filter(Boolean)).toHaveLength(1);
-    await expect(store.advanceTimestamp(key, new Uint8Array(11))).rejects.toThrow(RangeError);
+    await expect(store.advanceTimestamp(pk(key), new Uint8Array(11))).rejects.toThrow(RangeError);
   });
 
   it('publishes one event per mutation on <prefix>events, none for no-ops', async () => {
-    const events: StoreEvent[] = [];
+    /** As published: the key in base64. */
+    const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
     const sub = new Redis(redis.url);
     await sub.subscribe('st-test:events');
-    sub.on('message', (_channel: string, message: string) => events.push(JSON.parse(message) as StoreEvent));
+    sub.on('message', (_channel: string, message: string) => events.push(JSON.parse(message) as { op: StoreEvent['op']; publicKey: string }));
     try {
       const rec = record();
       await store.create(rec);
@@ -205,8 +208,8 @@ describe('PeerStore on a real redis-server', () => {
   });
 
   it('subscribe() delivers parsed events through its own connection', async () => {
-    const events: StoreEvent[] = [];
-    const sub = await store.subscribe((e) => events.push(e));
+    const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
+    const sub = await store.subscribe((e) => events.push({ op: e.op, publicKey: e.publicKey.toString() }));
     try {
       const rec = record();
       await store.create(rec);
@@ -254,7 +257,7 @@ describe('PeerStore when Redis goes away', () => {
     expect((await store.create(rec)).ok).toBe(true);
 
     await redis.stop();
-    for (const op of [() => store!.get(rec.publicKey), () => store!.create(record()), () => store!.list(), () => store!.update(rec.publicKey, { disabled: true }), () => store!.delete(rec.publicKey), () => store!.authorize(rec.publicKey, NOW)]) {
+    for (const op of [() => store!.get(rec.publicKey), () => store!.create(record()), () => store!.list(), () => store!.update(rec.publicKey, { disabled: true }), () => store!.delete(rec.publicKey), () => store!.authorize(pk(rec.publicKey), NOW)]) {
       await expect(op()).rejects.toBeInstanceOf(StoreUnavailableError);
     }
     expect(await store.ping()).toBe(false);
@@ -265,7 +268,7 @@ describe('PeerStore when Redis goes away', () => {
     expect(await store.get(rec.publicKey)).toBeNull();
     // Scripts are loaded again on demand (NOSCRIPT → EVAL).
     expect((await store.create(rec)).ok).toBe(true);
-    expect(await store.authorize(rec.publicKey, NOW)).toEqual({ allowed: true, record: rec });
+    expect(await store.authorize(pk(rec.publicKey), NOW)).toEqual({ allowed: true, record: rec });
   });
 
   it('a Redis that accepts but does not answer counts as unavailable (command timeout)', async () => {

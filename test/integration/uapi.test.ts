@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceError, type PeerConfig, type PeerStatus } from '../../src/install/device.js';
 import { DEFAULT_BATCH_SIZE, UapiDevice } from '../../src/install/uapi.js';
-import { formatKey } from '../../src/handshake/keys.js';
+import { formatKey, PublicKey } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { run } from '../../harness/testbed/exec.js';
 import { createNamespace, deleteNamespace } from '../../harness/testbed/netns.js';
@@ -24,6 +24,12 @@ const LISTEN_PORT = 51_990;
 
 // Any 32 bytes make a public key to wireguard-go; real X25519 would cost ~1 ms each.
 const newKey = () => formatKey(new Uint8Array(randomBytes(32)));
+/** The key spelled `text`, as the device facade takes it. */
+const pk = (text: string) => PublicKey.parse(text)!;
+
+/** A peer with its key spelled as wg show spells it. */
+type SpelledPeer = Omit<PeerStatus, 'publicKey'> & { publicKey: string };
+const spelled = (peers: PeerStatus[]): SpelledPeer[] => peers.map((p) => ({ ...p, publicKey: p.publicKey.toString() }));
 
 async function expectDeviceError(p: Promise<unknown>, code: DeviceError['code']): Promise<DeviceError> {
   const err = await p.then(
@@ -36,7 +42,7 @@ async function expectDeviceError(p: Promise<unknown>, code: DeviceError['code'])
 }
 
 /** What `wg show dump` says about a peer, in PeerStatus terms. */
-function fromDump(p: WgDumpPeer): PeerStatus {
+function fromDump(p: WgDumpPeer): SpelledPeer {
   const ep = p.endpoint === null ? undefined : /^\[?(.*?)\]?:(\d+)$/.exec(p.endpoint)!;
   return {
     publicKey: p.publicKey,
@@ -71,8 +77,8 @@ describe('UapiDevice on wireguard-go', () => {
     const dump = await wg.dump();
     expect(dev.kind).toBe('uapi');
     expect(info.name).toBe(IFNAME);
-    expect(info.publicKey).toBe(dump.publicKey);
-    expect(info.publicKey).toBe(wg.publicKey);
+    expect(info.publicKey?.toString()).toBe(dump.publicKey);
+    expect(info.publicKey?.toString()).toBe(wg.publicKey);
     expect(formatKey(info.privateKey)).toBe(dump.privateKey);
     expect(info.listenPort).toBe(LISTEN_PORT);
     expect(info.fwmark).toBe(0);
@@ -82,20 +88,20 @@ describe('UapiDevice on wireguard-go', () => {
   const a = newKey();
   const b = newKey();
   const c = newKey();
-  const psk = formatKey(generatePrivateKey());
+  const psk = generatePrivateKey();
 
   it('sets three peers and lists them as wg show dump does', async () => {
     // Endpoints stay on this namespace's loopback; the keepalive peer has no
     // endpoint, so nothing is sent and the byte counters stay put.
     const peers: PeerConfig[] = [
-      { publicKey: a, presharedKey: psk, endpoint: { address: '127.0.0.1', port: 9 }, allowedIPs: ['10.9.0.1/32', 'fd00:9::1/128'] },
-      { publicKey: b, endpoint: { address: '::1', port: 10 }, allowedIPs: ['10.9.1.0/24'] },
-      { publicKey: c, persistentKeepalive: 25 },
+      { publicKey: pk(a), presharedKey: psk, endpoint: { address: '127.0.0.1', port: 9 }, allowedIPs: ['10.9.0.1/32', 'fd00:9::1/128'] },
+      { publicKey: pk(b), endpoint: { address: '::1', port: 10 }, allowedIPs: ['10.9.1.0/24'] },
+      { publicKey: pk(c), persistentKeepalive: 25 },
     ];
     await dev.setPeers(peers);
     // wireguard-go lists peers in map order, which differs between calls.
     const byPublicKey = (x: { publicKey: string }, y: { publicKey: string }) => x.publicKey.localeCompare(y.publicKey);
-    const listed = (await dev.listPeers()).sort(byPublicKey);
+    const listed = spelled(await dev.listPeers()).sort(byPublicKey);
     const dumped = (await wg.dump()).peers.map(fromDump).sort(byPublicKey);
     expect(listed).toEqual(dumped);
     const byKey = new Map(listed.map((p) => [p.publicKey, p]));
@@ -118,8 +124,8 @@ describe('UapiDevice on wireguard-go', () => {
   it('updateOnly changes an existing peer and never creates one', async () => {
     const absent = newKey();
     await dev.setPeers([
-      { publicKey: absent, updateOnly: true, allowedIPs: ['10.9.2.1/32'] },
-      { publicKey: c, updateOnly: true, allowedIPs: ['10.9.3.1/32'] },
+      { publicKey: pk(absent), updateOnly: true, allowedIPs: ['10.9.2.1/32'] },
+      { publicKey: pk(c), updateOnly: true, allowedIPs: ['10.9.3.1/32'] },
     ]);
     const keys = (await wg.dump()).peers;
     expect(keys.map((p) => p.publicKey)).not.toContain(absent);
@@ -127,46 +133,46 @@ describe('UapiDevice on wireguard-go', () => {
   });
 
   it('adds allowed IPs by default and replaces them with replaceAllowedIPs', async () => {
-    await dev.setPeers([{ publicKey: b, allowedIPs: ['10.9.4.0/24'] }]);
-    let peer = (await dev.listPeers()).find((p) => p.publicKey === b)!;
+    await dev.setPeers([{ publicKey: pk(b), allowedIPs: ['10.9.4.0/24'] }]);
+    let peer = spelled(await dev.listPeers()).find((p) => p.publicKey === b)!;
     expect(peer.allowedIPs.sort()).toEqual(['10.9.1.0/24', '10.9.4.0/24']);
-    await dev.setPeers([{ publicKey: b, replaceAllowedIPs: true, allowedIPs: ['10.9.5.0/24'] }]);
-    peer = (await dev.listPeers()).find((p) => p.publicKey === b)!;
+    await dev.setPeers([{ publicKey: pk(b), replaceAllowedIPs: true, allowedIPs: ['10.9.5.0/24'] }]);
+    peer = spelled(await dev.listPeers()).find((p) => p.publicKey === b)!;
     expect(peer.allowedIPs).toEqual(['10.9.5.0/24']);
     expect((await wg.dump()).peers.find((p) => p.publicKey === b)!.allowedIPs).toEqual(['10.9.5.0/24']);
   });
 
   it('removes peers, ignoring absent keys', async () => {
-    await dev.removePeers([a, c, newKey()]);
-    expect((await dev.listPeers()).map((p) => p.publicKey)).toEqual([b]);
+    await dev.removePeers([a, c, newKey()].map(pk));
+    expect((await dev.listPeers()).map((p) => p.publicKey.toString())).toEqual([b]);
     expect((await wg.dump()).peers.map((p) => p.publicKey)).toEqual([b]);
-    await dev.removePeers([b]);
+    await dev.removePeers([pk(b)]);
     expect(await dev.listPeers()).toEqual([]);
   });
 
   it('runs calls in order, one at a time', async () => {
     const k = newKey();
-    const set = dev.setPeers([{ publicKey: k }]);
+    const set = dev.setPeers([{ publicKey: pk(k) }]);
     const during = dev.listPeers();
-    const removed = dev.removePeers([k]);
+    const removed = dev.removePeers([pk(k)]);
     const after = dev.listPeers();
     await Promise.all([set, removed]);
-    expect((await during).map((p) => p.publicKey)).toEqual([k]);
+    expect((await during).map((p) => p.publicKey.toString())).toEqual([k]);
     expect(await after).toEqual([]);
   });
 
   it(`sets 10,000 peers in batches of ${DEFAULT_BATCH_SIZE} and lists each exactly once`, async () => {
     const N = 10_000;
     const peers: PeerConfig[] = Array.from({ length: N }, (_, i) => ({
-      publicKey: newKey(),
+      publicKey: pk(newKey()),
       allowedIPs: [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`],
     }));
     await dev.setPeers(peers);
     const listed = await dev.listPeers();
     expect(listed).toHaveLength(N);
-    const want = new Map(peers.map((p) => [p.publicKey, p.allowedIPs]));
+    const want = new Map(peers.map((p) => [p.publicKey.toString(), p.allowedIPs]));
     const seen = new Set<string>();
-    for (const p of listed) {
+    for (const p of spelled(listed)) {
       expect(seen.has(p.publicKey)).toBe(false);
       seen.add(p.publicKey);
       expect(p.allowedIPs).toEqual(want.get(p.publicKey));
@@ -180,17 +186,17 @@ describe('UapiDevice on wireguard-go', () => {
   it('applies every batch when the batch size is small', async () => {
     const small = await UapiDevice.open(IFNAME, { batchSize: 2 });
     const keys = [newKey(), newKey(), newKey(), newKey(), newKey()];
-    await small.setPeers(keys.map((publicKey) => ({ publicKey })));
-    expect((await small.listPeers()).map((p) => p.publicKey).sort()).toEqual([...keys].sort());
-    await small.removePeers(keys);
+    await small.setPeers(keys.map((k) => ({ publicKey: pk(k) })));
+    expect((await small.listPeers()).map((p) => p.publicKey.toString()).sort()).toEqual([...keys].sort());
+    await small.removePeers(keys.map(pk));
     expect(await small.listPeers()).toEqual([]);
     await small.close();
   });
 
   it('refuses invalid input before sending anything', async () => {
     const k = newKey();
-    await expect(dev.setPeers([{ publicKey: k }, { publicKey: 'not a key' }])).rejects.toThrow(/not a valid/);
-    await expect(dev.setPeers([{ publicKey: k, allowedIPs: ['10.0.0.1/32\nremove=true'] }])).rejects.toThrow(/not a CIDR/);
+    await expect(dev.setPeers([{ publicKey: pk(k) }, { publicKey: 'not a key' as unknown as PublicKey }])).rejects.toThrow(/not a valid/);
+    await expect(dev.setPeers([{ publicKey: pk(k), allowedIPs: ['10.0.0.1/32\nremove=true'] }])).rejects.toThrow(/not a CIDR/);
     expect(await dev.listPeers()).toEqual([]);
   });
 
@@ -288,7 +294,7 @@ describe('UapiDevice errors', () => {
   it('rejected with the errno for a non-zero errno', async () => {
     await scripted('rej', () => 'errno=-22\n\n');
     const d = await UapiDevice.open('rej', { socketDir: dir });
-    const err = await expectDeviceError(d.setPeers([{ publicKey: newKey() }]), 'rejected');
+    const err = await expectDeviceError(d.setPeers([{ publicKey: pk(newKey()) }]), 'rejected');
     expect(err.errno).toBe(-22);
     await expectDeviceError(d.getDevice(), 'rejected');
   });
@@ -297,7 +303,7 @@ describe('UapiDevice errors', () => {
     let n = 0;
     await scripted('rej2', () => (++n === 2 ? 'errno=-5\n\n' : 'errno=0\n\n'));
     const d = await UapiDevice.open('rej2', { socketDir: dir, batchSize: 1 });
-    const err = await expectDeviceError(d.setPeers([{ publicKey: newKey() }, { publicKey: newKey() }, { publicKey: newKey() }]), 'rejected');
+    const err = await expectDeviceError(d.setPeers([{ publicKey: pk(newKey()) }, { publicKey: pk(newKey()) }, { publicKey: pk(newKey()) }]), 'rejected');
     expect(err.message).toContain('batch 2 of 3');
     expect(n).toBe(2);
   });
@@ -326,7 +332,7 @@ describe('UapiDevice errors', () => {
     await expectDeviceError(d.getDevice(), 'protocol');
     await scripted('garbage2', () => 'hello\n\n');
     const d2 = await UapiDevice.open('garbage2', { socketDir: dir });
-    await expectDeviceError(d2.setPeers([{ publicKey: newKey() }]), 'protocol');
+    await expectDeviceError(d2.setPeers([{ publicKey: pk(newKey()) }]), 'protocol');
   });
 
   it('refuses interface names that are not names', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createResponder } from '../../harness/noise/responder.js';
+import { PublicKey } from '../../src/handshake/keys.js';
 import { buildMessage, type Vector } from '../vectors/generate-handshake-vectors.js';
 
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('../vectors/handshake-initiations.json', import.meta.url), 'utf8'));
@@ -9,7 +10,7 @@ const captured: { source: string; responderPrivateKey: string; initiatorPublicKe
 );
 
 function expectedOf(v: Vector) {
-  return v.expected.ok ? { ...v.expected, timestamp: new Uint8Array(Buffer.from(v.expected.timestamp, 'hex')) } : v.expected;
+  return v.expected.ok ? { ...v.expected, initiatorKey: PublicKey.parse(v.expected.initiatorKey), timestamp: new Uint8Array(Buffer.from(v.expected.timestamp, 'hex')) } : v.expected;
 }
 
 describe('committed handshake vectors', () => {
@@ -34,7 +35,7 @@ describe('committed handshake vectors', () => {
     const message = Buffer.from(captured.message, 'hex');
     for (const backend of ['node', 'noble'] as const) {
       const responder = createResponder(Buffer.from(captured.responderPrivateKey, 'hex'), { crypto: backend });
-      expect(responder.verify(message)).toMatchObject({ ok: true, initiatorKey: captured.initiatorPublicKey });
+      expect(responder.verify(message)).toMatchObject({ ok: true, initiatorKey: PublicKey.parse(captured.initiatorPublicKey) });
     }
   });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
+import { testKey } from '../support/keys.js';
 
 describe('InstalledPeers', () => {
   it('keeps its count by state equal to a walk of the table, whatever comes, goes or confirms', () => {
@@ -14,9 +15,9 @@ describe('InstalledPeers', () => {
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         const t = new InstalledPeers();
         for (const o of ops) {
-          if (o.op === 'add') t.add(o.key, 0, null, o.state);
-          else if (o.op === 'confirm') t.confirm(o.key);
-          else t.delete(o.key);
+          if (o.op === 'add') t.add(testKey(o.key), 0, null, o.state);
+          else if (o.op === 'confirm') t.confirm(testKey(o.key));
+          else t.delete(testKey(o.key));
           const walked = [...t.values()].filter((p) => p.state === 'provisional').length;
           expect(t.byState()).toEqual({ provisional: walked, confirmed: t.size - walked });
         }

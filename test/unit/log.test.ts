@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { formatKey, PublicKey } from '../../src/handshake/keys.js';
 import { createLogger, LINE_BUDGET_WINDOW_MS, LineBudget } from '../../src/telemetry/log.js';
 
 describe('LineBudget', () => {
@@ -40,5 +41,14 @@ describe('createLogger', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toMatch(/PSK|TOKEN|PRIV/);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'info', component: 'api', presharedKey: '[redacted]' });
+  });
+
+  it('spells a PublicKey as wg does, at the top of a line and deep in one (where redaction copies the object)', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => lines.push(l) });
+    const bytes = new Uint8Array(32).fill(0xfb);
+    const key = PublicKey.fromBytes(bytes);
+    log.info({ publicKey: key, removal: { publicKey: key }, batch: { first: { publicKey: key } } }, 'x');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ publicKey: formatKey(bytes), removal: { publicKey: formatKey(bytes) }, batch: { first: { publicKey: formatKey(bytes) } } });
   });
 });

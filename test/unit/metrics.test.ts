@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CAPTURE_STAT_NAMES, type CaptureStats } from '../../src/capture/addon.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { createMetrics, XDP_DROP_REASONS } from '../../src/telemetry/metrics.js';
+import { testKey } from '../support/keys.js';
 
 /** `name{labels} value` lines of the text format, as a map. */
 async function scrape(metrics: ReturnType<typeof createMetrics>): Promise<Map<string, number>> {
@@ -69,15 +70,15 @@ describe('metrics', () => {
     const metrics = createMetrics({ processMetrics: false });
     const installed = new InstalledPeers();
     metrics.observe({ installedPeers: () => installed.byState(), intakeQueued: () => 3 });
-    installed.add('a', 0, null);
-    installed.add('b', 0, null, 'confirmed');
-    installed.add('c', 0, null);
+    installed.add(testKey('a'), 0, null);
+    installed.add(testKey('b'), 0, null, 'confirmed');
+    installed.add(testKey('c'), 0, null);
     let m = await scrape(metrics);
     expect(m.get('wgjit_installed_peers{state="provisional"}')).toBe(2);
     expect(m.get('wgjit_installed_peers{state="confirmed"}')).toBe(1);
     expect(m.get('wgjit_intake_queued')).toBe(3);
-    installed.confirm('a');
-    installed.delete('c');
+    installed.confirm(testKey('a'));
+    installed.delete(testKey('c'));
     m = await scrape(metrics);
     expect(m.get('wgjit_installed_peers{state="provisional"}')).toBe(0);
     expect(m.get('wgjit_installed_peers{state="confirmed"}')).toBe(2);

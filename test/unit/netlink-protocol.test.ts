@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatIPv6 } from '../../src/net/cidr.js';
 import type { PeerStatus } from '../../src/install/device.js';
-import { formatKey } from '../../src/handshake/keys.js';
+import { PublicKey } from '../../src/handshake/keys.js';
 import {
   AF_INET,
   AF_INET6,
@@ -63,12 +63,15 @@ import {
 } from '../../src/install/netlink-protocol.js';
 
 const FAMILY = 0x1d;
-const key = (b: number) => formatKey(new Uint8Array(32).fill(b));
+const key = (b: number) => PublicKey.fromBytes(new Uint8Array(32).fill(b));
+const psk = (b: number) => new Uint8Array(32).fill(b);
+/** What a caller that is not a type checker might pass. */
+const untyped = <T>(v: unknown) => v as T;
 const keyN = (n: number) => {
   const k = new Uint8Array(32);
   new DataView(k.buffer).setUint32(0, n);
   k[31] = 1;
-  return formatKey(k);
+  return PublicKey.fromBytes(k);
 };
 
 /** A test-side attribute encoder, independent of the one under test. */
@@ -101,13 +104,13 @@ const done = (seq: number, status = 0) => nlmsg(NLMSG_DONE, NLM_F_MULTI, seq, u3
 const ack = (seq: number, error = 0) => nlmsg(NLMSG_ERROR, 0, seq, Buffer.concat([u32(error >>> 0), Buffer.alloc(NLMSG_HDRLEN)]));
 
 /** Reads a set request back: flags and allowed IPs per peer part, in order. */
-function peerParts(request: Buffer): { publicKey: string; flags: number; allowedIPs: number; attrs: number[] }[] {
+function peerParts(request: Buffer): { publicKey: PublicKey; flags: number; allowedIPs: number; attrs: number[] }[] {
   const [m] = splitMessages([request]);
   const peers = parseAttrs(m!.payload.subarray(GENL_HDRLEN)).find((a) => a.type === WGDEVICE_A_PEERS)!;
   return parseAttrs(peers.data).map((p) => {
     const attrs = parseAttrs(p.data);
     return {
-      publicKey: formatKey(attrs.find((a) => a.type === WGPEER_A_PUBLIC_KEY)!.data),
+      publicKey: PublicKey.fromBytes(attrs.find((a) => a.type === WGPEER_A_PUBLIC_KEY)!.data),
       flags: attrs.find((a) => a.type === WGPEER_A_FLAGS)!.data.readUInt32LE(0),
       allowedIPs: parseAttrs(attrs.find((a) => a.type === WGPEER_A_ALLOWEDIPS)?.data ?? Buffer.alloc(0)).length,
       attrs: attrs.map((a) => a.type),
@@ -138,7 +141,7 @@ describe('netlink requests', () => {
 
   it('a full peer carries every field it was given, in kernel units', () => {
     const [request] = setPeersRequests(FAMILY, 'wg0', [
-      { publicKey: key(1), presharedKey: key(2), endpoint: { address: '192.0.2.1', port: 51820 }, persistentKeepalive: 25, allowedIPs: ['10.0.0.2/32', 'fd00::/64'], replaceAllowedIPs: true },
+      { publicKey: key(1), presharedKey: psk(2), endpoint: { address: '192.0.2.1', port: 51820 }, persistentKeepalive: 25, allowedIPs: ['10.0.0.2/32', 'fd00::/64'], replaceAllowedIPs: true },
     ]);
     const [m] = splitMessages([request!]);
     expect(m!.payload[0]).toBe(WG_CMD_SET_DEVICE);
@@ -187,12 +190,12 @@ describe('netlink requests', () => {
     const allowedIPs = Array.from({ length: 300 }, (_, i) => `10.1.${i >> 8}.${i & 255}/32`).concat(Array.from({ length: 50 }, (_, i) => `fd00::${(i + 1).toString(16)}/128`));
     const peers = [
       { publicKey: key(1), allowedIPs: ['10.9.0.1/32'] },
-      { publicKey: key(2), presharedKey: key(9), allowedIPs, replaceAllowedIPs: true },
+      { publicKey: key(2), presharedKey: psk(9), allowedIPs, replaceAllowedIPs: true },
       { publicKey: key(3), allowedIPs: ['10.9.0.3/32'] },
     ];
     const requests = setPeersRequests(FAMILY, 'wg0', peers, MIN_MESSAGE_BYTES);
     for (const r of requests) expect(r.length).toBeLessThanOrEqual(MIN_MESSAGE_BYTES);
-    const parts = requests.flatMap(peerParts).filter((p) => p.publicKey === key(2));
+    const parts = requests.flatMap(peerParts).filter((p) => p.publicKey.equals(key(2)));
     expect(parts.length).toBeGreaterThan(10);
     expect(parts[0]!.flags).toBe(WGPEER_F_REPLACE_ALLOWEDIPS);
     expect(parts[0]!.attrs).toContain(WGPEER_A_PRESHARED_KEY);
@@ -216,8 +219,8 @@ describe('netlink requests', () => {
 
   it('refuses bad input before building anything', () => {
     const bad: [string, () => unknown][] = [
-      ['public key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: 'nope' }])],
-      ['preshared key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), presharedKey: 'x'.repeat(44) }])],
+      ['public key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: untyped<PublicKey>('nope') }])],
+      ['preshared key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), presharedKey: untyped<Uint8Array>('x'.repeat(44)) }])],
       ['allowed IP', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: ['10.0.0.1/33'] }])],
       ['host bits', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: ['10.0.0.1/24'] }])],
       ['endpoint', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: 'example.com', port: 1 } }])],
@@ -227,7 +230,7 @@ describe('netlink requests', () => {
       ['interface', () => setPeersRequests(FAMILY, 'wg0/../x', [])],
       ['long interface', () => getDeviceRequest(FAMILY, 'a'.repeat(16), 1)],
       ['message size', () => setPeersRequests(FAMILY, 'wg0', [], MIN_MESSAGE_BYTES - 1)],
-      ['removal key', () => removePeersRequests(FAMILY, 'wg0', [key(1), 'bad'])],
+      ['removal key', () => removePeersRequests(FAMILY, 'wg0', [key(1), untyped<PublicKey>('bad')])],
     ];
     for (const [what, build] of bad) expect(build, what).toThrow(NetlinkRequestError);
   });
@@ -383,7 +386,7 @@ describe('netlink replies', () => {
   }
   const addressOf = (v6: boolean, addr: Uint8Array) => (v6 ? formatIPv6(BigInt(`0x${Buffer.from(addr).toString('hex')}`)) : Array.from(addr).join('.'));
   const expectedPeer = (p: KernelPeer): PeerStatus => ({
-    publicKey: formatKey(p.key),
+    publicKey: PublicKey.fromBytes(p.key),
     ...(p.endpoint === null ? {} : { endpoint: { address: addressOf(p.endpoint.v6, p.endpoint.addr), port: p.endpoint.port } }),
     allowedIPs: p.allowed.map((a) => `${addressOf(a.v6, a.addr)}/${a.mask}`),
     persistentKeepalive: p.keepalive,

@@ -16,8 +16,11 @@ import { createMetrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { RefusalCache } from '../../src/authorize/refusals.js';
+import { testKey } from '../support/keys.js';
 
-const KEY = 'x'.repeat(43) + '=';
+const KEY = testKey('client');
+/** The key as the store and the log lines spell it. */
+const KEY_TEXT = KEY.toString();
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
 
 /* An address from its text (test input is written as people write addresses). */
@@ -69,17 +72,17 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
       },
     },
     authorize: async (key) => {
-      lookups.push(key);
+      lookups.push(key.toString());
       await storeGate;
-      const a = opts.admission ?? { allowed: true, record: { publicKey: key, allowedIPs: ['10.0.0.2/32'] } };
+      const a = opts.admission ?? { allowed: true, record: { publicKey: key.toString(), allowedIPs: ['10.0.0.2/32'] } };
       if (a instanceof Error) throw a;
       return a;
     },
     advanceTimestamp: async (key, timestamp) => {
       if (opts.timestampStoreFails) throw new Error('connection refused');
       const hex = Buffer.from(timestamp).toString('hex');
-      if ((kept.get(key) ?? '') >= hex) return false;
-      kept.set(key, hex);
+      if ((kept.get(key.toString()) ?? '') >= hex) return false;
+      kept.set(key.toString(), hex);
       return true;
     },
     now: () => clock,
@@ -132,7 +135,7 @@ describe('Pipeline', () => {
     const t = setup();
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('installed');
-    expect(t.installs).toEqual([[{ publicKey: KEY, allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, presharedKey: 'A'.repeat(43) + '=', persistentKeepalive: 0 }]]);
+    expect(t.installs).toEqual([[{ publicKey: KEY, allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, presharedKey: new Uint8Array(32), persistentKeepalive: 0 }]]);
     expect(t.replays).toHaveLength(1);
     expect(t.installed.get(KEY)?.state).toBe('provisional');
     expect(await t.stats()).toMatchObject({ initiations_seen: 1, initiations_verified: 1, installs: 1, replays: 1 });
@@ -150,11 +153,11 @@ describe('Pipeline', () => {
     const t = setup({ admission: { allowed: false, reason: 'disabled' } });
     t.releaseStore();
     await t.pipeline.handle(event());
-    expect(t.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'disabled', publicKey: KEY, src: '192.0.2.7:40000' }]);
+    expect(t.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'disabled', publicKey: KEY_TEXT, src: '192.0.2.7:40000' }]);
     const installed = setup();
     installed.releaseStore();
     await installed.pipeline.handle(event());
-    expect(installed.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'installed', publicKey: KEY }]);
+    expect(installed.lines.filter((l) => l['msg'] === 'admission')).toMatchObject([{ level: 30, decision: 'installed', publicKey: KEY_TEXT }]);
     const rejected = setup({ verdict: { ok: false, reason: 'mac1' } });
     await rejected.pipeline.handle(event());
     expect(rejected.lines).toMatchObject([{ level: 20, decision: 'rejected_mac1', msg: 'admission' }]);
@@ -162,7 +165,7 @@ describe('Pipeline', () => {
     // An installed peer's rekey: the device answers it, nothing was decided.
     installed.next();
     expect(await installed.pipeline.handle(event())).toBe('already_installed');
-    expect(installed.lines.filter((l) => l['msg'] === 'admission').at(-1)).toMatchObject({ level: 20, decision: 'already_installed', publicKey: KEY });
+    expect(installed.lines.filter((l) => l['msg'] === 'admission').at(-1)).toMatchObject({ level: 20, decision: 'already_installed', publicKey: KEY_TEXT });
   });
 
   it('logs a store failure at warn with the error, and an install failure at error', async () => {
@@ -227,7 +230,7 @@ describe('Pipeline', () => {
     expect(await first).toBe('installed');
     expect(await burst).toEqual(['too_soon', 'too_soon']);
     expect(await later).toBe('in_flight');
-    expect(t.lookups).toEqual([KEY]);
+    expect(t.lookups).toEqual([KEY_TEXT]);
     expect(t.installs).toHaveLength(1);
     t.next();
     expect(await t.pipeline.handle(event())).toBe('already_installed');
@@ -304,7 +307,7 @@ describe('Pipeline', () => {
     const rekey = Buffer.from(tai64nFromUnixMs(t.next())).toString('hex'); // a rekey during the session, answered by the device itself
     expect(await t.pipeline.handle(event())).toBe('already_installed');
     await new Promise((r) => setImmediate(r));
-    expect(t.kept.get(KEY)).toBe(rekey);
+    expect(t.kept.get(KEY_TEXT)).toBe(rekey);
     t.installed.delete(KEY);
     t.tick();
     expect(await t.restart().handle(event())).toBe('replayed');

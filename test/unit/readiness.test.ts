@@ -4,6 +4,7 @@ import type { CaptureHealth } from '../../src/capture/addon.js';
 import { captureCheck, deviceCheck, DeviceLiveness, Readiness, RING_DRAIN_BOUND_MS, type RingWatch } from '../../src/daemon/readiness.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../../src/install/device.js';
 import { DEVICE_READ_FRESH_MS, SWEEP_INTERVAL_MS } from '../../src/lifecycle/timings.js';
+import type { PublicKey } from '../../src/handshake/keys.js';
 
 const FRESH = DEVICE_READ_FRESH_MS;
 
@@ -81,10 +82,10 @@ class MemoryDevice implements WireGuardDevice {
   hold = false;
 
   async getDevice(): Promise<DeviceInfo> {
-    return { name: this.name, publicKey: '', privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
+    return { name: this.name, publicKey: null, privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
   }
   async setPeers(_peers: readonly PeerConfig[]): Promise<void> {}
-  async removePeers(_keys: readonly string[]): Promise<void> {}
+  async removePeers(_keys: readonly PublicKey[]): Promise<void> {}
   async listPeers(): Promise<PeerStatus[]> {
     this.reads++;
     if (this.hold) await new Promise<void>((resolve) => this.pending.push(resolve));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MIN_INITIATION_INTERVAL_MS, RecentKeys } from '../../src/authorize/recent-keys.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
+import { testKey } from '../support/keys.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 
@@ -13,62 +14,62 @@ function keys(capacity = 4) {
 describe('RecentKeys', () => {
   it('considers one initiation per key per interval, keys apart', () => {
     const { recent, tick } = keys();
-    expect(recent.consider('a', tai64nFromUnixMs(T0))).toBe('considered');
-    expect(recent.consider('b', tai64nFromUnixMs(T0))).toBe('considered');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0))).toBe('considered');
+    expect(recent.consider(testKey('b'), tai64nFromUnixMs(T0))).toBe('considered');
     tick(MIN_INITIATION_INTERVAL_MS - 1);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('too_soon');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('too_soon');
     tick(1);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('considered');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('considered');
   });
 
   it('refuses a timestamp not greater than the greatest considered, at any time, without taking the slot', () => {
     const { recent, tick } = keys();
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('considered');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('considered');
     tick(60_000);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('replayed');
-    expect(recent.consider('a', tai64nFromUnixMs(T0))).toBe('replayed');
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 200))).toBe('considered');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('replayed');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0))).toBe('replayed');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 200))).toBe('considered');
   });
 
   it('does not remember the timestamp of an initiation it did not consider', () => {
     const { recent, tick } = keys();
-    recent.consider('a', tai64nFromUnixMs(T0));
+    recent.consider(testKey('a'), tai64nFromUnixMs(T0));
     tick(5);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 500))).toBe('too_soon');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 500))).toBe('too_soon');
     tick(20);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('considered');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('considered');
   });
 
   it('copies the timestamp: a caller reusing its buffer cannot change what is kept', () => {
     const { recent, tick } = keys();
     const buf = tai64nFromUnixMs(T0 + 100);
-    recent.consider('a', buf);
+    recent.consider(testKey('a'), buf);
     buf.fill(0);
     tick(25);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 50))).toBe('replayed');
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 50))).toBe('replayed');
   });
 
   it('allows a look-ahead lookup only for keys with nothing considered lately, once per interval', () => {
     const { recent, tick } = keys();
-    expect(recent.lookAhead('a')).toBe(true);
-    expect(recent.lookAhead('a')).toBe(false);
+    expect(recent.lookAhead(testKey('a'))).toBe(true);
+    expect(recent.lookAhead(testKey('a'))).toBe(false);
     tick(MIN_INITIATION_INTERVAL_MS);
-    expect(recent.lookAhead('a')).toBe(true);
-    recent.consider('a', tai64nFromUnixMs(T0));
+    expect(recent.lookAhead(testKey('a'))).toBe(true);
+    recent.consider(testKey('a'), tai64nFromUnixMs(T0));
     tick(60_000);
-    expect(recent.lookAhead('a')).toBe(false); // seen: resend or replay, the lookup waits for the timestamp
-    expect(recent.lookAhead('b')).toBe(true);
+    expect(recent.lookAhead(testKey('a'))).toBe(false); // seen: resend or replay, the lookup waits for the timestamp
+    expect(recent.lookAhead(testKey('b'))).toBe(true);
   });
 
   it('is bounded: the least recently touched key is forgotten first', () => {
     const { recent, tick } = keys(3);
-    for (const k of ['a', 'b', 'c']) recent.consider(k, tai64nFromUnixMs(T0));
+    for (const k of ['a', 'b', 'c']) recent.consider(testKey(k), tai64nFromUnixMs(T0));
     tick(25);
-    expect(recent.consider('a', tai64nFromUnixMs(T0 + 100))).toBe('considered'); // touched: now the most recent
-    expect(recent.lookAhead('d')).toBe(true); // a fourth key: b goes
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('considered'); // touched: now the most recent
+    expect(recent.lookAhead(testKey('d'))).toBe(true); // a fourth key: b goes
     expect(recent.size).toBe(3);
-    expect(recent.consider('c', tai64nFromUnixMs(T0))).toBe('replayed'); // remembered
-    expect(recent.consider('b', tai64nFromUnixMs(T0))).toBe('considered'); // forgotten
+    expect(recent.consider(testKey('c'), tai64nFromUnixMs(T0))).toBe('replayed'); // remembered
+    expect(recent.consider(testKey('b'), tai64nFromUnixMs(T0))).toBe('considered'); // forgotten
   });
 
   it('rejects a capacity that is not a positive integer', () => {

@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { AdmissionResult, PeerRecord } from '../../src/authorize/peer.js';
+import { PublicKey } from '../../src/handshake/keys.js';
 import type { PeerStatus } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { planReconcile } from '../../src/lifecycle/reconcile.js';
+import { testKey } from '../support/keys.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12);
-const key = (c: string) => c.repeat(43) + '=';
+/** A key as the store spells it, and as a value (the device's, the table's). */
+const key = (c: string) => testKey(c).toString();
+const pk = (c: string) => testKey(c);
 
 function status(k: string, o: Partial<PeerStatus> = {}): PeerStatus {
-  return { publicKey: k, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false, ...o };
+  return { publicKey: PublicKey.parse(k)!, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false, ...o };
 }
 
 function allowed(k: string, o: Partial<PeerRecord> = {}): AdmissionResult {
@@ -19,16 +23,16 @@ describe('planReconcile', () => {
   it('removes what the store refuses, with the reason, and leaves keys it could not answer for', () => {
     const device = [status(key('a')), status(key('b')), status(key('c')), status(key('d'))];
     const admissions = new Map<string, AdmissionResult>([
-      [key('a'), { allowed: false, reason: 'unknown' }],
-      [key('b'), { allowed: false, reason: 'disabled' }],
-      [key('c'), { allowed: false, reason: 'expired' }],
+      [pk('a').id, { allowed: false, reason: 'unknown' }],
+      [pk('b').id, { allowed: false, reason: 'disabled' }],
+      [pk('c').id, { allowed: false, reason: 'expired' }],
       // d: corrupt in the store, no answer
     ]);
     const plan = planReconcile(device, admissions, new InstalledPeers(), T0);
     expect(plan.remove).toEqual([
-      { publicKey: key('a'), reason: 'unknown' },
-      { publicKey: key('b'), reason: 'disabled' },
-      { publicKey: key('c'), reason: 'expired' },
+      { publicKey: pk('a'), reason: 'unknown' },
+      { publicKey: pk('b'), reason: 'disabled' },
+      { publicKey: pk('c'), reason: 'expired' },
     ]);
     expect(plan.adopt).toEqual([]);
     expect(plan.update).toEqual([]);
@@ -42,33 +46,33 @@ describe('planReconcile', () => {
       status(key('d')), // the record has a preshared key: its value cannot be compared
     ];
     const admissions = new Map([
-      [key('a'), allowed(key('a'))],
-      [key('b'), allowed(key('b'))],
-      [key('c'), allowed(key('c'))],
-      [key('d'), allowed(key('d'), { presharedKey: 'P'.repeat(43) + '=' })],
+      [pk('a').id, allowed(key('a'))],
+      [pk('b').id, allowed(key('b'))],
+      [pk('c').id, allowed(key('c'))],
+      [pk('d').id, allowed(key('d'), { presharedKey: testKey('psk').toString() })],
     ]);
     const plan = planReconcile(device, admissions, new InstalledPeers(), T0);
-    expect(plan.adopt.map((a) => a.status.publicKey)).toEqual([key('a'), key('b'), key('c'), key('d')]);
+    expect(plan.adopt.map((a) => a.status.publicKey.toString())).toEqual([key('a'), key('b'), key('c'), key('d')]);
     expect(plan.adopt.every((a) => a.version === 'v1')).toBe(true);
-    expect(plan.update.map((u) => u.config.publicKey)).toEqual([key('b'), key('c'), key('d')]);
+    expect(plan.update.map((u) => u.config.publicKey.toString())).toEqual([key('b'), key('c'), key('d')]);
     expect(plan.update[0]!.config).toMatchObject({ allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, updateOnly: true });
     expect(plan.remove).toEqual([]);
   });
 
   it('rewrites an installed peer when the store holds a newer version of its record (a lost change event)', () => {
     const installed = new InstalledPeers();
-    installed.add(key('a'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
-    installed.add(key('b'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
-    const plan = planReconcile([status(key('a')), status(key('b'))], new Map([[key('a'), allowed(key('a'), { updatedAt: 'v2' })], [key('b'), allowed(key('b'))]]), installed, T0);
-    expect(plan.update.map((u) => [u.config.publicKey, u.version])).toEqual([[key('a'), 'v2']]);
+    installed.add(pk('a'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
+    installed.add(pk('b'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
+    const plan = planReconcile([status(key('a')), status(key('b'))], new Map([[pk('a').id, allowed(key('a'), { updatedAt: 'v2' })], [pk('b').id, allowed(key('b'))]]), installed, T0);
+    expect(plan.update.map((u) => [u.config.publicKey.toString(), u.version])).toEqual([[key('a'), 'v2']]);
     expect(plan.adopt).toEqual([]);
   });
 
   it('forgets installed peers the device lost, but not one installed after the read began', () => {
     const installed = new InstalledPeers();
-    installed.add(key('a'), T0 - 1, null);
-    installed.add(key('b'), T0 + 1, null); // installed while the device was being read
+    installed.add(pk('a'), T0 - 1, null);
+    installed.add(pk('b'), T0 + 1, null); // installed while the device was being read
     const plan = planReconcile([], new Map(), installed, T0);
-    expect(plan.forget).toEqual([key('a')]);
+    expect(plan.forget.map(String)).toEqual([key('a')]);
   });
 });

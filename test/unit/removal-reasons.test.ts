@@ -15,22 +15,26 @@ import { Reconciler } from '../../src/lifecycle/reconciler.js';
 import { StoreSync } from '../../src/lifecycle/store-sync.js';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
+import { PublicKey } from '../../src/handshake/keys.js';
+import { testKey } from '../support/keys.js';
 
-const key = (c: string) => c.repeat(43) + '=';
+/** A key as the store and the log lines spell it. */
+const key = (c: string) => testKey(c).toString();
 
 class MemoryDevice implements WireGuardDevice {
   readonly kind = 'uapi' as const;
   readonly name = 'wg0';
+  /** The keys held, in base64. */
   readonly peers = new Set<string>();
   async getDevice(): Promise<DeviceInfo> {
-    return { name: this.name, publicKey: '', privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
+    return { name: this.name, publicKey: null, privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
   }
   async setPeers(_peers: readonly PeerConfig[]): Promise<void> {}
-  async removePeers(keys: readonly string[]): Promise<void> {
-    for (const k of keys) this.peers.delete(k);
+  async removePeers(keys: readonly PublicKey[]): Promise<void> {
+    for (const k of keys) this.peers.delete(k.toString());
   }
   async listPeers(): Promise<PeerStatus[]> {
-    return [...this.peers].map((publicKey) => ({ publicKey, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false }));
+    return [...this.peers].map((text) => ({ publicKey: PublicKey.parse(text)!, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false }));
   }
   async close(): Promise<void> {}
 }
@@ -55,7 +59,7 @@ function setup() {
   const installed = new InstalledPeers();
   for (const c of 'abcde') {
     device.peers.add(key(c));
-    installed.add(key(c), 0, null, 'confirmed').recordVersion = 'v1';
+    installed.add(testKey(c), 0, null, 'confirmed').recordVersion = 'v1';
   }
   return { device, installed, metrics: createMetrics({ processMetrics: false }), log: pino({ level: 'silent' }) };
 }
@@ -74,7 +78,7 @@ describe('removal reasons', () => {
       installed,
       metrics,
       log,
-      store: { authorizeMany: async (keys) => new Map(keys.map((k) => [k, verdict(k)])) },
+      store: { authorizeMany: async (keys) => new Map(keys.map((k) => [k.id, verdict(k.toString())])) },
     });
     expect(await reconciler.reconcile()).toMatchObject({ removed: 4 });
     expect([...device.peers]).toEqual([key('e')]);
@@ -109,12 +113,12 @@ describe('removal reasons', () => {
           publish = onEvent;
           return { close: async () => {} };
         },
-        authorize: async (k) => verdict(k),
+        authorize: async (k) => verdict(k.toString()),
       },
     });
     await sync.start();
-    publish({ op: 'upsert', publicKey: key('b') }); // disabled
-    publish({ op: 'upsert', publicKey: key('c') }); // expiresAt moved into the past
+    publish({ op: 'upsert', publicKey: testKey('b') }); // disabled
+    publish({ op: 'upsert', publicKey: testKey('c') }); // expiresAt moved into the past
     await sync.close(); // waits for the changes under way
     expect(reported).toEqual([
       [key('b'), 'revoked'],

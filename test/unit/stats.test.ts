@@ -7,6 +7,7 @@ import { CAPTURE_STAT_NAMES, type CaptureStats } from '../../src/capture/addon.j
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
+import { testKey } from '../support/keys.js';
 
 function xdpStats(values: Partial<Record<(typeof CAPTURE_STAT_NAMES)[number], bigint>> = {}): CaptureStats {
   return Object.fromEntries(CAPTURE_STAT_NAMES.map((n) => [n, values[n] ?? 0n])) as CaptureStats;
@@ -16,8 +17,8 @@ describe('gatewayStats', () => {
   it('serves every count under its flat name, from the counters Prometheus scrapes', async () => {
     const metrics = createMetrics({ processMetrics: false });
     const installed = new InstalledPeers();
-    installed.add('a', 0, null);
-    installed.add('b', 0, null, 'confirmed');
+    installed.add(testKey('a'), 0, null);
+    installed.add(testKey('b'), 0, null, 'confirmed');
     metrics.observe({ xdpStats: () => xdpStats({ captured: 9n, ringbuf_full: 2n, rate_limited: 1n }), badRecords: () => 1, installedPeers: () => installed.byState(), intakeQueued: () => 3 });
 
     metrics.initiations.inc({ result: 'installed', verified: 'true' }, 2);

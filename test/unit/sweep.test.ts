@@ -3,11 +3,12 @@ import { describe, expect, it } from 'vitest';
 import type { PeerStatus } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { planSweep, type SweepPlan, type SweepPolicy } from '../../src/lifecycle/sweep.js';
+import { keyName, testKey } from '../support/keys.js';
 
 const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000 };
 const T0 = 1_700_000_000_000;
-const status = (publicKey: string, lastHandshakeAt: number | null, rxBytes = 0n): PeerStatus => ({
-  publicKey,
+const status = (name: string, lastHandshakeAt: number | null, rxBytes = 0n): PeerStatus => ({
+  publicKey: testKey(name),
   allowedIPs: [],
   persistentKeepalive: 0,
   lastHandshakeAt,
@@ -19,41 +20,41 @@ const status = (publicKey: string, lastHandshakeAt: number | null, rxBytes = 0n)
 describe('planSweep', () => {
   it('confirms a provisional peer once the device reports a handshake after the install', () => {
     const t = new InstalledPeers();
-    t.add('a', T0, null);
+    t.add(testKey('a'), T0, null);
     const plan = planSweep(t, [status('a', T0 + 50)], T0 + 1_000, policy);
-    expect(plan.confirmed).toEqual(['a']);
+    expect(plan.confirmed.map(keyName)).toEqual(['a']);
     expect(plan.remove).toEqual([]);
   });
 
   it('removes a provisional peer that never confirms, only after the grace period', () => {
     const t = new InstalledPeers();
-    t.add('a', T0, null);
+    t.add(testKey('a'), T0, null);
     const device = [status('a', null)];
     expect(planSweep(t, device, T0 + policy.provisionalGraceMs, policy).remove).toEqual([]);
-    expect(planSweep(t, device, T0 + policy.provisionalGraceMs + 1, policy).remove).toEqual([{ publicKey: 'a', reason: 'unconfirmed' }]);
+    expect(planSweep(t, device, T0 + policy.provisionalGraceMs + 1, policy).remove).toEqual([{ publicKey: testKey('a'), reason: 'unconfirmed' }]);
   });
 
   it('removes an idle confirmed peer, never one whose receive counter moved', () => {
     const t = new InstalledPeers();
-    t.add('idle', T0, null, 'confirmed');
-    t.add('busy', T0, null, 'confirmed');
+    t.add(testKey('idle'), T0, null, 'confirmed');
+    t.add(testKey('busy'), T0, null, 'confirmed');
     const late = T0 + policy.idleTimeoutMs + 1;
     const device = [status('idle', T0), status('busy', T0, 4096n)];
     const plan = planSweep(t, device, late, policy);
-    expect(plan.remove).toEqual([{ publicKey: 'idle', reason: 'idle' }]);
+    expect(plan.remove).toEqual([{ publicKey: testKey('idle'), reason: 'idle' }]);
   });
 
   it('keeps a confirmed peer with a recent handshake', () => {
     const t = new InstalledPeers();
-    t.add('a', T0, null, 'confirmed');
+    t.add(testKey('a'), T0, null, 'confirmed');
     const now = T0 + policy.idleTimeoutMs * 2;
     expect(planSweep(t, [status('a', now - 1_000)], now, policy).remove).toEqual([]);
   });
 
   it('forgets peers the device no longer has', () => {
     const t = new InstalledPeers();
-    t.add('gone', T0, null, 'confirmed');
-    expect(planSweep(t, [], T0, policy).forget).toEqual(['gone']);
+    t.add(testKey('gone'), T0, null, 'confirmed');
+    expect(planSweep(t, [], T0, policy).forget.map(keyName)).toEqual(['gone']);
   });
 });
 
@@ -64,7 +65,7 @@ describe('planSweep', () => {
 function referencePlan(installed: InstalledPeers, device: Map<string, PeerStatus>, now: number): SweepPlan {
   const plan: SweepPlan = { confirmed: [], remove: [], forget: [] };
   for (const peer of installed.values()) {
-    const s = device.get(peer.publicKey);
+    const s = device.get(peer.publicKey.id);
     if (s === undefined) plan.forget.push(peer.publicKey);
     else if (peer.state === 'provisional') {
       if (s.lastHandshakeAt !== null && s.lastHandshakeAt >= peer.installedAt - 1000) plan.confirmed.push(peer.publicKey);
@@ -77,10 +78,11 @@ function referencePlan(installed: InstalledPeers, device: Map<string, PeerStatus
 }
 
 describe('planSweep against the plain rule', () => {
+  /** The plan with keys named, in a stable order. */
   const sorted = (plan: SweepPlan) => ({
-    confirmed: [...plan.confirmed].sort(),
-    remove: [...plan.remove].sort((a, b) => a.publicKey.localeCompare(b.publicKey)),
-    forget: [...plan.forget].sort(),
+    confirmed: plan.confirmed.map(keyName).sort(),
+    remove: plan.remove.map((r) => ({ ...r, publicKey: keyName(r.publicKey) })).sort((a, b) => a.publicKey.localeCompare(b.publicKey)),
+    forget: plan.forget.map(keyName).sort(),
   });
 
   it('plans what the rule says, for any table and device read', () => {
@@ -101,10 +103,10 @@ describe('planSweep against the plain rule', () => {
         const device: PeerStatus[] = [];
         for (const e of entries) {
           const key = `k${e.key}`;
-          if (e.installed) t.add(key, now - e.age, null, e.state).rxAtLastSweep = e.rxAtLastSweep;
+          if (e.installed) t.add(testKey(key), now - e.age, null, e.state).rxAtLastSweep = e.rxAtLastSweep;
           if (e.onDevice) device.push(status(key, e.handshakeAge === null ? null : now - e.handshakeAge, e.rx));
         }
-        const byMap = referencePlan(t, new Map(device.map((p) => [p.publicKey, p])), now);
+        const byMap = referencePlan(t, new Map(device.map((p) => [p.publicKey.id, p])), now);
         expect(sorted(planSweep(t, device, now, policy))).toEqual(sorted(byMap));
       }),
     );
@@ -112,14 +114,14 @@ describe('planSweep against the plain rule', () => {
 
   it('shows each installed peer the device has to `seen`, after deciding on it; never one wgjit did not install', () => {
     const t = new InstalledPeers();
-    t.add('idle', T0, null, 'confirmed');
-    t.add('gone', T0, null, 'confirmed');
+    t.add(testKey('idle'), T0, null, 'confirmed');
+    t.add(testKey('gone'), T0, null, 'confirmed');
     const seen: Array<[string, bigint]> = [];
     const plan = planSweep(t, [status('idle', T0), status('stranger', T0, 5n)], T0 + policy.idleTimeoutMs + 1, policy, (peer, s) => {
-      seen.push([peer.publicKey, s.rxBytes]);
+      seen.push([keyName(peer.publicKey), s.rxBytes]);
       peer.rxAtLastSweep = 123n; // as the sweeper takes in counters: too late to change this pass's verdict
     });
     expect(seen).toEqual([['idle', 0n]]);
-    expect(plan).toEqual({ confirmed: [], remove: [{ publicKey: 'idle', reason: 'idle' }], forget: ['gone'] });
+    expect(sorted(plan)).toEqual({ confirmed: [], remove: [{ publicKey: 'idle', reason: 'idle' }], forget: ['gone'] });
   });
 });

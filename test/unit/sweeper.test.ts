@@ -6,6 +6,8 @@ import type { SweepPolicy } from '../../src/lifecycle/sweep.js';
 import { Sweeper } from '../../src/lifecycle/sweeper.js';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
+import type { PublicKey } from '../../src/handshake/keys.js';
+import { keyName, testKey } from '../support/keys.js';
 
 const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000 };
 
@@ -13,26 +15,29 @@ const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000
 class MemoryDevice implements WireGuardDevice {
   readonly kind = 'uapi' as const;
   readonly name = 'wg0';
+  /** By PublicKey.id. */
   readonly peers = new Map<string, PeerStatus>();
   reads = 0;
+  /** The names (testKey) of the keys removed, per call. */
   removals: string[][] = [];
   failRead = false;
   failRemove = false;
 
-  add(publicKey: string, fields: Partial<PeerStatus> = {}): void {
-    this.peers.set(publicKey, { publicKey, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false, ...fields });
+  add(name: string, fields: Partial<PeerStatus> = {}): void {
+    const publicKey = testKey(name);
+    this.peers.set(publicKey.id, { publicKey, allowedIPs: [], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false, ...fields });
   }
 
   async getDevice(): Promise<DeviceInfo> {
-    return { name: this.name, publicKey: '', privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
+    return { name: this.name, publicKey: null, privateKey: new Uint8Array(32), listenPort: 0, fwmark: 0, peers: await this.listPeers() };
   }
 
   async setPeers(_peers: readonly PeerConfig[]): Promise<void> {}
 
-  async removePeers(publicKeys: readonly string[]): Promise<void> {
+  async removePeers(publicKeys: readonly PublicKey[]): Promise<void> {
     if (this.failRemove) throw new Error('device gone');
-    this.removals.push([...publicKeys]);
-    for (const k of publicKeys) this.peers.delete(k);
+    this.removals.push(publicKeys.map(keyName));
+    for (const k of publicKeys) this.peers.delete(k.id);
   }
 
   async listPeers(): Promise<PeerStatus[]> {
@@ -71,21 +76,21 @@ describe('Sweeper', () => {
     const { device, installed, lines, metrics, removed, sweeper } = setup();
     const now = Date.now();
     for (const k of ['idle1', 'idle2', 'idle3']) {
-      installed.add(k, now - policy.idleTimeoutMs - 60_000, null, 'confirmed');
+      installed.add(testKey(k), now - policy.idleTimeoutMs - 60_000, null, 'confirmed');
       device.add(k);
     }
-    installed.add('late', now - policy.provisionalGraceMs - 5_000, null, 'provisional');
+    installed.add(testKey('late'), now - policy.provisionalGraceMs - 5_000, null, 'provisional');
     device.add('late');
-    installed.add('busy', now - 1_000, null, 'confirmed');
+    installed.add(testKey('busy'), now - 1_000, null, 'confirmed');
     device.add('busy', { rxBytes: 4096n, txBytes: 512n, lastHandshakeAt: now - 1_000, endpoint: { address: '192.0.2.7', port: 51820 } });
-    installed.add('new', now - 1_000, null, 'provisional');
+    installed.add(testKey('new'), now - 1_000, null, 'provisional');
     device.add('new');
 
     await sweeper.sweep();
 
     expect(device.reads).toBe(1);
     expect(device.removals.map((batch) => [...batch].sort())).toEqual([['idle1', 'idle2', 'idle3', 'late']]);
-    expect([...installed.values()].map((p) => p.publicKey).sort()).toEqual(['busy', 'new']);
+    expect([...installed.values()].map((p) => keyName(p.publicKey)).sort()).toEqual(['busy', 'new']);
     expect(await counter(metrics, 'removals')).toEqual({ idle: 3, unconfirmed: 1 });
     expect((await removed()).sort()).toEqual([
       ['idle', 3],
@@ -94,37 +99,37 @@ describe('Sweeper', () => {
     const info = lines.filter((l) => l['level'] === 30);
     expect(info).toHaveLength(1);
     expect(info[0]).toMatchObject({ removed: { idle: 3, unconfirmed: 1 }, installed: 2 });
-    expect(lines.filter((l) => l['level'] === 20 && l['publicKey'] !== undefined).map((l) => l['publicKey']).sort()).toEqual(['idle1', 'idle2', 'idle3', 'late']);
+    expect(lines.filter((l) => l['level'] === 20 && l['publicKey'] !== undefined).map((l) => keyName(l['publicKey'])).sort()).toEqual(['idle1', 'idle2', 'idle3', 'late']);
     // What the device said is kept for the peers that stay.
-    expect(installed.get('busy')).toMatchObject({ rxBytes: 4096n, rxAtLastSweep: 4096n, txBytes: 512n, lastHandshakeAt: now - 1_000, endpoint: { address: '192.0.2.7', port: 51820 } });
+    expect(installed.get(testKey('busy'))).toMatchObject({ rxBytes: 4096n, rxAtLastSweep: 4096n, txBytes: 512n, lastHandshakeAt: now - 1_000, endpoint: { address: '192.0.2.7', port: 51820 } });
     expect(await counter(metrics, 'installedPeers')).toEqual({ provisional: 1, confirmed: 1 });
   });
 
   it('confirms, forgets and counts states in the same pass, with nothing to remove and no removal line', async () => {
     const { device, installed, lines, metrics, sweeper } = setup();
     const now = Date.now();
-    installed.add('fresh', now - 100, null, 'provisional');
+    installed.add(testKey('fresh'), now - 100, null, 'provisional');
     device.add('fresh', { lastHandshakeAt: now });
-    installed.add('gone', now - 100, null, 'confirmed');
-    installed.add('waiting', now - 100, null, 'provisional');
+    installed.add(testKey('gone'), now - 100, null, 'confirmed');
+    installed.add(testKey('waiting'), now - 100, null, 'provisional');
     device.add('waiting');
 
     await sweeper.sweep();
 
     expect(device.removals).toEqual([]);
-    expect(installed.has('gone')).toBe(false);
-    expect(installed.get('fresh')?.state).toBe('confirmed');
+    expect(installed.has(testKey('gone'))).toBe(false);
+    expect(installed.get(testKey('fresh'))?.state).toBe('confirmed');
     expect(await counter(metrics, 'installedPeers')).toEqual({ provisional: 1, confirmed: 1 });
     expect(lines.filter((l) => l['level'] === 30)).toEqual([]);
   });
 
   it('keeps the peers and counts a failed removal; counts a failed read', async () => {
     const { device, installed, metrics, removed, sweeper } = setup();
-    installed.add('idle', Date.now() - policy.idleTimeoutMs - 60_000, null, 'confirmed');
+    installed.add(testKey('idle'), Date.now() - policy.idleTimeoutMs - 60_000, null, 'confirmed');
     device.add('idle');
     device.failRemove = true;
     await sweeper.sweep();
-    expect(installed.has('idle')).toBe(true);
+    expect(installed.has(testKey('idle'))).toBe(true);
     expect(await removed()).toEqual([]);
     expect(await counter(metrics, 'removals')).toEqual({});
 

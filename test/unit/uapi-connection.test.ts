@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatKey } from '../../src/handshake/keys.js';
+import { formatKey, PublicKey } from '../../src/handshake/keys.js';
 import { UapiDevice } from '../../src/install/uapi.js';
 
 const KEY_HEX = 'ab'.repeat(32);
@@ -64,9 +64,9 @@ describe('UapiDevice reading a reply in pieces', () => {
     try {
       const info = await device.getDevice();
       expect(info.listenPort).toBe(51820);
-      expect(info.peers.map((p) => [p.publicKey, p.rxBytes])).toEqual([[KEY, 7n]]);
+      expect(info.peers.map((p) => [p.publicKey.toString(), p.rxBytes])).toEqual([[KEY, 7n]]);
       // The same connection then carries a set, whose short reply comes in three pieces too.
-      await device.removePeers([KEY]);
+      await device.removePeers([PublicKey.parse(KEY)!]);
       expect((await device.listPeers()).length).toBe(1);
     } finally {
       await device.close();

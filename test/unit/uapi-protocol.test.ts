@@ -21,10 +21,11 @@ import {
 import { isIPv4At } from '../../src/net/address.js';
 import { isCidrAt } from '../../src/net/cidr.js';
 import type { PeerConfig, PeerStatus } from '../../src/install/device.js';
-import { formatKey, keyToHex, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, keyToHex, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 
-const key = (byte: number) => formatKey(new Uint8Array(32).fill(byte));
+const key = (byte: number) => PublicKey.fromBytes(new Uint8Array(32).fill(byte));
+const psk = (byte: number) => new Uint8Array(32).fill(byte);
 const hex = (byte: number) => byte.toString(16).padStart(2, '0').repeat(32);
 
 describe('set requests', () => {
@@ -33,7 +34,7 @@ describe('set requests', () => {
       {
         publicKey: key(0xab),
         updateOnly: true,
-        presharedKey: key(0x01),
+        presharedKey: psk(0x01),
         endpoint: { address: '192.0.2.1', port: 51820 },
         persistentKeepalive: 25,
         replaceAllowedIPs: true,
@@ -62,7 +63,7 @@ describe('set requests', () => {
 
   it('accepts base64url keys and writes persistent keepalive 0 to turn it off', () => {
     const url = Buffer.from(new Uint8Array(32).fill(0xfb)).toString('base64url');
-    expect(serializeSetPeers([{ publicKey: url, persistentKeepalive: 0 }])).toBe(
+    expect(serializeSetPeers([{ publicKey: PublicKey.parse(url)!, persistentKeepalive: 0 }])).toBe(
       `set=1\npublic_key=${hex(0xfb)}\npersistent_keepalive_interval=0\n\n`,
     );
   });
@@ -74,8 +75,9 @@ describe('set requests', () => {
   });
 
   it.each<[string, PeerConfig]>([
-    ['bad key', { publicKey: 'nope' }],
-    ['bad psk', { publicKey: key(1), presharedKey: 'x' }],
+    ['bad key', { publicKey: 'nope' as unknown as PublicKey }],
+    ['bad psk', { publicKey: key(1), presharedKey: 'x' as unknown as Uint8Array }],
+    ['short psk', { publicKey: key(1), presharedKey: new Uint8Array(31) }],
     ['newline in allowed IP', { publicKey: key(1), allowedIPs: ['10.0.0.1/32\nremove=true'] }],
     ['prefix too long', { publicKey: key(1), allowedIPs: ['10.0.0.1/33'] }],
     ['v6 prefix too long', { publicKey: key(1), allowedIPs: ['fd00::/129'] }],
@@ -175,7 +177,7 @@ describe('get replies', () => {
     if (!r.ok) throw new Error(r.error);
     const d = r.device;
     expect(d.name).toBe('wg7');
-    expect(d.publicKey).toBe(pub);
+    expect(d.publicKey?.toString()).toBe(pub);
     expect(Array.from(d.privateKey)).toEqual(Array.from(priv));
     expect(d.listenPort).toBe(51999);
     expect(d.fwmark).toBe(7);
@@ -211,7 +213,7 @@ describe('get replies', () => {
 
   it('reads a device with no key, no port, no peers', () => {
     const r = parseGetReply('wg0', 'errno=0\n\n');
-    expect(r).toMatchObject({ ok: true, device: { publicKey: '', listenPort: 0, fwmark: 0, peers: [] } });
+    expect(r).toMatchObject({ ok: true, device: { publicKey: null, listenPort: 0, fwmark: 0, peers: [] } });
   });
 
   it.each([
@@ -279,7 +281,7 @@ describe('get replies', () => {
     ].join('\n');
   const dump = (peers: DumpPeer[]) => `listen_port=51820\n${peers.map((p) => `${dumpLines(p)}\n`).join('')}errno=0\n\n`;
   const expected = (p: DumpPeer): PeerStatus => ({
-    publicKey: formatKey(p.key),
+    publicKey: PublicKey.fromBytes(p.key),
     ...(p.endpoint === null ? {} : { endpoint: p.endpoint }),
     allowedIPs: p.allowed,
     persistentKeepalive: p.keepalive,
@@ -332,7 +334,7 @@ describe('get replies', () => {
     }));
     const r = parseGetReply('wg0', dump(peers));
     if (!r.ok) throw new Error(r.error);
-    expect(r.device.peers.map((p) => p.publicKey)).toEqual(peers.map((p) => formatKey(p.key)));
+    expect(r.device.peers.map((p) => p.publicKey.toString())).toEqual(peers.map((p) => formatKey(p.key)));
     expect(r.device.peers[4_999]).toEqual(expected(peers[4_999]!));
   });
 

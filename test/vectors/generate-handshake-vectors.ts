@@ -72,7 +72,7 @@ function vector(name: string, inputs: VectorInputs, edit?: { what: string; apply
   if (edit) edit.apply(message, publicKeyOf(responderPrivate));
   const result = createResponder(responderPrivate, { crypto: 'noble' }).verify(message);
   const expected = result.ok
-    ? { ok: true as const, initiatorKey: result.initiatorKey, timestamp: hex(result.timestamp), senderIndex: result.senderIndex }
+    ? { ok: true as const, initiatorKey: result.initiatorKey.toString(), timestamp: hex(result.timestamp), senderIndex: result.senderIndex }
     : result;
   return { name, inputs, ...(edit ? { edit: edit.what } : {}), message: hex(message), expected };
 }

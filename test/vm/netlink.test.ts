@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatKey } from '../../src/handshake/keys.js';
+import { PublicKey } from '../../src/handshake/keys.js';
 import type { PeerConfig } from '../../src/install/device.js';
 import { isKernelWireGuard, NetlinkDevice } from '../../src/install/netlink.js';
 import { openDevice } from '../../src/install/select.js';
@@ -16,7 +16,7 @@ import { run } from '../../harness/testbed/exec.js';
 const DUMP_PEERS = 100_000;
 /** Enough that a dump spans dozens of parts (and, under emulation, seconds). */
 const INTR_PEERS = 20_000;
-const randomKey = () => formatKey(new Uint8Array(randomBytes(32)));
+const randomKey = () => PublicKey.fromBytes(randomBytes(32));
 /** Peer i's one allowed IP: unique for i < 2^24. */
 const hostOf = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
 const linkAdd = (ifname: string) => run('ip', ['link', 'add', ifname, 'type', 'wireguard']);
@@ -49,10 +49,10 @@ describe('netlink backend on kernel WireGuard', () => {
     it('dumps every peer exactly once, each with its allowed IP', async () => {
       const listed = await device.listPeers();
       expect(listed).toHaveLength(DUMP_PEERS);
-      const byKey = new Map(listed.map((p) => [p.publicKey, p.allowedIPs]));
+      const byKey = new Map(listed.map((p) => [p.publicKey.id, p.allowedIPs]));
       expect(byKey.size).toBe(DUMP_PEERS);
       let wrong = 0;
-      for (const p of peers) if (byKey.get(p.publicKey)?.join() !== p.allowedIPs!.join()) wrong++;
+      for (const p of peers) if (byKey.get(p.publicKey.id)?.join() !== p.allowedIPs!.join()) wrong++;
       expect(wrong).toBe(0);
     });
 
@@ -68,9 +68,9 @@ describe('netlink backend on kernel WireGuard', () => {
     const writer = await NetlinkDevice.open('nlintr');
     const stable = Array.from({ length: INTR_PEERS }, (_, i) => ({ publicKey: randomKey(), allowedIPs: [hostOf(i)] }));
     await device.setPeers(stable);
-    const consistent = (peers: { publicKey: string }[]) => {
-      const keys = new Set(peers.map((p) => p.publicKey));
-      expect(stable.every((p) => keys.has(p.publicKey))).toBe(true);
+    const consistent = (peers: { publicKey: PublicKey }[]) => {
+      const keys = new Set(peers.map((p) => p.publicKey.id));
+      expect(stable.every((p) => keys.has(p.publicKey.id))).toBe(true);
       expect(keys.size - INTR_PEERS).toBeLessThanOrEqual(1); // the flapping peer, or not
     };
     // Another socket adds and removes one peer without pause while we dump:

@@ -4,7 +4,7 @@ import { decodeCursor, DEFAULT_LIST_LIMIT, encodeCursor } from '../../authorize/
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
 import { GatewayInfo, GatewayStats, InstalledPeerList, ListQuery, NoContent, PublicKeyParams } from '../schemas.js';
-import { pathKey, withErrors } from './shared.js';
+import { pathPublicKey, withErrors } from './shared.js';
 
 export interface GatewayRoutesOptions {
   gateway: GatewayView | undefined;
@@ -68,8 +68,8 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
     },
     async (request, reply) => {
       const gw = needGateway();
-      const key = pathKey(request.params.publicKey);
-      if (!(await gw.removePeer(key, 'operator'))) throw new ApiError('not_found', `peer ${key} is not installed on this gateway`);
+      const key = pathPublicKey(request.params.publicKey);
+      if (!(await gw.removePeer(key, 'operator'))) throw new ApiError('not_found', `peer ${key.toString()} is not installed on this gateway`);
       return reply.code(204).send(null);
     },
   );

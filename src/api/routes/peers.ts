@@ -5,7 +5,7 @@ import type { PeerStore } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
 import { ListQuery, NoContent, PeerCreateBody, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
-import { pathKey, withErrors } from './shared.js';
+import { pathKey, pathPublicKey, withErrors } from './shared.js';
 
 export interface PeerRoutesOptions {
   store: PeerStore;
@@ -96,10 +96,11 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       },
     },
     async (request, reply) => {
-      const key = pathKey(request.params.publicKey);
+      const publicKey = pathPublicKey(request.params.publicKey);
+      const key = publicKey.toString();
       const existed = await store.delete(key);
       // Other gateways react to the store event; this one acts at once.
-      const removed = gateway ? await gateway.removePeer(key, 'revoked') : false;
+      const removed = gateway ? await gateway.removePeer(publicKey, 'revoked') : false;
       if (!existed && !removed) throw new ApiError('not_found', `no peer ${key}`);
       return reply.code(204).send(null);
     },

@@ -123,13 +123,14 @@ describe('netlink backend on kernel WireGuard', () => {
     // A child, because dropping privileges is for the whole process.
     const script = `
       import { NetlinkDevice } from ${JSON.stringify(resolve('dist/install/netlink.js'))};
+      import { PublicKey } from ${JSON.stringify(resolve('dist/handshake/keys.js'))};
       const device = await NetlinkDevice.open('nlperm');
-      await device.setPeers([{ publicKey: ${JSON.stringify(randomKey())} }]);
+      await device.setPeers([{ publicKey: PublicKey.parse(${JSON.stringify(randomKey())}) }]);
       process.setgid(65534);
       process.setuid(65534);
       const outcomes = [];
       for (let i = 0; i < 3; i++) {
-        outcomes.push(await device.setPeers([{ publicKey: ${JSON.stringify(randomKey())} }]).then(() => 'ok', (e) => e.code + ': ' + e.message));
+        outcomes.push(await device.setPeers([{ publicKey: PublicKey.parse(${JSON.stringify(randomKey())}) }]).then(() => 'ok', (e) => e.code + ': ' + e.message));
       }
       outcomes.push(await device.listPeers().then(() => 'ok', (e) => e.code));
       await device.close();

@@ -12,7 +12,7 @@
  * line of the same request is rejected. So every value is validated here,
  * before anything is sent, and no caller-supplied text can add a line.
  */
-import { isIPv4At, isIPv6At } from '../net/address.js';
+import { decimalAt, isIPv4At, isIPv6At } from '../net/address.js';
 import { isCidrAt } from '../net/cidr.js';
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { KEY_LENGTH, keyToHex, PublicKey, publicKeyOf } from '../handshake/keys.js';
@@ -33,7 +33,6 @@ const ZERO_KEY_HEX = '0'.repeat(2 * KEY_LENGTH);
 // Replies are read where they lie in the reply text, without slicing each
 // value out first (see "replies" below for why); requests share the checks.
 
-const CHAR_0 = 48;
 const CHAR_PERCENT = 37;
 const CHAR_OPEN_BRACKET = 91;
 const CHAR_CLOSE_BRACKET = 93;
@@ -43,14 +42,7 @@ const EXACT_DIGITS = 15;
 
 /** text[from, to) as a number if it is 1 to MAX_DIGITS decimal digits, else -1. */
 export function digitsAt(text: string, from: number, to: number): number {
-  if (to <= from || to - from > MAX_DIGITS) return -1;
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - CHAR_0;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
+  return decimalAt(text, from, to, MAX_DIGITS);
 }
 
 // Addresses and CIDRs are checked in place by src/net's own variants

@@ -60,6 +60,18 @@ const CHAR_LOWER_F = 102;
 const CHAR_UPPER_A = 65;
 const CHAR_UPPER_F = 70;
 
+/** text[from, to) as a number if it is 1 to `maxDigits` decimal digits, else -1. Read in place. */
+export function decimalAt(text: string, from: number, to: number, maxDigits: number): number {
+  if (to <= from || to - from > maxDigits) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - CHAR_0;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
 function failed(sink: FailureSink | undefined, failure: AddressFailure): false {
   if (sink !== undefined) sink.failure = failure;
   return false;

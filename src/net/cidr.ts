@@ -6,7 +6,7 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, IPV6_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
+import { decimalAt, formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, IPV6_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
 export type { IpFamily } from './address.js';
 
@@ -97,18 +97,6 @@ const CHAR_0 = 48;
 const MAX_PREFIX_DIGITS = 3;
 const scratch = new Uint8Array(IPV4_BYTES);
 
-/** text[from, to) as a number if it is 1 to MAX_PREFIX_DIGITS decimal digits, else -1. */
-function prefixAt(text: string, from: number, to: number): number {
-  if (to <= from || to - from > MAX_PREFIX_DIGITS) return -1;
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - CHAR_0;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
 /**
  * parseCidr's answer for an IPv4 CIDR already in canonical form (as the
  * store keeps them), without BigInt or text: the hot path of installing
@@ -117,7 +105,7 @@ function prefixAt(text: string, from: number, to: number): number {
 export function parseCanonicalIPv4Cidr(text: string): { address: number; prefix: number } | null {
   const slash = text.indexOf('/');
   if (slash < 0 || !ipv4At(text, 0, slash, scratch)) return null;
-  const prefix = prefixAt(text, slash + 1, text.length);
+  const prefix = decimalAt(text, slash + 1, text.length, MAX_PREFIX_DIGITS);
   // Canonical: no leading zero, at most two digits.
   if (prefix < 0 || prefix > IPV4_BITS || text.length - slash - 1 > 2 || (prefix > 0 && text.charCodeAt(slash + 1) === CHAR_0)) return null;
   const address = ((scratch[0]! << 24) | (scratch[1]! << 16) | (scratch[2]! << 8) | scratch[3]!) >>> 0;
@@ -135,7 +123,7 @@ export function parseCanonicalIPv4Cidr(text: string): { address: number; prefix:
 export function isCidrAt(text: string, from: number, to: number): boolean {
   const slash = text.lastIndexOf('/', to - 1);
   if (slash < from || slash >= to) return false;
-  const bits = prefixAt(text, slash + 1, to);
+  const bits = decimalAt(text, slash + 1, to, MAX_PREFIX_DIGITS);
   if (bits < 0) return false;
   if (ipv4At(text, from, slash)) return bits <= IPV4_BITS;
   return bits <= IPV6_BITS && ipv6At(text, from, slash);

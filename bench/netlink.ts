@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { PublicKey } from '../src/handshake/keys.js';
 import type { PeerConfig } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
+import { cidr } from '../harness/cidr.js';
 import { run } from '../harness/testbed/exec.js';
 import { kernelHasWireGuard } from '../harness/testbed/wireguard.js';
 import { IN_VM_ENV, runInVm, vmAvailable } from '../harness/testbed/vm.js';
@@ -51,7 +52,7 @@ for (const [name, v] of Object.entries({ peers: PEERS, 'wg-set-peers': WG_SET_PE
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const host = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
-const peersFor = (n: number): PeerConfig[] => Array.from({ length: n }, (_, i) => ({ publicKey: PublicKey.fromBytes(randomBytes(32)), allowedIPs: [host(i)] }));
+const peersFor = (n: number): PeerConfig[] => Array.from({ length: n }, (_, i) => ({ publicKey: PublicKey.fromBytes(randomBytes(32)), allowedIPs: [cidr(host(i))] }));
 
 let links = 0;
 /** A fresh, empty kernel WireGuard link. Never deleted: that costs an RCU grace period per peer, and the VM is discarded. */
@@ -86,7 +87,7 @@ async function benchmark(): Promise<void> {
   const wgSetLink = await freshLink();
   const perPeer: number[] = [];
   for (const [i, p] of peersFor(WG_SET_PEERS).entries()) {
-    const [ms] = await timed(() => run('wg', ['set', wgSetLink, 'peer', p.publicKey.toString(), 'allowed-ips', p.allowedIPs![0]!]));
+    const [ms] = await timed(() => run('wg', ['set', wgSetLink, 'peer', p.publicKey.toString(), 'allowed-ips', p.allowedIPs![0]!.text]));
     perPeer.push(ms);
     if ((i + 1) % 100 === 0) progress(`  ${i + 1}/${WG_SET_PEERS}`);
   }
@@ -98,7 +99,7 @@ async function benchmark(): Promise<void> {
   try {
     for (let r = 0; r < ROUNDS; r++) {
       const conf = join(dir, `r${r}.conf`);
-      writeFileSync(conf, peersFor(PEERS).map((p) => `[Peer]\nPublicKey = ${p.publicKey}\nAllowedIPs = ${p.allowedIPs![0]}\n`).join(''));
+      writeFileSync(conf, peersFor(PEERS).map((p) => `[Peer]\nPublicKey = ${p.publicKey}\nAllowedIPs = ${p.allowedIPs![0]!.text}\n`).join(''));
       const link = await freshLink();
       const [ms] = await timed(() => run('wg', ['addconf', link, conf]));
       addconfMs.push(ms);

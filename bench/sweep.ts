@@ -46,7 +46,7 @@
  * under emulation one read of 100,000 peers takes longer than the 15 s
  * grace, so the table's times are set from the previous read's duration.
  *
- * The install is what the pipeline sends (peerConfigFromRecord: one /32,
+ * The install is what the pipeline sends (peerConfigFromGrant: one /32,
  * replace allowed IPs, zero preshared key, keepalive off) plus an endpoint,
  * which a real device learns from each peer's handshake; set here so the
  * dump carries the endpoint lines a device with live peers reports. The
@@ -65,10 +65,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { formatKey, PublicKey } from '../src/handshake/keys.js';
+import { cidr } from '../harness/cidr.js';
 import { generatePrivateKey } from '../harness/noise/keys.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../src/install/device.js';
 import { NetlinkDevice } from '../src/install/netlink.js';
-import { peerConfigFromRecord } from '../src/install/peer-config.js';
+import { peerConfigFromGrant } from '../src/install/peer-config.js';
 import { UapiDevice } from '../src/install/uapi.js';
 import { InstalledPeers } from '../src/lifecycle/installed.js';
 import { planSweep, type SweepPolicy } from '../src/lifecycle/sweep.js';
@@ -227,7 +228,7 @@ const newKey = () => PublicKey.fromBytes(randomBytes(32));
 const hostRoute = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`;
 /** Documentation ranges (RFC 5737): nothing here ever sends to them. */
 const endpointOf = (i: number) => ({ address: `${i & 1 ? '198.51.100' : '203.0.113'}.${(i >> 1) % 254 + 1}`, port: 1024 + (i % 60_000) });
-const installConfig = (key: PublicKey, i: number): PeerConfig => ({ ...peerConfigFromRecord(key, { allowedIPs: [hostRoute(i)] }), endpoint: endpointOf(i) });
+const installConfig = (key: PublicKey, i: number): PeerConfig => ({ ...peerConfigFromGrant(key, { allowedIPs: [cidr(hostRoute(i))] }), endpoint: endpointOf(i) });
 
 type Role = 'idle' | 'unconfirmed' | 'provisional' | 'in use';
 

@@ -15,12 +15,14 @@
  * our clock are refused before they are kept, so one bad clock cannot lock
  * its key out.
  */
+import type { AdmissionResult } from './authorize/peer.js';
 import { formatAddress } from './net/address.js';
+import { cidrTexts } from './net/cidr.js';
 import type { CaptureEvent } from './capture/types.js';
 import type { PublicKey } from './handshake/keys.js';
 import type { VerifyResult } from './handshake/verify.js';
 import type { WireGuardDevice } from './install/device.js';
-import { peerConfigFromRecord } from './install/peer-config.js';
+import { peerConfigFromGrant } from './install/peer-config.js';
 import { RecentKeys } from './authorize/recent-keys.js';
 import type { RefusalCache } from './authorize/refusals.js';
 import { tai64nAfter } from './handshake/tai64n.js';
@@ -29,9 +31,7 @@ import { LineBudget, type Logger } from './telemetry/log.js';
 import { deviceErrorCode, type Metrics } from './telemetry/metrics.js';
 
 /** What the store answers for a verified key (src/authorize). */
-export type Admission =
-  | { allowed: true; record: { publicKey: string; allowedIPs: string[]; presharedKey?: string; persistentKeepalive?: number; updatedAt?: string } }
-  | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
+export type Admission = AdmissionResult;
 
 export interface PipelineDeps {
   verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: PublicKey) => void): VerifyResult };
@@ -205,7 +205,7 @@ export class Pipeline {
 
     const stopInstallTimer = metrics.installSeconds.startTimer();
     try {
-      await this.deps.device.setPeers([peerConfigFromRecord(key, admission.record)]);
+      await this.deps.device.setPeers([peerConfigFromGrant(key, admission.grant)]);
       stopInstallTimer();
     } catch (err) {
       metrics.installs.inc({ result: 'failed' });
@@ -216,8 +216,8 @@ export class Pipeline {
     // The installed table holds endpoints as the device reports them (text):
     // the captured source is spelled once, here.
     const installed = this.deps.installed.add(key, this.now(), { address: formatAddress(event.src.address), port: event.src.port });
-    installed.recordVersion = admission.record.updatedAt ?? null;
-    installed.allowedIPs = admission.record.allowedIPs;
+    installed.recordVersion = admission.grant.version;
+    installed.allowedIPs = cidrTexts(admission.grant.allowedIPs);
 
     if (this.deps.replayer !== null) {
       try {

@@ -3,8 +3,8 @@
  * Pure: no I/O, no clock of its own (callers pass `now`). Input comes from
  * API clients, so validation returns a tagged result naming the field.
  */
-import { KEY_FORM, keyProblem, normalizeKey } from '../handshake/keys.js';
-import { parseCidr } from '../net/cidr.js';
+import { formatKey, KEY_FORM, keyProblem, normalizeKey, parseKey } from '../handshake/keys.js';
+import { cidrTexts, parseCidr, type Cidr } from '../net/cidr.js';
 
 /** AllowedIPs per peer: far above any real client, low enough that one record stays small. */
 export const MAX_ALLOWED_IPS = 256;
@@ -43,8 +43,28 @@ export interface PeerPatch {
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
 
+/**
+ * What the device takes for a record: its values, parsed once where the
+ * record is read (decodeRecord), so that nothing past the store reads text.
+ */
+export interface PeerGrant {
+  allowedIPs: readonly Cidr[];
+  /** 32 bytes, a secret; absent when the record has none. */
+  presharedKey?: Uint8Array;
+  /** Seconds; absent means off. */
+  persistentKeepalive?: number;
+  /** The record's updatedAt: which version of it the device holds. */
+  version: string;
+}
+
+/** A record read from the store: its text for the API, its values for the device. */
+export interface StoredPeer {
+  record: PeerRecord;
+  grant: PeerGrant;
+}
+
 export type AdmissionResult =
-  | { allowed: true; record: PeerRecord }
+  | { allowed: true; grant: PeerGrant }
   | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
 
 const CREATE_FIELDS = new Set(['publicKey', 'allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled']);
@@ -70,18 +90,18 @@ function checkPublicKey(v: unknown): Field<string> {
   return { ok: true, value: key };
 }
 
-function checkAllowedIPs(v: unknown): Field<string[]> {
+function checkAllowedIPs(v: unknown): Field<Cidr[]> {
   if (!Array.isArray(v)) return bad('allowedIPs', 'must be a list of CIDRs like ["10.0.0.2/32"]');
   if (v.length === 0) return bad('allowedIPs', 'must hold at least one CIDR');
   if (v.length > MAX_ALLOWED_IPS) return bad('allowedIPs', `at most ${MAX_ALLOWED_IPS} CIDRs, got ${v.length}`);
-  const out: string[] = [];
+  const out: Cidr[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < v.length; i++) {
     const r = parseCidr(v[i]);
     if (!r.ok) return bad(`allowedIPs[${i}]`, r.message);
     if (seen.has(r.cidr.text)) return bad(`allowedIPs[${i}]`, `${r.cidr.text} is listed twice`);
     seen.add(r.cidr.text);
-    out.push(r.cidr.text);
+    out.push(r.cidr);
   }
   return { ok: true, value: out };
 }
@@ -131,7 +151,7 @@ export function validateCreate(input: unknown, now: Date): Validation<PeerRecord
   if (!allowedIPs.ok) return allowedIPs;
 
   const stamp = now.toISOString();
-  const record: PeerRecord = { publicKey: publicKey.value, allowedIPs: allowedIPs.value, disabled: false, createdAt: stamp, updatedAt: stamp };
+  const record: PeerRecord = { publicKey: publicKey.value, allowedIPs: cidrTexts(allowedIPs.value), disabled: false, createdAt: stamp, updatedAt: stamp };
   if (input.presharedKey !== undefined) {
     const psk = checkPresharedKey(input.presharedKey);
     if (!psk.ok) return psk;
@@ -167,7 +187,7 @@ export function validatePatch(input: unknown): Validation<PeerPatch> {
   if (input.allowedIPs !== undefined) {
     const r = checkAllowedIPs(input.allowedIPs);
     if (!r.ok) return r;
-    patch.allowedIPs = r.value;
+    patch.allowedIPs = cidrTexts(r.value);
   }
   if (input.presharedKey !== undefined) {
     if (input.presharedKey === null) patch.presharedKey = null;
@@ -217,11 +237,12 @@ export function publicView(record: PeerRecord): PublicPeer {
 }
 
 /** May this record connect at `now`? Expiry is inclusive: at expiresAt the peer is already out. */
-export function admission(record: PeerRecord | null, now: Date): AdmissionResult {
-  if (record === null) return { allowed: false, reason: 'unknown' };
+export function admission(peer: StoredPeer | null, now: Date): AdmissionResult {
+  if (peer === null) return { allowed: false, reason: 'unknown' };
+  const { record } = peer;
   if (record.disabled) return { allowed: false, reason: 'disabled' };
   if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now.getTime()) return { allowed: false, reason: 'expired' };
-  return { allowed: true, record };
+  return { allowed: true, grant: peer.grant };
 }
 
 /**
@@ -229,7 +250,7 @@ export function admission(record: PeerRecord | null, now: Date): AdmissionResult
  * shared, and a hand-edited or foreign value must not reach the device.
  * Null when it is not a record we wrote.
  */
-export function decodeRecord(text: string): PeerRecord | null {
+export function decodeRecord(text: string): StoredPeer | null {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -242,21 +263,23 @@ export function decodeRecord(text: string): PeerRecord | null {
   const ips = checkAllowedIPs(v.allowedIPs);
   if (!ips.ok) return null;
   if (typeof v.disabled !== 'boolean' || typeof v.createdAt !== 'string' || typeof v.updatedAt !== 'string') return null;
-  const record: PeerRecord = { publicKey, allowedIPs: ips.value, disabled: v.disabled, createdAt: v.createdAt, updatedAt: v.updatedAt };
+  const record: PeerRecord = { publicKey, allowedIPs: cidrTexts(ips.value), disabled: v.disabled, createdAt: v.createdAt, updatedAt: v.updatedAt };
+  const grant: PeerGrant = { allowedIPs: ips.value, version: v.updatedAt };
   if (v.presharedKey !== undefined) {
-    const psk = normalizeKey(v.presharedKey);
+    const psk = parseKey(v.presharedKey);
     if (psk === null) return null;
-    record.presharedKey = psk;
+    record.presharedKey = formatKey(psk);
+    grant.presharedKey = psk;
   }
   if (v.persistentKeepalive !== undefined) {
     const ka = checkKeepalive(v.persistentKeepalive);
     if (!ka.ok) return null;
-    if (ka.value !== undefined) record.persistentKeepalive = ka.value;
+    if (ka.value !== undefined) record.persistentKeepalive = grant.persistentKeepalive = ka.value;
   }
   if (v.expiresAt !== undefined) {
     const exp = checkExpiresAt(v.expiresAt);
     if (!exp.ok) return null;
     record.expiresAt = exp.value;
   }
-  return record;
+  return { record, grant };
 }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
-import { admission, decodeRecord, type AdmissionResult, type PeerPatch, type PeerRecord } from './peer.js';
+import { admission, decodeRecord, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
@@ -262,12 +262,12 @@ export class PeerStore {
     }
   }
 
-  private decode(publicKey: string, raw: string): PeerRecord {
-    const record = decodeRecord(raw);
-    if (record === null || record.publicKey !== publicKey) {
+  private decode(publicKey: string, raw: string): StoredPeer {
+    const stored = decodeRecord(raw);
+    if (stored === null || stored.record.publicKey !== publicKey) {
       throw new StoreCorruptError(`the value at ${this.peerKey(publicKey)} is not a valid peer record`);
     }
-    return record;
+    return stored;
   }
 
   async ping(): Promise<boolean> {
@@ -293,6 +293,10 @@ export class PeerStore {
   }
 
   async get(publicKey: string): Promise<PeerRecord | null> {
+    return (await this.read(publicKey))?.record ?? null;
+  }
+
+  private async read(publicKey: string): Promise<StoredPeer | null> {
     let raw: string | null;
     try {
       raw = await this.redis.get(this.peerKey(publicKey));
@@ -320,7 +324,7 @@ export class PeerStore {
       page.forEach((key, i) => {
         const raw = values[i];
         // Deleted between the two commands: the index said it was there, it is gone now.
-        if (raw !== null && raw !== undefined) items.push(this.decode(key, raw));
+        if (raw !== null && raw !== undefined) items.push(this.decode(key, raw).record);
       });
       const last = page[page.length - 1];
       return { ok: true, items, nextCursor: keys.length > limit && last !== undefined ? encodeCursor(last) : null };
@@ -342,7 +346,7 @@ export class PeerStore {
       throw storeError(err, 'update');
     }
     if (raw === null || typeof raw !== 'string') return { ok: false, reason: 'not_found' };
-    return { ok: true, record: this.decode(publicKey, raw) };
+    return { ok: true, record: this.decode(publicKey, raw).record };
   }
 
   /** True if the peer existed. */
@@ -377,8 +381,8 @@ export class PeerStore {
         const raw = raws[j] ?? null;
         if (raw === null) out.set(key.id, admission(null, now));
         else {
-          const record = decodeRecord(raw);
-          if (record !== null && record.publicKey === spelled[j]) out.set(key.id, admission(record, now));
+          const stored = decodeRecord(raw);
+          if (stored !== null && stored.record.publicKey === spelled[j]) out.set(key.id, admission(stored, now));
         }
       });
     }
@@ -387,7 +391,7 @@ export class PeerStore {
 
   /** The hot path: one GET. Throws StoreUnavailableError when Redis is down (the caller denies). */
   async authorize(publicKey: PublicKey, now: Date): Promise<AdmissionResult> {
-    return admission(await this.get(publicKey.toString()), now);
+    return admission(await this.read(publicKey.toString()), now);
   }
 
   /**

@@ -6,11 +6,13 @@
  * backend, never by the caller.
  *
  * Keys cross this interface as 32-byte values, as wireguard-tools keeps
- * them in its structs: a PublicKey, and a preshared key as bytes. The
- * backends only write and read bytes (hex on the userspace API, raw in
- * netlink); base64 is for the API, the logs and the CLI.
+ * them in its structs: a PublicKey, and a preshared key as bytes; allowed
+ * IPs to set as parsed CIDRs. The backends only write and read bytes (hex
+ * on the userspace API, raw in netlink); base64 is for the API, the logs
+ * and the CLI.
  */
 import type { PublicKey } from '../handshake/keys.js';
+import type { Cidr } from '../net/cidr.js';
 
 export interface Endpoint {
   address: string; // IPv4 dotted quad or IPv6 text, no brackets
@@ -24,7 +26,7 @@ export interface PeerConfig {
   presharedKey?: Uint8Array;
   endpoint?: Endpoint;
   persistentKeepalive?: number; // seconds, 0 turns it off
-  allowedIPs?: string[]; // CIDRs, canonical form
+  allowedIPs?: readonly Cidr[];
   /** Replace the peer's allowed IPs with `allowedIPs` instead of adding to them. */
   replaceAllowedIPs?: boolean;
   /** Change the peer only if it exists; never create it. */
@@ -35,6 +37,7 @@ export interface PeerConfig {
 export interface PeerStatus {
   publicKey: PublicKey;
   endpoint?: Endpoint;
+  /** CIDR text as the device reports them: what the API shows. */
   allowedIPs: string[];
   persistentKeepalive: number; // 0 when off
   /** Unix milliseconds of the latest completed handshake; null if none. */

@@ -11,7 +11,7 @@
  */
 import { appendAllowedIp, type DeviceInfo, type Endpoint, type PeerConfig, type PeerStatus } from './device.js';
 import { formatIPv4, formatIPv6, IPV4_BYTES, IPV6_BYTES, parseAddress } from '../net/address.js';
-import { parseCanonicalIPv4Cidr, parseCidr } from '../net/cidr.js';
+import { hostBitsZero, type Cidr } from '../net/cidr.js';
 import { KEY_LENGTH, PublicKey } from '../handshake/keys.js';
 import { isValidIfname } from '../net/ifname.js';
 
@@ -158,12 +158,6 @@ class AttrWriter {
     this.buf.writeUInt16LE(v, at);
   }
 
-  /** A u32 in network order (an IPv4 address). */
-  u32be(type: number, v: number): void {
-    const at = this.header(type, 4);
-    this.buf.writeUInt32BE(v >>> 0, at);
-  }
-
   u32(type: number, v: number): void {
     const at = this.header(type, 4);
     this.buf.writeUInt32LE(v, at);
@@ -240,12 +234,6 @@ function checkInteger(value: number, max: number, label: string): number {
   return value;
 }
 
-function bigintBytes(value: bigint, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  for (let i = size - 1; i >= 0; i--, value >>= 8n) out[i] = Number(value & 0xffn);
-  return out;
-}
-
 function sockaddr(endpoint: Endpoint): Uint8Array {
   const r = typeof endpoint?.address === 'string' ? parseAddress(endpoint.address) : null;
   if (r === null || !r.ok) throw new NetlinkRequestError(`endpoint address is not an IP literal: ${JSON.stringify(endpoint?.address)}`);
@@ -258,37 +246,27 @@ function sockaddr(endpoint: Endpoint): Uint8Array {
   return b;
 }
 
-/** An allowed IP, parsed, ready to be written into a message. */
-interface EncodedIp {
-  /** IPv4 address as a 32-bit number (when v6 is null). */
-  v4: number;
-  v6: Uint8Array | null;
-  prefix: number;
-  /** Bytes of its nested attribute. */
-  size: number;
-}
-
 const allowedIpSize = (addressBytes: number) => NLA_HDRLEN + align4(NLA_HDRLEN + 2) + align4(NLA_HDRLEN + addressBytes) + align4(NLA_HDRLEN + 1);
 const IPV4_ALLOWEDIP_SIZE = allowedIpSize(IPV4_BYTES);
 const IPV6_ALLOWEDIP_SIZE = allowedIpSize(IPV6_BYTES);
 
-function encodeIp(cidr: string): EncodedIp {
-  // The store keeps CIDRs canonical, so large installs take the fast path.
-  const fast = parseCanonicalIPv4Cidr(cidr);
-  if (fast !== null) return { v4: fast.address, v6: null, prefix: fast.prefix, size: IPV4_ALLOWEDIP_SIZE };
-  const r = parseCidr(cidr);
-  if (!r.ok) throw new NetlinkRequestError(`allowed IP ${JSON.stringify(cidr)}: ${r.message}`);
-  return r.cidr.family === 4
-    ? { v4: Number(r.cidr.address), v6: null, prefix: r.cidr.prefix, size: IPV4_ALLOWEDIP_SIZE }
-    : { v4: 0, v6: bigintBytes(r.cidr.address, IPV6_BYTES), prefix: r.cidr.prefix, size: IPV6_ALLOWEDIP_SIZE };
+/** Bytes of an allowed IP's nested attribute. */
+const sizeOf = (cidr: Cidr) => (cidr.family === 4 ? IPV4_ALLOWEDIP_SIZE : IPV6_ALLOWEDIP_SIZE);
+
+/** The CIDR as it came (parsed where it entered wgjit), once its parts are seen to agree. */
+function checkAllowedIp(cidr: Cidr): Cidr {
+  const bytes = cidr?.family === 4 ? IPV4_BYTES : cidr?.family === 6 ? IPV6_BYTES : 0;
+  const ok = bytes > 0 && cidr.bytes instanceof Uint8Array && cidr.bytes.length === bytes
+    && Number.isInteger(cidr.prefix) && cidr.prefix >= 0 && cidr.prefix <= bytes * 8 && hostBitsZero(cidr.bytes, cidr.prefix);
+  if (!ok) throw new NetlinkRequestError(`allowed IP ${JSON.stringify(cidr?.text)}: not a network address and prefix of one family`);
+  return cidr;
 }
 
-function writeAllowedIp(a: AttrWriter, ip: EncodedIp): void {
+function writeAllowedIp(a: AttrWriter, cidr: Cidr): void {
   const at = a.begin(0);
-  a.u16(WGALLOWEDIP_A_FAMILY, ip.v6 === null ? AF_INET : AF_INET6);
-  if (ip.v6 === null) a.u32be(WGALLOWEDIP_A_IPADDR, ip.v4);
-  else a.raw(WGALLOWEDIP_A_IPADDR, ip.v6);
-  a.u8(WGALLOWEDIP_A_CIDR_MASK, ip.prefix);
+  a.u16(WGALLOWEDIP_A_FAMILY, cidr.family === 4 ? AF_INET : AF_INET6);
+  a.raw(WGALLOWEDIP_A_IPADDR, cidr.bytes);
+  a.u8(WGALLOWEDIP_A_CIDR_MASK, cidr.prefix);
   a.end(at);
 }
 
@@ -297,14 +275,14 @@ const NO_ATTRS = Buffer.alloc(0);
 /**
  * A peer, split into the parts its messages carry: the public key and
  * flags; `rest`, the other attributes but the allowed IPs, encoded; and the
- * allowed IPs, parsed, to pack behind them.
+ * allowed IPs, checked, to pack behind them.
  */
 interface EncodedPeer {
   publicKey: Uint8Array;
   flags: number;
   /** Attributes after the public key and flags: preshared key, endpoint, keepalive. */
   rest: Buffer;
-  allowedIPs: EncodedIp[];
+  allowedIPs: readonly Cidr[];
   /** Whether to send an ALLOWEDIPS attribute even if empty (replace with nothing). */
   hasAllowedIPs: boolean;
 }
@@ -327,7 +305,7 @@ function encodePeer(p: PeerConfig): EncodedPeer {
     publicKey: publicKeyBytes(p.publicKey),
     flags,
     rest,
-    allowedIPs: (p.allowedIPs ?? []).map(encodeIp),
+    allowedIPs: (p.allowedIPs ?? []).map(checkAllowedIp),
     hasAllowedIPs: p.allowedIPs !== undefined,
   };
 }
@@ -383,7 +361,7 @@ function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], max
       const flags = first ? peer.flags : (peer.flags & ~WGPEER_F_REPLACE_ALLOWEDIPS) | WGPEER_F_UPDATE_ONLY;
       const withList = peer.hasAllowedIPs && (first || next < peer.allowedIPs.length);
       // The peer's fixed part (and at least one allowed IP, if it has any left) must fit.
-      const minimum = peerSize(rest.length, withList, next < peer.allowedIPs.length ? peer.allowedIPs[next]!.size : 0);
+      const minimum = peerSize(rest.length, withList, next < peer.allowedIPs.length ? sizeOf(peer.allowedIPs[next]!) : 0);
       if (minimum > room()) flush();
       const a = open();
       const at = a.begin(0);
@@ -393,9 +371,9 @@ function setMessages(familyId: number, ifname: string, peers: EncodedPeer[], max
       if (withList) {
         const list = a.begin(WGPEER_A_ALLOWEDIPS);
         let budget = room(); // the peer's and the list's headers are already in `a`
-        while (next < peer.allowedIPs.length && peer.allowedIPs[next]!.size <= budget) {
+        while (next < peer.allowedIPs.length && sizeOf(peer.allowedIPs[next]!) <= budget) {
           writeAllowedIp(a, peer.allowedIPs[next]!);
-          budget -= peer.allowedIPs[next]!.size;
+          budget -= sizeOf(peer.allowedIPs[next]!);
           next++;
         }
         a.end(list);

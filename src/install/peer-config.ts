@@ -3,37 +3,32 @@
  * install or a re-install leaves nothing from an earlier version behind
  * (all allowed IPs replaced, a removed preshared key or keepalive cleared).
  *
- * The record is the store's text; this is where its preshared key becomes
- * the bytes the device takes, once. The public key is the caller's: the
- * one the record was looked up by (the store checks they agree).
+ * The grant holds the record's values as the store edge parsed them
+ * (src/authorize/peer.ts): nothing here reads text. The public key is the
+ * caller's: the one the record was looked up by (the store checks they
+ * agree).
  */
-import { KEY_LENGTH, parseKey, type PublicKey } from '../handshake/keys.js';
+import { KEY_LENGTH, type PublicKey } from '../handshake/keys.js';
+import type { Cidr } from '../net/cidr.js';
 import type { PeerConfig } from './device.js';
 
 /** 32 zero bytes: "no preshared key" on the device. Shared: never written to. */
 export const NO_PRESHARED_KEY: Uint8Array = new Uint8Array(KEY_LENGTH);
 
-export interface StoreRecordForDevice {
-  allowedIPs: string[];
-  /** Standard base64, as the store keeps it. */
-  presharedKey?: string;
+export interface GrantForDevice {
+  allowedIPs: readonly Cidr[];
+  /** 32 bytes, a secret. */
+  presharedKey?: Uint8Array;
   persistentKeepalive?: number;
 }
 
-/** Throws RangeError for a record whose preshared key is not a key (the store never hands one out). */
-export function peerConfigFromRecord(publicKey: PublicKey, record: StoreRecordForDevice, opts: { updateOnly?: boolean } = {}): PeerConfig {
+export function peerConfigFromGrant(publicKey: PublicKey, grant: GrantForDevice, opts: { updateOnly?: boolean } = {}): PeerConfig {
   return {
     publicKey,
-    allowedIPs: record.allowedIPs,
+    allowedIPs: grant.allowedIPs,
     replaceAllowedIPs: true,
-    presharedKey: record.presharedKey === undefined ? NO_PRESHARED_KEY : presharedKeyBytes(record.presharedKey),
-    persistentKeepalive: record.persistentKeepalive ?? 0,
+    presharedKey: grant.presharedKey ?? NO_PRESHARED_KEY,
+    persistentKeepalive: grant.persistentKeepalive ?? 0,
     ...(opts.updateOnly ? { updateOnly: true } : {}),
   };
-}
-
-function presharedKeyBytes(text: string): Uint8Array {
-  const key = parseKey(text);
-  if (key === null) throw new RangeError('the record\'s preshared key is not a WireGuard key');
-  return key;
 }

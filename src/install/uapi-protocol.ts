@@ -81,10 +81,10 @@ export function formatEndpoint(endpoint: Endpoint): string {
   return family === 6 ? `[${endpoint.address}]:${port}` : `${endpoint.address}:${port}`;
 }
 
-/** Checks a CIDR strictly (IP literal, prefix in range) and returns it unchanged. */
-export function checkCidr(cidr: string): string {
-  if (!isCidrAt(cidr, 0, cidr.length)) throw new UapiRequestError(`not a CIDR: ${JSON.stringify(cidr)}`);
-  return cidr;
+/** Checks a CIDR's text strictly (IP literal, prefix in range) and returns it unchanged: no line of the request can be forged through it. */
+export function checkCidr(text: unknown): string {
+  if (typeof text !== 'string' || !isCidrAt(text, 0, text.length)) throw new UapiRequestError(`not a CIDR: ${JSON.stringify(text)}`);
+  return text;
 }
 
 /** The lines for one peer. Order matters: update_only must follow public_key
@@ -100,7 +100,7 @@ export function peerLines(peer: PeerConfig): string[] {
     lines.push(`persistent_keepalive_interval=${seconds}`);
   }
   if (peer.replaceAllowedIPs) lines.push('replace_allowed_ips=true');
-  for (const cidr of peer.allowedIPs ?? []) lines.push(`allowed_ip=${checkCidr(cidr)}`);
+  for (const cidr of peer.allowedIPs ?? []) lines.push(`allowed_ip=${checkCidr(cidr?.text)}`);
   return lines;
 }
 

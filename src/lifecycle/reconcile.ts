@@ -6,10 +6,10 @@
  * store event left behind, and, at start, takes over the peers an earlier
  * run left on the device.
  */
-import type { AdmissionResult } from '../authorize/peer.js';
+import type { AdmissionResult, PeerGrant } from '../authorize/peer.js';
 import type { PublicKey } from '../handshake/keys.js';
 import type { PeerConfig, PeerStatus } from '../install/device.js';
-import { peerConfigFromRecord } from '../install/peer-config.js';
+import { peerConfigFromGrant } from '../install/peer-config.js';
 import type { InstalledPeer } from './installed.js';
 
 /** Why the store refuses a key it was asked about. */
@@ -40,12 +40,12 @@ export interface ReconcilePlan {
  * as different, so it is written (only peers whose version is unknown get
  * here).
  */
-function differs(status: PeerStatus, record: Extract<AdmissionResult, { allowed: true }>['record']): boolean {
-  if (record.presharedKey !== undefined || status.hasPresharedKey) return true;
-  if (status.persistentKeepalive !== (record.persistentKeepalive ?? 0)) return true;
-  if (status.allowedIPs.length !== record.allowedIPs.length) return true;
+function differs(status: PeerStatus, grant: PeerGrant): boolean {
+  if (grant.presharedKey !== undefined || status.hasPresharedKey) return true;
+  if (status.persistentKeepalive !== (grant.persistentKeepalive ?? 0)) return true;
+  if (status.allowedIPs.length !== grant.allowedIPs.length) return true;
   const onDevice = new Set(status.allowedIPs);
-  return record.allowedIPs.some((ip) => !onDevice.has(ip));
+  return grant.allowedIPs.some((ip) => !onDevice.has(ip.text));
 }
 
 /**
@@ -70,10 +70,11 @@ export function planReconcile(
       continue;
     }
     const mine = installed.get(status.publicKey);
-    if (mine === undefined) plan.adopt.push({ status, version: verdict.record.updatedAt });
+    const { grant } = verdict;
+    if (mine === undefined) plan.adopt.push({ status, version: grant.version });
     const known = mine?.recordVersion ?? null;
-    const stale = known === null ? differs(status, verdict.record) : known !== verdict.record.updatedAt;
-    if (stale) plan.update.push({ config: peerConfigFromRecord(status.publicKey, verdict.record, { updateOnly: true }), version: verdict.record.updatedAt });
+    const stale = known === null ? differs(status, grant) : known !== grant.version;
+    if (stale) plan.update.push({ config: peerConfigFromGrant(status.publicKey, grant, { updateOnly: true }), version: grant.version });
   }
   for (const peer of installed.values()) {
     if (!onDevice.has(peer.publicKey.id) && peer.installedAt < readAt) plan.forget.push(peer.publicKey);

@@ -7,6 +7,7 @@
  */
 import type { PeerStore } from '../authorize/store.js';
 import type { PeerStatus, WireGuardDevice } from '../install/device.js';
+import { cidrTexts } from '../net/cidr.js';
 import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
@@ -103,7 +104,7 @@ export class Reconciler {
           const peer = installed.get(config.publicKey);
           if (peer === undefined) continue;
           peer.recordVersion = version;
-          peer.allowedIPs = config.allowedIPs ?? peer.allowedIPs;
+          if (config.allowedIPs !== undefined) peer.allowedIPs = cidrTexts(config.allowedIPs);
         }
         report.updated = plan.update.length;
         metrics.updates.inc(report.updated);

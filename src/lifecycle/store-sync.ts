@@ -10,7 +10,8 @@
 import type { PeerStore, StoreEvent } from '../authorize/store.js';
 import type { PublicKey } from '../handshake/keys.js';
 import type { WireGuardDevice } from '../install/device.js';
-import { peerConfigFromRecord } from '../install/peer-config.js';
+import { cidrTexts } from '../net/cidr.js';
+import { peerConfigFromGrant } from '../install/peer-config.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
@@ -84,11 +85,11 @@ export class StoreSync {
         await removePeers(this.deps, [{ publicKey: key, reason, refusal: admission.reason }], log, `peer ${reason} in the store: removed from the device`);
         return;
       }
-      await device.setPeers([peerConfigFromRecord(key, admission.record, { updateOnly: true })]);
+      await device.setPeers([peerConfigFromGrant(key, admission.grant, { updateOnly: true })]);
       const peer = installed.get(key);
       if (peer !== undefined) {
-        peer.recordVersion = admission.record.updatedAt;
-        peer.allowedIPs = admission.record.allowedIPs;
+        peer.recordVersion = admission.grant.version;
+        peer.allowedIPs = cidrTexts(admission.grant.allowedIPs);
       }
       this.deps.metrics.updates.inc();
       log.info({ publicKey: key }, 'peer changed in the store: device updated');

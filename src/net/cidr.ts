@@ -1,22 +1,25 @@
 /**
- * CIDR parsing for AllowedIPs. Pure and total: anything a caller sends comes
- * back as a tagged result with a message a person can act on, never a throw.
+ * CIDRs for AllowedIPs. Parsed once where text comes in (the API, a store
+ * record, a device's reply); inside, a CIDR is its family, network-order
+ * bytes and prefix, with its canonical text kept beside them for the store
+ * and the API. Pure and total: a bad CIDR comes back as a tagged result
+ * with a message a person can act on, never a throw.
  *
  * One prefix has one spelling in the store (IPv4 dotted quad, IPv6 in the
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { decimalAt, formatIPv4 as formatIPv4Bytes, formatIPv6 as formatIPv6Bytes, IPV4_BYTES, IPV6_BYTES, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
+import { decimalAt, formatIPv4, formatIPv6, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
 export type { IpFamily } from './address.js';
 
 export interface Cidr {
-  family: IpFamily;
-  /** The network address as an unsigned integer (32 or 128 bits). */
-  address: bigint;
-  prefix: number;
+  readonly family: IpFamily;
+  /** The network address, network order: 4 or 16 bytes, host bits zero. */
+  readonly bytes: Uint8Array;
+  readonly prefix: number;
   /** Canonical text, e.g. `10.0.0.0/24`, `fd00::/64`. */
-  text: string;
+  readonly text: string;
 }
 
 export type CidrResult = { ok: true; cidr: Cidr } | { ok: false; message: string };
@@ -25,34 +28,26 @@ export const IPV4_BITS = 32;
 export const IPV6_BITS = 128;
 /** Longest text we look at: a full IPv6 address with an embedded IPv4 tail and /128 is 49 characters. */
 export const MAX_CIDR_TEXT_LENGTH = 64;
+const MAX_PREFIX_DIGITS = 3;
 
 function fail(message: string): { ok: false; message: string } {
   return { ok: false, message };
 }
 
-function valueOf(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return value;
+/** The mask of the host bits of byte `i` under `prefix`: 0 for a byte wholly in the network part. */
+function hostMask(i: number, prefix: number): number {
+  const networkBits = Math.min(Math.max(prefix - i * 8, 0), 8);
+  return 0xff >> networkBits;
 }
 
-function bytesOf(value: bigint, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  for (let i = size - 1; i >= 0; i--, value >>= 8n) out[i] = Number(value & 0xffn);
-  return out;
+/** Whether every bit of `bytes` past `prefix` is zero. */
+export function hostBitsZero(bytes: Uint8Array, prefix: number): boolean {
+  for (let i = prefix >> 3; i < bytes.length; i++) if ((bytes[i]! & hostMask(i, prefix)) !== 0) return false;
+  return true;
 }
 
-export function formatIPv4(value: bigint): string {
-  return formatIPv4Bytes(bytesOf(value, IPV4_BYTES));
-}
-
-/** RFC 5952 in hex groups (an IPv4-mapped address too): the spelling the store keeps. */
-export function formatIPv6(value: bigint): string {
-  return formatIPv6Bytes(bytesOf(value, IPV6_BYTES), 0, false);
-}
-
-function formatAddress(family: IpFamily, value: bigint): string {
-  return family === 4 ? formatIPv4(value) : formatIPv6(value);
+function networkOf(bytes: Uint8Array, prefix: number): Uint8Array {
+  return bytes.map((b, i) => b & ~hostMask(i, prefix));
 }
 
 /**
@@ -71,9 +66,8 @@ export function parseCidr(input: unknown): CidrResult {
   const addressText = slash < 0 ? text : text.slice(0, slash);
   const parsed = parseAddress(addressText);
   if (!parsed.ok) return fail(parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : parsed.message);
-  const { family } = parsed.address;
+  const { family, bytes } = parsed.address;
   const bits = family === 4 ? IPV4_BITS : IPV6_BITS;
-  const value = valueOf(parsed.address.bytes);
 
   let prefix = bits;
   if (slash >= 0) {
@@ -83,35 +77,22 @@ export function parseCidr(input: unknown): CidrResult {
     if (prefix > bits) return fail(`${text}: prefix length ${prefix} is more than ${bits} for IPv${family}`);
   }
 
-  const hostBits = BigInt(bits - prefix);
-  const network = (value >> hostBits) << hostBits;
-  if (network !== value) {
-    const fixed = `${formatAddress(family, network)}/${prefix}`;
-    const host = `${formatAddress(family, value)}/${bits}`;
+  if (!hostBitsZero(bytes, prefix)) {
+    const fixed = `${formatCidrAddress(family, networkOf(bytes, prefix))}/${prefix}`;
+    const host = `${formatCidrAddress(family, bytes)}/${bits}`;
     return fail(`${text} has host bits set; did you mean ${fixed} (the network) or ${host} (one host)?`);
   }
-  return { ok: true, cidr: { family, address: network, prefix, text: `${formatAddress(family, network)}/${prefix}` } };
+  return { ok: true, cidr: { family, bytes, prefix, text: `${formatCidrAddress(family, bytes)}/${prefix}` } };
 }
 
-const CHAR_0 = 48;
-const MAX_PREFIX_DIGITS = 3;
-const scratch = new Uint8Array(IPV4_BYTES);
+/** The canonical spellings, for a record or a report. */
+export function cidrTexts(cidrs: readonly Cidr[]): string[] {
+  return cidrs.map((c) => c.text);
+}
 
-/**
- * parseCidr's answer for an IPv4 CIDR already in canonical form (as the
- * store keeps them), without BigInt or text: the hot path of installing
- * many peers at once. null for anything else, valid or not: ask parseCidr.
- */
-export function parseCanonicalIPv4Cidr(text: string): { address: number; prefix: number } | null {
-  const slash = text.indexOf('/');
-  if (slash < 0 || !ipv4At(text, 0, slash, scratch)) return null;
-  const prefix = decimalAt(text, slash + 1, text.length, MAX_PREFIX_DIGITS);
-  // Canonical: no leading zero, at most two digits.
-  if (prefix < 0 || prefix > IPV4_BITS || text.length - slash - 1 > 2 || (prefix > 0 && text.charCodeAt(slash + 1) === CHAR_0)) return null;
-  const address = ((scratch[0]! << 24) | (scratch[1]! << 16) | (scratch[2]! << 8) | scratch[3]!) >>> 0;
-  const hostMask = prefix === 0 ? 0xffffffff : (1 << (IPV4_BITS - prefix)) - 1;
-  if (prefix < IPV4_BITS && (address & hostMask) !== 0) return null;
-  return { address, prefix };
+/** RFC 5952 in hex groups for IPv6 (an IPv4-mapped address too): the spelling the store keeps. */
+function formatCidrAddress(family: IpFamily, bytes: Uint8Array): string {
+  return family === 4 ? formatIPv4(bytes) : formatIPv6(bytes, 0, false);
 }
 
 /**
@@ -127,10 +108,4 @@ export function isCidrAt(text: string, from: number, to: number): boolean {
   if (bits < 0) return false;
   if (ipv4At(text, from, slash)) return bits <= IPV4_BITS;
   return bits <= IPV6_BITS && ipv6At(text, from, slash);
-}
-
-/** The canonical spelling, or null when `input` is not a valid CIDR. */
-export function canonicalCidr(input: unknown): string | null {
-  const r = parseCidr(input);
-  return r.ok ? r.cidr.text : null;
 }

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceError, type PeerConfig, type PeerStatus, type WireGuardDevice } from '../../src/install/device.js';
 import { randomBytes } from 'node:crypto';
 import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { cidrTexts } from '../../src/net/cidr.js';
+import { cidr, cidrs, unchecked } from '../../harness/cidr.js';
 
 export interface ContractTarget {
   /** The backend under test, opened on the interface. */
@@ -67,8 +69,8 @@ export function deviceContract(label: string, factory: TargetFactory): void {
       const a = newKey();
       const b = newKey();
       await t.device.setPeers([
-        { publicKey: a, presharedKey: newPresharedKey(), endpoint: { address: '192.0.2.7', port: 51000 }, persistentKeepalive: 0, allowedIPs: ['10.7.0.2/32', 'fd00:7::2/128'] },
-        { publicKey: b, endpoint: { address: '2001:db8::9', port: 443 }, allowedIPs: ['10.7.1.0/24'] },
+        { publicKey: a, presharedKey: newPresharedKey(), endpoint: { address: '192.0.2.7', port: 51000 }, persistentKeepalive: 0, allowedIPs: cidrs('10.7.0.2/32', 'fd00:7::2/128') },
+        { publicKey: b, endpoint: { address: '2001:db8::9', port: 443 }, allowedIPs: cidrs('10.7.1.0/24') },
       ]);
       const peers = byKey(await t.device.listPeers());
       expect(peers.get(a)).toMatchObject({ endpoint: { address: '192.0.2.7', port: 51000 }, hasPresharedKey: true, persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n });
@@ -79,10 +81,10 @@ export function deviceContract(label: string, factory: TargetFactory): void {
 
     it('adds allowed IPs, or replaces them with replaceAllowedIPs', async () => {
       const k = newKey();
-      await t.device.setPeers([{ publicKey: k, allowedIPs: ['10.8.0.1/32'] }]);
-      await t.device.setPeers([{ publicKey: k, allowedIPs: ['10.8.0.2/32'] }]);
+      await t.device.setPeers([{ publicKey: k, allowedIPs: cidrs('10.8.0.1/32') }]);
+      await t.device.setPeers([{ publicKey: k, allowedIPs: cidrs('10.8.0.2/32') }]);
       expect(sorted(byKey(await t.device.listPeers()).get(k)!.allowedIPs)).toEqual(['10.8.0.1/32', '10.8.0.2/32']);
-      await t.device.setPeers([{ publicKey: k, allowedIPs: ['10.8.0.3/32'], replaceAllowedIPs: true }]);
+      await t.device.setPeers([{ publicKey: k, allowedIPs: cidrs('10.8.0.3/32'), replaceAllowedIPs: true }]);
       expect(byKey(await t.device.listPeers()).get(k)!.allowedIPs).toEqual(['10.8.0.3/32']);
       await t.device.setPeers([{ publicKey: k, allowedIPs: [], replaceAllowedIPs: true }]);
       expect(byKey(await t.device.listPeers()).get(k)!.allowedIPs).toEqual([]);
@@ -92,10 +94,10 @@ export function deviceContract(label: string, factory: TargetFactory): void {
     it('updateOnly changes a present peer and never creates an absent one', async () => {
       const present = newKey();
       const absent = newKey();
-      await t.device.setPeers([{ publicKey: present, allowedIPs: ['10.9.0.1/32'] }]);
+      await t.device.setPeers([{ publicKey: present, allowedIPs: cidrs('10.9.0.1/32') }]);
       await t.device.setPeers([
-        { publicKey: present, persistentKeepalive: 0, allowedIPs: ['10.9.0.2/32'], replaceAllowedIPs: true, updateOnly: true },
-        { publicKey: absent, allowedIPs: ['10.9.0.3/32'], updateOnly: true },
+        { publicKey: present, persistentKeepalive: 0, allowedIPs: cidrs('10.9.0.2/32'), replaceAllowedIPs: true, updateOnly: true },
+        { publicKey: absent, allowedIPs: cidrs('10.9.0.3/32'), updateOnly: true },
       ]);
       const peers = byKey(await t.device.listPeers());
       expect(peers.get(present)!.allowedIPs).toEqual(['10.9.0.2/32']);
@@ -116,13 +118,13 @@ export function deviceContract(label: string, factory: TargetFactory): void {
     });
 
     it(`sets ${CONTRACT_BATCH} peers, one with ${MANY_ALLOWED_IPS.length} allowed IPs, in one call: each exactly once, with its allowed IPs`, async () => {
-      const peers: PeerConfig[] = Array.from({ length: CONTRACT_BATCH }, (_, i) => ({ publicKey: newKey(), allowedIPs: [`10.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`] }));
-      peers[CONTRACT_BATCH >> 1] = { publicKey: peers[CONTRACT_BATCH >> 1]!.publicKey, allowedIPs: MANY_ALLOWED_IPS, replaceAllowedIPs: true };
+      const peers: PeerConfig[] = Array.from({ length: CONTRACT_BATCH }, (_, i) => ({ publicKey: newKey(), allowedIPs: [cidr(`10.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)] }));
+      peers[CONTRACT_BATCH >> 1] = { publicKey: peers[CONTRACT_BATCH >> 1]!.publicKey, allowedIPs: cidrs(...MANY_ALLOWED_IPS), replaceAllowedIPs: true };
       await t.device.setPeers(peers);
       const listed = await t.device.listPeers();
       expect(listed).toHaveLength(CONTRACT_BATCH);
       const got = byKey(listed);
-      for (const p of peers) expect(sorted(got.get(p.publicKey)?.allowedIPs ?? [])).toEqual(sorted(p.allowedIPs!));
+      for (const p of peers) expect(sorted(got.get(p.publicKey)?.allowedIPs ?? [])).toEqual(sorted(cidrTexts(p.allowedIPs!)));
       await t.device.removePeers(peers.map((p) => p.publicKey));
       expect(await t.device.listPeers()).toEqual([]);
     });
@@ -131,7 +133,7 @@ export function deviceContract(label: string, factory: TargetFactory): void {
       const good = newKey();
       const bad: PeerConfig[][] = [
         [{ publicKey: good }, { publicKey: notAKey('not a key') }],
-        [{ publicKey: good }, { publicKey: newKey(), allowedIPs: ['10.0.0.0/33'] }],
+        [{ publicKey: good }, { publicKey: newKey(), allowedIPs: [unchecked(4, [10, 0, 0, 0], 33)] }],
         [{ publicKey: good }, { publicKey: newKey(), endpoint: { address: 'gateway.example', port: 1 } }],
         [{ publicKey: good }, { publicKey: newKey(), persistentKeepalive: 70_000 }],
       ];

@@ -3,9 +3,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { formatKey, parseKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
+import { validateCreate, type PeerGrant, type PeerRecord } from '../../src/authorize/peer.js';
+import { cidrs } from '../../harness/cidr.js';
 import { decodeCursor, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
@@ -19,6 +20,14 @@ function record(fields: Record<string, unknown> = {}): PeerRecord {
   const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
   if (!r.ok) throw new Error(r.message);
   return r.value;
+}
+
+/** What authorize hands the device for a record: its values, parsed. */
+function grantOf(r: PeerRecord): PeerGrant {
+  const grant: PeerGrant = { allowedIPs: cidrs(...r.allowedIPs), version: r.updatedAt };
+  if (r.presharedKey !== undefined) grant.presharedKey = parseKey(r.presharedKey)!;
+  if (r.persistentKeepalive !== undefined) grant.persistentKeepalive = r.persistentKeepalive;
+  return grant;
 }
 
 async function until(what: string, check: () => Promise<boolean>, attempts = 100): Promise<void> {
@@ -144,7 +153,7 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.authorize(pk(newKey()), NOW)).toEqual({ allowed: false, reason: 'unknown' });
     expect(await store.authorize(pk(off.publicKey), NOW)).toEqual({ allowed: false, reason: 'disabled' });
     expect(await store.authorize(pk(ok.publicKey), new Date('2030-01-01T01:00:00Z'))).toEqual({ allowed: false, reason: 'expired' });
-    expect(await store.authorize(pk(ok.publicKey), NOW)).toEqual({ allowed: true, record: ok });
+    expect(await store.authorize(pk(ok.publicKey), NOW)).toEqual({ allowed: true, grant: grantOf(ok) });
   });
 
   it('authorizeMany answers like authorize for every key, across MGET batches, and leaves corrupt records out', async () => {
@@ -268,7 +277,7 @@ describe('PeerStore when Redis goes away', () => {
     expect(await store.get(rec.publicKey)).toBeNull();
     // Scripts are loaded again on demand (NOSCRIPT → EVAL).
     expect((await store.create(rec)).ok).toBe(true);
-    expect(await store.authorize(pk(rec.publicKey), NOW)).toEqual({ allowed: true, record: rec });
+    expect(await store.authorize(pk(rec.publicKey), NOW)).toEqual({ allowed: true, grant: grantOf(rec) });
   });
 
   it('a Redis that accepts but does not answer counts as unavailable (command timeout)', async () => {

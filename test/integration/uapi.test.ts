@@ -17,6 +17,8 @@ import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { run } from '../../harness/testbed/exec.js';
 import { createNamespace, deleteNamespace } from '../../harness/testbed/netns.js';
 import { WgInterface, type WgDumpPeer } from '../../harness/testbed/wireguard.js';
+import { cidrTexts } from '../../src/net/cidr.js';
+import { cidr, cidrs, unchecked } from '../../harness/cidr.js';
 
 const NS = 'ua-t';
 const IFNAME = 'uat0';
@@ -94,8 +96,8 @@ describe('UapiDevice on wireguard-go', () => {
     // Endpoints stay on this namespace's loopback; the keepalive peer has no
     // endpoint, so nothing is sent and the byte counters stay put.
     const peers: PeerConfig[] = [
-      { publicKey: pk(a), presharedKey: psk, endpoint: { address: '127.0.0.1', port: 9 }, allowedIPs: ['10.9.0.1/32', 'fd00:9::1/128'] },
-      { publicKey: pk(b), endpoint: { address: '::1', port: 10 }, allowedIPs: ['10.9.1.0/24'] },
+      { publicKey: pk(a), presharedKey: psk, endpoint: { address: '127.0.0.1', port: 9 }, allowedIPs: cidrs('10.9.0.1/32', 'fd00:9::1/128') },
+      { publicKey: pk(b), endpoint: { address: '::1', port: 10 }, allowedIPs: cidrs('10.9.1.0/24') },
       { publicKey: pk(c), persistentKeepalive: 25 },
     ];
     await dev.setPeers(peers);
@@ -124,8 +126,8 @@ describe('UapiDevice on wireguard-go', () => {
   it('updateOnly changes an existing peer and never creates one', async () => {
     const absent = newKey();
     await dev.setPeers([
-      { publicKey: pk(absent), updateOnly: true, allowedIPs: ['10.9.2.1/32'] },
-      { publicKey: pk(c), updateOnly: true, allowedIPs: ['10.9.3.1/32'] },
+      { publicKey: pk(absent), updateOnly: true, allowedIPs: cidrs('10.9.2.1/32') },
+      { publicKey: pk(c), updateOnly: true, allowedIPs: cidrs('10.9.3.1/32') },
     ]);
     const keys = (await wg.dump()).peers;
     expect(keys.map((p) => p.publicKey)).not.toContain(absent);
@@ -133,10 +135,10 @@ describe('UapiDevice on wireguard-go', () => {
   });
 
   it('adds allowed IPs by default and replaces them with replaceAllowedIPs', async () => {
-    await dev.setPeers([{ publicKey: pk(b), allowedIPs: ['10.9.4.0/24'] }]);
+    await dev.setPeers([{ publicKey: pk(b), allowedIPs: cidrs('10.9.4.0/24') }]);
     let peer = spelled(await dev.listPeers()).find((p) => p.publicKey === b)!;
     expect(peer.allowedIPs.sort()).toEqual(['10.9.1.0/24', '10.9.4.0/24']);
-    await dev.setPeers([{ publicKey: pk(b), replaceAllowedIPs: true, allowedIPs: ['10.9.5.0/24'] }]);
+    await dev.setPeers([{ publicKey: pk(b), replaceAllowedIPs: true, allowedIPs: cidrs('10.9.5.0/24') }]);
     peer = spelled(await dev.listPeers()).find((p) => p.publicKey === b)!;
     expect(peer.allowedIPs).toEqual(['10.9.5.0/24']);
     expect((await wg.dump()).peers.find((p) => p.publicKey === b)!.allowedIPs).toEqual(['10.9.5.0/24']);
@@ -165,12 +167,12 @@ describe('UapiDevice on wireguard-go', () => {
     const N = 10_000;
     const peers: PeerConfig[] = Array.from({ length: N }, (_, i) => ({
       publicKey: pk(newKey()),
-      allowedIPs: [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`],
+      allowedIPs: [cidr(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)],
     }));
     await dev.setPeers(peers);
     const listed = await dev.listPeers();
     expect(listed).toHaveLength(N);
-    const want = new Map(peers.map((p) => [p.publicKey.toString(), p.allowedIPs]));
+    const want = new Map(peers.map((p) => [p.publicKey.toString(), cidrTexts(p.allowedIPs!)]));
     const seen = new Set<string>();
     for (const p of spelled(listed)) {
       expect(seen.has(p.publicKey)).toBe(false);
@@ -196,7 +198,7 @@ describe('UapiDevice on wireguard-go', () => {
   it('refuses invalid input before sending anything', async () => {
     const k = newKey();
     await expect(dev.setPeers([{ publicKey: pk(k) }, { publicKey: 'not a key' as unknown as PublicKey }])).rejects.toThrow(/not a valid/);
-    await expect(dev.setPeers([{ publicKey: pk(k), allowedIPs: ['10.0.0.1/32\nremove=true'] }])).rejects.toThrow(/not a CIDR/);
+    await expect(dev.setPeers([{ publicKey: pk(k), allowedIPs: [unchecked(4, [10, 0, 0, 1], 32, '10.0.0.1/32\nremove=true')] }])).rejects.toThrow(/not a CIDR/);
     expect(await dev.listPeers()).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatIPv6 } from '../../src/net/cidr.js';
+import { formatIPv6 } from '../../src/net/address.js';
+import { cidr, cidrs, unchecked } from '../../harness/cidr.js';
 import type { PeerStatus } from '../../src/install/device.js';
 import { PublicKey } from '../../src/handshake/keys.js';
 import {
@@ -141,7 +142,7 @@ describe('netlink requests', () => {
 
   it('a full peer carries every field it was given, in kernel units', () => {
     const [request] = setPeersRequests(FAMILY, 'wg0', [
-      { publicKey: key(1), presharedKey: psk(2), endpoint: { address: '192.0.2.1', port: 51820 }, persistentKeepalive: 25, allowedIPs: ['10.0.0.2/32', 'fd00::/64'], replaceAllowedIPs: true },
+      { publicKey: key(1), presharedKey: psk(2), endpoint: { address: '192.0.2.1', port: 51820 }, persistentKeepalive: 25, allowedIPs: cidrs('10.0.0.2/32', 'fd00::/64'), replaceAllowedIPs: true },
     ]);
     const [m] = splitMessages([request!]);
     expect(m!.payload[0]).toBe(WG_CMD_SET_DEVICE);
@@ -177,21 +178,21 @@ describe('netlink requests', () => {
   });
 
   it('packs 5,000 peers into messages within the limit, each peer exactly once, in order', () => {
-    const peers = Array.from({ length: 5_000 }, (_, i) => ({ publicKey: keyN(i), allowedIPs: [`10.${i >> 8}.${i & 255}.0/24`] }));
+    const peers = Array.from({ length: 5_000 }, (_, i) => ({ publicKey: keyN(i), allowedIPs: [cidr(`10.${i >> 8}.${i & 255}.0/24`)] }));
     const requests = setPeersRequests(FAMILY, 'wg0', peers);
     expect(requests.length).toBeGreaterThan(1);
     for (const r of requests) expect(r.length).toBeLessThanOrEqual(DEFAULT_MAX_MESSAGE_BYTES);
     const device = parseDevice('wg0', asMessages(requests));
     expect(device.peers.map((p) => p.publicKey)).toEqual(peers.map((p) => p.publicKey));
-    expect(device.peers.map((p) => p.allowedIPs[0])).toEqual(peers.map((p) => p.allowedIPs[0]));
+    expect(device.peers.map((p) => p.allowedIPs[0])).toEqual(peers.map((p) => p.allowedIPs[0]!.text));
   });
 
   it('a peer whose allowed IPs do not fit continues in the next message: UPDATE_ONLY, no REPLACE', () => {
     const allowedIPs = Array.from({ length: 300 }, (_, i) => `10.1.${i >> 8}.${i & 255}/32`).concat(Array.from({ length: 50 }, (_, i) => `fd00::${(i + 1).toString(16)}/128`));
     const peers = [
-      { publicKey: key(1), allowedIPs: ['10.9.0.1/32'] },
-      { publicKey: key(2), presharedKey: psk(9), allowedIPs, replaceAllowedIPs: true },
-      { publicKey: key(3), allowedIPs: ['10.9.0.3/32'] },
+      { publicKey: key(1), allowedIPs: cidrs('10.9.0.1/32') },
+      { publicKey: key(2), presharedKey: psk(9), allowedIPs: cidrs(...allowedIPs), replaceAllowedIPs: true },
+      { publicKey: key(3), allowedIPs: cidrs('10.9.0.3/32') },
     ];
     const requests = setPeersRequests(FAMILY, 'wg0', peers, MIN_MESSAGE_BYTES);
     for (const r of requests) expect(r.length).toBeLessThanOrEqual(MIN_MESSAGE_BYTES);
@@ -212,7 +213,7 @@ describe('netlink requests', () => {
 
   it('a continued update-only peer stays update-only in every part', () => {
     const allowedIPs = Array.from({ length: 100 }, (_, i) => `10.2.0.${i}/32`);
-    const parts = setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(4), allowedIPs, updateOnly: true, replaceAllowedIPs: true }], MIN_MESSAGE_BYTES).flatMap(peerParts);
+    const parts = setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(4), allowedIPs: cidrs(...allowedIPs), updateOnly: true, replaceAllowedIPs: true }], MIN_MESSAGE_BYTES).flatMap(peerParts);
     expect(parts.length).toBeGreaterThan(1);
     for (const p of parts) expect(p.flags & WGPEER_F_UPDATE_ONLY).toBe(WGPEER_F_UPDATE_ONLY);
   });
@@ -221,8 +222,8 @@ describe('netlink requests', () => {
     const bad: [string, () => unknown][] = [
       ['public key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: untyped<PublicKey>('nope') }])],
       ['preshared key', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), presharedKey: untyped<Uint8Array>('x'.repeat(44)) }])],
-      ['allowed IP', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: ['10.0.0.1/33'] }])],
-      ['host bits', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: ['10.0.0.1/24'] }])],
+      ['allowed IP', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: [unchecked(4, [10, 0, 0, 1], 33)] }])],
+      ['host bits', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), allowedIPs: [unchecked(4, [10, 0, 0, 1], 24)] }])],
       ['endpoint', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: 'example.com', port: 1 } }])],
       ['endpoint prefix', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: '10.0.0.1/32', port: 1 } }])],
       ['port', () => setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: '10.0.0.1', port: 70000 } }])],
@@ -322,7 +323,7 @@ describe('netlink replies', () => {
   });
 
   it('never reads out of bounds: random and truncated replies are NetlinkParseErrors or parse', () => {
-    const valid = setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: '10.0.0.1', port: 1 }, allowedIPs: ['10.0.0.0/8', 'fd00::/8'] }])[0]!;
+    const valid = setPeersRequests(FAMILY, 'wg0', [{ publicKey: key(1), endpoint: { address: '10.0.0.1', port: 1 }, allowedIPs: cidrs('10.0.0.0/8', 'fd00::/8') }])[0]!;
     const check = (datagram: Buffer) => {
       try {
         const reply = parseReply([datagram], 0);
@@ -384,7 +385,7 @@ describe('netlink replies', () => {
     if (ips.length > 0) parts.push(nest(WGPEER_A_ALLOWEDIPS, ...ips.map(allowedIp)));
     return nest(0, ...parts);
   }
-  const addressOf = (v6: boolean, addr: Uint8Array) => (v6 ? formatIPv6(BigInt(`0x${Buffer.from(addr).toString('hex')}`)) : Array.from(addr).join('.'));
+  const addressOf = (v6: boolean, addr: Uint8Array) => (v6 ? formatIPv6(addr, 0, false) : Array.from(addr).join('.'));
   const expectedPeer = (p: KernelPeer): PeerStatus => ({
     publicKey: PublicKey.fromBytes(p.key),
     ...(p.endpoint === null ? {} : { endpoint: { address: addressOf(p.endpoint.v6, p.endpoint.addr), port: p.endpoint.port } }),

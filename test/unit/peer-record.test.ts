@@ -165,18 +165,19 @@ describe('publicView', () => {
 
 describe('admission', () => {
   const rec = created({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], expiresAt: '2030-01-01T00:00:10Z' });
+  const stored = (r: PeerRecord) => decodeRecord(JSON.stringify(r));
 
   it('unknown, disabled, expired (inclusive), allowed', () => {
     expect(admission(null, NOW)).toEqual({ allowed: false, reason: 'unknown' });
-    expect(admission({ ...rec, disabled: true }, NOW)).toEqual({ allowed: false, reason: 'disabled' });
-    expect(admission(rec, new Date('2030-01-01T00:00:10Z'))).toEqual({ allowed: false, reason: 'expired' });
-    expect(admission(rec, new Date('2030-01-01T00:00:09.999Z'))).toEqual({ allowed: true, record: rec });
+    expect(admission(stored({ ...rec, disabled: true }), NOW)).toEqual({ allowed: false, reason: 'disabled' });
+    expect(admission(stored(rec), new Date('2030-01-01T00:00:10Z'))).toEqual({ allowed: false, reason: 'expired' });
+    expect(admission(stored(rec), new Date('2030-01-01T00:00:09.999Z'))).toEqual({ allowed: true, grant: stored(rec)!.grant });
     const { expiresAt: _, ...forever } = rec;
-    expect(admission(forever, new Date('2999-01-01T00:00:00Z')).allowed).toBe(true);
+    expect(admission(stored(forever), new Date('2999-01-01T00:00:00Z')).allowed).toBe(true);
   });
 
   it('disabled wins over expired', () => {
-    expect(admission({ ...rec, disabled: true }, new Date('2031-01-01T00:00:00Z'))).toEqual({ allowed: false, reason: 'disabled' });
+    expect(admission(stored({ ...rec, disabled: true }), new Date('2031-01-01T00:00:00Z'))).toEqual({ allowed: false, reason: 'disabled' });
   });
 });
 
@@ -184,8 +185,19 @@ describe('decodeRecord', () => {
   const rec = created({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, persistentKeepalive: 25 });
 
   it('round-trips what the store writes, including Redis cjson escaping of "/"', () => {
-    expect(decodeRecord(JSON.stringify(rec))).toEqual(rec);
-    expect(decodeRecord(JSON.stringify(rec).replace(/\//g, '\\/'))).toEqual(rec);
+    expect(decodeRecord(JSON.stringify(rec))?.record).toEqual(rec);
+    expect(decodeRecord(JSON.stringify(rec).replace(/\//g, '\\/'))?.record).toEqual(rec);
+  });
+
+  it('hands the device the record\'s values, parsed: CIDR bytes, the preshared key\'s bytes, the version', () => {
+    const { grant } = decodeRecord(JSON.stringify({ ...rec, allowedIPs: ['10.0.0.2/32', 'fd00::/64'] }))!;
+    expect(grant.allowedIPs.map((c) => [c.family, [...c.bytes], c.prefix, c.text])).toEqual([
+      [4, [10, 0, 0, 2], 32, '10.0.0.2/32'],
+      [6, [0xfd, ...new Array(15).fill(0)], 64, 'fd00::/64'],
+    ]);
+    expect(grant.presharedKey).toEqual(new Uint8Array(32).fill(7));
+    expect(grant.persistentKeepalive).toBe(25);
+    expect(grant.version).toBe(rec.updatedAt);
   });
 
   it('refuses values that are not our records', () => {

@@ -16,6 +16,7 @@ import { createMetrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { RefusalCache } from '../../src/authorize/refusals.js';
+import { cidrs } from '../../harness/cidr.js';
 import { testKey } from '../support/keys.js';
 
 const KEY = testKey('client');
@@ -74,7 +75,7 @@ function setup(opts: { verdict?: VerifyResult; admission?: Admission | Error; in
     authorize: async (key) => {
       lookups.push(key.toString());
       await storeGate;
-      const a = opts.admission ?? { allowed: true, record: { publicKey: key.toString(), allowedIPs: ['10.0.0.2/32'] } };
+      const a = opts.admission ?? { allowed: true, grant: { allowedIPs: cidrs('10.0.0.2/32'), version: 'v1' } };
       if (a instanceof Error) throw a;
       return a;
     },
@@ -135,7 +136,7 @@ describe('Pipeline', () => {
     const t = setup();
     t.releaseStore();
     expect(await t.pipeline.handle(event())).toBe('installed');
-    expect(t.installs).toEqual([[{ publicKey: KEY, allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, presharedKey: new Uint8Array(32), persistentKeepalive: 0 }]]);
+    expect(t.installs).toEqual([[{ publicKey: KEY, allowedIPs: cidrs('10.0.0.2/32'), replaceAllowedIPs: true, presharedKey: new Uint8Array(32), persistentKeepalive: 0 }]]);
     expect(t.replays).toHaveLength(1);
     expect(t.installed.get(KEY)?.state).toBe('provisional');
     expect(await t.stats()).toMatchObject({ initiations_seen: 1, initiations_verified: 1, installs: 1, replays: 1 });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { AdmissionResult, PeerRecord } from '../../src/authorize/peer.js';
+import type { AdmissionResult, PeerGrant } from '../../src/authorize/peer.js';
 import { PublicKey } from '../../src/handshake/keys.js';
 import type { PeerStatus } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { planReconcile } from '../../src/lifecycle/reconcile.js';
+import { cidrs } from '../../harness/cidr.js';
 import { testKey } from '../support/keys.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12);
@@ -15,8 +16,8 @@ function status(k: string, o: Partial<PeerStatus> = {}): PeerStatus {
   return { publicKey: PublicKey.parse(k)!, allowedIPs: ['10.0.0.2/32'], persistentKeepalive: 0, lastHandshakeAt: null, rxBytes: 0n, txBytes: 0n, hasPresharedKey: false, ...o };
 }
 
-function allowed(k: string, o: Partial<PeerRecord> = {}): AdmissionResult {
-  return { allowed: true, record: { publicKey: k, allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'c', updatedAt: 'v1', ...o } };
+function allowed(o: Partial<PeerGrant> = {}): AdmissionResult {
+  return { allowed: true, grant: { allowedIPs: cidrs('10.0.0.2/32'), version: 'v1', ...o } };
 }
 
 describe('planReconcile', () => {
@@ -46,16 +47,16 @@ describe('planReconcile', () => {
       status(key('d')), // the record has a preshared key: its value cannot be compared
     ];
     const admissions = new Map([
-      [pk('a').id, allowed(key('a'))],
-      [pk('b').id, allowed(key('b'))],
-      [pk('c').id, allowed(key('c'))],
-      [pk('d').id, allowed(key('d'), { presharedKey: testKey('psk').toString() })],
+      [pk('a').id, allowed()],
+      [pk('b').id, allowed()],
+      [pk('c').id, allowed()],
+      [pk('d').id, allowed({ presharedKey: testKey('psk').bytes })],
     ]);
     const plan = planReconcile(device, admissions, new InstalledPeers(), T0);
     expect(plan.adopt.map((a) => a.status.publicKey.toString())).toEqual([key('a'), key('b'), key('c'), key('d')]);
     expect(plan.adopt.every((a) => a.version === 'v1')).toBe(true);
     expect(plan.update.map((u) => u.config.publicKey.toString())).toEqual([key('b'), key('c'), key('d')]);
-    expect(plan.update[0]!.config).toMatchObject({ allowedIPs: ['10.0.0.2/32'], replaceAllowedIPs: true, updateOnly: true });
+    expect(plan.update[0]!.config).toMatchObject({ allowedIPs: cidrs('10.0.0.2/32'), replaceAllowedIPs: true, updateOnly: true });
     expect(plan.remove).toEqual([]);
   });
 
@@ -63,7 +64,7 @@ describe('planReconcile', () => {
     const installed = new InstalledPeers();
     installed.add(pk('a'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
     installed.add(pk('b'), T0 - 60_000, null, 'confirmed').recordVersion = 'v1';
-    const plan = planReconcile([status(key('a')), status(key('b'))], new Map([[pk('a').id, allowed(key('a'), { updatedAt: 'v2' })], [pk('b').id, allowed(key('b'))]]), installed, T0);
+    const plan = planReconcile([status(key('a')), status(key('b'))], new Map([[pk('a').id, allowed({ version: 'v2' })], [pk('b').id, allowed()]]), installed, T0);
     expect(plan.update.map((u) => [u.config.publicKey.toString(), u.version])).toEqual([[key('a'), 'v2']]);
     expect(plan.adopt).toEqual([]);
   });

@@ -6,7 +6,8 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { AdmissionResult, PeerRecord } from '../../src/authorize/peer.js';
+import type { AdmissionResult, PeerGrant } from '../../src/authorize/peer.js';
+import { cidrs } from '../../harness/cidr.js';
 import type { StoreEvent } from '../../src/authorize/store.js';
 import type { DeviceInfo, PeerConfig, PeerStatus, WireGuardDevice } from '../../src/install/device.js';
 import { InstalledPeers } from '../../src/lifecycle/installed.js';
@@ -39,7 +40,7 @@ class MemoryDevice implements WireGuardDevice {
   async close(): Promise<void> {}
 }
 
-const record = (publicKey: string): PeerRecord => ({ publicKey, allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'c', updatedAt: 'v1' });
+const grant: PeerGrant = { allowedIPs: cidrs('10.0.0.2/32'), version: 'v1' };
 
 /** What the store says of each key: `undefined` keys are allowed. */
 const verdicts = new Map<string, AdmissionResult>([
@@ -48,7 +49,7 @@ const verdicts = new Map<string, AdmissionResult>([
   [key('c'), { allowed: false, reason: 'expired' }],
   [key('d'), { allowed: false, reason: 'expired' }],
 ]);
-const verdict = (k: string): AdmissionResult => verdicts.get(k) ?? { allowed: true, record: record(k) };
+const verdict = (k: string): AdmissionResult => verdicts.get(k) ?? { allowed: true, grant };
 
 async function removals(metrics: Metrics): Promise<Record<string, number>> {
   return Object.fromEntries((await metrics.removals.get()).values.map((v) => [String(v.labels['reason']), v.value]));

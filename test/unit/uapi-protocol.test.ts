@@ -20,6 +20,7 @@ import {
 } from '../../src/install/uapi-protocol.js';
 import { isIPv4At } from '../../src/net/address.js';
 import { isCidrAt } from '../../src/net/cidr.js';
+import { cidrs, textOnly } from '../../harness/cidr.js';
 import type { PeerConfig, PeerStatus } from '../../src/install/device.js';
 import { formatKey, keyToHex, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
@@ -38,7 +39,7 @@ describe('set requests', () => {
         endpoint: { address: '192.0.2.1', port: 51820 },
         persistentKeepalive: 25,
         replaceAllowedIPs: true,
-        allowedIPs: ['10.0.0.2/32', 'fd00::2/128'],
+        allowedIPs: cidrs('10.0.0.2/32', 'fd00::2/128'),
       },
     ]);
     expect(req).toBe(
@@ -78,10 +79,10 @@ describe('set requests', () => {
     ['bad key', { publicKey: 'nope' as unknown as PublicKey }],
     ['bad psk', { publicKey: key(1), presharedKey: 'x' as unknown as Uint8Array }],
     ['short psk', { publicKey: key(1), presharedKey: new Uint8Array(31) }],
-    ['newline in allowed IP', { publicKey: key(1), allowedIPs: ['10.0.0.1/32\nremove=true'] }],
-    ['prefix too long', { publicKey: key(1), allowedIPs: ['10.0.0.1/33'] }],
-    ['v6 prefix too long', { publicKey: key(1), allowedIPs: ['fd00::/129'] }],
-    ['no prefix', { publicKey: key(1), allowedIPs: ['10.0.0.1'] }],
+    ['newline in allowed IP', { publicKey: key(1), allowedIPs: [textOnly('10.0.0.1/32\nremove=true')] }],
+    ['prefix too long', { publicKey: key(1), allowedIPs: [textOnly('10.0.0.1/33')] }],
+    ['v6 prefix too long', { publicKey: key(1), allowedIPs: [textOnly('fd00::/129')] }],
+    ['no prefix', { publicKey: key(1), allowedIPs: [textOnly('10.0.0.1')] }],
     ['hostname endpoint', { publicKey: key(1), endpoint: { address: 'example.com', port: 1 } }],
     ['bracketed endpoint', { publicKey: key(1), endpoint: { address: '[fd00::1]', port: 1 } }],
     ['port out of range', { publicKey: key(1), endpoint: { address: '10.0.0.1', port: 65_536 } }],
@@ -96,7 +97,7 @@ describe('set requests', () => {
       fc.property(fc.string(), (s) => {
         let req: string;
         try {
-          req = serializeSetPeers([{ publicKey: key(1), allowedIPs: [s] }]);
+          req = serializeSetPeers([{ publicKey: key(1), allowedIPs: [textOnly(s)] }]);
         } catch (e) {
           return e instanceof UapiRequestError;
         }

@@ -11,6 +11,7 @@ import { PublicKey } from '../../src/handshake/keys.js';
 import type { PeerConfig } from '../../src/install/device.js';
 import { isKernelWireGuard, NetlinkDevice } from '../../src/install/netlink.js';
 import { openDevice } from '../../src/install/select.js';
+import { cidr } from '../../harness/cidr.js';
 import { run } from '../../harness/testbed/exec.js';
 
 const DUMP_PEERS = 100_000;
@@ -39,7 +40,7 @@ describe('netlink backend on kernel WireGuard', () => {
       // which under emulation would dominate the test.
       await linkAdd('nlbig');
       device = await NetlinkDevice.open('nlbig');
-      for (let i = 0; i < DUMP_PEERS; i++) peers.push({ publicKey: randomKey(), allowedIPs: [hostOf(i)] });
+      for (let i = 0; i < DUMP_PEERS; i++) peers.push({ publicKey: randomKey(), allowedIPs: [cidr(hostOf(i))] });
       await device.setPeers(peers);
     });
     afterAll(async () => {
@@ -66,7 +67,7 @@ describe('netlink backend on kernel WireGuard', () => {
     await linkAdd('nlintr');
     const device = await NetlinkDevice.open('nlintr');
     const writer = await NetlinkDevice.open('nlintr');
-    const stable = Array.from({ length: INTR_PEERS }, (_, i) => ({ publicKey: randomKey(), allowedIPs: [hostOf(i)] }));
+    const stable = Array.from({ length: INTR_PEERS }, (_, i) => ({ publicKey: randomKey(), allowedIPs: [cidr(hostOf(i))] }));
     await device.setPeers(stable);
     const consistent = (peers: { publicKey: PublicKey }[]) => {
       const keys = new Set(peers.map((p) => p.publicKey.id));
@@ -79,7 +80,7 @@ describe('netlink backend on kernel WireGuard', () => {
     const flapper = randomKey();
     const churn = (async () => {
       while (churning) {
-        await writer.setPeers([{ publicKey: flapper, allowedIPs: [hostOf(INTR_PEERS)] }]);
+        await writer.setPeers([{ publicKey: flapper, allowedIPs: [cidr(hostOf(INTR_PEERS))] }]);
         await writer.removePeers([flapper]);
       }
     })();

@@ -84,6 +84,7 @@ bench: deps build
 	npx --no-install tsx bench/throughput.ts
 	npx --no-install tsx bench/crypto-backends.ts
 	npx --no-install tsx bench/sweep.ts
+	npx --no-install tsx bench/netlink.ts
 
 clean:
 	rm -rf dist addon/build harness/addon/build $(TYPECHECK_STAMP) $(BPF_OBJ)

@@ -11,8 +11,6 @@
  */
 import { decimalAt, formatIPv4, formatIPv6, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
-export type { IpFamily } from './address.js';
-
 export interface Cidr {
   readonly family: IpFamily;
   /** The network address, network order: 4 or 16 bytes, host bits zero. */
@@ -24,8 +22,8 @@ export interface Cidr {
 
 export type CidrResult = { ok: true; cidr: Cidr } | { ok: false; message: string };
 
-export const IPV4_BITS = 32;
-export const IPV6_BITS = 128;
+const IPV4_BITS = 32;
+const IPV6_BITS = 128;
 /** Longest text we look at: a full IPv6 address with an embedded IPv4 tail and /128 is 49 characters. */
 export const MAX_CIDR_TEXT_LENGTH = 64;
 const MAX_PREFIX_DIGITS = 3;

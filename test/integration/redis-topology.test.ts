@@ -26,7 +26,9 @@ describe('Redis Sentinel: one primary, one replica, three sentinels', () => {
   const clientErrors: string[] = [];
 
   beforeAll(async () => {
+    const startedAt = Date.now();
     set = await startSentinelSet();
+    report('Sentinel set: start until every sentinel sees the replica and the others', startedAt);
     // ioredis defaults otherwise: the test is that they follow a failover.
     client = new Redis({ sentinels: set.sentinels, name: set.masterName });
     client.on('error', (err) => clientErrors.push(err.message));
@@ -108,7 +110,9 @@ describe('Redis Cluster: three primaries, no replicas', () => {
   let client: Cluster;
 
   beforeAll(async () => {
+    const startedAt = Date.now();
     cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
+    report('Cluster, no replicas: start until cluster_state:ok on every node', startedAt);
     client = new Cluster(cluster.nodes);
     client.on('error', () => {});
   });
@@ -130,7 +134,9 @@ describe('Redis Cluster: three primaries with a replica each', () => {
   let client: Cluster;
 
   beforeAll(async () => {
+    const startedAt = Date.now();
     cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 });
+    report('Cluster, a replica each: start until cluster_state:ok on every node', startedAt);
     client = new Cluster(cluster.nodes);
     client.on('error', () => {});
   });

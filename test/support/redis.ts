@@ -217,7 +217,12 @@ async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
 }
 
 function dataNodeArgs(port: number, dir: string): string[] {
-  return ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'];
+  return [
+    '--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning',
+    // A primary waits this long (default 5 s) for more replicas to share a
+    // full sync; our sets have one replica per primary, so start at once.
+    '--repl-diskless-sync-delay', '0',
+  ];
 }
 
 async function startOn(port: number): Promise<TestRedis> {

@@ -97,7 +97,7 @@ async function expectSpreadOverAllPrimaries(cluster: TestCluster, client: Cluste
   for (const key of keys) {
     const slot = (await client.call('CLUSTER', 'KEYSLOT', key)) as number;
     const owner = shardOf(cluster, slot);
-    expect(await redisCommand(primaries[owner]!.port, 'EXISTS', key), `${key} (slot ${slot}) on shard ${owner}`).toBe(1);
+    await expect(redisCommand(primaries[owner]!.port, 'EXISTS', key), `${key} (slot ${slot}) on shard ${owner}'s primary`).resolves.toBe(1);
     // A node asked for a key of a slot it does not serve answers MOVED.
     for (const [i, other] of primaries.entries()) {
       if (i !== owner) await expect(redisCommand(other.port, 'EXISTS', key)).rejects.toThrow(/MOVED/);

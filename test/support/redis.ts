@@ -137,6 +137,22 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** Waits until `child` answers PING on `port` and is the process that answers. */
+async function waitUntilServing(child: ChildProcess, label: string, port: number, spawnFailure: () => string | null, output: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!(await pingOnce(port))) {
+    const failure = spawnFailure();
+    if (failure) throw new Error(failure);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${label} on port ${port} exited: ${output()}`);
+    if (Date.now() > deadline) throw new Error(`${label} on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output()}`);
+    await sleep(50);
+  }
+  // Another run's server may have taken the port between our probe and this
+  // start, and answered the PING; ours then exits with "Address in use".
+  const pid = (await info(port, 'server')).get('process_id');
+  if (pid !== String(child.pid)) throw new Error(`${label} on port ${port}: the port is held by another process (pid ${pid}): ${output()}`);
+}
+
 /** A redis-server (data node or sentinel) this module started. */
 interface ServerProcess {
   readonly port: number;
@@ -168,22 +184,11 @@ async function spawnServer(label: string, port: number, args: string[]): Promise
   });
   const running = () => child.exitCode === null && child.signalCode === null;
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await pingOnce(port))) {
-    if (spawnError) throw new Error(`cannot run redis-server: ${(spawnError as Error).message}`);
-    if (!running()) throw new Error(`${label} on port ${port} exited: ${output.trim()}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`${label} on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output.trim()}`);
-    }
-    await sleep(50);
-  }
-  // Another run's server may have taken the port between our probe and this
-  // start, and answered the PING; ours then exits with "Address in use".
-  const pid = (await info(port, 'server')).get('process_id');
-  if (pid !== String(child.pid)) {
+  try {
+    await waitUntilServing(child, label, port, () => (spawnError ? `cannot run redis-server: ${spawnError.message}` : null), () => output.trim());
+  } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${label} on port ${port}: the port is held by another process (pid ${pid}): ${output.trim()}`);
+    throw err;
   }
 
   const kill = async (signal: NodeJS.Signals) => {

@@ -62,14 +62,15 @@ export async function freePort(): Promise<number> {
 /**
  * Asks `probe` every POLL_INTERVAL_MS until it returns something other than
  * undefined. A probe that throws counts as "not yet"; its message is kept.
- * Fails after `timeoutMs`, naming what it waited for and the last thing seen.
+ * Fails after `timeoutMs`, naming what it waited for and the last thing seen,
+ * also when a probe is still unanswered then (a client command that hangs).
  */
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
     try {
-      const value = await probe();
+      const value = await withDeadline(probe(), deadline);
       if (value !== undefined) return value;
       last = 'not yet';
     } catch (err) {
@@ -77,6 +78,19 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
     }
     if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
     await sleep(POLL_INTERVAL_MS);
+  }
+}
+
+/** `promise`, or a rejection once `deadline` (ms since the epoch) has passed. */
+async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the last probe was still unanswered')), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

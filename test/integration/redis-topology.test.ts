@@ -105,14 +105,15 @@ async function expectSpreadOverAllPrimaries(cluster: TestCluster, client: Cluste
   }
 }
 
-describe('Redis Cluster: three primaries, no replicas', () => {
+/** A Cluster and one client of it for the describe block it is called in. */
+function useCluster(replicasPerPrimary: 0 | 1, label: string): () => { cluster: TestCluster; client: Cluster } {
   let cluster: TestCluster;
   let client: Cluster;
 
   beforeAll(async () => {
     const startedAt = Date.now();
-    cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
-    report('Cluster, no replicas: start until cluster_state:ok on every node', startedAt);
+    cluster = await startCluster({ primaries: 3, replicasPerPrimary });
+    report(`Cluster, ${label}: start until cluster_state:ok on every node`, startedAt);
     client = new Cluster(cluster.nodes);
     client.on('error', () => {});
   });
@@ -122,7 +123,14 @@ describe('Redis Cluster: three primaries, no replicas', () => {
     await cluster?.stop();
   });
 
+  return () => ({ cluster, client });
+}
+
+describe('Redis Cluster: three primaries, no replicas', () => {
+  const current = useCluster(0, 'no replicas');
+
   it('spreads keys over all three primaries by slot', async () => {
+    const { cluster, client } = current();
     await writeAll(client, 'spread');
     await expectSpreadOverAllPrimaries(cluster, client);
     await expectAll(client, keys, 'spread');
@@ -130,23 +138,10 @@ describe('Redis Cluster: three primaries, no replicas', () => {
 });
 
 describe('Redis Cluster: three primaries with a replica each', () => {
-  let cluster: TestCluster;
-  let client: Cluster;
-
-  beforeAll(async () => {
-    const startedAt = Date.now();
-    cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 });
-    report('Cluster, a replica each: start until cluster_state:ok on every node', startedAt);
-    client = new Cluster(cluster.nodes);
-    client.on('error', () => {});
-  });
-
-  afterAll(async () => {
-    client?.disconnect();
-    await cluster?.stop();
-  });
+  const current = useCluster(1, 'a replica each');
 
   it('spreads keys over all three primaries and survives SIGKILL of one: its replica is promoted and the same client reads and writes its slots', async () => {
+    const { cluster, client } = current();
     await writeAll(client, 'before');
     await expectSpreadOverAllPrimaries(cluster, client);
     await cluster.waitForReplication();

@@ -74,7 +74,7 @@ import { UapiDevice } from '../src/install/uapi.js';
 import { InstalledPeers } from '../src/lifecycle/installed.js';
 import { planSweep, type SweepPolicy } from '../src/lifecycle/sweep.js';
 import { Sweeper } from '../src/lifecycle/sweeper.js';
-import { IDLE_TIMEOUT_MS, PROVISIONAL_GRACE_MS } from '../src/lifecycle/timings.js';
+import { IDLE_TIMEOUT_MS, PROVISIONAL_GRACE_MS, RX_STILL_MS } from '../src/lifecycle/timings.js';
 import { createLogger } from '../src/telemetry/log.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
 import { onExit, run } from '../harness/testbed/exec.js';
@@ -112,7 +112,7 @@ if (!Number.isInteger(PEERS) || PEERS < MIN_PEERS || PEERS > 1 << 20) throw new 
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 100) throw new Error('--rounds must be an integer in 1..100');
 if (!['uapi', 'netlink', 'both'].includes(BACKEND)) throw new Error('--backend must be uapi, netlink or both');
 
-const POLICY: SweepPolicy = { idleTimeoutMs: IDLE_TIMEOUT_MS, provisionalGraceMs: PROVISIONAL_GRACE_MS };
+const POLICY: SweepPolicy = { idleTimeoutMs: IDLE_TIMEOUT_MS, provisionalGraceMs: PROVISIONAL_GRACE_MS, rxStillMs: RX_STILL_MS };
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -19,7 +19,7 @@ import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
-import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
+import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, RX_STILL_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
 import type { Logger } from '../telemetry/log.js';
@@ -112,7 +112,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The lifecycle: periodic reconciliation, the sweep, store events.
     reconciler.start(opts.reconcileInterval * 1000);
     cleanups.push(() => reconciler.stop());
-    const sweeper = new Sweeper(device, installed, { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS }, lifecycleLog, metrics);
+    const sweeper = new Sweeper(device, installed, { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS, rxStillMs: RX_STILL_MS }, lifecycleLog, metrics);
     sweeper.start(SWEEP_INTERVAL_MS);
     cleanups.push(() => sweeper.stop());
     const sync = new StoreSync({

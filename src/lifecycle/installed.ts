@@ -24,6 +24,11 @@ export interface InstalledPeer {
   allowedIPs: readonly string[];
   /** rxBytes at the previous sweep: a peer whose counter moved is in use. */
   rxAtLastSweep: bigint;
+  /**
+   * Unix ms of the read that first saw rxAtLastSweep (the install or the
+   * adoption until the counter moves): how long the counter has been still.
+   */
+  rxMovedAt: number;
   /** updatedAt of the store record the device holds; null when not known (adopted after a restart). */
   recordVersion: string | null;
 }
@@ -57,6 +62,7 @@ export class InstalledPeers {
       rxBytes: 0n,
       txBytes: 0n,
       rxAtLastSweep: 0n,
+      rxMovedAt: installedAt,
       recordVersion: null,
     };
     this.delete(publicKey);

@@ -8,10 +8,16 @@ import type { InstalledPeer } from './installed.js';
 import type { RemovalReason } from './removal.js';
 
 export interface SweepPolicy {
-  /** A peer whose last handshake is older than this, and whose receive counter is still, is idle. */
+  /** A peer whose last handshake is older than this, and whose receive counter is still (rxStillMs), is idle. */
   idleTimeoutMs: number;
   /** A provisional peer that has not completed a handshake within this is removed. */
   provisionalGraceMs: number;
+  /**
+   * A receive counter is still once it has not moved for this long: a pass
+   * that comes right after another (an API read, the adoption at a
+   * restart) has not watched it long enough to call a peer idle.
+   */
+  rxStillMs: number;
 }
 
 /** Why a sweep removes a peer. */
@@ -75,9 +81,9 @@ function decide(plan: SweepPlan, peer: InstalledPeer, status: PeerStatus, now: n
     }
     return;
   }
-  const rxMoved = status.rxBytes !== peer.rxAtLastSweep;
+  const rxStill = status.rxBytes === peer.rxAtLastSweep && now - peer.rxMovedAt >= policy.rxStillMs;
   const last = handshake ?? peer.installedAt;
-  if (!rxMoved && now - last > policy.idleTimeoutMs) {
+  if (rxStill && now - last > policy.idleTimeoutMs) {
     plan.remove.push({ publicKey: peer.publicKey, reason: 'idle' });
   }
 }

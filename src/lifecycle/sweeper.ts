@@ -46,8 +46,10 @@ export class Sweeper {
       return;
     }
     // The device's counters are taken in as the plan is made, one table lookup per peer.
-    const plan = planSweep(this.installed, peers, Date.now(), this.policy, (peer, status) => {
+    const now = Date.now();
+    const plan = planSweep(this.installed, peers, now, this.policy, (peer, status) => {
       peer.lastHandshakeAt = status.lastHandshakeAt;
+      if (status.rxBytes !== peer.rxAtLastSweep) peer.rxMovedAt = now;
       peer.rxAtLastSweep = status.rxBytes;
       peer.rxBytes = status.rxBytes;
       peer.txBytes = status.txBytes;

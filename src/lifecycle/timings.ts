@@ -19,6 +19,13 @@ export const DEVICE_READ_FRESH_MS = 3 * SWEEP_INTERVAL_MS;
 /** A provisional peer that has not completed a handshake within this is removed (`unconfirmed`). */
 export const PROVISIONAL_GRACE_MS = 15_000;
 
+/**
+ * A receive counter that has not moved for this long counts as still (sweep.ts):
+ * half a sweep interval, so the periodic passes judge as they always did,
+ * and a pass right after another cannot judge from a moment's look.
+ */
+export const RX_STILL_MS = SWEEP_INTERVAL_MS / 2;
+
 /** Default idle timeout: a peer without a handshake this long, and whose receive counter is still, is removed (`idle`). */
 export const IDLE_TIMEOUT_MS = 180_000;
 

@@ -5,7 +5,7 @@ import { InstalledPeers } from '../../src/lifecycle/installed.js';
 import { planSweep, type SweepPlan, type SweepPolicy } from '../../src/lifecycle/sweep.js';
 import { keyName, testKey } from '../support/keys.js';
 
-const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000 };
+const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000, rxStillMs: 5_000 };
 const T0 = 1_700_000_000_000;
 const status = (name: string, lastHandshakeAt: number | null, rxBytes = 0n): PeerStatus => ({
   publicKey: testKey(name),
@@ -44,6 +44,16 @@ describe('planSweep', () => {
     expect(plan.remove).toEqual([{ publicKey: testKey('idle'), reason: 'idle' }]);
   });
 
+  it('calls a peer idle only from a receive counter watched rxStillMs: not right after an adoption or another pass', () => {
+    // Adopted at a restart: its last handshake is long past, the counter was read a moment ago.
+    const t = new InstalledPeers();
+    const adoptedAt = T0 + policy.idleTimeoutMs * 2;
+    t.add(testKey('a'), adoptedAt, null, 'confirmed').rxAtLastSweep = 4096n;
+    const device = [status('a', T0, 4096n)];
+    expect(planSweep(t, device, adoptedAt + policy.rxStillMs - 1, policy).remove).toEqual([]);
+    expect(planSweep(t, device, adoptedAt + policy.rxStillMs, policy).remove).toEqual([{ publicKey: testKey('a'), reason: 'idle' }]);
+  });
+
   it('keeps a confirmed peer with a recent handshake', () => {
     const t = new InstalledPeers();
     t.add(testKey('a'), T0, null, 'confirmed');
@@ -70,7 +80,7 @@ function referencePlan(installed: InstalledPeers, device: Map<string, PeerStatus
     else if (peer.state === 'provisional') {
       if (s.lastHandshakeAt !== null && s.lastHandshakeAt >= peer.installedAt - 1000) plan.confirmed.push(peer.publicKey);
       else if (now - peer.installedAt > policy.provisionalGraceMs) plan.remove.push({ publicKey: peer.publicKey, reason: 'unconfirmed' });
-    } else if (s.rxBytes === peer.rxAtLastSweep && now - (s.lastHandshakeAt ?? peer.installedAt) > policy.idleTimeoutMs) {
+    } else if (s.rxBytes === peer.rxAtLastSweep && now - peer.rxMovedAt >= policy.rxStillMs && now - (s.lastHandshakeAt ?? peer.installedAt) > policy.idleTimeoutMs) {
       plan.remove.push({ publicKey: peer.publicKey, reason: 'idle' });
     }
   }
@@ -95,6 +105,7 @@ describe('planSweep against the plain rule', () => {
       handshakeAge: fc.option(fc.integer({ min: -2_000, max: 400_000 })),
       rx: fc.constantFrom(0n, 4096n),
       rxAtLastSweep: fc.constantFrom(0n, 4096n),
+      rxStillFor: fc.integer({ min: 0, max: 2 * policy.rxStillMs }),
     });
     fc.assert(
       fc.property(fc.uniqueArray(entry, { selector: (e) => e.key, maxLength: 30 }), (entries) => {
@@ -103,7 +114,7 @@ describe('planSweep against the plain rule', () => {
         const device: PeerStatus[] = [];
         for (const e of entries) {
           const key = `k${e.key}`;
-          if (e.installed) t.add(testKey(key), now - e.age, null, e.state).rxAtLastSweep = e.rxAtLastSweep;
+          if (e.installed) Object.assign(t.add(testKey(key), now - e.age, null, e.state), { rxAtLastSweep: e.rxAtLastSweep, rxMovedAt: now - e.rxStillFor });
           if (e.onDevice) device.push(status(key, e.handshakeAge === null ? null : now - e.handshakeAge, e.rx));
         }
         const byMap = referencePlan(t, new Map(device.map((p) => [p.publicKey.id, p])), now);

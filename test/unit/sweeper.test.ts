@@ -9,7 +9,7 @@ import { gatewayStats } from '../../src/telemetry/stats.js';
 import type { PublicKey } from '../../src/handshake/keys.js';
 import { keyName, testKey } from '../support/keys.js';
 
-const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000 };
+const policy: SweepPolicy = { idleTimeoutMs: 180_000, provisionalGraceMs: 15_000, rxStillMs: 5_000 };
 
 /** A device held in memory: what the sweeper reads and removes, and a count of each call. */
 class MemoryDevice implements WireGuardDevice {
@@ -102,6 +102,9 @@ describe('Sweeper', () => {
     expect(lines.filter((l) => l['level'] === 20 && l['publicKey'] !== undefined).map((l) => keyName(l['publicKey'])).sort()).toEqual(['idle1', 'idle2', 'idle3', 'late']);
     // What the device said is kept for the peers that stay.
     expect(installed.get(testKey('busy'))).toMatchObject({ rxBytes: 4096n, rxAtLastSweep: 4096n, txBytes: 512n, lastHandshakeAt: now - 1_000, endpoint: { address: '192.0.2.7', port: 51820 } });
+    // Its counter moved in this pass: still from now on, not from its install.
+    expect(installed.get(testKey('busy'))!.rxMovedAt).toBeGreaterThanOrEqual(now);
+    expect(installed.get(testKey('new'))!.rxMovedAt).toBe(now - 1_000);
     expect(await counter(metrics, 'installedPeers')).toEqual({ provisional: 1, confirmed: 1 });
   });
 

@@ -83,6 +83,16 @@ export function parseCidr(input: unknown): CidrResult {
   return { ok: true, cidr: { family, bytes, prefix, text: `${formatCidrAddress(family, bytes)}/${prefix}` } };
 }
 
+/**
+ * A CIDR from its values (a stored record's bytes): null when the prefix is
+ * out of range for the family or a host bit is set.
+ */
+export function cidrFromBytes(family: IpFamily, bytes: Uint8Array, prefix: number): Cidr | null {
+  const bits = family === 4 ? IPV4_BITS : IPV6_BITS;
+  if (bytes.length * 8 !== bits || !Number.isInteger(prefix) || prefix < 0 || prefix > bits || !hostBitsZero(bytes, prefix)) return null;
+  return { family, bytes, prefix, text: `${formatCidrAddress(family, bytes)}/${prefix}` };
+}
+
 /** The canonical spellings, for a record or a report. */
 export function cidrTexts(cidrs: readonly Cidr[]): string[] {
   return cidrs.map((c) => c.text);

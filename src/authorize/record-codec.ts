@@ -1,0 +1,156 @@
+/**
+ * A peer record as the store keeps it: packed bytes, not JSON. At ten
+ * million peers every byte of a record is ten megabytes of Redis memory,
+ * and the JSON spelling of one IPv4 and one IPv6 host took 424 bytes where
+ * this takes 38 (bench/store-memory.ts; docs/store-schema.md). The API's
+ * JSON does not change: records are spelled out where they leave the store.
+ *
+ * Version 1, all integers big-endian:
+ *
+ *   0      1  format version (1)
+ *   1      1  flags: 1 disabled, 2 preshared key, 4 persistent keepalive, 8 expiry
+ *   2      7  createdAt, ms since the epoch, signed 56-bit (any year a Date holds)
+ *   9      7  updatedAt, the same (the record's version)
+ *   …      2  persistentKeepalive, seconds, 1..65535   (flag 4)
+ *   …      7  expiresAt, as createdAt                   (flag 8)
+ *   …     32  presharedKey                             (flag 2)
+ *   …         allowed IPs to the end, each: a byte, the prefix for IPv4
+ *             (0..32) or 33 + the prefix for IPv6 (33..161), then the
+ *             network part in ceil(prefix / 8) bytes (host bits are zero,
+ *             so the rest is not kept)
+ *
+ * The public key is not in the value: it is in the Redis key.
+ * Decoding is strict, as the JSON reader was: the store is shared, and a
+ * value that is not exactly a record we wrote never reaches the device.
+ */
+import { formatKey } from '../handshake/keys.js';
+import { cidrFromBytes, parseCidr, type Cidr } from '../net/cidr.js';
+import { MAX_ALLOWED_IPS, MAX_PERSISTENT_KEEPALIVE, type PeerGrant, type PeerRecord, type StoredPeer } from './peer.js';
+
+export const RECORD_FORMAT_VERSION = 1;
+const FLAG_DISABLED = 1;
+const FLAG_PSK = 2;
+const FLAG_KEEPALIVE = 4;
+const FLAG_EXPIRY = 8;
+const KNOWN_FLAGS = FLAG_DISABLED | FLAG_PSK | FLAG_KEEPALIVE | FLAG_EXPIRY;
+const TIME_BYTES = 7;
+/** A time's high byte counts units of 2^48 ms, signed; the low six bytes the rest. */
+const TIME_LOW = 2 ** 48;
+const KEY_BYTES = 32;
+const HEADER_BYTES = 2 + 2 * TIME_BYTES;
+const IPV6_PREFIX_BASE = 33;
+/** The largest record: every optional field and MAX_ALLOWED_IPS IPv6 /128s. */
+export const MAX_RECORD_BYTES = HEADER_BYTES + 2 + TIME_BYTES + KEY_BYTES + MAX_ALLOWED_IPS * 17;
+
+function writeTime(out: Buffer, iso: string, at: number): number {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new RangeError(`not a time: ${iso}`);
+  const high = Math.floor(ms / TIME_LOW);
+  out.writeInt8(high, at);
+  return out.writeUIntBE(ms - high * TIME_LOW, at + 1, TIME_BYTES - 1);
+}
+
+/** Packs a record that came through validateCreate or applyPatch (canonical fields). */
+export function encodeRecord(record: PeerRecord): Buffer {
+  const cidrs: Cidr[] = record.allowedIPs.map((text) => {
+    const r = parseCidr(text);
+    if (!r.ok) throw new RangeError(r.message);
+    return r.cidr;
+  });
+  let size = HEADER_BYTES;
+  let flags = 0;
+  if (record.disabled) flags |= FLAG_DISABLED;
+  if (record.persistentKeepalive !== undefined) (flags |= FLAG_KEEPALIVE), (size += 2);
+  if (record.expiresAt !== undefined) (flags |= FLAG_EXPIRY), (size += TIME_BYTES);
+  if (record.presharedKey !== undefined) (flags |= FLAG_PSK), (size += KEY_BYTES);
+  for (const c of cidrs) size += 1 + ((c.prefix + 7) >> 3);
+
+  const out = Buffer.alloc(size);
+  out[0] = RECORD_FORMAT_VERSION;
+  out[1] = flags;
+  writeTime(out, record.createdAt, 2);
+  let at = writeTime(out, record.updatedAt, 2 + TIME_BYTES);
+  if (record.persistentKeepalive !== undefined) at = out.writeUInt16BE(record.persistentKeepalive, at);
+  if (record.expiresAt !== undefined) at = writeTime(out, record.expiresAt, at);
+  if (record.presharedKey !== undefined) {
+    const psk = Buffer.from(record.presharedKey, 'base64');
+    if (psk.length !== KEY_BYTES) throw new RangeError('presharedKey must be 32 bytes');
+    at += psk.copy(out, at);
+  }
+  for (const c of cidrs) {
+    out[at++] = c.family === 4 ? c.prefix : IPV6_PREFIX_BASE + c.prefix;
+    const n = (c.prefix + 7) >> 3;
+    out.set(c.bytes.subarray(0, n), at);
+    at += n;
+  }
+  return out;
+}
+
+/** A time field back to the record's spelling; null when out of Date's range. */
+function isoAt(buf: Buffer, at: number): string | null {
+  const d = new Date(buf.readInt8(at) * TIME_LOW + buf.readUIntBE(at + 1, TIME_BYTES - 1));
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/**
+ * The record under `publicKey` (wg's spelling, from the Redis key), its text
+ * for the API and its values for the device; null when `value` is not
+ * exactly a record this codec wrote.
+ */
+export function decodeRecord(publicKey: string, value: Uint8Array): StoredPeer | null {
+  const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (buf.length < HEADER_BYTES || buf.length > MAX_RECORD_BYTES || buf[0] !== RECORD_FORMAT_VERSION) return null;
+  const flags = buf[1]!;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return null;
+  const createdAt = isoAt(buf, 2);
+  const updatedAt = isoAt(buf, 2 + TIME_BYTES);
+  if (createdAt === null || updatedAt === null) return null;
+  let at = HEADER_BYTES;
+  const record: PeerRecord = { publicKey, allowedIPs: [], disabled: (flags & FLAG_DISABLED) !== 0, createdAt, updatedAt };
+  const grant: PeerGrant = { allowedIPs: [], version: updatedAt };
+
+  if ((flags & FLAG_KEEPALIVE) !== 0) {
+    if (at + 2 > buf.length) return null;
+    const ka = buf.readUInt16BE(at);
+    at += 2;
+    if (ka === 0 || ka > MAX_PERSISTENT_KEEPALIVE) return null;
+    record.persistentKeepalive = grant.persistentKeepalive = ka;
+  }
+  if ((flags & FLAG_EXPIRY) !== 0) {
+    if (at + TIME_BYTES > buf.length) return null;
+    const expiresAt = isoAt(buf, at);
+    at += TIME_BYTES;
+    if (expiresAt === null) return null;
+    record.expiresAt = expiresAt;
+  }
+  if ((flags & FLAG_PSK) !== 0) {
+    if (at + KEY_BYTES > buf.length) return null;
+    const psk = new Uint8Array(buf.subarray(at, at + KEY_BYTES));
+    at += KEY_BYTES;
+    record.presharedKey = formatKey(psk);
+    grant.presharedKey = psk;
+  }
+
+  const cidrs: Cidr[] = [];
+  const texts: string[] = [];
+  const seen = new Set<string>();
+  while (at < buf.length) {
+    const tag = buf[at++]!;
+    const family = tag < IPV6_PREFIX_BASE ? 4 : 6;
+    const prefix = family === 4 ? tag : tag - IPV6_PREFIX_BASE;
+    const n = (prefix + 7) >> 3;
+    if (prefix > (family === 4 ? 32 : 128) || at + n > buf.length) return null;
+    const bytes = new Uint8Array(family === 4 ? 4 : 16);
+    bytes.set(buf.subarray(at, at + n));
+    at += n;
+    const cidr = cidrFromBytes(family, bytes, prefix);
+    if (cidr === null || seen.has(cidr.text)) return null;
+    seen.add(cidr.text);
+    cidrs.push(cidr);
+    texts.push(cidr.text);
+  }
+  if (cidrs.length === 0 || cidrs.length > MAX_ALLOWED_IPS) return null;
+  record.allowedIPs = texts;
+  grant.allowedIPs = cidrs;
+  return { record, grant };
+}

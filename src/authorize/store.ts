@@ -1,6 +1,8 @@
 /**
- * The peer store: Redis, one JSON value per peer plus a sorted-set index.
- * Schema and events: docs/store-schema.md.
+ * The peer store: Redis, one packed value per peer (its record and the
+ * greatest timestamp seen from it) in 4,096 groups, each with its sorted-set
+ * index and events channel in one hash slot, so that one layout serves a
+ * single Redis, Sentinel and Cluster. Schema and events: docs/store-schema.md.
  *
  * Every mutation is one Lua script, so the value, the index and the event
  * change together or not at all, also with many API processes writing.
@@ -12,13 +14,14 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
-import { admission, decodeRecord, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
+import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
+import { decodeRecord, encodeRecord } from './record-codec.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
-/** One page is one ZRANGEBYLEX + one MGET: 1000 records is ~300 KB, still one round trip. */
+/** One page is a ZRANGEBYLEX per group it spans and a GET per record, pipelined: 1000 records is ~100 KB. */
 export const MAX_LIST_LIMIT = 1000;
-/** Keys per MGET in authorizeMany: big enough to amortize the round trip, small enough not to stall Redis. */
+/** Keys read at once in authorizeMany: big enough to amortize the round trip, small enough not to stall Redis. */
 export const MAX_BATCH_KEYS = 1000;
 
 /** How long one command may wait for its reply: a WireGuard client resends its initiation after 5 s. */
@@ -87,51 +90,65 @@ export const REDIS_OPTIONS: RedisOptions = {
   enableAutoPipelining: true,
 };
 
-// Lua scripts. KEYS are declared keys; the channel is ARGV (not a key).
+// Lua scripts. Each touches the keys of one peer's group, so of one hash
+// slot (a Cluster runs it on one node); the group's channel is in the same
+// slot, as SPUBLISH from a script requires there. Values are bytes: the
+// first TS_BYTES are the greatest timestamp kept for the key (zeros: none),
+// the rest the packed record (record-codec.ts); a value of TS_BYTES alone is
+// a tombstone, the timestamp of a peer that no longer exists.
 
-/** KEYS: peer, index. ARGV: json, publicKey, channel, event. 1 if created, 0 if it existed. */
+/** KEYS: peer, group index. ARGV: record, publicKey, channel, event. 1 if created, 0 if the peer exists. */
 const CREATE_LUA = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
-  redis.call('ZADD', KEYS[2], 0, ARGV[2])
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 1
-end
-return 0`;
+local v = redis.call('GET', KEYS[1])
+if v and #v > 12 then return 0 end
+if not v or #v ~= 12 then v = string.rep('\0', 12) end
+redis.call('SET', KEYS[1], v .. ARGV[1])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('SPUBLISH', ARGV[3], ARGV[4])
+return 1`;
 
 /**
- * KEYS: peer. ARGV: patch json, updatedAt, channel, event.
- * The new json, or false when the peer does not exist. JSON null in the
- * patch clears a field.
+ * KEYS: peer. ARGV: the record as read, the new record, channel, event.
+ * Compare and set: 1 if written, 0 if the peer does not exist, -1 if the
+ * record changed since it was read (the caller reads again).
  */
 const UPDATE_LUA = `
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local record = cjson.decode(raw)
-for k, v in pairs(cjson.decode(ARGV[1])) do
-  if v == cjson.null then record[k] = nil else record[k] = v end
-end
-record['updatedAt'] = ARGV[2]
-local out = cjson.encode(record)
-redis.call('SET', KEYS[1], out)
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return out`;
+local v = redis.call('GET', KEYS[1])
+if not v or #v <= 12 then return 0 end
+if string.sub(v, 13) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], string.sub(v, 1, 12) .. ARGV[2])
+redis.call('SPUBLISH', ARGV[3], ARGV[4])
+return 1`;
 
-/** KEYS: peer, index. ARGV: publicKey, channel, event. 1 if it existed. */
+/** KEYS: peer, group index. ARGV: publicKey, channel, event. 1 if it existed. The timestamp stays, as a tombstone. */
 const DELETE_LUA = `
-local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if n == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return n`;
+local v = redis.call('GET', KEYS[1])
+if not v or #v <= 12 then return 0 end
+local ts = string.sub(v, 1, 12)
+if ts == string.rep('\0', 12) then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ts) end
+redis.call('SPUBLISH', ARGV[2], ARGV[3])
+return 1`;
 
 /**
- * KEYS: timestamps hash. ARGV: publicKey, timestamp (24 lowercase hex
- * digits: TAI64N, where string order is time order). 1 if it was greater
- * than the one kept (and is kept now), 0 if not.
+ * KEYS: peer. ARGV: timestamp (12 bytes of TAI64N, where byte order is time
+ * order; compared byte by byte, as Lua's string order follows the locale).
+ * 1 if it was greater than the one kept (and is kept now), 0 if not.
  */
 const ADVANCE_TIMESTAMP_LUA = `
-local kept = redis.call('HGET', KEYS[1], ARGV[1])
-if kept and kept >= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local kept = redis.call('GETRANGE', KEYS[1], 0, 11)
+local ts = ARGV[1]
+if #kept == 12 then
+  local newer = false
+  for i = 1, 12 do
+    local a, b = string.byte(ts, i), string.byte(kept, i)
+    if a ~= b then newer = a > b; break end
+  end
+  if not newer then return 0 end
+  redis.call('SETRANGE', KEYS[1], 0, ts)
+else
+  redis.call('SET', KEYS[1], ts)
+end
 return 1`;
 
 interface Script {
@@ -149,7 +166,6 @@ const SCRIPTS = {
   delete: script(DELETE_LUA),
   advanceTimestamp: script(ADVANCE_TIMESTAMP_LUA),
 };
-const TAI64N_HEX = /^[0-9a-f]{24}$/;
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
@@ -177,20 +193,41 @@ export function decodeCursor(cursor: string): string | null {
   return normalizeKey(key) === key ? key : null;
 }
 
+/** Bytes of the greatest timestamp at the head of every peer value. */
+const TS_BYTES = 12;
+/** Characters of a key that name its group: 64² = 4,096 groups, each an index, a channel and a hash slot. */
+export const GROUP_CHARS = 2;
+/** wg's base64 alphabet in byte order, the order keys list in. */
+const ALPHABET = [...'+/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'];
+/** Every group, in key order. */
+export const GROUPS: readonly string[] = ALPHABET.flatMap((a) => ALPHABET.map((b) => a + b));
+const GROUP_NUMBER = new Map(GROUPS.map((g, i) => [g, i]));
+/** Groups a listing asks at once at most; it starts with one and doubles while pages come up short. */
+const MAX_GROUPS_PER_ROUND = 256;
+/** A compare-and-set update that keeps losing to other writers gives up after this many reads (503). */
+export const MAX_UPDATE_ATTEMPTS = 8;
+
+/**
+ * The Redis key of a peer's value. `{<group>}` is the hash tag that puts a
+ * peer's keys, its group's index and its group's channel in one slot.
+ */
+export function peerKeyName(prefix: string, publicKey: string): string {
+  return `${prefix}{${publicKey.slice(0, GROUP_CHARS)}}:peer:${publicKey}`;
+}
+
+/** The sorted set listing a group's keys (score 0: ordered by the key's bytes). */
+export function indexKeyName(prefix: string, group: string): string {
+  return `${prefix}{${group}}:peers`;
+}
+
 export class PeerStore {
   readonly prefix: string;
-  readonly channel: string;
-  private readonly indexKey: string;
-  private readonly timestampsKey: string;
 
   constructor(
     readonly redis: Redis,
     opts: PeerStoreOptions = {},
   ) {
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
-    this.channel = `${this.prefix}events`;
-    this.indexKey = `${this.prefix}peers`;
-    this.timestampsKey = `${this.prefix}timestamps`;
   }
 
   /**
@@ -226,10 +263,10 @@ export class PeerStore {
       if (lastError !== '') log?.info('peer store connection restored');
       lastError = '';
     });
-    return new PeerStore(redis, opts);
+    return new PeerStore(redis, { prefix: opts.prefix });
   }
 
-  /** Resolves true once connected, false if `timeoutMs` passes first. Never rejects. */
+  /** Resolves true once connected, false if not within `timeoutMs`. */
   async whenReady(timeoutMs = 5000): Promise<boolean> {
     if (this.redis.status === 'ready') return true;
     return new Promise<boolean>((resolve) => {
@@ -245,7 +282,16 @@ export class PeerStore {
   }
 
   private peerKey(publicKey: string): string {
-    return `${this.prefix}peer:${publicKey}`;
+    return peerKeyName(this.prefix, publicKey);
+  }
+
+  private indexKey(group: string): string {
+    return indexKeyName(this.prefix, group);
+  }
+
+  /** The events channel of the group `publicKey` (or a group name) belongs to. */
+  channel(publicKeyOrGroup: string): string {
+    return `${this.prefix}{${publicKeyOrGroup.slice(0, GROUP_CHARS)}}:events`;
   }
 
   private event(op: StoreEvent['op'], publicKey: string): string {
@@ -253,7 +299,7 @@ export class PeerStore {
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). */
-  private async run(s: Script, keys: string[], args: string[]): Promise<unknown> {
+  private async run(s: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
     try {
       return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -262,11 +308,11 @@ export class PeerStore {
     }
   }
 
-  private decode(publicKey: string, raw: string): StoredPeer {
-    const stored = decodeRecord(raw);
-    if (stored === null || stored.record.publicKey !== publicKey) {
-      throw new StoreCorruptError(`the value at ${this.peerKey(publicKey)} is not a valid peer record`);
-    }
+  /** The record in a peer value; null for no value or a tombstone. */
+  private decode(publicKey: string, value: Buffer | null): StoredPeer | null {
+    if (value === null || value.length === TS_BYTES) return null;
+    const stored = value.length < TS_BYTES ? null : decodeRecord(publicKey, value.subarray(TS_BYTES));
+    if (stored === null) throw new StoreCorruptError(`the value at ${this.peerKey(publicKey)} is not a valid peer record`);
     return stored;
   }
 
@@ -278,13 +324,30 @@ export class PeerStore {
     }
   }
 
+  /**
+   * The single-node layout of earlier releases (one JSON string per peer, one
+   * global index and timestamp hash), if this store still holds it: what an
+   * operator must migrate (`wgjit store migrate`) before this release can
+   * serve those peers. Null when there is none.
+   */
+  async legacyLayout(): Promise<string | null> {
+    try {
+      const found = await Promise.all([`${this.prefix}peers`, `${this.prefix}timestamps`].map(async (k) => ((await this.redis.exists(k)) === 1 ? k : null)));
+      const keys = found.filter((k) => k !== null);
+      return keys.length === 0 ? null : `the store holds the layout of an earlier wgjit (${keys.join(', ')}); run \`wgjit store migrate\` with the same --redis first`;
+    } catch (err) {
+      throw storeError(err, 'legacyLayout');
+    }
+  }
+
   /** `record` must come from validateCreate (canonical fields). */
   async create(record: PeerRecord): Promise<CreateResult> {
+    const { publicKey } = record;
     try {
       const created = await this.run(
         SCRIPTS.create,
-        [this.peerKey(record.publicKey), this.indexKey],
-        [JSON.stringify(record), record.publicKey, this.channel, this.event('upsert', record.publicKey)],
+        [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
+        [encodeRecord(record), publicKey, this.channel(publicKey), this.event('upsert', publicKey)],
       );
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
@@ -297,34 +360,51 @@ export class PeerStore {
   }
 
   private async read(publicKey: string): Promise<StoredPeer | null> {
-    let raw: string | null;
+    return this.decode(publicKey, await this.readValue(publicKey));
+  }
+
+  private async readValue(publicKey: string): Promise<Buffer | null> {
     try {
-      raw = await this.redis.get(this.peerKey(publicKey));
+      return await this.redis.getBuffer(this.peerKey(publicKey));
     } catch (err) {
       throw storeError(err, 'get');
     }
-    return raw === null ? null : this.decode(publicKey, raw);
   }
 
-  /** Records in key order. `cursor` is the nextCursor of the previous page. */
+  /**
+   * Records in key order. `cursor` is the nextCursor of the previous page.
+   * The index is one sorted set per group; a page walks the groups in key
+   * order from the cursor's, asking one group, then two, four, … at once
+   * (each group's answer is already in order), so a full store pays one
+   * round trip a page and a nearly empty one a dozen.
+   */
   async list(opts: { limit?: number; cursor?: string | null } = {}): Promise<ListResult> {
     const limit = Math.max(1, Math.min(MAX_LIST_LIMIT, Math.trunc(opts.limit ?? DEFAULT_LIST_LIMIT)));
-    let start = '-';
+    let after: string | null = null;
     if (opts.cursor !== undefined && opts.cursor !== null && opts.cursor !== '') {
-      const after = decodeCursor(opts.cursor);
+      after = decodeCursor(opts.cursor);
       if (after === null) return { ok: false, reason: 'bad_cursor' };
-      start = `(${after}`;
     }
     try {
       // One more than asked tells whether another page follows.
-      const keys = await this.redis.zrangebylex(this.indexKey, start, '+', 'LIMIT', 0, limit + 1);
+      const keys: string[] = [];
+      let group = after === null ? 0 : GROUP_NUMBER.get(after.slice(0, GROUP_CHARS))!;
+      for (let round = 1; keys.length <= limit && group < GROUPS.length; round = Math.min(round * 2, MAX_GROUPS_PER_ROUND)) {
+        const want = limit + 1 - keys.length;
+        const asked = GROUPS.slice(group, group + round);
+        const answers = await Promise.all(
+          asked.map((g) => this.redis.zrangebylex(this.indexKey(g), after !== null && after.startsWith(g) ? `(${after}` : '-', '+', 'LIMIT', 0, want)),
+        );
+        for (const answer of answers) keys.push(...answer.slice(0, limit + 1 - keys.length));
+        group += asked.length;
+      }
       const page = keys.slice(0, limit);
-      const values = page.length === 0 ? [] : await this.redis.mget(page.map((k) => this.peerKey(k)));
+      const values = await Promise.all(page.map((k) => this.redis.getBuffer(this.peerKey(k))));
       const items: PeerRecord[] = [];
       page.forEach((key, i) => {
-        const raw = values[i];
-        // Deleted between the two commands: the index said it was there, it is gone now.
-        if (raw !== null && raw !== undefined) items.push(this.decode(key, raw).record);
+        // Deleted between the two reads: the index said it was there, it is gone now.
+        const stored = this.decode(key, values[i] ?? null);
+        if (stored !== null) items.push(stored.record);
       });
       const last = page[page.length - 1];
       return { ok: true, items, nextCursor: keys.length > limit && last !== undefined ? encodeCursor(last) : null };
@@ -333,26 +413,37 @@ export class PeerStore {
     }
   }
 
-  /** `patch` must come from validatePatch. */
+  /**
+   * `patch` must come from validatePatch. Read, patch, and write back only
+   * if nobody wrote in between (compare and set in one script); on a race,
+   * read again, at most MAX_UPDATE_ATTEMPTS times.
+   */
   async update(publicKey: string, patch: PeerPatch, now: Date = new Date()): Promise<UpdateResult> {
-    let raw: unknown;
-    try {
-      raw = await this.run(
-        SCRIPTS.update,
-        [this.peerKey(publicKey)],
-        [JSON.stringify(patch), now.toISOString(), this.channel, this.event('upsert', publicKey)],
-      );
-    } catch (err) {
-      throw storeError(err, 'update');
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      const value = await this.readValue(publicKey);
+      const stored = this.decode(publicKey, value);
+      if (stored === null) return { ok: false, reason: 'not_found' };
+      const record = applyPatch(stored.record, patch, now);
+      let written: unknown;
+      try {
+        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), encodeRecord(record), this.channel(publicKey), this.event('upsert', publicKey)]);
+      } catch (err) {
+        throw storeError(err, 'update');
+      }
+      if (written === 1) return { ok: true, record };
+      if (written === 0) return { ok: false, reason: 'not_found' };
     }
-    if (raw === null || typeof raw !== 'string') return { ok: false, reason: 'not_found' };
-    return { ok: true, record: this.decode(publicKey, raw).record };
+    throw new StoreUnavailableError(`peer store busy: the record of ${publicKey} changed under ${MAX_UPDATE_ATTEMPTS} attempts to update it`);
   }
 
   /** True if the peer existed. */
   async delete(publicKey: string): Promise<boolean> {
     try {
-      const n = await this.run(SCRIPTS.delete, [this.peerKey(publicKey), this.indexKey], [publicKey, this.channel, this.event('delete', publicKey)]);
+      const n = await this.run(
+        SCRIPTS.delete,
+        [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
+        [publicKey, this.channel(publicKey), this.event('delete', publicKey)],
+      );
       return n === 1;
     } catch (err) {
       throw storeError(err, 'delete');
@@ -360,10 +451,12 @@ export class PeerStore {
   }
 
   /**
-   * authorize() for many keys at once, MAX_BATCH_KEYS per MGET: what a
-   * reconciliation of a whole device asks. A key whose record is corrupt
-   * is left out of the answer (authorize() would throw for it): the caller
-   * decides nothing about it. The answers are keyed by PublicKey.id.
+   * authorize() for many keys at once: what a reconciliation of a whole
+   * device asks. One GET per key, MAX_BATCH_KEYS in flight, pipelined (the
+   * keys are in as many slots as there are keys, so no MGET could take
+   * them on a Cluster). A key whose record is corrupt is left out of the
+   * answer (authorize() would throw for it): the caller decides nothing
+   * about it. The answers are keyed by PublicKey.id.
    * Throws StoreUnavailableError.
    */
   async authorizeMany(publicKeys: readonly PublicKey[], now: Date): Promise<Map<string, AdmissionResult>> {
@@ -371,18 +464,18 @@ export class PeerStore {
     for (let i = 0; i < publicKeys.length; i += MAX_BATCH_KEYS) {
       const keys = publicKeys.slice(i, i + MAX_BATCH_KEYS);
       const spelled = keys.map(String);
-      let raws: Array<string | null>;
+      let values: Array<Buffer | null>;
       try {
-        raws = await this.redis.mget(spelled.map((k) => this.peerKey(k)));
+        values = await Promise.all(spelled.map((k) => this.redis.getBuffer(this.peerKey(k))));
       } catch (err) {
         throw storeError(err, 'authorizeMany');
       }
       keys.forEach((key, j) => {
-        const raw = raws[j] ?? null;
-        if (raw === null) out.set(key.id, admission(null, now));
-        else {
-          const stored = decodeRecord(raw);
-          if (stored !== null && stored.record.publicKey === spelled[j]) out.set(key.id, admission(stored, now));
+        const value = values[j] ?? null;
+        if (value === null || value.length === TS_BYTES) out.set(key.id, admission(null, now));
+        else if (value.length > TS_BYTES) {
+          const stored = decodeRecord(spelled[j]!, value.subarray(TS_BYTES));
+          if (stored !== null) out.set(key.id, admission(stored, now));
         }
       });
     }
@@ -397,15 +490,16 @@ export class PeerStore {
   /**
    * Replay protection that outlives the peer: keeps, per key, the greatest
    * TAI64N timestamp of an authentic initiation, beyond the peer's life on
-   * any gateway (the device forgets its own with the peer). True if
-   * `timestamp` is greater than the one kept, and is kept now; false if
-   * not (a replay). Atomic across the fleet. Throws StoreUnavailableError.
+   * any gateway (the device forgets its own with the peer) and beyond its
+   * record's (a tombstone). True if `timestamp` is greater than the one
+   * kept, and is kept now; false if not (a replay). Atomic across the
+   * fleet. Throws StoreUnavailableError.
    */
   async advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array): Promise<boolean> {
-    const hex = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength).toString('hex');
-    if (!TAI64N_HEX.test(hex)) throw new RangeError('timestamp must be 12 bytes of TAI64N');
+    if (timestamp.byteLength !== TS_BYTES) throw new RangeError('timestamp must be 12 bytes of TAI64N');
+    const ts = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength);
     try {
-      return (await this.run(SCRIPTS.advanceTimestamp, [this.timestampsKey], [publicKey.toString(), hex])) === 1;
+      return (await this.run(SCRIPTS.advanceTimestamp, [this.peerKey(publicKey.toString())], [ts])) === 1;
     } catch (err) {
       throw storeError(err, 'advanceTimestamp');
     }
@@ -413,22 +507,25 @@ export class PeerStore {
 
   /**
    * Receive store events on a second connection (a subscribed connection
-   * cannot run commands). It re-subscribes by itself after a reconnect;
-   * events published while it was away are lost, so a subscriber should
-   * re-check what it holds after 'ready'.
+   * cannot run commands): every group's channel, by sharded pub/sub
+   * (SSUBSCRIBE; on a Cluster each node delivers its own slots' events). It
+   * re-subscribes by itself after a reconnect; events published while it
+   * was away are lost, so a subscriber should re-check what it holds after
+   * 'ready'.
    */
   async subscribe(onEvent: (event: StoreEvent) => void, onReady?: () => void): Promise<{ close(): Promise<void> }> {
-    // The offline queue stays on here: SUBSCRIBE is replayed on reconnect.
+    // The offline queue stays on here: SSUBSCRIBE is replayed on reconnect.
     const sub = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
     sub.on('error', () => {}); // reported by the main connection's listener
     if (onReady) sub.on('ready', onReady);
-    sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return;
+    const channels = new Set(GROUPS.map((g) => this.channel(g)));
+    sub.on('smessage', (channel: string, message: string) => {
+      if (!channels.has(channel)) return;
       const event = parseEvent(message);
-      if (event !== null) onEvent(event);
+      if (event !== null && this.channel(event.publicKey.toString()) === channel) onEvent(event);
     });
     try {
-      await sub.subscribe(this.channel);
+      await sub.ssubscribe(...channels);
     } catch (err) {
       sub.disconnect();
       throw storeError(err, 'subscribe');

@@ -7,14 +7,32 @@ import { formatKey, parseKey, PublicKey, publicKeyOf } from '../../src/handshake
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { validateCreate, type PeerGrant, type PeerRecord } from '../../src/authorize/peer.js';
 import { cidrs } from '../../harness/cidr.js';
-import { decodeCursor, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { decodeCursor, GROUPS, indexKeyName, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, peerKeyName, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
+import { encodeRecord } from '../../src/authorize/record-codec.js';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
 /** A key as the data plane passes it to the store. */
 const pk = (text: string) => PublicKey.parse(text)!;
+const PREFIX = 'st-test:';
+const valueKey = (publicKey: string) => peerKeyName(PREFIX, publicKey);
+const indexOf = (publicKey: string) => indexKeyName(PREFIX, publicKey.slice(0, 2));
+/** No timestamp kept yet: the head of a value. */
+const NO_TS = Buffer.alloc(12);
+/** A key whose spelling starts with `head` (two characters: its group). */
+function keyIn(head: string): string {
+  for (;;) {
+    const key = newKey();
+    const bytes = Buffer.from(key, 'base64');
+    const wanted = Buffer.from(`${head}AA`, 'base64'); // 4 characters: 3 bytes, the first 12 bits ours
+    bytes[0] = wanted[0]!;
+    bytes[1] = (wanted[1]! & 0xf0) | (bytes[1]! & 0x0f);
+    const spelled = formatKey(bytes);
+    if (spelled.startsWith(head)) return spelled;
+  }
+}
 
 function record(fields: Record<string, unknown> = {}): PeerRecord {
   const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
@@ -45,7 +63,7 @@ describe('PeerStore on a real redis-server', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    store = PeerStore.connect(redis.url, { prefix: 'st-test:' });
+    store = PeerStore.connect(redis.url, { prefix: PREFIX });
     expect(await store.whenReady()).toBe(true);
     raw = new Redis(redis.url);
   });
@@ -60,16 +78,20 @@ describe('PeerStore on a real redis-server', () => {
     await raw.flushall();
   });
 
-  it('create writes one JSON key and the index; a second create is "exists" and changes nothing', async () => {
+  it('create writes one packed value (no timestamp yet, the record) and its group\'s index; a second create is "exists" and changes nothing', async () => {
     const rec = record({ presharedKey: formatKey(new Uint8Array(32).fill(1)), persistentKeepalive: 25 });
     expect(await store.create(rec)).toEqual({ ok: true, record: rec });
-    expect(JSON.parse((await raw.get(`st-test:peer:${rec.publicKey}`))!)).toEqual(rec);
-    expect(await raw.zrange('st-test:peers', 0, -1, 'WITHSCORES')).toEqual([rec.publicKey, '0']);
+    expect(await raw.getBuffer(valueKey(rec.publicKey))).toEqual(Buffer.concat([NO_TS, encodeRecord(rec)]));
+    expect(valueKey(rec.publicKey)).toBe(`st-test:{${rec.publicKey.slice(0, 2)}}:peer:${rec.publicKey}`);
+    expect(await raw.zrange(indexOf(rec.publicKey), 0, -1, 'WITHSCORES')).toEqual([rec.publicKey, '0']);
+    // A peer's value, its group's index and channel share one hash tag, so one slot (on a Cluster: store-cluster.test.ts).
+    const tag = `{${rec.publicKey.slice(0, 2)}}`;
+    for (const name of [valueKey(rec.publicKey), indexOf(rec.publicKey), store.channel(rec.publicKey)]) expect(name.slice(name.indexOf('{'), name.indexOf('}') + 1)).toBe(tag);
 
     const again = { ...rec, allowedIPs: ['10.9.9.9/32'] };
     expect(await store.create(again)).toEqual({ ok: false, reason: 'exists' });
     expect(await store.get(rec.publicKey)).toEqual(rec);
-    expect(await raw.zcard('st-test:peers')).toBe(1);
+    expect(await raw.zcard(indexOf(rec.publicKey))).toBe(1);
   });
 
   it('get returns null for an unknown key', async () => {
@@ -78,7 +100,9 @@ describe('PeerStore on a real redis-server', () => {
 
   it('get refuses a value that is not a record (StoreCorruptError)', async () => {
     const key = newKey();
-    await raw.set(`st-test:peer:${key}`, '{"hello":1}');
+    await raw.set(valueKey(key), '{"hello":1}'); // shorter than a timestamp
+    await expect(store.get(key)).rejects.toBeInstanceOf(StoreCorruptError);
+    await raw.set(valueKey(key), Buffer.concat([NO_TS, Buffer.from('{"hello":1}')]));
     await expect(store.get(key)).rejects.toBeInstanceOf(StoreCorruptError);
   });
 
@@ -120,9 +144,40 @@ describe('PeerStore on a real redis-server', () => {
   it('list skips an index entry whose value is gone', async () => {
     const a = record();
     await store.create(a);
-    await raw.zadd('st-test:peers', 0, newKey());
+    const gone = newKey();
+    await raw.zadd(indexOf(gone), 0, gone);
     const page = await store.list();
     expect(page.ok && page.items.map((r) => r.publicKey)).toEqual([a.publicKey]);
+  });
+
+  it('list walks the groups in key order: the first and last groups, a sparse middle, and a cursor whose key was deleted', async () => {
+    expect(GROUPS).toHaveLength(4096);
+    expect([...GROUPS].sort()).toEqual(GROUPS);
+    const keys = ['++', '+/', 'AA', 'Az', 'zy', 'zz', 'zz'].map(keyIn);
+    for (const k of keys) await store.create(record({ publicKey: k }));
+    const want = [...keys].sort();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store.list({ limit: 2, cursor });
+      if (!page.ok) throw new Error('bad cursor');
+      seen.push(...page.items.map((r) => r.publicKey));
+      cursor = page.nextCursor;
+      // The key a cursor names is deleted before the next page: the walk goes on after it.
+      if (cursor !== null) await store.delete(decodeCursor(cursor)!);
+    } while (cursor !== null);
+    expect(seen).toEqual(want);
+    // Pages of one: every key, in order, nothing twice.
+    for (const k of want) await store.create(record({ publicKey: k }));
+    const ones: string[] = [];
+    cursor = null;
+    do {
+      const page = await store.list({ limit: 1, cursor });
+      if (!page.ok) throw new Error('bad cursor');
+      ones.push(...page.items.map((r) => r.publicKey));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    expect(ones).toEqual(want);
   });
 
   it('update merges atomically, null clears, updatedAt moves, not_found for unknown', async () => {
@@ -141,7 +196,8 @@ describe('PeerStore on a real redis-server', () => {
     await store.create(rec);
     expect(await store.delete(rec.publicKey)).toBe(true);
     expect(await store.get(rec.publicKey)).toBeNull();
-    expect(await raw.zcard('st-test:peers')).toBe(0);
+    expect(await raw.zcard(indexOf(rec.publicKey))).toBe(0);
+    expect(await raw.exists(valueKey(rec.publicKey))).toBe(0); // no timestamp was kept: nothing stays
     expect(await store.delete(rec.publicKey)).toBe(false);
   });
 
@@ -156,7 +212,7 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.authorize(pk(ok.publicKey), NOW)).toEqual({ allowed: true, grant: grantOf(ok) });
   });
 
-  it('authorizeMany answers like authorize for every key, across MGET batches, and leaves corrupt records out', async () => {
+  it('authorizeMany answers like authorize for every key, across batches, and leaves corrupt records out', async () => {
     const allowed = Array.from({ length: MAX_BATCH_KEYS + 5 }, () => record());
     for (const r of allowed) await store.create(r);
     const off = record({ disabled: true });
@@ -164,7 +220,7 @@ describe('PeerStore on a real redis-server', () => {
     const unknown = newKey();
     const corrupt = record();
     await store.create(corrupt);
-    await raw.set(`st-test:peer:${corrupt.publicKey}`, '{"not":"a record"}');
+    await raw.set(valueKey(corrupt.publicKey), Buffer.concat([NO_TS, Buffer.from('{"not":"a record"}')]));
     const keys = [unknown, ...allowed.map((r) => r.publicKey), off.publicKey, corrupt.publicKey];
     const answers = await store.authorizeMany(keys.map(pk), NOW);
     expect(answers.size).toBe(keys.length - 1);
@@ -183,21 +239,58 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.advanceTimestamp(pk(key), ts(999_000))).toBe(false); // older
     expect(await store.advanceTimestamp(pk(key), ts(1_001_000))).toBe(true);
     expect(await store.advanceTimestamp(pk(newKey()), ts(1_000))).toBe(true); // per key
-    expect(await raw.hget('st-test:timestamps', key)).toBe(Buffer.from(ts(1_001_000)).toString('hex'));
+    expect(await raw.getBuffer(valueKey(key))).toEqual(Buffer.from(ts(1_001_000))); // a timestamp, no record
     // Of many concurrent attempts with one timestamp, exactly one wins.
     const racers = await Promise.all(Array.from({ length: 20 }, () => store.advanceTimestamp(pk(key), ts(1_002_000))));
     expect(racers.filter(Boolean)).toHaveLength(1);
     await expect(store.advanceTimestamp(pk(key), new Uint8Array(11))).rejects.toThrow(RangeError);
+    // Byte order, not the server's locale: a byte past 0x7f is greater.
+    const high = Buffer.from(ts(1_002_000));
+    high[11] = 0x80;
+    expect(await store.advanceTimestamp(pk(key), high)).toBe(true);
+    high[11] = 0x7f;
+    expect(await store.advanceTimestamp(pk(key), high)).toBe(false);
   });
 
-  it('publishes one event per mutation on <prefix>events, none for no-ops', async () => {
+  it('the timestamp outlives the record (a tombstone) and a record created again keeps it', async () => {
+    const rec = record();
+    await store.create(rec);
+    expect(await store.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_000_000))).toBe(true);
+    expect(await store.get(rec.publicKey)).toEqual(rec); // the timestamp does not disturb the record
+    expect(await store.delete(rec.publicKey)).toBe(true);
+    expect(await raw.getBuffer(valueKey(rec.publicKey))).toEqual(Buffer.from(tai64nFromUnixMs(2_000_000)));
+    expect(await store.get(rec.publicKey)).toBeNull();
+    expect(await store.authorize(pk(rec.publicKey), NOW)).toEqual({ allowed: false, reason: 'unknown' });
+    expect((await store.authorizeMany([pk(rec.publicKey)], NOW)).get(pk(rec.publicKey).id)).toEqual({ allowed: false, reason: 'unknown' });
+    expect(await store.delete(rec.publicKey)).toBe(false);
+    expect((await store.create(rec)).ok).toBe(true);
+    expect(await store.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(1_999_000))).toBe(false); // replayed from before the delete
+    expect(await store.update(rec.publicKey, { disabled: true })).toMatchObject({ ok: true });
+    expect(await store.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_000_000))).toBe(false);
+  });
+
+  it('update is a compare-and-set: concurrent patches of different fields all land', async () => {
+    const rec = record();
+    await store.create(rec);
+    const results = await Promise.all([
+      store.update(rec.publicKey, { persistentKeepalive: 25 }),
+      store.update(rec.publicKey, { expiresAt: '2031-01-01T00:00:00.000Z' }),
+      store.update(rec.publicKey, { allowedIPs: ['10.0.0.9/32'] }),
+      store.update(rec.publicKey, { disabled: true }),
+    ]);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(await store.get(rec.publicKey)).toMatchObject({ persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00.000Z', allowedIPs: ['10.0.0.9/32'], disabled: true });
+  });
+
+  it('publishes one event per mutation on its group\'s shard channel <prefix>{<group>}:events, none for no-ops', async () => {
     /** As published: the key in base64. */
     const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
     const sub = new Redis(redis.url);
-    await sub.subscribe('st-test:events');
-    sub.on('message', (_channel: string, message: string) => events.push(JSON.parse(message) as { op: StoreEvent['op']; publicKey: string }));
+    const rec = record();
+    expect(store.channel(rec.publicKey)).toBe(`st-test:{${rec.publicKey.slice(0, 2)}}:events`);
+    await sub.ssubscribe(store.channel(rec.publicKey));
+    sub.on('smessage', (_channel: string, message: string) => events.push(JSON.parse(message) as { op: StoreEvent['op']; publicKey: string }));
     try {
-      const rec = record();
       await store.create(rec);
       await store.create(rec); // exists: no event
       await store.update(rec.publicKey, { disabled: true });
@@ -222,7 +315,9 @@ describe('PeerStore on a real redis-server', () => {
     try {
       const rec = record();
       await store.create(rec);
-      await raw.publish('st-test:events', 'not json'); // ignored
+      await raw.spublish(store.channel(rec.publicKey), 'not json'); // ignored
+      const elsewhere = keyIn(rec.publicKey.startsWith('zz') ? 'AA' : 'zz');
+      await raw.spublish(store.channel(rec.publicKey), JSON.stringify({ op: 'delete', publicKey: elsewhere })); // not of this channel's group: ignored
       await store.delete(rec.publicKey);
       await until('two events', async () => events.length >= 2);
       expect(events).toEqual([

@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { validateCreate } from '../src/authorize/peer.js';
-import { PeerStore } from '../src/authorize/store.js';
+import { PeerStore, peerKeyName } from '../src/authorize/store.js';
 import { PublicKey } from '../src/handshake/keys.js';
 import { startRedis } from '../test/support/redis.js';
 
@@ -118,7 +118,7 @@ try {
   rows.push(
     await measure('baseline: a bare 32-byte value per peer', redis, (i) => {
       const key = randomBytes(32);
-      return redis.set(`wgjit:peer:${key.toString('base64')}`, key);
+      return redis.set(peerKeyName('wgjit:', key.toString('base64')), key);
     }),
   );
   rows.push(

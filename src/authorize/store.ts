@@ -343,11 +343,12 @@ export class PeerStore {
   /** `record` must come from validateCreate (canonical fields). */
   async create(record: PeerRecord): Promise<CreateResult> {
     const { publicKey } = record;
+    const value = encodeRecord(record);
     try {
       const created = await this.run(
         SCRIPTS.create,
         [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
-        [encodeRecord(record), publicKey, this.channel(publicKey), this.event('upsert', publicKey)],
+        [value, publicKey, this.channel(publicKey), this.event('upsert', publicKey)],
       );
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
@@ -424,9 +425,10 @@ export class PeerStore {
       const stored = this.decode(publicKey, value);
       if (stored === null) return { ok: false, reason: 'not_found' };
       const record = applyPatch(stored.record, patch, now);
+      const next = encodeRecord(record);
       let written: unknown;
       try {
-        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), encodeRecord(record), this.channel(publicKey), this.event('upsert', publicKey)]);
+        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), next, this.channel(publicKey), this.event('upsert', publicKey)]);
       } catch (err) {
         throw storeError(err, 'update');
       }

@@ -12,6 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
+import { peerKeyName } from '../../src/authorize/store.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { nsRun, spawnIn, WAIT_SCALE } from '../../harness/testbed/exec.js';
 import { REDIS_PORT, startStack, type Stack } from '../../harness/testbed/stack.js';
@@ -139,7 +140,7 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
     const key = await connect(c);
     const before = (await stats())['removed_revoked'] ?? 0;
     // Straight in Redis: no event is published, as if it had been lost.
-    await redisCli('DEL', `wgjit:peer:${key}`);
+    await redisCli('DEL', peerKeyName('wgjit:', key));
     expect(await eventually(async () => !(await gatewayKeys()).includes(key), (RECONCILE_S + 5) * 1000)).toBe(true);
     expect((await stats())['removed_revoked']).toBe(before + 1);
   }, 60_000 * WAIT_SCALE);
@@ -204,7 +205,7 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
     expect(down.lost).toBeLessThanOrEqual(1 + target.lossAllowed);
 
     // While it is down: one record disappears, a peer nobody authorized appears.
-    await redisCli('DEL', `wgjit:peer:${otherKey}`);
+    await redisCli('DEL', peerKeyName('wgjit:', otherKey));
     const rogue = formatKey(publicKeyOf(generatePrivateKey()));
     await tb.gateway!.setPeers([{ publicKey: rogue, allowedIPs: ['10.99.200.1/32'] }]);
     const before = await gatewayKeys();

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { PeerStore } from '../../src/authorize/store.js';
+import { PeerStore, peerKeyName } from '../../src/authorize/store.js';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
 import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
 import type { GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
@@ -96,7 +96,12 @@ describe('REST API', () => {
 
   const req = (o: InjectOptions) => app.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
   const create = (body: unknown) => req({ method: 'POST', url: '/v1/peers', payload: body as object });
-  const count = async () => raw.zcard('wgjit:peers');
+  /** Peers in the store's index, over every group. */
+  const count = async () => {
+    let n = 0;
+    for (const index of await raw.keys('wgjit:{*}:peers')) n += await raw.zcard(index);
+    return n;
+  };
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -168,9 +173,9 @@ describe('REST API', () => {
       const v1 = registered.filter((r) => r.url.startsWith('/v1/'));
       expect(v1.length).toBeGreaterThanOrEqual(10);
       const key = newKey();
-      await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: 'x', updatedAt: 'x' });
+      await store.create({ publicKey: key, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, disabled: false, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:00.000Z' });
       gw.peers.set(key, installedPeer(key, { endpoint: '192.0.2.1:51820', state: 'confirmed', rxBytes: 1, txBytes: 2 }));
-      const before = await raw.get(`wgjit:peer:${key}`);
+      const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       for (const { method, url: pattern } of v1) {
         expect(pattern.replace(/:publicKey\b/g, ''), `${method} ${pattern}: a path parameter the walk cannot fill`).not.toMatch(/[:*]/);
         const url = pattern.replace(/:publicKey\b/g, encodeURIComponent(key));
@@ -185,7 +190,7 @@ describe('REST API', () => {
         }
       }
       expect(await count()).toBe(1);
-      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
       expect(gw.peers.has(key)).toBe(true);
       expect(gw.removed).toEqual([]);
     });
@@ -308,7 +313,7 @@ describe('REST API', () => {
     });
 
     it('default page is 100', async () => {
-      for (let i = 0; i < 101; i++) await store.create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'x', updatedAt: 'x' });
+      for (let i = 0; i < 101; i++) await store.create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:00.000Z' });
       const body = (await req({ method: 'GET', url: '/v1/peers' })).json();
       expect(body.items).toHaveLength(100);
       expect(body.nextCursor).not.toBeNull();
@@ -369,25 +374,25 @@ describe('REST API', () => {
       ['bad PSK', { presharedKey: 'abc' }, /^presharedKey: /],
       ['keepalive', { persistentKeepalive: -1 }, /^persistentKeepalive: must be >= 0/],
     ])('PATCH 400 for %s, nothing changed', async (_name, body, re) => {
-      const before = await raw.get(`wgjit:peer:${key}`);
+      const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: body as object });
       expect(res.statusCode).toBe(400);
       expect(errorOf(res).code).toBe('bad_request');
       expect(errorOf(res).message).toMatch(re);
-      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
     });
 
     it.each(WRONG_LENGTH_KEYS)('PATCH 400 for a preshared key of %s, nothing changed', async (_name, text) => {
-      const before = await raw.get(`wgjit:peer:${key}`);
+      const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { presharedKey: text } });
       expect(res.statusCode).toBe(400);
       expect(errorOf(res).message).toMatch(/^presharedKey: not a WireGuard key /);
       expect(errorOf(res).message).toMatch(WRONG_LENGTH);
-      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
     });
 
     it.each(WRONG_LENGTH_KEYS)('PATCH and DELETE 400 for a path key of %s, nothing changed', async (_name, text) => {
-      const before = await raw.get(`wgjit:peer:${key}`);
+      const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       for (const [method, payload] of [['PATCH', { disabled: true }], ['DELETE', undefined]] as const) {
         const res = await req({ method, url: `/v1/peers/${encodeURIComponent(text)}`, payload });
         expect(res.statusCode).toBe(400);
@@ -396,18 +401,18 @@ describe('REST API', () => {
         expect(errorOf(res).message).toMatch(WRONG_LENGTH);
       }
       expect(await count()).toBe(1);
-      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
       expect(gw.removed).toEqual([]);
     });
 
     it('PATCH 400 payload_too_large for an oversized body, nothing changed', async () => {
-      const before = await raw.get(`wgjit:peer:${key}`);
+      const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       const allowedIPs = Array.from({ length: 6000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
       expect(JSON.stringify({ allowedIPs }).length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { allowedIPs } });
       expect(res.statusCode).toBe(400);
       expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
-      expect(await raw.get(`wgjit:peer:${key}`)).toBe(before);
+      expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
     });
 
     it('PATCH 404 for an unknown key', async () => {

@@ -45,7 +45,7 @@ export type Validation<T> = { ok: true; value: T } | { ok: false; field: string;
 
 /**
  * What the device takes for a record: its values, parsed once where the
- * record is read (decodeRecord), so that nothing past the store reads text.
+ * record is read (record-codec.ts decodeRecord), so that nothing past the store reads text.
  */
 export interface PeerGrant {
   allowedIPs: readonly Cidr[];
@@ -246,11 +246,11 @@ export function admission(peer: StoredPeer | null, now: Date): AdmissionResult {
 }
 
 /**
- * A record read back from Redis, checked field by field: the store is
- * shared, and a hand-edited or foreign value must not reach the device.
- * Null when it is not a record we wrote.
+ * A record in the JSON of the single-node layout of earlier releases, read
+ * only by the migration to today's layout (migrate.ts), checked field by
+ * field as those releases did. Null when it is not a record they wrote.
  */
-export function decodeRecord(text: string): StoredPeer | null {
+export function decodeLegacyRecord(text: string): StoredPeer | null {
   let v: unknown;
   try {
     v = JSON.parse(text);

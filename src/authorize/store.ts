@@ -28,6 +28,8 @@ export const MAX_BATCH_KEYS = 1000;
 export const REDIS_COMMAND_TIMEOUT_MS = 1000;
 /** How long one TCP connect attempt may take before it counts as failed and is retried. */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
+/** How long a process (the daemon, `wgjit api`) waits for the store at start before it goes on without it. */
+export const STORE_WAIT_AT_START_MS = 5_000;
 /** Reconnect backoff: 100 ms, 200 ms, ... capped here, forever, so an outage heals by itself. */
 export const REDIS_RETRY_STEP_MS = 100;
 export const REDIS_RETRY_MAX_DELAY_MS = 1000;
@@ -50,6 +52,11 @@ export class StoreUnavailableError extends Error {
 /** A value under our prefix that is not a record we wrote (hand edits, another program). */
 export class StoreCorruptError extends Error {
   override readonly name = 'StoreCorruptError';
+}
+
+/** The store holds a layout this release does not read (an earlier release's): `wgjit store migrate` first. */
+export class StoreLayoutError extends Error {
+  override readonly name = 'StoreLayoutError';
 }
 
 export interface PeerStoreOptions {
@@ -338,6 +345,12 @@ export class PeerStore {
     } catch (err) {
       throw storeError(err, 'legacyLayout');
     }
+  }
+
+  /** Throws StoreLayoutError when the store still holds an earlier release's layout (legacyLayout()). */
+  async refuseLegacyLayout(): Promise<void> {
+    const legacy = await this.legacyLayout();
+    if (legacy !== null) throw new StoreLayoutError(legacy);
   }
 
   /** `record` must come from validateCreate (canonical fields). */

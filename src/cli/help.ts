@@ -2,7 +2,7 @@
  * The help pages: written here once, the run and api pages' options built
  * from the settings themselves (flag, purpose, default, variable, form).
  */
-import { API_SETTINGS, envName, RUN_SETTINGS, SETTINGS, type SettingName } from './settings.js';
+import { API_SETTINGS, envName, RUN_SETTINGS, SETTINGS, STORE_SETTINGS, type SettingName } from './settings.js';
 import { DEFAULT_API } from './client.js';
 import { EXIT } from './command.js';
 
@@ -29,6 +29,7 @@ Usage:
   wgjit peer   add PUBKEY --allowed-ips CIDR[,CIDR] [options]
   wgjit peer   rm PUBKEY | ls [--json] | show PUBKEY [--json]
   wgjit status [--json]
+  wgjit store  migrate --redis URL [--dry-run]
   wgjit demo
 
 Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help') for the
@@ -164,6 +165,24 @@ Serves the store routes of the REST API only (a central control plane, no
 data plane).
 
 ${settingsHelp(API_SETTINGS)}`;
+
+HELP['store'] = `Usage: wgjit store migrate --redis URL [--dry-run]
+
+Moves a store from the single-node layout of earlier wgjit releases (one
+JSON string per peer, one index and one timestamp hash for all peers) to
+this release's (packed records in 4,096 hash-tagged groups, which also run
+on Redis Cluster), in place. Stop every wgjit process that uses the store
+first (installed peers keep passing traffic), take a snapshot (BGSAVE),
+migrate, then start this release. Safe to run again: what is already in the
+new layout stays. The old keys are deleted only once every record has been
+written and read back; a record that cannot be read keeps them all and is
+named. Progress goes to stderr, the report to stdout.
+
+Options:
+  --dry-run  read and check everything, write nothing
+  -h, --help this help
+
+${settingsHelp(STORE_SETTINGS)}`;
 
 /** Prints a help page: on stdout when asked for, on stderr (with a usage exit) when the command was incomplete. */
 export function help(topic: string, code: number = EXIT.ok): number {

@@ -10,6 +10,7 @@ import { EXIT, parse, UsageError } from './command.js';
 import { cmdApi, cmdRun } from './commands/daemon.js';
 import { cmdPeer } from './commands/peer.js';
 import { cmdStatus } from './commands/status.js';
+import { cmdStore } from './commands/store.js';
 import { help } from './help.js';
 import { ConfigError } from './settings.js';
 
@@ -35,6 +36,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdPeer(rest);
       case 'status':
         return await cmdStatus(rest);
+      case 'store':
+        return await cmdStore(rest);
       case 'demo': {
         const { values } = parse(rest, {});
         if (values.help) return help('demo');
@@ -52,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version}\n`);
         return EXIT.ok;
       default:
-        throw new UsageError(`unknown command "${cmd}" (run, api, peer, status, demo; see wgjit --help)`);
+        throw new UsageError(`unknown command "${cmd}" (run, api, peer, status, store, demo; see wgjit --help)`);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -154,6 +154,8 @@ export const RUN_SETTINGS = [
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
 export const API_SETTINGS = ['redis', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
+/** The settings of `wgjit store`: the store alone. */
+export const STORE_SETTINGS = ['redis', 'config'] as const satisfies readonly SettingName[];
 
 type ValueOf<K extends SettingName> = ReturnType<Specs[K]['parse']>;
 

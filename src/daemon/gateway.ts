@@ -11,7 +11,7 @@ import type { CaptureEvent } from '../capture/types.js';
 import { createNativeResponder } from '../handshake/native.js';
 import { wipe } from '../handshake/keys.js';
 import { RefusalCache } from '../authorize/refusals.js';
-import { PeerStore } from '../authorize/store.js';
+import { PeerStore, STORE_WAIT_AT_START_MS } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
@@ -27,8 +27,6 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { DeviceLiveness, Readiness } from './readiness.js';
 import { gatewayView } from './view.js';
 
-/** How long the start waits for the store before reconciling (it goes on without it). */
-export const STORE_WAIT_AT_START_MS = 5_000;
 /** How long a stop waits for admissions under way to finish. */
 export const DRAIN_TIMEOUT_MS = 5_000;
 
@@ -96,7 +94,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // pass takes over once it is.
     const lifecycleLog = log.child({ component: 'lifecycle' });
     const reconciler = new Reconciler({ device, store, installed, log: lifecycleLog, metrics });
-    await store.whenReady(STORE_WAIT_AT_START_MS);
+    // A store still in an earlier release's layout would answer "unknown" for every peer.
+    if (await store.whenReady(STORE_WAIT_AT_START_MS)) await store.refuseLegacyLayout();
     await reconciler.reconcile();
 
     // The capture, feeding the pipeline through the intake.

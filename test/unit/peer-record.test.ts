@@ -5,7 +5,7 @@ import { generatePrivateKey } from '../../harness/noise/keys.js';
 import {
   admission,
   applyPatch,
-  decodeRecord,
+  decodeLegacyRecord,
   MAX_ALLOWED_IPS,
   MAX_PERSISTENT_KEEPALIVE,
   publicView,
@@ -13,6 +13,7 @@ import {
   validatePatch,
   type PeerRecord,
 } from '../../src/authorize/peer.js';
+import { decodeRecord, encodeRecord } from '../../src/authorize/record-codec.js';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const key = () => formatKey(publicKeyOf(generatePrivateKey()));
@@ -165,7 +166,7 @@ describe('publicView', () => {
 
 describe('admission', () => {
   const rec = created({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], expiresAt: '2030-01-01T00:00:10Z' });
-  const stored = (r: PeerRecord) => decodeRecord(JSON.stringify(r));
+  const stored = (r: PeerRecord) => decodeRecord(r.publicKey, encodeRecord(r));
 
   it('unknown, disabled, expired (inclusive), allowed', () => {
     expect(admission(null, NOW)).toEqual({ allowed: false, reason: 'unknown' });
@@ -181,16 +182,16 @@ describe('admission', () => {
   });
 });
 
-describe('decodeRecord', () => {
+describe('decodeLegacyRecord (the JSON of the single-node layout, for the migration)', () => {
   const rec = created({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, persistentKeepalive: 25 });
 
   it('round-trips what the store writes, including Redis cjson escaping of "/"', () => {
-    expect(decodeRecord(JSON.stringify(rec))?.record).toEqual(rec);
-    expect(decodeRecord(JSON.stringify(rec).replace(/\//g, '\\/'))?.record).toEqual(rec);
+    expect(decodeLegacyRecord(JSON.stringify(rec))?.record).toEqual(rec);
+    expect(decodeLegacyRecord(JSON.stringify(rec).replace(/\//g, '\\/'))?.record).toEqual(rec);
   });
 
   it('hands the device the record\'s values, parsed: CIDR bytes, the preshared key\'s bytes, the version', () => {
-    const { grant } = decodeRecord(JSON.stringify({ ...rec, allowedIPs: ['10.0.0.2/32', 'fd00::/64'] }))!;
+    const { grant } = decodeLegacyRecord(JSON.stringify({ ...rec, allowedIPs: ['10.0.0.2/32', 'fd00::/64'] }))!;
     expect(grant.allowedIPs.map((c) => [c.family, [...c.bytes], c.prefix, c.text])).toEqual([
       [4, [10, 0, 0, 2], 32, '10.0.0.2/32'],
       [6, [0xfd, ...new Array(15).fill(0)], 64, 'fd00::/64'],
@@ -202,7 +203,7 @@ describe('decodeRecord', () => {
 
   it('refuses values that are not our records', () => {
     for (const text of ['', 'null', '[]', '{}', '{"publicKey":"x"}', JSON.stringify({ ...rec, allowedIPs: ['10.0.0.1/8'] }), JSON.stringify({ ...rec, disabled: 'no' })]) {
-      expect(decodeRecord(text)).toBeNull();
+      expect(decodeLegacyRecord(text)).toBeNull();
     }
   });
 });

@@ -14,7 +14,7 @@
  * stops the cleanup (the old keys stay, the run says which) so nothing is
  * lost to a bad value.
  */
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { decodeLegacyRecord, type PeerRecord } from './peer.js';
 import { PublicKey } from '../handshake/keys.js';
 import { encodeRecord } from './record-codec.js';
@@ -53,7 +53,9 @@ export interface MigrateOptions {
 const TS_HEX = /^[0-9a-f]{24}$/;
 
 export async function migrateLegacyLayout(store: PeerStore, opts: MigrateOptions = {}): Promise<MigrationReport> {
-  const redis: Redis = store.redis;
+  // The old layout existed only on a single Redis: its scripts spanned slots.
+  if (store.redis instanceof Cluster) throw new Error('the layout of earlier releases never ran on a Cluster: migrate on the single Redis it lived on, then move the keys (docs/store-schema.md)');
+  const redis = store.redis;
   const { prefix } = store;
   const legacyIndex = `${prefix}peers`;
   const legacyTimestamps = `${prefix}timestamps`;

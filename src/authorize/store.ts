@@ -11,7 +11,7 @@
  * request waiting in a queue for a connection that may not come back.
  */
 import { createHash } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
@@ -28,6 +28,14 @@ export const MAX_BATCH_KEYS = 1000;
 export const REDIS_COMMAND_TIMEOUT_MS = 1000;
 /** How long one TCP connect attempt may take before it counts as failed and is retried. */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
+/**
+ * How often a Cluster subscriber asks where the slots are: it sends no
+ * command that a MOVED reply could redirect, so without this it would
+ * never learn that a replica took over its slots, and their events
+ * would stop (seen on a real Cluster: a third of the events lost after a
+ * failover until this was set).
+ */
+export const CLUSTER_SLOTS_REFRESH_MS = 1000;
 /** How long a process (the daemon, `wgjit api`) waits for the store at start before it goes on without it. */
 export const STORE_WAIT_AT_START_MS = 5_000;
 /** Reconnect backoff: 100 ms, 200 ms, ... capped here, forever, so an outage heals by itself. */
@@ -231,7 +239,7 @@ export class PeerStore {
   readonly prefix: string;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: Redis | Cluster,
     opts: PeerStoreOptions = {},
   ) {
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
@@ -530,17 +538,40 @@ export class PeerStore {
    */
   async subscribe(onEvent: (event: StoreEvent) => void, onReady?: () => void): Promise<{ close(): Promise<void> }> {
     // The offline queue stays on here: SSUBSCRIBE is replayed on reconnect.
-    const sub = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+    const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
+    const sub =
+      this.redis instanceof Cluster
+        ? // A subscriber per node, each for its own slots' channels, moved with them on a failover.
+          this.redis.duplicate(undefined, { shardedSubscribers: true, enableOfflineQueue: true, slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS, redisOptions: { ...this.redis.options.redisOptions, ...subscriberOptions } })
+        : this.redis.duplicate(subscriberOptions);
     sub.on('error', () => {}); // reported by the main connection's listener
     if (onReady) sub.on('ready', onReady);
-    const channels = new Set(GROUPS.map((g) => this.channel(g)));
+    const channels = GROUPS.map((g) => this.channel(g));
+    const known = new Set(channels);
     sub.on('smessage', (channel: string, message: string) => {
-      if (!channels.has(channel)) return;
+      if (!known.has(channel)) return;
       const event = parseEvent(message);
       if (event !== null && this.channel(event.publicKey.toString()) === channel) onEvent(event);
     });
+    // A Cluster takes one slot per SSUBSCRIBE; a single Redis takes them all at once.
+    const subscribeAll = async () => {
+      if (sub instanceof Cluster) await Promise.all(channels.map((c) => sub.ssubscribe(c)));
+      else await sub.ssubscribe(...channels);
+    };
+    if (sub instanceof Cluster) {
+      // After a failover ioredis gives the promoted node a subscriber but
+      // subscribes it to almost none of its slots' channels (seen with
+      // ioredis 5.11 on a real Cluster: 1 of ~1,350): subscribe them all
+      // again, and tell the caller, whose events may have been lost meanwhile.
+      sub.on('subscribersReady', () => {
+        subscribeAll().then(
+          () => onReady?.(),
+          () => {}, // the next topology change tries again; the reconciliation covers the gap
+        );
+      });
+    }
     try {
-      await sub.ssubscribe(...channels);
+      await subscribeAll();
     } catch (err) {
       sub.disconnect();
       throw storeError(err, 'subscribe');

@@ -36,7 +36,7 @@ export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reaso
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
 export type ListResult = { ok: true; items: PeerRecord[]; nextCursor: string | null } | { ok: false; reason: 'bad_cursor' };
 
-/** One record of an import (upsertMany): the record to create, and the fields to change if it exists. */
+/** One record of an import, as upsertMany takes it: the record to create, and the fields to change if it exists. */
 export interface UpsertItem {
   /** From validateCreate: complete, stamped. */
   record: PeerRecord;

@@ -92,7 +92,8 @@ shown, only whether there is one.
 ${CLIENT_HELP}
 
 Exit code 3 when there is no such peer.`,
-  'peer import': `Usage: wgjit peer import FILE|- [--format auto|wg|dump|jsonl] [--dry-run] [options]
+  'peer import': `Usage: wgjit peer import FILE|- [--format auto|wg|dump|jsonl] [--dry-run]
+                    [options]
 
 Stores the peers of FILE (- reads stdin) through POST /v1/peers/batch: a new
 key is created; an existing one takes the fields the file gives and keeps

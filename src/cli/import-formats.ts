@@ -77,6 +77,9 @@ export function printable(text: string, max = MAX_MESSAGE): string {
 const KEYLIKE_RUN = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
 const unkeyed = (message: string) => message.replace(KEYLIKE_RUN, '(not shown)');
 
+/** A message about the file's content from elsewhere (the API's reason for a refusal), shown as ours are. */
+export const shownMessage = (message: string) => printable(unkeyed(message));
+
 /** A piece of the file in a message: quoted, printable, short. */
 const quoted = (text: string) => `'${printable(text, MAX_QUOTED)}'`;
 
@@ -88,7 +91,7 @@ class Collector {
 
   bad(line: number, message: string): void {
     this.count++;
-    if (this.errors.length < MAX_LINE_ERRORS) this.errors.push({ line, message: printable(unkeyed(message)) });
+    if (this.errors.length < MAX_LINE_ERRORS) this.errors.push({ line, message: shownMessage(message) });
   }
 }
 

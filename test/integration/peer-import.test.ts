@@ -216,14 +216,15 @@ describe('wgjit peer import', () => {
   });
 
   it('a record the server refuses (a newer rule than this CLI knows): listed with its line, nothing written, exit 1', async () => {
-    // A key already stored and mode create is not what the CLI sends; a refusal the CLI cannot foresee is a
-    // store record it cannot merge into: simulate with a batch API that refuses one item.
+    // The CLI checks what the API checks, so a refusal comes from an API with a rule this CLI does not know
+    // (another version): an API that refuses the second item stands in for it.
     const keys = [newKey(), newKey(), newKey()];
     const refusing = await buildApp({ store, token: TOKEN });
     refusing.addHook('preSerialization', async (request, _reply, payload: unknown) => {
       if (request.url !== '/v1/peers/batch') return payload;
       const p = payload as { items: Array<{ publicKey: string; result: string; reason?: string }> };
-      p.items[1] = { publicKey: p.items[1]!.publicKey, result: 'refused', reason: 'publicKey: refused by a rule of the server' };
+      // A reason that quotes a value of the record: were it a misplaced preshared key, the CLI must not print it.
+      p.items[1] = { publicKey: p.items[1]!.publicKey, result: 'refused', reason: `allowedIPs[0]: ${PSK} is refused by a rule of the server` };
       return p;
     });
     await refusing.listen({ host: '127.0.0.1', port: 0 });
@@ -232,7 +233,7 @@ describe('wgjit peer import', () => {
       const f = file('refused.jsonl', keys.map((k) => JSON.stringify({ publicKey: k, allowedIPs: ['10.8.0.2/32'] })).join('\n'));
       const run = await wgjit(['peer', 'import', f], { ...env, WGJIT_API: `http://127.0.0.1:${port}` });
       expect(run.code).toBe(1);
-      expect(run.stderr).toBe(`wgjit: ${f}:2: refused: publicKey: refused by a rule of the server\n`);
+      expect(run.stderr).toBe(`wgjit: ${f}:2: refused: allowedIPs[0]: (not shown) is refused by a rule of the server\n`);
       expect(run.stdout).toBe(`nothing written: 1 of 3 peers from ${f} (jsonl) refused; fix them and import again\n`);
       expect(await count()).toBe(0);
     } finally {

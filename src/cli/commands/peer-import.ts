@@ -14,7 +14,7 @@ import type { Static } from 'typebox';
 import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchBody, type PeerBatchResult } from '../../api/schemas.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
-import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, type ImportFormat, type ImportRecord } from '../import-formats.js';
+import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
 
 type BatchResult = Static<typeof PeerBatchResult>;
 type Outcome = BatchResult['items'][number]['result'];
@@ -141,8 +141,8 @@ async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, p
         if (err instanceof ApiClientError && err.status === 400) {
           const first = records[0]!.line;
           const last = records[records.length - 1]!.line;
-          const message = err.message.replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));
-          throw new ApiClientError(err.status, err.code, `${where(first)}-${last}: the API refused these records: ${printable(message)}`);
+          const message = shownMessage(err.message).replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));
+          throw new ApiClientError(err.status, err.code, `${where(first)}-${last}: the API refused these records: ${message}`);
         }
         throw err;
       }
@@ -166,7 +166,8 @@ function countOf(done: Done[]): Record<Outcome, number> {
 function reportRefusals(done: Done[], where: (line: number) => string): void {
   const refused = done.filter((d) => d.result === 'refused');
   for (const d of refused.slice(0, MAX_REFUSALS_SHOWN)) {
-    process.stderr.write(`wgjit: ${where(d.record.line)}: refused: ${printable(d.reason ?? 'no reason given')}\n`);
+    // The reason may quote a value of the line (a CIDR): shown as the parser's messages, nothing key-like.
+    process.stderr.write(`wgjit: ${where(d.record.line)}: refused: ${shownMessage(d.reason ?? 'no reason given')}\n`);
   }
   if (refused.length > MAX_REFUSALS_SHOWN) process.stderr.write(`wgjit: … and ${refused.length - MAX_REFUSALS_SHOWN} more refused\n`);
 }

@@ -36,6 +36,24 @@ export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reaso
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
 export type ListResult = { ok: true; items: PeerRecord[]; nextCursor: string | null } | { ok: false; reason: 'bad_cursor' };
 
+/** One record of an import, as upsertMany takes it: the record to create, and the fields to change if it exists. */
+export interface UpsertItem {
+  /** From validateCreate: complete, stamped. */
+  record: PeerRecord;
+  /** From validatePatch over the same input's fields (not publicKey): what an existing record takes. */
+  patch: PeerPatch;
+}
+/** What upsertMany did, or in a dry run would do, with one item. `exists`: mode 'create' leaves an existing record alone. */
+export type UpsertOutcome = 'created' | 'updated' | 'unchanged' | 'exists';
+export interface UpsertOptions {
+  /** 'upsert' (default): an existing record takes the item's fields; 'create': it is left alone (`exists`). */
+  mode?: 'upsert' | 'create';
+  /** Decide every item as the real run would, write nothing, publish nothing. */
+  dryRun?: boolean;
+  /** updatedAt of the records changed. */
+  now?: Date;
+}
+
 /** Redis could not be reached (or answered that it cannot serve now). The API answers 503. */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
@@ -116,6 +134,46 @@ redis.call('SET', KEYS[1], out)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return out`;
 
+/**
+ * One item of an import. KEYS: peer, index. ARGV: record json (for a new
+ * peer), patch json (for an existing one: JSON null clears a field),
+ * publicKey, updatedAt, channel, event, mode ('upsert' | 'create'), dry
+ * ('1': decide, write nothing). Returns created, updated, unchanged (the
+ * patch changes nothing: no write, no event) or exists (mode 'create').
+ */
+const UPSERT_LUA = `
+local function same(a, b)
+  if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+local dry = ARGV[8] == '1'
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  if dry then return 'created' end
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[2], 0, ARGV[3])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  return 'created'
+end
+if ARGV[7] == 'create' then return 'exists' end
+local record = cjson.decode(raw)
+local changed = false
+for k, v in pairs(cjson.decode(ARGV[2])) do
+  if v == cjson.null then
+    if record[k] ~= nil then record[k] = nil; changed = true end
+  elseif not same(record[k], v) then
+    record[k] = v; changed = true
+  end
+end
+if not changed then return 'unchanged' end
+if dry then return 'updated' end
+record['updatedAt'] = ARGV[4]
+redis.call('SET', KEYS[1], cjson.encode(record))
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 'updated'`;
+
 /** KEYS: peer, index. ARGV: publicKey, channel, event. 1 if it existed. */
 const DELETE_LUA = `
 local n = redis.call('DEL', KEYS[1])
@@ -148,7 +206,9 @@ const SCRIPTS = {
   update: script(UPDATE_LUA),
   delete: script(DELETE_LUA),
   advanceTimestamp: script(ADVANCE_TIMESTAMP_LUA),
+  upsert: script(UPSERT_LUA),
 };
+const UPSERT_OUTCOMES: ReadonlySet<unknown> = new Set<UpsertOutcome>(['created', 'updated', 'unchanged', 'exists']);
 const TAI64N_HEX = /^[0-9a-f]{24}$/;
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
@@ -357,6 +417,39 @@ export class PeerStore {
     } catch (err) {
       throw storeError(err, 'delete');
     }
+  }
+
+  /**
+   * An import: each item created, or (mode 'upsert') its fields written
+   * over an existing record, one script per item so each item's read,
+   * decision, write and event are atomic, all sent at once (one pipelined
+   * write: autopipelining). Items must come validated, with distinct keys.
+   * Outcomes in item order. Not atomic across items: a Redis lost midway
+   * (StoreUnavailableError) may leave some written; running the same
+   * import again finishes it. Throws StoreUnavailableError.
+   */
+  async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
+    const updatedAt = (opts.now ?? new Date()).toISOString();
+    const mode = opts.mode ?? 'upsert';
+    const dry = opts.dryRun ? '1' : '0';
+    let replies: unknown[];
+    try {
+      replies = await Promise.all(
+        items.map(({ record, patch }) =>
+          this.run(
+            SCRIPTS.upsert,
+            [this.peerKey(record.publicKey), this.indexKey],
+            [JSON.stringify(record), JSON.stringify(patch), record.publicKey, updatedAt, this.channel, this.event('upsert', record.publicKey), mode, dry],
+          ),
+        ),
+      );
+    } catch (err) {
+      throw storeError(err, 'upsertMany');
+    }
+    return replies.map((r) => {
+      if (!UPSERT_OUTCOMES.has(r)) throw new StoreCorruptError(`the import script answered ${String(r)}`);
+      return r as UpsertOutcome;
+    });
   }
 
   /**

@@ -20,7 +20,9 @@ function validationMessage(errors: FastifyError['validation'], context: string |
   const field = pick.instancePath ? pick.instancePath.slice(1).replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') : where;
   if (pick.keyword === 'additionalProperties') {
     const names = (params.additionalProperties as string[] | string | undefined) ?? [];
-    return `${where}: unknown field ${[names].flat().map((n) => `'${n}'`).join(', ')}`;
+    // Inside a list (a batch's items[3]) the message names the element, not just the body.
+    const inside = pick.instancePath ? ` in ${field}` : '';
+    return `${where}: unknown field ${[names].flat().map((n) => `'${n}'`).join(', ')}${inside}`;
   }
   if (pick.keyword === 'required') {
     const names = (params.requiredProperties as string[] | undefined) ?? [params.missingProperty as string];
@@ -57,7 +59,8 @@ export function handleErrors(app: FastifyInstance, bodyLimit: number): void {
     if (fe.validation) return sendError(reply, 'bad_request', validationMessage(fe.validation, fe.validationContext));
     switch (fe.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return sendError(reply, 'payload_too_large', `body is larger than ${bodyLimit} bytes`);
+        // A route may have a limit of its own (the batch route).
+        return sendError(reply, 'payload_too_large', `body is larger than ${request.routeOptions.bodyLimit ?? bodyLimit} bytes`);
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return sendError(reply, 'bad_request', 'send the body as JSON with Content-Type: application/json');
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -49,6 +49,24 @@ export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reaso
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
 export type ListResult = { ok: true; items: PeerRecord[]; nextCursor: string | null } | { ok: false; reason: 'bad_cursor' };
 
+/** One record of an import, as upsertMany takes it: the record to create, and the fields to change if it exists. */
+export interface UpsertItem {
+  /** From validateCreate: complete, stamped. */
+  record: PeerRecord;
+  /** From validatePatch over the same input's fields (not publicKey): what an existing record takes. */
+  patch: PeerPatch;
+}
+/** What upsertMany did, or in a dry run would do, with one item. `exists`: mode 'create' leaves an existing record alone. */
+export type UpsertOutcome = 'created' | 'updated' | 'unchanged' | 'exists';
+export interface UpsertOptions {
+  /** 'upsert' (default): an existing record takes the item's fields; 'create': it is left alone (`exists`). */
+  mode?: 'upsert' | 'create';
+  /** Decide every item as the real run would, write nothing, publish nothing. */
+  dryRun?: boolean;
+  /** updatedAt of the records changed. */
+  now?: Date;
+}
+
 /** Redis could not be reached (or answered that it cannot serve now). The API answers 503. */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError';
@@ -471,6 +489,47 @@ export class PeerStore {
     } catch (err) {
       throw storeError(err, 'delete');
     }
+  }
+
+  /**
+   * An import: each item created, or (mode 'upsert') its fields written
+   * over an existing record, with the scripts of create and update (each
+   * item's write and event atomic; an update a compare-and-set that reads
+   * again when another writer came between), all items at once, pipelined.
+   * A record whose fields the patch would not change is left alone
+   * (`unchanged`: no write, no event). Items must come validated, with
+   * distinct keys. Outcomes in item order. Not atomic across items: a
+   * Redis lost midway (StoreUnavailableError) may leave some written;
+   * running the same import again finishes it.
+   */
+  async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
+    const now = opts.now ?? new Date();
+    return Promise.all(items.map((item) => this.upsertOne(item, opts.mode ?? 'upsert', opts.dryRun ?? false, now)));
+  }
+
+  private async upsertOne({ record, patch }: UpsertItem, mode: 'upsert' | 'create', dryRun: boolean, now: Date): Promise<UpsertOutcome> {
+    const { publicKey } = record;
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      const value = await this.readValue(publicKey);
+      const stored = this.decode(publicKey, value);
+      if (stored === null) {
+        if (dryRun) return 'created';
+        if ((await this.create(record)).ok) return 'created';
+        continue; // created by another writer meanwhile: update it instead
+      }
+      if (mode === 'create') return 'exists';
+      const next = applyPatch(stored.record, patch, now);
+      if (encodeRecord({ ...next, updatedAt: stored.record.updatedAt }).equals(value!.subarray(TS_BYTES))) return 'unchanged';
+      if (dryRun) return 'updated';
+      let written: unknown;
+      try {
+        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), encodeRecord(next), this.channel(publicKey), this.event('upsert', publicKey)]);
+      } catch (err) {
+        throw storeError(err, 'upsertMany');
+      }
+      if (written === 1) return 'updated';
+    }
+    throw new StoreUnavailableError(`peer store busy: the record of ${publicKey} changed under ${MAX_UPDATE_ATTEMPTS} attempts to import it`);
   }
 
   /**

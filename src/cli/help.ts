@@ -28,6 +28,7 @@ Usage:
   wgjit api    --redis URL [--api-listen HOST:PORT] [--api-token-file FILE]
   wgjit peer   add PUBKEY --allowed-ips CIDR[,CIDR] [options]
   wgjit peer   rm PUBKEY | ls [--json] | show PUBKEY [--json]
+  wgjit peer   import FILE|- [--format auto|wg|dump|jsonl] [--dry-run]
   wgjit status [--json]
   wgjit store  migrate --redis URL [--dry-run]
   wgjit demo
@@ -44,6 +45,7 @@ ${EXIT_HELP}`,
   wgjit peer rm PUBKEY
   wgjit peer ls [--json]
   wgjit peer show PUBKEY [--json]
+  wgjit peer import FILE|- [--format auto|wg|dump|jsonl] [--dry-run] [--json]
 
 Manages the peer store through the REST API; gateways install a stored peer
 when its first handshake arrives. 'wgjit peer SUBCOMMAND --help' for more.
@@ -91,6 +93,33 @@ shown, only whether there is one.
 ${CLIENT_HELP}
 
 Exit code 3 when there is no such peer.`,
+  'peer import': `Usage: wgjit peer import FILE|- [--format auto|wg|dump|jsonl] [--dry-run]
+                    [options]
+
+Stores the peers of FILE (- reads stdin) through POST /v1/peers/batch: a new
+key is created; an existing one takes the fields the file gives and keeps
+the others (an import never removes a preshared key, an expiry or a
+disabled flag); one that already has them is left unchanged.
+
+  --format FORMAT  what FILE holds (default auto: told from its first line):
+                   wg     a wg or wg-quick config: its [Peer] blocks
+                          (PublicKey, AllowedIPs, PresharedKey,
+                          PersistentKeepalive; Endpoint and [Interface]
+                          are skipped)
+                   dump   \`wg show IF dump\` output
+                   jsonl  one JSON record a line, as POST /v1/peers takes it
+  --dry-run        check everything and say what would change; write nothing
+
+Every line is checked before anything is sent, and the API checks every
+record before anything is written: a bad line stops the import with
+FILE:LINE and what is wrong, and nothing is written. Long imports show
+progress on stderr. --json prints {source, format, dryRun, written, counts,
+items: [{line, publicKey, result, reason?}]}.
+
+${CLIENT_HELP}
+
+Exit code 2 for a bad line or usage, 1 when the API refused a record
+(each listed on stderr with its line) or failed.`,
   status: `Usage: wgjit status [options]
 
 This gateway as 'wg show' prints a device: the interface (public key,

@@ -10,6 +10,7 @@ import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { PeerStore, peerKeyName } from '../../src/authorize/store.js';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
+import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS } from '../../src/api/schemas.js';
 import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
 import type { GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
@@ -293,6 +294,144 @@ describe('REST API', () => {
     });
   });
 
+  describe('POST /v1/peers/batch', () => {
+    const batch = (body: unknown) => req({ method: 'POST', url: '/v1/peers/batch', payload: body as object });
+    const PSK2 = formatKey(new Uint8Array(32).fill(2));
+
+    it('creates new keys, updates existing ones with the given fields (the others kept), answers per item in order', async () => {
+      const old = newKey();
+      expect((await create({ publicKey: old, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK, expiresAt: '2031-01-01T00:00:00Z', disabled: true })).statusCode).toBe(201);
+      const a = newKey();
+      const b = awkwardKey();
+      const res = await batch({
+        items: [
+          { publicKey: a, allowedIPs: ['10.0.0.3/32'], presharedKey: PSK2, persistentKeepalive: 25 },
+          { publicKey: old, allowedIPs: ['10.0.1.0/24', 'FD00::/64'] },
+          { publicKey: Buffer.from(b, 'base64').toString('base64url'), allowedIPs: ['10.0.0.4'] },
+        ],
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({
+        dryRun: false,
+        items: [
+          { publicKey: a, result: 'created' },
+          { publicKey: old, result: 'updated' },
+          { publicKey: b, result: 'created' },
+        ],
+      });
+      expect(res.body).not.toContain(PSK2);
+      expect(await store.get(a)).toMatchObject({ allowedIPs: ['10.0.0.3/32'], presharedKey: PSK2, persistentKeepalive: 25, disabled: false });
+      // An import sets what it gives: the PSK, the expiry and disabled stay.
+      expect(await store.get(old)).toMatchObject({ allowedIPs: ['10.0.1.0/24', 'fd00::/64'], presharedKey: PSK, expiresAt: '2031-01-01T00:00:00.000Z', disabled: true });
+      expect(await count()).toBe(3);
+
+      const again = await batch({ items: [{ publicKey: a, allowedIPs: ['10.0.0.3/32'], presharedKey: PSK2 }, { publicKey: old, allowedIPs: ['10.0.1.0/24', 'fd00::/64'], disabled: false }] });
+      expect(again.json().items.map((i: { result: string }) => i.result)).toEqual(['unchanged', 'updated']);
+      expect((await store.get(old))?.disabled).toBe(false);
+    });
+
+    it('refuses a bad item with the reason naming the field (never a preshared key), and a key given twice; the rest go ahead', async () => {
+      const [a, b, c] = [newKey(), newKey(), newKey()];
+      const badPsk = b64(31);
+      const res = await batch({
+        items: [
+          { publicKey: a, allowedIPs: ['10.0.0.2/32'] },
+          { publicKey: 'abc', allowedIPs: ['10.0.0.3/32'] },
+          { publicKey: b, allowedIPs: ['10.0.0.1/24'] },
+          { publicKey: c, allowedIPs: ['10.0.0.5/32'], presharedKey: badPsk },
+          { publicKey: Buffer.from(a, 'base64').toString('base64url'), allowedIPs: ['10.0.0.9/32'] },
+        ],
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([
+        { publicKey: a, result: 'created' },
+        { publicKey: 'abc', result: 'refused', reason: expect.stringMatching(/^publicKey: not a WireGuard public key/) },
+        { publicKey: b, result: 'refused', reason: expect.stringMatching(/^allowedIPs\[0\]: 10\.0\.0\.1\/24 has host bits set/) },
+        { publicKey: c, result: 'refused', reason: expect.stringMatching(/^presharedKey: not a WireGuard key \(base64 of 31 bytes/) },
+        { publicKey: a, result: 'refused', reason: 'publicKey: given twice in this batch, first as items[0]' },
+      ]);
+      expect(res.body).not.toContain(badPsk);
+      expect(await count()).toBe(1);
+      expect((await store.get(a))?.allowedIPs).toEqual(['10.0.0.2/32']);
+    });
+
+    it('dryRun answers what would happen and writes nothing, publishes nothing', async () => {
+      const old = newKey();
+      await create({ publicKey: old, allowedIPs: ['10.0.0.2/32'] });
+      const before = await raw.get(`wgjit:peer:${old}`);
+      const events: string[] = [];
+      const sub = new Redis(redis.url);
+      await sub.subscribe('wgjit:events');
+      sub.on('message', (_c: string, m: string) => events.push(m));
+      try {
+        const fresh = newKey();
+        const items = [{ publicKey: fresh, allowedIPs: ['10.0.0.3/32'] }, { publicKey: old, allowedIPs: ['10.0.0.4/32'] }, { publicKey: newKey(), allowedIPs: ['nope'] }];
+        const res = await batch({ items, dryRun: true });
+        expect(res.json()).toEqual({
+          dryRun: true,
+          items: [
+            { publicKey: fresh, result: 'created' },
+            { publicKey: old, result: 'updated' },
+            { publicKey: items[2]!.publicKey, result: 'refused', reason: expect.stringMatching(/^allowedIPs\[0\]: /) },
+          ],
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        expect(events).toEqual([]);
+        expect(await count()).toBe(1);
+        expect(await raw.get(`wgjit:peer:${old}`)).toBe(before);
+      } finally {
+        sub.disconnect();
+      }
+    });
+
+    it("mode 'create' refuses existing keys and leaves them alone", async () => {
+      const old = newKey();
+      await create({ publicKey: old, allowedIPs: ['10.0.0.2/32'] });
+      const fresh = newKey();
+      const res = await batch({ mode: 'create', items: [{ publicKey: old, allowedIPs: ['10.0.0.9/32'] }, { publicKey: fresh, allowedIPs: ['10.0.0.3/32'] }] });
+      expect(res.json().items).toEqual([
+        { publicKey: old, result: 'refused', reason: "publicKey: exists; mode 'create' leaves existing peers alone" },
+        { publicKey: fresh, result: 'created' },
+      ]);
+      expect((await store.get(old))?.allowedIPs).toEqual(['10.0.0.2/32']);
+    });
+
+    it(`takes ${MAX_BATCH_ITEMS} items, over the app's body limit but within the route's; 400 for one more, nothing written`, async () => {
+      const items = Array.from({ length: MAX_BATCH_ITEMS }, (_, i) => ({ publicKey: formatKey(new Uint8Array(32).fill(0).map((_, j) => (j < 4 ? (i >> (8 * j)) & 255 : 7))), allowedIPs: [`10.${i >> 8}.${i & 255}.0/24`], presharedKey: PSK }));
+      const body = JSON.stringify({ items });
+      expect(body.length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
+      const over = await batch({ items: [...items, { publicKey: newKey(), allowedIPs: ['10.255.0.0/24'] }] });
+      expect(over.statusCode).toBe(400);
+      expect(errorOf(over)).toEqual({ code: 'bad_request', message: `items: must not have more than ${MAX_BATCH_ITEMS} items` });
+      expect(await count()).toBe(0);
+      const res = await batch({ items });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items.every((i: { result: string }) => i.result === 'created')).toBe(true);
+      expect(await count()).toBe(MAX_BATCH_ITEMS);
+    });
+
+    it('400 for a body of the wrong shape, naming the item; nothing written', async () => {
+      for (const [body, re] of [
+        [{ items: [{ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'] }, { publicKey: newKey(), allowedIPs: ['10.0.0.3/32'], endpoint: '1.2.3.4:5' }] }, /^body: unknown field 'endpoint' in items\[1\]$/],
+        [{ items: [{ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'] }, { publicKey: newKey(), allowedIPs: '10.0.0.3/32' }] }, /^items\[1\]\.allowedIPs: /],
+        [{ items: [], extra: 1 }, /^body: unknown field 'extra'$/],
+        [{ items: [], mode: 'replace' }, /^mode: /],
+        [{}, /^body: missing field 'items'$/],
+      ] as const) {
+        const res = await batch(body);
+        expect(res.statusCode, JSON.stringify(body)).toBe(400);
+        expect(errorOf(res).message).toMatch(re);
+      }
+      expect(await count()).toBe(0);
+    });
+
+    it(`400 payload_too_large beyond ${BATCH_BODY_LIMIT} bytes, naming the route's limit`, async () => {
+      const res = await batch({ items: [{ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(BATCH_BODY_LIMIT) }] });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${BATCH_BODY_LIMIT} bytes` });
+    });
+  });
+
   describe('GET /v1/peers', () => {
     it('pages with limit and cursor, never carrying the PSK', async () => {
       const keys = Array.from({ length: 5 }, newKey);
@@ -568,6 +707,7 @@ describe('REST API', () => {
       expect(ops.sort()).toEqual(
         [
           'POST /v1/peers',
+          'POST /v1/peers/batch',
           'GET /v1/peers',
           'GET /v1/peers/{publicKey}',
           'PATCH /v1/peers/{publicKey}',
@@ -591,6 +731,12 @@ describe('REST API', () => {
       expect(doc.paths['/v1/gateway/peers'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['limit', 'cursor']);
       expect(Object.keys(doc.paths['/v1/gateway'].get.responses['200'].content['application/json'].schema.properties).sort()).toEqual(['backend', 'installedPeers', 'interface', 'listenPort', 'publicKey']);
       expect(doc.paths['/healthz'].get.security).toEqual([]);
+      const batchOp = doc.paths['/v1/peers/batch'].post;
+      expect(batchOp.security).toEqual([{ bearer: [] }]);
+      expect(batchOp.requestBody.content['application/json'].schema.properties.items.maxItems).toBe(MAX_BATCH_ITEMS);
+      expect(batchOp.requestBody.content['application/json'].schema.properties.items.items.properties).toEqual(post.requestBody.content['application/json'].schema.properties);
+      expect(Object.keys(batchOp.responses).sort()).toEqual(['200', '400', '401', '503']);
+      expect(batchOp.responses['200'].content['application/json'].schema.properties.items.items.properties.result.anyOf.map((c: { const: string }) => c.const)).toEqual(['created', 'updated', 'unchanged', 'refused']);
       const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
       expect(codes).toEqual(ERROR_CODES);
     });

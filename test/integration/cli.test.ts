@@ -171,6 +171,7 @@ describe('wgjit CLI against a real API', () => {
       [['peer', 'rm'], /^Usage: wgjit peer rm PUBKEY/],
       [['peer', 'ls'], /^Usage: wgjit peer ls/],
       [['peer', 'show'], /^Usage: wgjit peer show PUBKEY/],
+      [['peer', 'import'], /^Usage: wgjit peer import FILE\|- \[--format auto\|wg\|dump\|jsonl\] \[--dry-run\]/],
       [['status'], /^Usage: wgjit status/],
       [['demo'], /^Usage: wgjit demo/],
     ];
@@ -184,13 +185,14 @@ describe('wgjit CLI against a real API', () => {
     });
 
     it('each peer subcommand has a page of its own', async () => {
-      const texts = await Promise.all(['add', 'rm', 'ls', 'show'].map(async (sub) => (await helpOf(['peer', sub])).stdout));
-      expect(new Set(texts).size).toBe(4);
+      const texts = await Promise.all(['add', 'rm', 'ls', 'show', 'import'].map(async (sub) => (await helpOf(['peer', sub])).stdout));
+      expect(new Set(texts).size).toBe(5);
+      expect(texts[4]).toContain('--dry-run');
       expect(texts[0]).toContain('--preshared-key-file FILE');
       expect(texts[1]).not.toContain('--allowed-ips');
     });
 
-    it.each([['peer'], ['peer', 'add'], ['peer', 'ls'], ['status']])('wgjit %j --help describes --api, the token sources and --json', async (...args) => {
+    it.each([['peer'], ['peer', 'add'], ['peer', 'ls'], ['peer', 'import'], ['status']])('wgjit %j --help describes --api, the token sources and --json', async (...args) => {
       const text = (await helpOf(args)).stdout;
       for (const word of ['--api URL', 'WGJIT_API', '--api-token-file FILE', 'WGJIT_API_TOKEN_FILE', 'WGJIT_API_TOKEN', '--json']) expect(text).toContain(word);
     });

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { formatKey, parseKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { validateCreate, type PeerGrant, type PeerRecord } from '../../src/authorize/peer.js';
+import { validateCreate, validatePatch, type PeerGrant, type PeerRecord } from '../../src/authorize/peer.js';
 import { cidrs } from '../../harness/cidr.js';
-import { decodeCursor, GROUPS, indexKeyName, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, peerKeyName, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { decodeCursor, GROUPS, indexKeyName, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, peerKeyName, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent, type UpsertItem } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { encodeRecord } from '../../src/authorize/record-codec.js';
@@ -38,6 +38,16 @@ function record(fields: Record<string, unknown> = {}): PeerRecord {
   const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
   if (!r.ok) throw new Error(r.message);
   return r.value;
+}
+
+/** An import item as the batch route makes it: the record, and the same fields as a patch. */
+function upsertItem(fields: Record<string, unknown>, now = NOW): UpsertItem {
+  const r = validateCreate(fields, now);
+  if (!r.ok) throw new Error(r.message);
+  const { publicKey: _, ...rest } = fields;
+  const p = validatePatch(rest);
+  if (!p.ok) throw new Error(p.message);
+  return { record: r.value, patch: p.value };
 }
 
 /** What authorize hands the device for a record: its values, parsed. */
@@ -282,6 +292,95 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.get(rec.publicKey)).toMatchObject({ persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00.000Z', allowedIPs: ['10.0.0.9/32'], disabled: true });
   });
 
+  describe('upsertMany (an import)', () => {
+    const LATER = new Date('2030-03-01T00:00:00.000Z');
+    const PSK2 = formatKey(new Uint8Array(32).fill(2));
+
+    it('creates new keys with the index; an existing one takes the given fields, keeps the others, and moves updatedAt', async () => {
+      const kept = record({ presharedKey: PSK2, persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00Z', disabled: true });
+      await store.create(kept);
+      const fresh = newKey();
+      const outcomes = await store.upsertMany([upsertItem({ publicKey: fresh, allowedIPs: ['10.0.0.9/32'], persistentKeepalive: 15 }), upsertItem({ publicKey: kept.publicKey, allowedIPs: ['fd00::/64', '10.1.0.0/16'] })], { now: LATER });
+      expect(outcomes).toEqual(['created', 'updated']);
+      expect(await store.get(fresh)).toEqual({ publicKey: fresh, allowedIPs: ['10.0.0.9/32'], persistentKeepalive: 15, disabled: false, createdAt: NOW.toISOString(), updatedAt: NOW.toISOString() });
+      // Not cleared, not re-enabled: an import sets what it gives.
+      expect(await store.get(kept.publicKey)).toEqual({ ...kept, allowedIPs: ['fd00::/64', '10.1.0.0/16'], updatedAt: LATER.toISOString() });
+      for (const k of [fresh, kept.publicKey]) expect(await raw.zrange(indexOf(k), 0, -1)).toContain(k);
+    });
+
+    it('unchanged when the record already holds the values: nothing written; keepalive 0 turns it off', async () => {
+      const rec = record({ presharedKey: PSK2, persistentKeepalive: 25 });
+      await store.create(rec);
+      const before = await raw.getBuffer(valueKey(rec.publicKey));
+      const same = upsertItem({ publicKey: rec.publicKey, allowedIPs: rec.allowedIPs, presharedKey: PSK2, persistentKeepalive: 25, disabled: false });
+      expect(await store.upsertMany([same], { now: LATER })).toEqual(['unchanged']);
+      expect(await raw.getBuffer(valueKey(rec.publicKey))).toEqual(before);
+      // After an update, the comparison still holds: values, not text.
+      await store.upsertMany([upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.0.0.0/24'] })], { now: LATER });
+      expect(await store.upsertMany([upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.0.0.0/24'], persistentKeepalive: 25 })], { now: LATER })).toEqual(['unchanged']);
+      expect(await store.upsertMany([upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.0.0.0/24'], persistentKeepalive: 0 })], { now: LATER })).toEqual(['updated']);
+      expect((await store.get(rec.publicKey))?.persistentKeepalive).toBeUndefined();
+      // Order of allowed IPs is part of the record.
+      expect(await store.upsertMany([upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.0.0.0/24', '10.9.0.0/16'] })])).toEqual(['updated']);
+      expect(await store.upsertMany([upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.9.0.0/16', '10.0.0.0/24'] })])).toEqual(['updated']);
+    });
+
+    it("mode 'create' leaves an existing record alone (exists); a dry run decides the same and writes nothing", async () => {
+      const rec = record();
+      await store.create(rec);
+      const before = await raw.getBuffer(valueKey(rec.publicKey));
+      const fresh = newKey();
+      const items = [upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.7.0.0/16'] }), upsertItem({ publicKey: fresh, allowedIPs: ['10.0.0.3/32'] }), upsertItem({ publicKey: rec.publicKey, allowedIPs: rec.allowedIPs })];
+      expect(await store.upsertMany(items, { dryRun: true })).toEqual(['updated', 'created', 'unchanged']);
+      expect(await store.upsertMany(items.slice(0, 2), { mode: 'create', dryRun: true })).toEqual(['exists', 'created']);
+      expect(await raw.dbsize()).toBe(2); // the value and its group's index: nothing more
+      expect(await raw.getBuffer(valueKey(rec.publicKey))).toEqual(before);
+      expect(await store.upsertMany(items.slice(0, 2), { mode: 'create' })).toEqual(['exists', 'created']);
+      expect(await raw.getBuffer(valueKey(rec.publicKey))).toEqual(before);
+      expect(await store.get(fresh)).not.toBeNull();
+    });
+
+    it('publishes one upsert event per created or updated record, none for unchanged, exists or a dry run', async () => {
+      const events: string[] = [];
+      const sub = new Redis(redis.url);
+      sub.on('smessage', (_c: string, m: string) => events.push(m));
+      try {
+        const rec = record();
+        const fresh = newKey();
+        await sub.ssubscribe(...new Set([store.channel(rec.publicKey), store.channel(fresh)]));
+        await store.create(rec);
+        const items = [upsertItem({ publicKey: rec.publicKey, allowedIPs: ['10.7.0.0/16'] }), upsertItem({ publicKey: fresh, allowedIPs: ['10.0.0.3/32'] })];
+        await store.upsertMany(items, { dryRun: true });
+        await store.upsertMany(items);
+        await store.upsertMany(items); // unchanged both
+        await store.upsertMany(items, { mode: 'create' }); // exists both
+        await until('three events', async () => events.length >= 3);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(events.map((e) => JSON.parse(e))).toEqual([
+          { op: 'upsert', publicKey: rec.publicKey }, // the create
+          { op: 'upsert', publicKey: rec.publicKey },
+          { op: 'upsert', publicKey: fresh },
+        ]);
+      } finally {
+        sub.disconnect();
+      }
+    });
+
+    it('2,500 items in one call, on a fresh server (the script not loaded yet), in order', async () => {
+      await raw.script('FLUSH');
+      const keys = Array.from({ length: 2500 }, newKey);
+      const items = keys.map((k, i) => upsertItem({ publicKey: k, allowedIPs: [`10.${i >> 8}.${i & 255}.0/24`], presharedKey: PSK2 }));
+      expect(await store.upsertMany(items)).toEqual(keys.map(() => 'created'));
+      let indexed = 0;
+      for (const index of await raw.keys('st-test:{*}:peers')) indexed += await raw.zcard(index);
+      expect(indexed).toBe(2500);
+      const again = await store.upsertMany(items.map((it, i) => (i % 2 === 0 ? it : upsertItem({ publicKey: keys[i]!, allowedIPs: ['fd00::/64'] }))));
+      expect(again).toEqual(keys.map((_, i) => (i % 2 === 0 ? 'unchanged' : 'updated')));
+      expect((await store.get(keys[1]!))?.allowedIPs).toEqual(['fd00::/64']);
+      expect((await store.get(keys[1]!))?.presharedKey).toBe(PSK2);
+    });
+  });
+
   it('publishes one event per mutation on its group\'s shard channel <prefix>{<group>}:events, none for no-ops', async () => {
     /** As published: the key in base64. */
     const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
@@ -361,7 +460,7 @@ describe('PeerStore when Redis goes away', () => {
     expect((await store.create(rec)).ok).toBe(true);
 
     await redis.stop();
-    for (const op of [() => store!.get(rec.publicKey), () => store!.create(record()), () => store!.list(), () => store!.update(rec.publicKey, { disabled: true }), () => store!.delete(rec.publicKey), () => store!.authorize(pk(rec.publicKey), NOW)]) {
+    for (const op of [() => store!.get(rec.publicKey), () => store!.create(record()), () => store!.list(), () => store!.update(rec.publicKey, { disabled: true }), () => store!.delete(rec.publicKey), () => store!.authorize(pk(rec.publicKey), NOW), () => store!.upsertMany([upsertItem({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'] })])]) {
       await expect(op()).rejects.toBeInstanceOf(StoreUnavailableError);
     }
     expect(await store.ping()).toBe(false);

@@ -1,11 +1,28 @@
 /** The store routes: /v1/peers, served by gateways and by `wgjit api` alike. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { publicView, validateCreate, validatePatch } from '../../authorize/peer.js';
-import type { PeerStore } from '../../authorize/store.js';
+import { publicView, validateCreate, validatePatch, type Validation } from '../../authorize/peer.js';
+import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
-import { ListQuery, NoContent, PeerCreateBody, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
+import type { Static } from 'typebox';
+import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
 import { pathKey, pathPublicKey, withErrors } from './shared.js';
+
+type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
+
+/**
+ * A batch item as the store takes it: the record validateCreate makes, and
+ * the same fields (all but publicKey) as validatePatch reads them, which an
+ * existing record takes.
+ */
+function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Validation<UpsertItem> {
+  const record = validateCreate(input, now);
+  if (!record.ok) return record;
+  const { publicKey: _, ...fields } = input;
+  const patch = validatePatch(fields);
+  if (!patch.ok) return patch;
+  return { ok: true, value: { record: record.value, patch: patch.value } };
+}
 
 export interface PeerRoutesOptions {
   store: PeerStore;
@@ -33,6 +50,58 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       if (!created.ok) throw new ApiError('conflict', `peer ${input.value.publicKey} already exists; PATCH it to change it`);
       reply.header('location', `/v1/peers/${encodeURIComponent(input.value.publicKey)}`);
       return reply.code(201).send(publicView(created.record));
+    },
+  );
+
+  app.post(
+    '/v1/peers/batch',
+    {
+      bodyLimit: BATCH_BODY_LIMIT,
+      schema: {
+        summary: 'Create or update many peers at once (an import)',
+        description:
+          `At most ${MAX_BATCH_ITEMS} items, body at most ${BATCH_BODY_LIMIT} bytes. Every item is checked before anything is written. ` +
+          'A new key is created; an existing one (mode upsert, the default) takes the fields its item gives and keeps the others (a field is never cleared, ' +
+          'except persistentKeepalive 0, which turns it off), and is unchanged (not written, no event) when it already had them. ' +
+          'An item with a bad value, or a key given twice, is refused with the reason and the others go ahead; a body of the wrong shape is a 400 and nothing is written. ' +
+          'dryRun answers the same without writing. Gateways holding an updated peer apply it through the store event.',
+        body: PeerBatchBody,
+        response: { 200: PeerBatchResult, ...withErrors(400, 401, 503) },
+      },
+    },
+    async (request) => {
+      const { items, dryRun = false, mode = 'upsert' } = request.body;
+      const stamp = now();
+      const results: BatchItemResult[] = [];
+      // Every item is checked before anything is written; the valid ones go to the store together.
+      const writes: Array<{ at: number; item: UpsertItem }> = [];
+      const firstAt = new Map<string, number>();
+      for (const [i, input] of items.entries()) {
+        const checked = checkBatchItem(input, stamp);
+        if (!checked.ok) {
+          results.push({ publicKey: input.publicKey, result: 'refused', reason: checked.message });
+          continue;
+        }
+        const { publicKey } = checked.value.record;
+        const first = firstAt.get(publicKey);
+        if (first !== undefined) {
+          results.push({ publicKey, result: 'refused', reason: `publicKey: given twice in this batch, first as items[${first}]` });
+          continue;
+        }
+        firstAt.set(publicKey, i);
+        writes.push({ at: i, item: checked.value });
+        results.push({ publicKey, result: 'created' }); // replaced by the store's outcome below
+      }
+      const outcomes = await store.upsertMany(
+        writes.map((w) => w.item),
+        { mode, dryRun, now: stamp },
+      );
+      writes.forEach(({ at }, j) => {
+        const { publicKey } = results[at]!;
+        const outcome = outcomes[j]!;
+        results[at] = outcome === 'exists' ? { publicKey, result: 'refused', reason: "publicKey: exists; mode 'create' leaves existing peers alone" } : { publicKey, result: outcome };
+      });
+      return { dryRun, items: results };
     },
   );
 

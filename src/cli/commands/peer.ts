@@ -1,4 +1,4 @@
-/** `wgjit peer add|rm|ls|show`: the peer store, through the REST API. */
+/** `wgjit peer add|rm|ls|show|import`: the peer store, through the REST API. */
 import { readFileSync } from 'node:fs';
 import type { Static } from 'typebox';
 import type { PeerCreateBody, PeerList, PeerView } from '../../api/schemas.js';
@@ -7,6 +7,7 @@ import { keyPath } from '../client.js';
 import { client, CLIENT_OPTIONS, EXIT, parse, print, UsageError } from '../command.js';
 import { every, table } from '../format.js';
 import { help } from '../help.js';
+import { cmdPeerImport, importFormat } from './peer-import.js';
 
 type Peer = Static<typeof PeerView>;
 
@@ -17,7 +18,9 @@ function requireKey(text: string | undefined): string {
   return key;
 }
 
-const PEER_COMMANDS = ['add', 'rm', 'ls', 'show'];
+const PEER_COMMANDS = ['add', 'rm', 'ls', 'show', 'import'];
+const ADD_OPTIONS = ['allowed-ips', 'preshared-key-file', 'keepalive', 'expires-at', 'disabled'];
+const IMPORT_OPTIONS = ['format', 'dry-run'];
 
 export async function cmdPeer(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -27,17 +30,24 @@ export async function cmdPeer(argv: string[]): Promise<number> {
     keepalive: { type: 'string' },
     'expires-at': { type: 'string' },
     disabled: { type: 'boolean' },
+    format: { type: 'string' },
+    'dry-run': { type: 'boolean' },
   });
   const [sub, arg, extra] = positionals;
   if (values.help) return help(sub !== undefined && PEER_COMMANDS.includes(sub) ? `peer ${sub}` : 'peer');
   if (sub === undefined) return help('peer', EXIT.usage);
-  if (!PEER_COMMANDS.includes(sub)) throw new UsageError(`unknown peer command "${sub}" (add, rm, ls, show; see wgjit peer --help)`);
+  if (!PEER_COMMANDS.includes(sub)) throw new UsageError(`unknown peer command "${sub}" (${PEER_COMMANDS.join(', ')}; see wgjit peer --help)`);
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  if (sub !== 'add') {
-    const stray = ['allowed-ips', 'preshared-key-file', 'keepalive', 'expires-at', 'disabled'].find((o) => values[o as keyof typeof values] !== undefined);
-    if (stray !== undefined) throw new UsageError(`--${stray} is an option of 'peer add', not 'peer ${sub}'`);
+  for (const [owner, options] of [['add', ADD_OPTIONS], ['import', IMPORT_OPTIONS]] as const) {
+    if (sub === owner) continue;
+    const stray = options.find((o) => values[o as keyof typeof values] !== undefined);
+    if (stray !== undefined) throw new UsageError(`--${stray} is an option of 'peer ${owner}', not 'peer ${sub}'`);
   }
   switch (sub) {
+    case 'import': {
+      if (arg === undefined) throw new UsageError('peer import needs FILE, or - for stdin (a wg config, `wg show IF dump` output or JSON lines)');
+      return cmdPeerImport({ source: arg, format: importFormat(values.format), dryRun: values['dry-run'] === true, json: values.json === true }, () => client(values));
+    }
     case 'add': {
       const publicKey = requireKey(arg);
       if (values['allowed-ips'] === undefined) throw new UsageError('peer add needs --allowed-ips CIDR[,CIDR], e.g. 10.8.0.2/32');

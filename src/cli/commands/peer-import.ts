@@ -1,0 +1,227 @@
+/**
+ * `wgjit peer import FILE|-`: peers from a wg config, `wg show IF dump`
+ * output or JSON lines, through POST /v1/peers/batch.
+ *
+ * Nothing of the file is written unless all of it is good: every line is
+ * parsed and checked here first (a bad one stops the import with its line
+ * number), then the server checks every request as a dry run, and only
+ * then are the same requests sent for real. A store lost midway through
+ * the writes leaves part of the file written; the same import again
+ * finishes it (an import is an upsert).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { Static } from 'typebox';
+import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchBody, type PeerBatchResult } from '../../api/schemas.js';
+import { ApiClientError, type ApiClient } from '../client.js';
+import { EXIT, print, UsageError } from '../command.js';
+import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
+
+type BatchResult = Static<typeof PeerBatchResult>;
+type Outcome = BatchResult['items'][number]['result'];
+
+/** Fewer records than this go in one request and show no progress. */
+export const PROGRESS_MIN_RECORDS = MAX_BATCH_ITEMS + 1;
+/** Without a terminal, a progress line each time this many more records are done. */
+export const PROGRESS_LINE_EVERY = 5000;
+/** Refusals listed one per line; beyond, counted. */
+const MAX_REFUSALS_SHOWN = 20;
+/** What a request adds around its items: `{"dryRun":false,"items":[…]}`. */
+const BODY_OVERHEAD = 64;
+
+export interface ImportOptions {
+  source: string;
+  format: ImportFormat | 'auto';
+  dryRun: boolean;
+  json: boolean;
+}
+
+/** The bytes of FILE or stdin, at most MAX_IMPORT_BYTES. */
+async function readBytes(source: string): Promise<Buffer> {
+  if (source === '-') {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const c of process.stdin) {
+      const b = c as Buffer;
+      total += b.length;
+      if (total > MAX_IMPORT_BYTES) throw new UsageError(`stdin holds more than an import reads (${MAX_IMPORT_BYTES} bytes); split it into several files`);
+      chunks.push(b);
+    }
+    return Buffer.concat(chunks, total);
+  }
+  try {
+    const st = statSync(source);
+    if (!st.isFile()) throw new UsageError(`${source} is not a file; give a file, or - for stdin`);
+    if (st.size > MAX_IMPORT_BYTES) throw new UsageError(`${source} is ${st.size} bytes, more than an import reads (${MAX_IMPORT_BYTES}); split it into several files`);
+    return readFileSync(source);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** FILE or stdin as UTF-8 text. */
+async function readSource(source: string, name: string): Promise<string> {
+  const bytes = await readBytes(source);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new UsageError(`${name} is not UTF-8 text; give a wg config, \`wg show IF dump\` output or JSON lines`);
+  }
+}
+
+/** Records in requests: at most MAX_BATCH_ITEMS each, and bodies within BATCH_BODY_LIMIT. */
+function chunk(records: ImportRecord[]): ImportRecord[][] {
+  const out: ImportRecord[][] = [];
+  let current: ImportRecord[] = [];
+  let size = BODY_OVERHEAD;
+  for (const r of records) {
+    const bytes = Buffer.byteLength(JSON.stringify(r.body)) + 1;
+    if (current.length === MAX_BATCH_ITEMS || (current.length > 0 && size + bytes > BATCH_BODY_LIMIT)) {
+      out.push(current);
+      current = [];
+      size = BODY_OVERHEAD;
+    }
+    current.push(r);
+    size += bytes;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/**
+ * Progress on stderr, as pv and rsync show it: on a terminal one line
+ * redrawn in place and cleared at the end; otherwise a line every
+ * PROGRESS_LINE_EVERY records, so a log shows the import moving without
+ * filling up. Silent for imports of one request.
+ */
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private lastLine = 0;
+  constructor(
+    private readonly total: number,
+    private readonly verb: string,
+    private readonly shown = total >= PROGRESS_MIN_RECORDS,
+  ) {}
+
+  update(done: number): void {
+    if (!this.shown) return;
+    const text = `${this.verb} ${done}/${this.total} records (${Math.floor((done * 100) / this.total)}%)`;
+    if (this.tty) process.stderr.write(`\r\x1b[K${text}`);
+    else if (done === this.total || done - this.lastLine >= PROGRESS_LINE_EVERY) {
+      this.lastLine = done;
+      process.stderr.write(`wgjit: import: ${text}\n`);
+    }
+  }
+
+  end(): void {
+    if (this.shown && this.tty) process.stderr.write('\r\x1b[K');
+  }
+}
+
+interface Done {
+  record: ImportRecord;
+  result: Outcome;
+  reason?: string;
+}
+
+/**
+ * Sends every chunk, dry or for real; the results with their records. A
+ * 400 for a request names the lines it held (an item index becomes its
+ * line), since a server check the CLI's did not catch is about those lines.
+ */
+async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Done[]> {
+  const done: Done[] = [];
+  try {
+    for (const records of chunks) {
+      const body: Static<typeof PeerBatchBody> = { dryRun, items: records.map((r) => r.body) };
+      let answer: BatchResult;
+      try {
+        answer = await api.request<BatchResult>('POST', '/v1/peers/batch', body);
+      } catch (err) {
+        if (err instanceof ApiClientError && err.status === 400) {
+          const first = records[0]!.line;
+          const last = records[records.length - 1]!.line;
+          const message = shownMessage(err.message).replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));
+          throw new ApiClientError(err.status, err.code, `${where(first)}-${last}: the API refused these records: ${message}`);
+        }
+        throw err;
+      }
+      if (answer.items.length !== records.length) throw new ApiClientError(0, 'http_error', `the API answered ${answer.items.length} results for ${records.length} records`);
+      answer.items.forEach((item, i) => done.push({ record: records[i]!, result: item.result, ...(item.reason !== undefined ? { reason: item.reason } : {}) }));
+      progress.update(done.length);
+    }
+  } finally {
+    progress.end();
+  }
+  return done;
+}
+
+function countOf(done: Done[]): Record<Outcome, number> {
+  const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, refused: 0 };
+  for (const d of done) counts[d.result]++;
+  return counts;
+}
+
+/** One line per refusal (the first MAX_REFUSALS_SHOWN) on stderr: where, which key, why. */
+function reportRefusals(done: Done[], where: (line: number) => string): void {
+  const refused = done.filter((d) => d.result === 'refused');
+  for (const d of refused.slice(0, MAX_REFUSALS_SHOWN)) {
+    // The reason may quote a value of the line (a CIDR): shown as the parser's messages, nothing key-like.
+    process.stderr.write(`wgjit: ${where(d.record.line)}: refused: ${shownMessage(d.reason ?? 'no reason given')}\n`);
+  }
+  if (refused.length > MAX_REFUSALS_SHOWN) process.stderr.write(`wgjit: … and ${refused.length - MAX_REFUSALS_SHOWN} more refused\n`);
+}
+
+export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): Promise<number> {
+  const name = opts.source === '-' ? 'stdin' : opts.source;
+  const where = (line: number) => (line > 0 ? `${name}:${line}` : name);
+  const text = await readSource(opts.source, name);
+  const parsed = parsePeerFile(text, opts.format);
+  if (!parsed.ok) {
+    const [first] = parsed.errors;
+    const more = parsed.count > 1 ? ` (and ${parsed.count - 1} more bad line${parsed.count > 2 ? 's' : ''})` : '';
+    throw new UsageError(`${where(first!.line)}: ${first!.message}${more}; nothing was imported`);
+  }
+  const client = api();
+  const chunks = chunk(parsed.records);
+  const total = parsed.records.length;
+
+  // The server's own check of every record before anything is written.
+  const checked = await send(client, chunks, true, new Progress(total, 'checked'), where);
+  let counts = countOf(checked);
+  let done = checked;
+  let written = false;
+  if (counts.refused === 0 && !opts.dryRun) {
+    done = await send(client, chunks, false, new Progress(total, 'imported'), where);
+    counts = countOf(done);
+    written = true;
+  }
+  reportRefusals(done, where);
+
+  const summary = `${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged${counts.refused ? `, ${counts.refused} refused` : ''}`;
+  print(
+    opts.json,
+    {
+      source: name,
+      format: parsed.format,
+      dryRun: opts.dryRun,
+      written,
+      counts,
+      items: done.map((d) => ({ line: d.record.line, publicKey: d.record.body.publicKey, result: d.result, ...(d.reason !== undefined ? { reason: d.reason } : {}) })),
+    },
+    () =>
+      written
+        ? `imported ${total} peers from ${name} (${parsed.format}): ${summary}`
+        : opts.dryRun
+          ? `dry run, nothing written: ${total} peers from ${name} (${parsed.format}) would be ${summary}`
+          : `nothing written: ${counts.refused} of ${total} peers from ${name} (${parsed.format}) refused; fix them and import again`,
+  );
+  return counts.refused > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** The --format value, or a usage error naming the choices. */
+export function importFormat(value: string | undefined): ImportFormat | 'auto' {
+  if (value === undefined || value === 'auto') return 'auto';
+  if ((IMPORT_FORMATS as readonly string[]).includes(value)) return value as ImportFormat;
+  throw new UsageError(`--format "${printable(value, 40)}" must be auto, ${IMPORT_FORMATS.join(', ')}`);
+}

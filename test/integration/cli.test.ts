@@ -279,7 +279,7 @@ describe('wgjit CLI against a real API', () => {
 
     it('ls follows every page (more peers than one page holds)', async () => {
       const keys = Array.from({ length: 1001 }, newKey);
-      for (const publicKey of keys) await store.create({ publicKey, allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: 'x', updatedAt: 'x' });
+      for (const publicKey of keys) await store.create({ publicKey, allowedIPs: ['10.0.0.2/32'], disabled: false, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:00.000Z' });
       const run = await wgjit(['peer', 'ls', '--json'], env);
       expect(run.code).toBe(0);
       expect((JSON.parse(run.stdout) as Array<{ publicKey: string }>).map((p) => p.publicKey)).toEqual([...keys].sort());

@@ -16,7 +16,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { PeerStore } from '../../src/authorize/store.js';
+import { PeerStore, peerKeyName } from '../../src/authorize/store.js';
 import { buildApp } from '../../src/api/app.js';
 import { MAX_BATCH_ITEMS } from '../../src/api/schemas.js';
 import { PROGRESS_LINE_EVERY } from '../../src/cli/commands/peer-import.js';
@@ -74,7 +74,12 @@ describe('wgjit peer import', () => {
     writeFileSync(p, text);
     return p;
   };
-  const count = () => raw.zcard('wgjit:peers');
+  /** Peers in the store's index, over every group. */
+  const count = async () => {
+    let n = 0;
+    for (const index of await raw.keys('wgjit:{*}:peers')) n += await raw.zcard(index);
+    return n;
+  };
 
   beforeAll(async () => {
     if (!existsSync(path.join(ROOT, 'dist/.stamp'))) throw new Error('dist/ is missing: run `make` first (bin/wgjit runs the built CLI)');
@@ -146,13 +151,13 @@ describe('wgjit peer import', () => {
 
   it('--dry-run says what would change and writes nothing', async () => {
     const old = newKey();
-    await store.create({ publicKey: old, allowedIPs: ['10.8.0.2/32'], disabled: false, createdAt: 'x', updatedAt: 'x' });
-    const before = await raw.get(`wgjit:peer:${old}`);
+    await store.create({ publicKey: old, allowedIPs: ['10.8.0.2/32'], disabled: false, createdAt: '2030-01-01T00:00:00.000Z', updatedAt: '2030-01-01T00:00:00.000Z' });
+    const before = await raw.getBuffer(peerKeyName('wgjit:', old));
     const f = file('dry.jsonl', `${JSON.stringify({ publicKey: old, allowedIPs: ['10.8.0.9/32'] })}\n${JSON.stringify({ publicKey: newKey(), allowedIPs: ['10.8.0.3/32'] })}\n`);
     const run = await wgjit(['peer', 'import', f, '--dry-run'], env);
     expect(run).toEqual({ code: 0, stdout: `dry run, nothing written: 2 peers from ${f} (jsonl) would be 1 created, 1 updated, 0 unchanged\n`, stderr: '' });
     expect(await count()).toBe(1);
-    expect(await raw.get(`wgjit:peer:${old}`)).toBe(before);
+    expect(await raw.getBuffer(peerKeyName('wgjit:', old))).toEqual(before);
   });
 
   it('a bad line at N: FILE:N and what is wrong, one line, exit 2, nothing written, no preshared key shown', async () => {

@@ -13,6 +13,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, decodeRecord, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
+import { CLUSTER_NOT_SUPPORTED, DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
@@ -28,6 +29,12 @@ export const REDIS_CONNECT_TIMEOUT_MS = 2000;
 /** Reconnect backoff: 100 ms, 200 ms, ... capped here, forever, so an outage heals by itself. */
 export const REDIS_RETRY_STEP_MS = 100;
 export const REDIS_RETRY_MAX_DELAY_MS = 1000;
+/**
+ * How long a write waits for --redis-wait-replicas replicas to acknowledge
+ * it (WAIT's timeout). Below REDIS_COMMAND_TIMEOUT_MS, so a WAIT that runs
+ * out answers "too few" rather than timing out on the client.
+ */
+export const REDIS_WAIT_TIMEOUT_MS = 500;
 
 /** A store change, as subscribe() hands it on (published as JSON with the key in base64). */
 export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: PublicKey };
@@ -38,10 +45,19 @@ export type ListResult = { ok: true; items: PeerRecord[]; nextCursor: string | n
 
 /** Redis could not be reached (or answered that it cannot serve now). The API answers 503. */
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
+  override readonly name: string = 'StoreUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * The write reached the primary, but fewer replicas than --redis-wait-replicas
+ * acknowledged it within REDIS_WAIT_TIMEOUT_MS: a failover now could lose it.
+ * A kind of unavailability (503): the caller should check and try again.
+ */
+export class StoreUnreplicatedError extends StoreUnavailableError {
+  override readonly name: string = 'StoreUnreplicatedError';
 }
 
 /** A value under our prefix that is not a record we wrote (hand edits, another program). */
@@ -54,6 +70,20 @@ export interface PeerStoreOptions {
   prefix?: string;
   /** Where connection problems are reported (ioredis 'error' events). */
   log?: Logger;
+  /**
+   * Replicas that must acknowledge an API write (create, update, delete;
+   * WAIT on a connection of its own) before it is answered. Default 0: no
+   * wait. The admission path never waits.
+   */
+  waitReplicas?: number;
+}
+
+/** What PeerStore.connect takes beyond the store's options. */
+export interface ConnectOptions extends PeerStoreOptions {
+  /** The password from --redis-password-file, for Redis and the sentinels; the URL must then hold none. */
+  password?: string;
+  /** ioredis options over the ones connect() derives (tests). */
+  redis?: RedisOptions;
 }
 
 /** The ioredis options PeerStore.connect uses; each says why it differs from the default. */
@@ -86,6 +116,76 @@ export const REDIS_OPTIONS: RedisOptions = {
   // (each write on a local socket runs the receiving side too).
   enableAutoPipelining: true,
 };
+
+/** A reply from a primary that Sentinel demoted: the client should find the new one. */
+const READONLY_REPLY = /^READONLY\b|: -READONLY\b/;
+
+/**
+ * The ioredis options for a Sentinel set, beyond REDIS_OPTIONS (which hold
+ * for the primary connection as they do for a single server). Each reconnect
+ * asks the sentinels, one after another, for the primary, and connects to it
+ * only if it says it is a master (`role`); so a client follows a failover by
+ * reconnecting, without a restart.
+ */
+export const SENTINEL_OPTIONS: RedisOptions = {
+  // Default 'master', spelled out: writes go to the primary only.
+  role: 'master',
+  // Default min(times * 10, 1000): after every sentinel failed to answer,
+  // start over after this. Ours: the same cap, forever (never null: null
+  // would end the client for good).
+  sentinelRetryStrategy: (times: number) => Math.min(times * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS),
+  // Default none. A sentinel that accepted the connection but does not
+  // answer must not hold the reconnect: the next one is asked.
+  sentinelCommandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+  // Default false, spelled out: the failover detector (subscribe to
+  // +switch-master and drop the connection) disconnects the connector while
+  // it may be asking a sentinel, which once left a client ended for good.
+  // The connection to a dead or demoted primary breaks anyway (Sentinel
+  // kills a demoted primary's clients), and the reconnect asks again.
+  failoverDetector: false,
+  // Default true, kept: sentinels learned from a sentinel are asked too.
+  updateSentinels: true,
+  // Default none. A primary demoted while we were connected answers writes
+  // with READONLY: reconnect (through the sentinels) so the next command
+  // finds the new primary; this one fails (a 503, not a 500).
+  reconnectOnError: (err: Error) => (READONLY_REPLY.test(err.message) ? 1 : false),
+};
+
+/**
+ * ioredis options for a parsed --redis target. `password` (from
+ * --redis-password-file) goes where the URL's would; Sentinel mode sends the
+ * same user and password to the sentinels (docs/operations.md).
+ */
+export function redisOptionsFor(target: RedisTarget, password?: string): RedisOptions {
+  if (target.kind === 'cluster') throw new TypeError(CLUSTER_NOT_SUPPORTED);
+  if (password !== undefined && target.password !== undefined) {
+    throw new TypeError('the Redis password is given twice, in the URL and in a password file: give it once');
+  }
+  const pass = password ?? target.password;
+  const auth: RedisOptions = { ...(target.username !== undefined && { username: target.username }), ...(pass !== undefined && { password: pass }) };
+  switch (target.kind) {
+    case 'socket':
+      return { ...REDIS_OPTIONS, ...auth, path: target.path };
+    case 'single':
+      return { ...REDIS_OPTIONS, ...auth, host: target.endpoint.host, port: target.endpoint.port, db: target.db, ...(target.tls && { tls: {} }) };
+    case 'sentinel':
+      return {
+        ...REDIS_OPTIONS,
+        ...SENTINEL_OPTIONS,
+        ...auth,
+        ...(target.username !== undefined && { sentinelUsername: target.username }),
+        ...(pass !== undefined && { sentinelPassword: pass }),
+        sentinels: target.sentinels.map((e) => ({ host: e.host, port: e.port })),
+        name: target.masterName,
+        db: target.db,
+        // rediss+sentinel://: TLS to the sentinels and to the primary.
+        ...(target.tls && { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true }),
+      };
+  }
+}
+
+/** Same text for the same failure, whatever the retry delay or attempt number in it. */
+const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'Nms');
 
 // Lua scripts. KEYS are declared keys; the channel is ARGV (not a key).
 
@@ -152,7 +252,18 @@ const SCRIPTS = {
 const TAI64N_HEX = /^[0-9a-f]{24}$/;
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
+const UNAVAILABLE_REPLIES = /(?:^|: -)(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
+
+/**
+ * A reply that means "Redis is there but cannot serve now", also as Redis
+ * before 7 wraps it when a script's call failed (`ERR Error running script
+ * … -READONLY …`): READONLY from a demoted primary, NOREPLICAS from one
+ * below min-replicas-to-write, MASTERDOWN from a replica whose primary is
+ * gone.
+ */
+export function isUnavailableReply(message: string): boolean {
+  return UNAVAILABLE_REPLIES.test(message);
+}
 
 function isReplyError(err: unknown): err is Error {
   return err instanceof Error && err.name === 'ReplyError';
@@ -161,7 +272,7 @@ function isReplyError(err: unknown): err is Error {
 /** Anything from ioredis that is not a reply from a healthy server means the store is unavailable. */
 function storeError(err: unknown, what: string): Error {
   if (err instanceof StoreUnavailableError || err instanceof StoreCorruptError) return err;
-  if (isReplyError(err) && !UNAVAILABLE_REPLIES.test(err.message)) return err;
+  if (isReplyError(err) && !isUnavailableReply(err.message)) return err;
   const reason = err instanceof Error ? err.message : String(err);
   return new StoreUnavailableError(`peer store unavailable (${what}): ${reason}`, { cause: err });
 }
@@ -182,6 +293,11 @@ export class PeerStore {
   readonly channel: string;
   private readonly indexKey: string;
   private readonly timestampsKey: string;
+  private readonly waitReplicas: number;
+  /** API writes and their WAIT, when waitReplicas > 0: a WAIT that blocks must not hold the admission path's lookups. */
+  private readonly writer: Redis | null;
+  private readonly log: Logger | undefined;
+  private closing = false;
 
   constructor(
     readonly redis: Redis,
@@ -191,42 +307,69 @@ export class PeerStore {
     this.channel = `${this.prefix}events`;
     this.indexKey = `${this.prefix}peers`;
     this.timestampsKey = `${this.prefix}timestamps`;
+    this.waitReplicas = opts.waitReplicas ?? DEFAULT_WAIT_REPLICAS;
+    if (!Number.isInteger(this.waitReplicas) || this.waitReplicas < 0 || this.waitReplicas > MAX_WAIT_REPLICAS) {
+      throw new RangeError(`waitReplicas must be an integer 0..${MAX_WAIT_REPLICAS}`);
+    }
+    this.log = opts.log;
+    this.keepConnected(redis, 'commands', true);
+    this.writer = this.waitReplicas > 0 ? redis.duplicate() : null;
+    if (this.writer !== null) this.keepConnected(this.writer, 'writes', false);
   }
 
   /**
    * A store with its own client, connecting in the background. Commands
    * fail with StoreUnavailableError until it is connected; see whenReady().
-   * `url`: redis://[user:pass@]host:port[/db], rediss://… (TLS), or a UNIX socket path.
+   * `url`: any form of src/authorize/redis-url.ts but a Cluster (or the
+   * target it parsed). Throws TypeError for a URL it cannot use.
    */
-  static connect(url: string, opts: PeerStoreOptions & { redis?: RedisOptions } = {}): PeerStore {
-    const options: RedisOptions = { ...REDIS_OPTIONS, ...opts.redis };
-    let redis: Redis;
-    if (url.startsWith('/')) redis = new Redis({ ...options, path: url });
-    else {
-      let parsed: URL;
-      try {
-        parsed = new URL(url);
-      } catch {
-        throw new TypeError(`invalid Redis URL '${url}': expected redis://HOST:PORT, rediss://HOST:PORT or a socket path`);
-      }
-      if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-        throw new TypeError(`invalid Redis URL '${url}': the scheme must be redis:// or rediss://`);
-      }
-      redis = new Redis(url, options);
+  static connect(url: string | RedisTarget, opts: ConnectOptions = {}): PeerStore {
+    let target: RedisTarget;
+    try {
+      target = typeof url === 'string' ? parseRedisUrl(url) : url;
+    } catch (err) {
+      // The message names the part that is wrong, never the value (it may hold a password).
+      throw new TypeError(`invalid Redis URL: ${(err as Error).message}`);
     }
+    const redis = new Redis({ ...redisOptionsFor(target, opts.password), ...opts.redis });
     const log = opts.log?.child({ component: 'store' });
-    // Without a listener ioredis prints every reconnect failure to stderr.
+    const store = new PeerStore(redis, { ...opts, ...(log !== undefined && { log }) });
+    log?.info({ redis: describeRedisTarget(target), waitReplicas: store.waitReplicas }, 'peer store connecting');
+    return store;
+  }
+
+  /**
+   * Listens to a connection of ours: reports its failures (once per
+   * distinct failure, not once per retry; without a listener ioredis prints
+   * each to stderr), and connects it again if it ended without close():
+   * retryStrategy never gives up, but ioredis ends a client whose connector
+   * was disconnected while it was asking a sentinel, and such a client would
+   * fail every command until a restart.
+   */
+  private keepConnected(client: Redis, role: 'commands' | 'writes' | 'events', report: boolean, closed: () => boolean = () => this.closing): void {
     let lastError = '';
-    redis.on('error', (err: Error) => {
-      if (err.message === lastError) return; // once per distinct failure, not once per retry
-      lastError = err.message;
-      log?.warn({ err: err.message }, 'peer store connection error');
+    let everReady = false;
+    client.on('error', (err: Error) => {
+      if (!report || failureShape(err.message) === lastError) return;
+      lastError = failureShape(err.message);
+      this.log?.warn({ err: err.message }, 'peer store connection error');
     });
-    redis.on('ready', () => {
-      if (lastError !== '') log?.info('peer store connection restored');
+    client.on('ready', () => {
+      // The address the connection reached: with Sentinel, the primary it named.
+      const primary = client.stream?.remoteAddress === undefined ? undefined : `${client.stream.remoteAddress}:${client.stream.remotePort}`;
+      if (report && !everReady) this.log?.info({ primary }, 'peer store connected');
+      else if (report && lastError !== '') this.log?.info({ primary }, 'peer store connection restored');
+      everReady = true;
       lastError = '';
     });
-    return new PeerStore(redis, opts);
+    client.on('end', () => {
+      if (closed()) return;
+      this.log?.warn({ connection: role }, 'peer store connection ended without close(); connecting again');
+      const timer = setTimeout(() => {
+        if (!closed() && client.status === 'end') client.connect().catch(() => {}); // an 'end' again brings us back here
+      }, REDIS_RETRY_MAX_DELAY_MS);
+      timer.unref();
+    });
   }
 
   /** Resolves true once connected, false if `timeoutMs` passes first. Never rejects. */
@@ -253,13 +396,34 @@ export class PeerStore {
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). */
-  private async run(s: Script, keys: string[], args: string[]): Promise<unknown> {
+  private async run(s: Script, keys: string[], args: string[], client: Redis = this.redis): Promise<unknown> {
     try {
-      return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args);
+      return await client.evalsha(s.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return this.redis.eval(s.lua, keys.length, ...keys, ...args);
+      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return client.eval(s.lua, keys.length, ...keys, ...args);
       throw err;
     }
+  }
+
+  /**
+   * An API write: the script on the writer connection, then, when it
+   * changed something and waitReplicas > 0, WAIT for that many replicas.
+   * Fewer in time: StoreUnreplicatedError (the write is on the primary, and
+   * a failover could lose it).
+   */
+  private async write(s: Script, keys: string[], args: string[], changed: (reply: unknown) => boolean): Promise<unknown> {
+    const client = this.writer ?? this.redis;
+    const reply = await this.run(s, keys, args, client);
+    if (this.waitReplicas > 0 && changed(reply)) {
+      const acked = await client.wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
+      if (acked < this.waitReplicas) {
+        this.log?.warn({ acked, waitReplicas: this.waitReplicas }, 'peer store write not acknowledged by enough replicas in time: answered 503');
+        throw new StoreUnreplicatedError(
+          `peer store write reached the primary but ${acked} of ${this.waitReplicas} replicas acknowledged it within ${REDIS_WAIT_TIMEOUT_MS} ms; a failover could lose it`,
+        );
+      }
+    }
+    return reply;
   }
 
   private decode(publicKey: string, raw: string): StoredPeer {
@@ -281,10 +445,11 @@ export class PeerStore {
   /** `record` must come from validateCreate (canonical fields). */
   async create(record: PeerRecord): Promise<CreateResult> {
     try {
-      const created = await this.run(
+      const created = await this.write(
         SCRIPTS.create,
         [this.peerKey(record.publicKey), this.indexKey],
         [JSON.stringify(record), record.publicKey, this.channel, this.event('upsert', record.publicKey)],
+        (reply) => reply === 1,
       );
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
@@ -337,10 +502,11 @@ export class PeerStore {
   async update(publicKey: string, patch: PeerPatch, now: Date = new Date()): Promise<UpdateResult> {
     let raw: unknown;
     try {
-      raw = await this.run(
+      raw = await this.write(
         SCRIPTS.update,
         [this.peerKey(publicKey)],
         [JSON.stringify(patch), now.toISOString(), this.channel, this.event('upsert', publicKey)],
+        (reply) => typeof reply === 'string',
       );
     } catch (err) {
       throw storeError(err, 'update');
@@ -352,7 +518,7 @@ export class PeerStore {
   /** True if the peer existed. */
   async delete(publicKey: string): Promise<boolean> {
     try {
-      const n = await this.run(SCRIPTS.delete, [this.peerKey(publicKey), this.indexKey], [publicKey, this.channel, this.event('delete', publicKey)]);
+      const n = await this.write(SCRIPTS.delete, [this.peerKey(publicKey), this.indexKey], [publicKey, this.channel, this.event('delete', publicKey)], (reply) => reply === 1);
       return n === 1;
     } catch (err) {
       throw storeError(err, 'delete');
@@ -413,15 +579,26 @@ export class PeerStore {
 
   /**
    * Receive store events on a second connection (a subscribed connection
-   * cannot run commands). It re-subscribes by itself after a reconnect;
-   * events published while it was away are lost, so a subscriber should
-   * re-check what it holds after 'ready'.
+   * cannot run commands). It reconnects by itself, through the sentinels
+   * with Sentinel, and subscribes again; `onReady` is called each time the
+   * subscription is (again) in place. Events published while it was away
+   * are lost, so a subscriber should re-check what it holds then.
    */
   async subscribe(onEvent: (event: StoreEvent) => void, onReady?: () => void): Promise<{ close(): Promise<void> }> {
     // The offline queue stays on here: SUBSCRIBE is replayed on reconnect.
     const sub = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
-    sub.on('error', () => {}); // reported by the main connection's listener
-    if (onReady) sub.on('ready', onReady);
+    let closed = false;
+    // Failures are reported by the main connection's listener.
+    this.keepConnected(sub, 'events', false, () => closed);
+    sub.on('ready', () => {
+      // ioredis re-subscribes on its own after a reconnect, without saying
+      // when it is done; ours comes after it, so once it is answered the
+      // subscription is in place and a re-check misses nothing.
+      sub.subscribe(this.channel).then(
+        () => onReady?.(),
+        () => {}, // the connection broke again: the next 'ready' tries again
+      );
+    });
     sub.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       const event = parseEvent(message);
@@ -430,28 +607,35 @@ export class PeerStore {
     try {
       await sub.subscribe(this.channel);
     } catch (err) {
+      closed = true;
       sub.disconnect();
       throw storeError(err, 'subscribe');
     }
     return {
       close: async () => {
+        closed = true;
         sub.disconnect();
       },
     };
   }
 
-  /** Close the connection (pending replies are still delivered). */
+  /** Close the connections (pending replies are still delivered). */
   async close(): Promise<void> {
-    if (this.redis.status === 'ready') {
-      try {
-        await this.redis.quit();
-        return;
-      } catch {
-        // fall through: it went away while quitting
-      }
-    }
-    this.redis.disconnect();
+    this.closing = true;
+    await Promise.all([this.redis, ...(this.writer === null ? [] : [this.writer])].map(quit));
   }
+}
+
+async function quit(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through: it went away while quitting
+    }
+  }
+  client.disconnect();
 }
 
 /** An event from the channel, or null if it is not one of ours. */

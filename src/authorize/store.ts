@@ -350,6 +350,9 @@ export class PeerStore {
     let lastError = '';
     let everReady = false;
     client.on('error', (err: Error) => {
+      // ioredis says this also when it merely ran through its list of
+      // sentinels after answers from them ("Last error" names a real failure).
+      if (err.message.startsWith('All sentinels are unreachable') && !err.message.includes('Last error')) return;
       if (!report || failureShape(err.message) === lastError) return;
       lastError = failureShape(err.message);
       this.log?.warn({ err: err.message }, 'peer store connection error');

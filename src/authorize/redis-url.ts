@@ -53,8 +53,7 @@ export const REDIS_URL_FORMS =
   'or redis+cluster://[user:pass@]host:port[,host:port…] (or rediss+cluster://)';
 
 /** Why the store does not take a Cluster yet: one line for the daemon to stop with. */
-export const CLUSTER_NOT_SUPPORTED =
-  'Redis Cluster is not supported by the peer store yet (its key layout for Cluster is not there yet); use redis:// or redis+sentinel://';
+export const CLUSTER_NOT_SUPPORTED = "Redis Cluster is not supported yet: the peer store's key layout for Cluster is not there yet; use redis:// or redis+sentinel://";
 
 export class RedisUrlError extends Error {
   override readonly name = 'RedisUrlError';

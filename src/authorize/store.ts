@@ -128,7 +128,10 @@ const READONLY_REPLY = /^READONLY\b|: -READONLY\b/;
  * reconnecting, without a restart.
  */
 export const SENTINEL_OPTIONS: RedisOptions = {
-  // Default 'master', spelled out: writes go to the primary only.
+  // Default 'master', spelled out: writes go to the primary only. The role
+  // is checked in the ready check (INFO), so REDIS_OPTIONS' enableReadyCheck
+  // must stay on: a replica named while its promotion is under way is left
+  // and the sentinels asked again.
   role: 'master',
   // Default min(times * 10, 1000): after every sentinel failed to answer,
   // start over after this. Ours: the same cap, forever (never null: null
@@ -375,19 +378,27 @@ export class PeerStore {
     });
   }
 
-  /** Resolves true once connected, false if `timeoutMs` passes first. Never rejects. */
+  /** Resolves true once connected (every connection of the store), false if `timeoutMs` passes first. Never rejects. */
   async whenReady(timeoutMs = 5000): Promise<boolean> {
-    if (this.redis.status === 'ready') return true;
-    return new Promise<boolean>((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.redis.on('ready', onReady);
+    const clients = [this.redis, ...(this.writer === null ? [] : [this.writer])];
+    const waits: Array<() => void> = [];
+    const ready = (client: Redis) =>
+      new Promise<void>((resolve) => {
+        if (client.status === 'ready') return resolve();
+        const onReady = () => resolve();
+        client.once('ready', onReady);
+        waits.push(() => client.off('ready', onReady));
+      });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
     });
+    try {
+      return await Promise.race([Promise.all(clients.map(ready)).then(() => true), expired]);
+    } finally {
+      clearTimeout(timer);
+      for (const off of waits) off();
+    }
   }
 
   private peerKey(publicKey: string): string {

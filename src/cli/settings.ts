@@ -124,7 +124,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const SETTINGS = {
   interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
   captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
-  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db], rediss://… (TLS), a socket path, or redis+sentinel://[user:pass@]host:port[,host:port…]/MASTER_NAME[/db] (rediss+sentinel://…)' },
+  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db], rediss://… (TLS), a socket path, or redis+sentinel://SENTINELS/MASTER_NAME[/db] where SENTINELS is [user:pass@]host:port[,host:port…] (rediss+sentinel://: TLS)' },
   redisPasswordFile: { flag: 'redis-password-file', help: 'file holding the Redis password (for the sentinels too), instead of one in the URL', parse: text, form: 'a file path' },
   redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },

@@ -311,9 +311,13 @@ describe('bin/wgjit api through redis+sentinel:// across a failover', () => {
       if (r.status === 201) return r;
       throw new Error(`${r.status} ${r.body}`);
     });
-    const got = await fetch(`${api.base}/v1/peers/${encodeURIComponent(first.key)}`, { headers: AUTH });
-    expect(got.status).toBe(200);
-    expect(((await got.json()) as { publicKey: string }).publicKey).toBe(first.key);
+    // Reads run on another connection than writes that wait (WAIT), which reconnects on its own schedule.
+    const got = await waitFor('a GET of the peer created before the kill to be answered 200', RECOVERY_TIMEOUT_MS, async () => {
+      const res = await fetch(`${api!.base}/v1/peers/${encodeURIComponent(first.key)}`, { headers: AUTH });
+      if (res.status === 200) return (await res.json()) as { publicKey: string };
+      throw new Error(`${res.status} ${await res.text()}`);
+    });
+    expect(got.publicKey).toBe(first.key);
     await waitFor('a "peer store connection restored" line naming the promoted primary', EVENT_TIMEOUT_MS, async () => logLines(api!, 'peer store connection restored').some((l) => l.primary === spell(promoted)) || undefined);
     expect(api.child.exitCode).toBeNull();
     expect(await api.stop()).toBe(0);

@@ -5,7 +5,7 @@
  * every route plugin inherits it.
  */
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { StoreCorruptError, StoreUnavailableError } from '../authorize/store.js';
+import { StoreCorruptError, StoreUnavailableError, StoreUnreplicatedError } from '../authorize/store.js';
 import { ApiError, errorBody, ERROR_STATUS, type ErrorCode } from './errors.js';
 
 export const sendError = (reply: FastifyReply, code: ErrorCode, message: string) => reply.code(ERROR_STATUS[code]).send(errorBody(code, message));
@@ -49,6 +49,9 @@ export function handleErrors(app: FastifyInstance, bodyLimit: number): void {
     if (err instanceof StoreUnavailableError) {
       request.log.warn({ err: err.message }, 'peer store unavailable');
       reply.header('retry-after', '1');
+      if (err instanceof StoreUnreplicatedError) {
+        return sendError(reply, 'store_unavailable', 'the write reached the peer store (Redis) but too few replicas acknowledged it in time, so a failover could lose it; read the peer back and try again');
+      }
       return sendError(reply, 'store_unavailable', 'the peer store (Redis) is unreachable; try again shortly');
     }
     if (err instanceof StoreCorruptError) {

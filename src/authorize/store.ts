@@ -11,11 +11,12 @@
  * request waiting in a queue for a connection that may not come back.
  */
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
+import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
@@ -41,6 +42,12 @@ export const STORE_WAIT_AT_START_MS = 5_000;
 /** Reconnect backoff: 100 ms, 200 ms, ... capped here, forever, so an outage heals by itself. */
 export const REDIS_RETRY_STEP_MS = 100;
 export const REDIS_RETRY_MAX_DELAY_MS = 1000;
+/**
+ * How long a write waits for --redis-wait-replicas replicas to acknowledge
+ * it (WAIT's timeout). Below REDIS_COMMAND_TIMEOUT_MS, so a WAIT that runs
+ * out answers "too few" rather than timing out on the client.
+ */
+export const REDIS_WAIT_TIMEOUT_MS = 500;
 
 /** A store change, as subscribe() hands it on (published as JSON with the key in base64). */
 export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: PublicKey };
@@ -69,10 +76,19 @@ export interface UpsertOptions {
 
 /** Redis could not be reached (or answered that it cannot serve now). The API answers 503. */
 export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
+  override readonly name: string = 'StoreUnavailableError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * The write reached the primary, but fewer replicas than --redis-wait-replicas
+ * acknowledged it within REDIS_WAIT_TIMEOUT_MS: a failover now could lose it.
+ * A kind of unavailability (503): the caller should check and try again.
+ */
+export class StoreUnreplicatedError extends StoreUnavailableError {
+  override readonly name: string = 'StoreUnreplicatedError';
 }
 
 /** A value under our prefix that is not a record we wrote (hand edits, another program). */
@@ -90,6 +106,20 @@ export interface PeerStoreOptions {
   prefix?: string;
   /** Where connection problems are reported (ioredis 'error' events). */
   log?: Logger;
+  /**
+   * Replicas that must acknowledge an API write (create, update, delete;
+   * WAIT on a connection of its own) before it is answered. Default 0: no
+   * wait. The admission path never waits.
+   */
+  waitReplicas?: number;
+}
+
+/** What PeerStore.connect takes beyond the store's options. */
+export interface ConnectOptions extends PeerStoreOptions {
+  /** The password from --redis-password-file, for Redis and the sentinels; the URL must then hold none. */
+  password?: string;
+  /** ioredis options over the ones connect() derives (tests). */
+  redis?: RedisOptions;
 }
 
 /** The ioredis options PeerStore.connect uses; each says why it differs from the default. */
@@ -122,6 +152,106 @@ export const REDIS_OPTIONS: RedisOptions = {
   // (each write on a local socket runs the receiving side too).
   enableAutoPipelining: true,
 };
+
+/** A reply from a primary that Sentinel demoted: the client should find the new one. */
+const READONLY_REPLY = /^READONLY\b|: -READONLY\b/;
+
+/**
+ * The ioredis options for a Sentinel set, beyond REDIS_OPTIONS (which hold
+ * for the primary connection as they do for a single server). Each reconnect
+ * asks the sentinels, one after another, for the primary, and connects to it
+ * only if it says it is a master (`role`); so a client follows a failover by
+ * reconnecting, without a restart.
+ */
+export const SENTINEL_OPTIONS: RedisOptions = {
+  // Default 'master', spelled out: writes go to the primary only. The role
+  // is checked in the ready check (INFO), so REDIS_OPTIONS' enableReadyCheck
+  // must stay on: a replica named while its promotion is under way is left
+  // and the sentinels asked again.
+  role: 'master',
+  // Default min(times * 10, 1000): after every sentinel failed to answer,
+  // start over after this. Ours: the same cap, forever (never null: null
+  // would end the client for good).
+  sentinelRetryStrategy: (times: number) => Math.min(times * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS),
+  // Default none. A sentinel that accepted the connection but does not
+  // answer must not hold the reconnect: the next one is asked.
+  sentinelCommandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+  // Default false, spelled out: the failover detector (subscribe to
+  // +switch-master and drop the connection) disconnects the connector while
+  // it may be asking a sentinel, which once left a client ended for good.
+  // The connection to a dead or demoted primary breaks anyway (Sentinel
+  // kills a demoted primary's clients), and the reconnect asks again.
+  failoverDetector: false,
+  // Default true, kept: sentinels learned from a sentinel are asked too.
+  updateSentinels: true,
+  // Default none. A primary demoted while we were connected answers writes
+  // with READONLY: reconnect (through the sentinels) so the next command
+  // finds the new primary; this one fails (a 503, not a 500).
+  reconnectOnError: (err: Error) => (READONLY_REPLY.test(err.message) ? 1 : false),
+};
+
+/**
+ * ioredis options for a parsed --redis target. `password` (from
+ * --redis-password-file) goes where the URL's would; Sentinel mode sends the
+ * same user and password to the sentinels (docs/operations.md).
+ */
+export function redisOptionsFor(target: RedisTarget, password?: string): RedisOptions {
+  if (password !== undefined && target.password !== undefined) {
+    throw new TypeError('the Redis password is given twice, in the URL and in a password file: give it once');
+  }
+  const pass = password ?? target.password;
+  const auth: RedisOptions = { ...(target.username !== undefined && { username: target.username }), ...(pass !== undefined && { password: pass }) };
+  switch (target.kind) {
+    case 'socket':
+      return { ...REDIS_OPTIONS, ...auth, path: target.path };
+    case 'single':
+      return { ...REDIS_OPTIONS, ...auth, host: target.endpoint.host, port: target.endpoint.port, db: target.db, ...(target.tls && { tls: {} }) };
+    case 'cluster':
+      // Per node; the Cluster client's own options are in clusterOptionsFor.
+      return { ...REDIS_OPTIONS, ...auth, ...(target.tls && { tls: {} }) };
+    case 'sentinel':
+      return {
+        ...REDIS_OPTIONS,
+        ...SENTINEL_OPTIONS,
+        ...auth,
+        ...(target.username !== undefined && { sentinelUsername: target.username }),
+        ...(pass !== undefined && { sentinelPassword: pass }),
+        sentinels: target.sentinels.map((e) => ({ host: e.host, port: e.port })),
+        name: target.masterName,
+        db: target.db,
+        // rediss+sentinel://: TLS to the sentinels and to the primary.
+        ...(target.tls && { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true }),
+      };
+  }
+}
+
+/**
+ * The Cluster client's options for a parsed redis+cluster:// target: each
+ * node connection as redisOptionsFor says (fail fast, no offline queue),
+ * and the client itself retrying its discovery forever, with the same cap.
+ */
+export function clusterOptionsFor(target: Extract<RedisTarget, { kind: 'cluster' }>, password?: string): ClusterOptions {
+  // Reconnects are the Cluster client's: a node connection that retried on its own would hold a dead node's slots.
+  const { retryStrategy: _, ...redisOptions } = redisOptionsFor(target, password);
+  return {
+    redisOptions,
+    // Default true. Fail at once while no node is reachable, as a single server does.
+    enableOfflineQueue: false,
+    // Default false; as REDIS_OPTIONS says for a single server.
+    enableAutoPipelining: true,
+    // Default min(100 + times * 2, 2000): the same shape as ours, with our cap; never null (null ends the client).
+    clusterRetryStrategy: (times: number) => Math.min(times * REDIS_RETRY_STEP_MS, REDIS_RETRY_MAX_DELAY_MS),
+    // Default none: the slot map is re-read only on a MOVED reply; also re-read it on a timer (CLUSTER_SLOTS_REFRESH_MS).
+    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
+  };
+}
+
+/** Why --redis-wait-replicas does not go with a Cluster. */
+export const CLUSTER_NO_WAIT = '--redis-wait-replicas does not work with a Cluster (WAIT counts the replicas of one node, and a Cluster client spreads commands over nodes): set min-replicas-to-write on the nodes instead (docs/operations.md)';
+
+/** Same text for the same failure, whatever the retry delay or attempt number in it. */
+const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'Nms');
+
 
 // Lua scripts. Each touches the keys of one peer's group, so of one hash
 // slot (a Cluster runs it on one node); the group's channel is in the same
@@ -201,7 +331,18 @@ const SCRIPTS = {
 };
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
+const UNAVAILABLE_REPLIES = /(?:^|: -)(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b/;
+
+/**
+ * A reply that means "Redis is there but cannot serve now", also as Redis
+ * before 7 wraps it when a script's call failed (`ERR Error running script
+ * … -READONLY …`): READONLY from a demoted primary, NOREPLICAS from one
+ * below min-replicas-to-write, MASTERDOWN from a replica whose primary is
+ * gone.
+ */
+export function isUnavailableReply(message: string): boolean {
+  return UNAVAILABLE_REPLIES.test(message);
+}
 
 function isReplyError(err: unknown): err is Error {
   return err instanceof Error && err.name === 'ReplyError';
@@ -210,7 +351,7 @@ function isReplyError(err: unknown): err is Error {
 /** Anything from ioredis that is not a reply from a healthy server means the store is unavailable. */
 function storeError(err: unknown, what: string): Error {
   if (err instanceof StoreUnavailableError || err instanceof StoreCorruptError) return err;
-  if (isReplyError(err) && !UNAVAILABLE_REPLIES.test(err.message)) return err;
+  if (isReplyError(err) && !isUnavailableReply(err.message)) return err;
   const reason = err instanceof Error ? err.message : String(err);
   return new StoreUnavailableError(`peer store unavailable (${what}): ${reason}`, { cause: err });
 }
@@ -255,63 +396,115 @@ export function indexKeyName(prefix: string, group: string): string {
 
 export class PeerStore {
   readonly prefix: string;
+  private readonly waitReplicas: number;
+  /** API writes and their WAIT, when waitReplicas > 0: a WAIT that blocks must not hold the admission path's lookups. */
+  private readonly writer: Redis | null;
+  private readonly log: Logger | undefined;
+  private closing = false;
 
   constructor(
     readonly redis: Redis | Cluster,
     opts: PeerStoreOptions = {},
   ) {
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
+    this.waitReplicas = opts.waitReplicas ?? DEFAULT_WAIT_REPLICAS;
+    if (!Number.isInteger(this.waitReplicas) || this.waitReplicas < 0 || this.waitReplicas > MAX_WAIT_REPLICAS) {
+      throw new RangeError(`waitReplicas must be an integer 0..${MAX_WAIT_REPLICAS}`);
+    }
+    // WAIT counts the replicas of the node the connection is on; a Cluster client spreads commands over nodes.
+    if (redis instanceof Cluster && this.waitReplicas > 0) throw new RangeError(CLUSTER_NO_WAIT);
+    this.log = opts.log;
+    if (redis instanceof Redis) this.keepConnected(redis, 'commands', true);
+    this.writer = this.waitReplicas > 0 && redis instanceof Redis ? redis.duplicate() : null;
+    if (this.writer !== null) this.keepConnected(this.writer, 'writes', false);
   }
 
   /**
    * A store with its own client, connecting in the background. Commands
    * fail with StoreUnavailableError until it is connected; see whenReady().
-   * `url`: redis://[user:pass@]host:port[/db], rediss://… (TLS), or a UNIX socket path.
+   * `url`: any form of src/authorize/redis-url.ts but a Cluster (or the
+   * target it parsed). Throws TypeError for a URL it cannot use.
    */
-  static connect(url: string, opts: PeerStoreOptions & { redis?: RedisOptions } = {}): PeerStore {
-    const options: RedisOptions = { ...REDIS_OPTIONS, ...opts.redis };
-    let redis: Redis;
-    if (url.startsWith('/')) redis = new Redis({ ...options, path: url });
-    else {
-      let parsed: URL;
-      try {
-        parsed = new URL(url);
-      } catch {
-        throw new TypeError(`invalid Redis URL '${url}': expected redis://HOST:PORT, rediss://HOST:PORT or a socket path`);
-      }
-      if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-        throw new TypeError(`invalid Redis URL '${url}': the scheme must be redis:// or rediss://`);
-      }
-      redis = new Redis(url, options);
+  static connect(url: string | RedisTarget, opts: ConnectOptions = {}): PeerStore {
+    let target: RedisTarget;
+    try {
+      target = typeof url === 'string' ? parseRedisUrl(url) : url;
+    } catch (err) {
+      // The message names the part that is wrong, never the value (it may hold a password).
+      throw new TypeError(`invalid Redis URL: ${(err as Error).message}`);
     }
+    if (target.kind === 'cluster' && (opts.waitReplicas ?? DEFAULT_WAIT_REPLICAS) > 0) throw new TypeError(CLUSTER_NO_WAIT);
+    const redis =
+      target.kind === 'cluster'
+        ? new Cluster(
+            target.nodes.map((n) => ({ host: n.host, port: n.port })),
+            { ...clusterOptionsFor(target, opts.password), ...(opts.redis !== undefined && { redisOptions: { ...clusterOptionsFor(target, opts.password).redisOptions, ...opts.redis } }) },
+          )
+        : new Redis({ ...redisOptionsFor(target, opts.password), ...opts.redis });
     const log = opts.log?.child({ component: 'store' });
-    // Without a listener ioredis prints every reconnect failure to stderr.
-    let lastError = '';
-    redis.on('error', (err: Error) => {
-      if (err.message === lastError) return; // once per distinct failure, not once per retry
-      lastError = err.message;
-      log?.warn({ err: err.message }, 'peer store connection error');
-    });
-    redis.on('ready', () => {
-      if (lastError !== '') log?.info('peer store connection restored');
-      lastError = '';
-    });
-    return new PeerStore(redis, { prefix: opts.prefix });
+    const store = new PeerStore(redis, { ...opts, ...(log !== undefined && { log }) });
+    log?.info({ redis: describeRedisTarget(target), waitReplicas: store.waitReplicas }, 'peer store connecting');
+    return store;
   }
 
-  /** Resolves true once connected, false if not within `timeoutMs`. */
-  async whenReady(timeoutMs = 5000): Promise<boolean> {
-    if (this.redis.status === 'ready') return true;
-    return new Promise<boolean>((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.redis.on('ready', onReady);
+  /**
+   * Listens to a connection of ours: reports its failures (once per
+   * distinct failure, not once per retry; without a listener ioredis prints
+   * each to stderr), and connects it again if it ended without close():
+   * retryStrategy never gives up, but ioredis ends a client whose connector
+   * was disconnected while it was asking a sentinel, and such a client would
+   * fail every command until a restart.
+   */
+  private keepConnected(client: Redis, role: 'commands' | 'writes' | 'events', report: boolean, closed: () => boolean = () => this.closing): void {
+    let lastError = '';
+    let everReady = false;
+    client.on('error', (err: Error) => {
+      // ioredis says this also when it merely ran through its list of
+      // sentinels after answers from them ("Last error" names a real failure).
+      if (err.message.startsWith('All sentinels are unreachable') && !err.message.includes('Last error')) return;
+      if (!report || failureShape(err.message) === lastError) return;
+      lastError = failureShape(err.message);
+      this.log?.warn({ err: err.message }, 'peer store connection error');
     });
+    client.on('ready', () => {
+      // The address the connection reached: with Sentinel, the primary it named.
+      const primary = client.stream?.remoteAddress === undefined ? undefined : `${client.stream.remoteAddress}:${client.stream.remotePort}`;
+      if (report && !everReady) this.log?.info({ primary }, 'peer store connected');
+      else if (report && lastError !== '') this.log?.info({ primary }, 'peer store connection restored');
+      everReady = true;
+      lastError = '';
+    });
+    client.on('end', () => {
+      if (closed()) return;
+      this.log?.warn({ connection: role }, 'peer store connection ended without close(); connecting again');
+      const timer = setTimeout(() => {
+        if (!closed() && client.status === 'end') client.connect().catch(() => {}); // an 'end' again brings us back here
+      }, REDIS_RETRY_MAX_DELAY_MS);
+      timer.unref();
+    });
+  }
+
+  /** Resolves true once connected (every connection of the store), false if `timeoutMs` passes first. Never rejects. */
+  async whenReady(timeoutMs = 5000): Promise<boolean> {
+    const clients = [this.redis, ...(this.writer === null ? [] : [this.writer])];
+    const waits: Array<() => void> = [];
+    const ready = (client: Redis | Cluster) =>
+      new Promise<void>((resolve) => {
+        if (client.status === 'ready') return resolve();
+        const onReady = () => resolve();
+        client.once('ready', onReady);
+        waits.push(() => client.off('ready', onReady));
+      });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([Promise.all(clients.map(ready)).then(() => true), expired]);
+    } finally {
+      clearTimeout(timer);
+      for (const off of waits) off();
+    }
   }
 
   private peerKey(publicKey: string): string {
@@ -332,13 +525,34 @@ export class PeerStore {
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). */
-  private async run(s: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
+  private async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.redis): Promise<unknown> {
     try {
-      return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args);
+      return await client.evalsha(s.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return this.redis.eval(s.lua, keys.length, ...keys, ...args);
+      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return client.eval(s.lua, keys.length, ...keys, ...args);
       throw err;
     }
+  }
+
+  /**
+   * An API write: the script on the writer connection, then, when it
+   * changed something and waitReplicas > 0, WAIT for that many replicas.
+   * Fewer in time: StoreUnreplicatedError (the write is on the primary, and
+   * a failover could lose it).
+   */
+  private async write(s: Script, keys: string[], args: Array<string | Buffer>, changed: (reply: unknown) => boolean): Promise<unknown> {
+    const client = this.writer ?? this.redis;
+    const reply = await this.run(s, keys, args, client);
+    if (this.waitReplicas > 0 && changed(reply)) {
+      const acked = await client.wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
+      if (acked < this.waitReplicas) {
+        this.log?.warn({ acked, waitReplicas: this.waitReplicas }, 'peer store write not acknowledged by enough replicas in time: answered 503');
+        throw new StoreUnreplicatedError(
+          `peer store write reached the primary but ${acked} of ${this.waitReplicas} replicas acknowledged it within ${REDIS_WAIT_TIMEOUT_MS} ms; a failover could lose it`,
+        );
+      }
+    }
+    return reply;
   }
 
   /** The record in a peer value; null for no value or a tombstone. */
@@ -384,10 +598,11 @@ export class PeerStore {
     const { publicKey } = record;
     const value = encodeRecord(record);
     try {
-      const created = await this.run(
+      const created = await this.write(
         SCRIPTS.create,
         [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
         [value, publicKey, this.channel(publicKey), this.event('upsert', publicKey)],
+        (reply) => reply === 1,
       );
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
@@ -467,7 +682,7 @@ export class PeerStore {
       const next = encodeRecord(record);
       let written: unknown;
       try {
-        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), next, this.channel(publicKey), this.event('upsert', publicKey)]);
+        written = await this.write(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), next, this.channel(publicKey), this.event('upsert', publicKey)], (reply) => reply === 1);
       } catch (err) {
         throw storeError(err, 'update');
       }
@@ -480,10 +695,11 @@ export class PeerStore {
   /** True if the peer existed. */
   async delete(publicKey: string): Promise<boolean> {
     try {
-      const n = await this.run(
+      const n = await this.write(
         SCRIPTS.delete,
         [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
         [publicKey, this.channel(publicKey), this.event('delete', publicKey)],
+        (reply) => reply === 1,
       );
       return n === 1;
     } catch (err) {
@@ -591,21 +807,37 @@ export class PeerStore {
    * Receive store events on a second connection (a subscribed connection
    * cannot run commands): every group's channel, by sharded pub/sub
    * (SSUBSCRIBE; on a Cluster each node delivers its own slots' events). It
-   * re-subscribes by itself after a reconnect; events published while it
-   * was away are lost, so a subscriber should re-check what it holds after
-   * 'ready'.
+   * reconnects by itself (through the sentinels with Sentinel, to the
+   * promoted node on a Cluster) and subscribes again; `onReady` is called
+   * each time the subscription is (again) in place. Events published while
+   * it was away are lost, so a subscriber should re-check what it holds then.
    */
   async subscribe(onEvent: (event: StoreEvent) => void, onReady?: () => void): Promise<{ close(): Promise<void> }> {
     // The offline queue stays on here: SSUBSCRIBE is replayed on reconnect.
     const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
+    const channels = GROUPS.map((g) => this.channel(g));
     const sub =
       this.redis instanceof Cluster
         ? // A subscriber per node, each for its own slots' channels, moved with them on a failover.
           this.redis.duplicate(undefined, { shardedSubscribers: true, enableOfflineQueue: true, slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS, redisOptions: { ...this.redis.options.redisOptions, ...subscriberOptions } })
         : this.redis.duplicate(subscriberOptions);
-    sub.on('error', () => {}); // reported by the main connection's listener
-    if (onReady) sub.on('ready', onReady);
-    const channels = GROUPS.map((g) => this.channel(g));
+    let closed = false;
+    if (sub instanceof Cluster) {
+      sub.on('error', () => {}); // reported by the main connection's listener
+      if (onReady) sub.on('ready', onReady);
+    } else {
+      // Failures are reported by the main connection's listener.
+      this.keepConnected(sub, 'events', false, () => closed);
+      sub.on('ready', () => {
+        // ioredis re-subscribes on its own after a reconnect, without saying
+        // when it is done; ours comes after it, so once it is answered the
+        // subscription is in place and a re-check misses nothing.
+        sub.ssubscribe(...channels).then(
+          () => onReady?.(),
+          () => {}, // the connection broke again: the next 'ready' tries again
+        );
+      });
+    }
     const known = new Set(channels);
     sub.on('smessage', (channel: string, message: string) => {
       if (!known.has(channel)) return;
@@ -632,28 +864,35 @@ export class PeerStore {
     try {
       await subscribeAll();
     } catch (err) {
+      closed = true;
       sub.disconnect();
       throw storeError(err, 'subscribe');
     }
     return {
       close: async () => {
+        closed = true;
         sub.disconnect();
       },
     };
   }
 
-  /** Close the connection (pending replies are still delivered). */
+  /** Close the connections (pending replies are still delivered). */
   async close(): Promise<void> {
-    if (this.redis.status === 'ready') {
-      try {
-        await this.redis.quit();
-        return;
-      } catch {
-        // fall through: it went away while quitting
-      }
-    }
-    this.redis.disconnect();
+    this.closing = true;
+    await Promise.all([this.redis, ...(this.writer === null ? [] : [this.writer])].map(quit));
   }
+}
+
+async function quit(client: Redis | Cluster): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through: it went away while quitting
+    }
+  }
+  client.disconnect();
 }
 
 /** An event from the channel, or null if it is not one of ours. */

@@ -16,6 +16,7 @@ import { BACKEND_CHOICES } from '../install/select.js';
 import { DEFAULT_SOCKET_DIR } from '../install/uapi.js';
 import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
 import { IDLE_TIMEOUT_MS, RECONCILE_INTERVAL_MS } from '../lifecycle/timings.js';
+import { DEFAULT_WAIT_REPLICAS, MAX_WAIT_REPLICAS, parseRedisUrl } from '../authorize/redis-url.js';
 import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 
@@ -89,14 +90,9 @@ function hostPort(raw: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
+/** Checked here (src/authorize/redis-url.ts), parsed again where the store connects. */
 function redisUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Error('not a URL');
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('scheme must be redis: or rediss:');
+  parseRedisUrl(raw);
   return raw;
 }
 
@@ -128,7 +124,9 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const SETTINGS = {
   interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
   captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
-  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db]' },
+  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db], rediss://… (TLS), a socket path, or redis+sentinel://SENTINELS/MASTER_NAME[/db] where SENTINELS is [user:pass@]host:port[,host:port…] (rediss+sentinel://: TLS)' },
+  redisPasswordFile: { flag: 'redis-password-file', help: 'file holding the Redis password (for the sentinels too), instead of one in the URL', parse: text, form: 'a file path' },
+  redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
   apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string', secret: true },
@@ -150,12 +148,12 @@ export type SettingName = keyof Specs;
 
 /** The settings of `wgjit run`, in the order of its help page. */
 export const RUN_SETTINGS = [
-  'interface', 'captureDev', 'redis', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
-export const API_SETTINGS = ['redis', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
+export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
 /** The settings of `wgjit store`: the store alone. */
-export const STORE_SETTINGS = ['redis', 'config'] as const satisfies readonly SettingName[];
+export const STORE_SETTINGS = ['redis', 'redisPasswordFile', 'config'] as const satisfies readonly SettingName[];
 
 type ValueOf<K extends SettingName> = ReturnType<Specs[K]['parse']>;
 
@@ -246,4 +244,27 @@ export function resolveToken(settings: { apiTokenFile?: string | undefined; apiT
     return token;
   }
   return settings.apiToken;
+}
+
+/**
+ * The Redis password from --redis-password-file (one trailing newline
+ * stripped), or undefined without the setting. An unreadable or empty file,
+ * or a password also in the URL, is an error; neither message shows it.
+ */
+export function resolveRedisPassword(settings: { redis: string; redisPasswordFile?: string | undefined }): string | undefined {
+  const file = settings.redisPasswordFile;
+  if (file === undefined) return undefined;
+  let body: string;
+  try {
+    body = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read --redis-password-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const password = body.replace(/\r?\n$/, '');
+  if (password.length === 0) throw new ConfigError(`--redis-password-file ${file} is empty`);
+  if (/[\r\n]/.test(password)) throw new ConfigError(`--redis-password-file ${file} holds more than one line; put the password alone on the first`);
+  if (parseRedisUrl(settings.redis).password !== undefined) {
+    throw new ConfigError(`the Redis password is given twice, in --redis and in --redis-password-file ${file}: remove it from the URL`);
+  }
+  return password;
 }

@@ -35,7 +35,12 @@ export interface GatewayOptions {
   interface: string;
   /** Devices the XDP capture attaches to. */
   captureDev: string[];
+  /** The --redis URL (src/authorize/redis-url.ts). */
   redis: string;
+  /** From --redis-password-file; never logged. */
+  redisPassword?: string;
+  /** Replicas each API write waits for (WAIT); 0: none. */
+  redisWaitReplicas: number;
   /** Where the API listens. */
   apiListen: { host: string; port: number };
   token: string;
@@ -70,7 +75,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The device and the responder; the store; the pipeline over them.
     const { rawDevice, device, liveness, info, responder } = await openGatewayDevice(opts, cleanups);
     const installed = new InstalledPeers();
-    const store = PeerStore.connect(opts.redis);
+    const store = PeerStore.connect(opts.redis, { ...(opts.redisPassword !== undefined && { password: opts.redisPassword }), waitReplicas: opts.redisWaitReplicas, log });
     cleanups.push(() => store.close());
     const replayer = opts.replay ? new Replayer() : null;
     if (replayer !== null) cleanups.push(() => replayer.close());

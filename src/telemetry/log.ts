@@ -18,6 +18,12 @@ export const REDACT_PATHS = [
   'authorization',
   '*.authorization',
   'req.headers.authorization',
+  'password',
+  '*.password',
+  'redisPassword',
+  '*.redisPassword',
+  'sentinelPassword',
+  '*.sentinelPassword',
 ];
 
 export function createLogger(level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {

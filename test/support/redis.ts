@@ -295,7 +295,7 @@ async function waitForReplicaLink(replica: ServerProcess, primary: ServerProcess
 }
 
 // ---------------------------------------------------------------------------
-// Sentinel: one primary, one replica, three sentinels
+// Sentinel: one primary, one replica (or more), three sentinels
 
 export const SENTINEL_MASTER_NAME = 'wgjit-test';
 const SENTINEL_COUNT = 3;
@@ -326,9 +326,10 @@ export interface SentinelSet {
   /** For ioredis: `new Redis({ sentinels, name: masterName })`. */
   sentinels: Address[];
   masterName: string;
-  /** The data nodes as started. */
+  /** The data nodes as started; `replica` is the first of `replicas`. */
   primary: Address;
   replica: Address;
+  replicas: Address[];
   /** The primary every sentinel names now; throws if they disagree or one does not answer. */
   currentPrimary(): Promise<Address>;
   /** SIGKILLs the data node the sentinels name as primary now; returns its address. */
@@ -371,13 +372,13 @@ async function sentinelView(sentinel: ServerProcess): Promise<Map<string, string
   return fields;
 }
 
-/** A failover needs every sentinel to know the replica and the other sentinels. */
-async function waitForSentinelView(sentinel: ServerProcess): Promise<void> {
+/** A failover needs every sentinel to know the replicas and the other sentinels. */
+async function waitForSentinelView(sentinel: ServerProcess, replicas: number): Promise<void> {
   const others = String(SENTINEL_COUNT - 1);
-  await waitFor(`sentinel ${sentinel.port} to see the primary, its replica and ${others} other sentinels`, SENTINEL_DISCOVERY_TIMEOUT_MS, async () => {
+  await waitFor(`sentinel ${sentinel.port} to see the primary, its ${replicas} replica(s) and ${others} other sentinels`, SENTINEL_DISCOVERY_TIMEOUT_MS, async () => {
     const view = await sentinelView(sentinel);
     const seen = `flags=${view.get('flags')} num-slaves=${view.get('num-slaves')} num-other-sentinels=${view.get('num-other-sentinels')}`;
-    if (view.get('flags') === 'master' && view.get('num-slaves') === '1' && view.get('num-other-sentinels') === others) return true;
+    if (view.get('flags') === 'master' && view.get('num-slaves') === String(replicas) && view.get('num-other-sentinels') === others) return true;
     throw new Error(seen);
   });
 }
@@ -400,31 +401,38 @@ async function isMaster(port: number): Promise<boolean> {
   return role[0] === 'master';
 }
 
-export async function startSentinelSet(): Promise<SentinelSet> {
+/**
+ * `replicas`: 1 (default), or 2 so that after one failover the new primary
+ * still has a replica (what a write that waits for one needs).
+ */
+export async function startSentinelSet(opts: { replicas?: 1 | 2 } = {}): Promise<SentinelSet> {
   const group = new ProcessGroup('wgjit-sentinel-');
   try {
     const primary = await group.start('primary', dataNodeArgs);
-    const replica = await group.start('replica', (port, dir) => [...dataNodeArgs(port, dir), '--replicaof', LOOPBACK, String(primary.port)]);
-    await waitForReplicaLink(replica, primary);
+    const startReplica = () => group.start('replica', (port, dir) => [...dataNodeArgs(port, dir), '--replicaof', LOOPBACK, String(primary.port)]);
+    const replicas: [ServerProcess, ...ServerProcess[]] = [await startReplica()];
+    while (replicas.length < (opts.replicas ?? 1)) replicas.push(await startReplica());
+    for (const replica of replicas) await waitForReplicaLink(replica, primary);
     const sentinels: ServerProcess[] = [];
     for (let i = 0; i < SENTINEL_COUNT; i++) {
       sentinels.push(await group.start('sentinel', (port, dir) => sentinelArgs(port, dir, primary.port)));
     }
-    await Promise.all(sentinels.map(waitForSentinelView));
-    return sentinelSetHandle(group, [primary, replica], sentinels);
+    await Promise.all(sentinels.map((s) => waitForSentinelView(s, replicas.length)));
+    return sentinelSetHandle(group, [primary, ...replicas], sentinels);
   } catch (err) {
     await group.stop();
     throw err;
   }
 }
 
-function sentinelSetHandle(group: ProcessGroup, dataNodes: [ServerProcess, ServerProcess], sentinels: ServerProcess[]): SentinelSet {
+function sentinelSetHandle(group: ProcessGroup, dataNodes: [ServerProcess, ServerProcess, ...ServerProcess[]], sentinels: ServerProcess[]): SentinelSet {
   const currentPrimary = () => agreedPrimary(sentinels);
   return {
     sentinels: sentinels.map(at),
     masterName: SENTINEL_MASTER_NAME,
     primary: at(dataNodes[0]),
     replica: at(dataNodes[1]),
+    replicas: dataNodes.slice(1).map(at),
     currentPrimary,
     async killPrimary() {
       const named = await currentPrimary();

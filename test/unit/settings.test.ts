@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, maskSecrets, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
+import { ConfigError, envName, maskSecrets, resolveRedisPassword, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {
@@ -49,6 +49,50 @@ describe('settings', () => {
     expect(resolveToken({ apiTokenFile: file('t', 'secret\n'), apiToken: 'other' })).toBe('secret');
     expect(resolveToken({ apiToken: 'other' })).toBe('other');
     expect(() => resolveToken({ apiTokenFile: file('e', '\n') })).toThrow(/is empty/);
+  });
+
+  it('takes every --redis form, and refuses a malformed one in one line', () => {
+    for (const url of ['redis://h:1/2', 'rediss://h:1', '/run/redis.sock', 'redis+sentinel://a:1,b:2/mymaster/1', 'rediss+sentinel://a:1/m', 'redis+cluster://a:1,b:2', 'rediss+cluster://a:1']) {
+      expect(resolveSettings(['redis'], { redis: url }, {}).redis).toBe(url);
+    }
+    expect(() => resolveSettings(['redis'], { redis: 'redis+sentinel://a:1' }, {})).toThrow(/master name is missing/);
+  });
+
+  it('--redis-wait-replicas: 0 by default, a small whole number', () => {
+    expect(resolveSettings(['redisWaitReplicas'], {}, {}).redisWaitReplicas).toBe(0);
+    expect(resolveSettings(['redisWaitReplicas'], {}, { WGJIT_REDIS_WAIT_REPLICAS: '1' }).redisWaitReplicas).toBe(1);
+    expect(() => resolveSettings(['redisWaitReplicas'], { 'redis-wait-replicas': '17' }, {})).toThrow(/out of range 0..16/);
+  });
+
+  it('reads the Redis password from its file, from flag, environment or config file, and refuses a bad one without showing it', () => {
+    const pw = file('redis-pw', 'hunter2 with spaces\n');
+    for (const [flags, env] of [
+      [{ redis: 'redis://h:1', 'redis-password-file': pw }, {}],
+      [{ redis: 'redis://h:1' }, { WGJIT_REDIS_PASSWORD_FILE: pw }],
+      [{ config: file('pw.json', { redis: 'redis+sentinel://wgjit@a:1/m', 'redis-password-file': pw }) }, {}],
+    ] as const) {
+      const s = resolveSettings(['redis', 'redisPasswordFile'], flags, env);
+      expect(resolveRedisPassword(s)).toBe('hunter2 with spaces');
+    }
+    expect(resolveRedisPassword({ redis: 'redis://h:1' })).toBeUndefined();
+    expect(resolveRedisPassword({ redis: 'redis://h:1', redisPasswordFile: file('crlf', 'pw\r\n') })).toBe('pw');
+    const bad: Array<[string, RegExp]> = [
+      [join(dir, 'no-such-file'), /cannot read --redis-password-file .*ENOENT/],
+      [file('empty', ''), /is empty/],
+      [file('newline', '\n'), /is empty/],
+      [file('two-lines', 'hunter2\nhunter3\n'), /more than one line/],
+    ];
+    for (const [path, message] of bad) {
+      expect(() => resolveRedisPassword({ redis: 'redis://h:1', redisPasswordFile: path })).toThrow(message);
+    }
+    expect(() => resolveRedisPassword({ redis: 'redis://:inurl@h:1', redisPasswordFile: pw })).toThrow(/given twice/);
+    for (const [path] of [...bad, [pw]]) {
+      try {
+        resolveRedisPassword({ redis: 'redis://:inurl@h:1', redisPasswordFile: path });
+      } catch (err) {
+        expect((err as Error).message).not.toMatch(/hunter|inurl/);
+      }
+    }
   });
 
   it('never echoes a password from a bad URL, from any source', () => {

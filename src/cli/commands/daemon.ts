@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../telemetry/log.js';
 import { EXIT, parse, UsageError } from '../command.js';
 import { help } from '../help.js';
-import { API_SETTINGS, ConfigError, envName, resolveSettings, resolveToken, RUN_SETTINGS, settingOptions } from '../settings.js';
+import { API_SETTINGS, ConfigError, envName, resolveRedisPassword, resolveSettings, resolveToken, RUN_SETTINGS, settingOptions } from '../settings.js';
 
 export async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, settingOptions(RUN_SETTINGS));
@@ -12,11 +12,12 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const s = resolveSettings(RUN_SETTINGS, values as Record<string, string>);
   const token = resolveToken(s);
   if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
-  // The daemon's options carry the settings' names; the token and the logger are resolved here.
-  const { apiTokenFile, apiToken, logLevel, config, ...daemon } = s;
+  const redisPassword = resolveRedisPassword(s);
+  // The daemon's options carry the settings' names; the token, the Redis password and the logger are resolved here.
+  const { apiTokenFile, apiToken, logLevel, config, redisPasswordFile, ...daemon } = s;
   const log = createLogger(logLevel);
   const { startGateway } = await import('../../daemon/gateway.js');
-  const gw = await startGateway({ ...daemon, token, log });
+  const gw = await startGateway({ ...daemon, ...(redisPassword !== undefined && { redisPassword }), token, log });
   return waitForSignal(log, () => gw.stop());
 }
 
@@ -27,11 +28,12 @@ export async function cmdApi(argv: string[]): Promise<number> {
   const s = resolveSettings(API_SETTINGS, values as Record<string, string>);
   const token = resolveToken(s);
   if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  const redisPassword = resolveRedisPassword(s);
   const log = createLogger(s.logLevel);
   const { PeerStore, STORE_WAIT_AT_START_MS } = await import('../../authorize/store.js');
   const { buildApp } = await import('../../api/app.js');
   const { createMetrics } = await import('../../telemetry/metrics.js');
-  const store = PeerStore.connect(s.redis);
+  const store = PeerStore.connect(s.redis, { ...(redisPassword !== undefined && { password: redisPassword }), waitReplicas: s.redisWaitReplicas, log });
   // A store still in an earlier release's layout would serve no record: refuse it at start.
   if (await store.whenReady(STORE_WAIT_AT_START_MS)) {
     try {

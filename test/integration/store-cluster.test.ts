@@ -8,7 +8,7 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
-import { PeerStore, REDIS_OPTIONS, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { PeerStore, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
@@ -40,8 +40,9 @@ describe('PeerStore on a real Redis Cluster', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 });
-    const { retryStrategy: _, ...redisOptions } = REDIS_OPTIONS;
-    store = new PeerStore(new Cluster(cluster.nodes, { redisOptions, enableAutoPipelining: true, enableOfflineQueue: false }), { prefix: PREFIX });
+    // As the daemon connects: --redis redis+cluster://node,node,… (any of them would do).
+    store = PeerStore.connect(`redis+cluster://${cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`, { prefix: PREFIX });
+    expect(store.redis).toBeInstanceOf(Cluster);
     expect(await store.whenReady(10_000)).toBe(true);
     sub = await store.subscribe((e) => events.push({ op: e.op, publicKey: e.publicKey.toString() }));
   }, 60_000);

@@ -24,7 +24,7 @@ import type { FastifyInstance } from 'fastify';
 import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
-import { PeerStore, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
+import { PeerStore, peerKeyName, StoreUnavailableError, type StoreEvent } from '../../src/authorize/store.js';
 import { buildApp } from '../../src/api/app.js';
 import { redisCommand, startRedis, startSentinelSet, waitFor, type Address, type SentinelSet, type TestRedis } from '../support/redis.js';
 
@@ -115,7 +115,7 @@ describe('PeerStore through redis+sentinel:// across a failover', () => {
     const primary = await set.currentPrimary();
     expect(primary).toEqual(set.primary);
     for (const r of before) {
-      const key = `ss:peer:${r.publicKey}`;
+      const key = peerKeyName('ss:', r.publicKey);
       expect(await redisCommand(primary.port, 'EXISTS', key)).toBe(1);
       // WAIT 1 answered 1: at least one replica had it when the API answered 201.
       const onReplicas = await Promise.all(set.replicas.map((rep) => redisCommand(rep.port, 'EXISTS', key) as Promise<number>));
@@ -158,7 +158,7 @@ describe('PeerStore through redis+sentinel:// across a failover', () => {
       throw new Error(`${res.statusCode} ${res.body}`);
     });
     expect(store.redis).toBe(client);
-    expect(await redisCommand(promoted.port, 'EXISTS', `ss:peer:${after.publicKey}`)).toBe(1);
+    expect(await redisCommand(promoted.port, 'EXISTS', peerKeyName('ss:', after.publicKey))).toBe(1);
     // Lookups (the admission path) have a connection of their own, which reconnects on its own schedule.
     const admitted = await waitFor('a lookup through the same store to answer after the promotion', RECOVERY_TIMEOUT_MS, () => store.authorize(PublicKey.parse(after.publicKey)!, new Date()));
     expect(admitted.allowed).toBe(true);

@@ -11,7 +11,6 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
@@ -20,35 +19,15 @@ import { PeerStore } from '../../src/authorize/store.js';
 import { buildApp } from '../../src/api/app.js';
 import type { GatewayInfo, GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
 import { freePort, startRedis, type TestRedis } from '../support/redis.js';
+import { BIN, ROOT, wgjit, type Run } from '../support/wgjit.js';
 import type { PublicKey } from '../../src/handshake/keys.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/wgjit');
 const TOKEN = 'cli-test-token-0123456789';
 const PSK = formatKey(new Uint8Array(32).fill(9));
 const GATEWAY_KEY = formatKey(new Uint8Array(32).fill(3));
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
 /** The contract's help width: every help line fits a terminal of 80 columns. */
 const HELP_WIDTH = 80;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/wgjit with only the given environment (and PATH), so the runner's WGJIT_* cannot leak in. */
-function wgjit(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A user mistake or a failure: one line on stderr, naming the problem, no stack trace, nothing on stdout. */
 function expectOneLineError(run: Run, code: number, message: RegExp): void {

@@ -6,11 +6,9 @@
  *   FILE ─▶ bin/wgjit peer import ──POST /v1/peers/batch──▶ buildApp ──▶ redis-server
  *   wireguard-go (netns) ── wg show IF dump ─┘
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
@@ -24,34 +22,14 @@ import { nsRun } from '../../harness/testbed/exec.js';
 import { createNamespace, deleteNamespace } from '../../harness/testbed/netns.js';
 import { WgInterface } from '../../harness/testbed/wireguard.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { ROOT, wgjit, type Run } from '../support/wgjit.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin/wgjit');
 const TOKEN = 'import-test-token-0123456789';
 const PSK = formatKey(new Uint8Array(32).fill(9));
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
 /** Distinct valid keys without an X25519 each: any 32 bytes are a WireGuard public key to the store. */
 const nthKey = (n: number) => formatKey(Uint8Array.from({ length: 32 }, (_, j) => (j < 4 ? (n >>> (8 * j)) & 255 : 0x5c)));
 const BIG = 10_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function wgjit(args: string[], env: Record<string, string>, stdin?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    if (stdin !== undefined) child.stdin!.end(stdin);
-  });
-}
 
 function expectOneLineError(run: Run, code: number, message: RegExp): void {
   expect(run.code, run.stderr).toBe(code);

@@ -3,9 +3,6 @@
  * redis-server holding the single-node layout of earlier releases, written
  * here as those releases wrote it (docs/store-schema.md, "Migrating").
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
@@ -14,8 +11,8 @@ import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { wgjit } from '../support/wgjit.js';
 
-const BIN = path.join(fileURLToPath(new URL('../..', import.meta.url)), 'bin/wgjit');
 const NOW = new Date('2030-01-01T00:00:00.000Z');
 const newKey = () => formatKey(publicKeyOf(generatePrivateKey()));
 const PSK = formatKey(new Uint8Array(32).fill(5));
@@ -24,24 +21,6 @@ function record(fields: Record<string, unknown>): PeerRecord {
   const r = validateCreate({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], ...fields }, NOW);
   if (!r.ok) throw new Error(r.message);
   return r.value;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function wgjit(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 describe('wgjit store migrate', () => {

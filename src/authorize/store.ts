@@ -260,10 +260,10 @@ const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'N
 // the rest the packed record (record-codec.ts); a value of TS_BYTES alone is
 // a tombstone, the timestamp of a peer that no longer exists.
 
-/** KEYS: peer, group index. ARGV: record, publicKey, channel, event. 1 if created, 0 if the peer exists. */
+/** KEYS: peer, group index. ARGV: record, publicKey, channel, event. 1 if created; the value if the peer exists. */
 const CREATE_LUA = `
 local v = redis.call('GET', KEYS[1])
-if v and #v > 12 then return 0 end
+if v and #v > 12 then return v end
 if not v or #v ~= 12 then v = string.rep('\0', 12) end
 redis.call('SET', KEYS[1], v .. ARGV[1])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
@@ -524,35 +524,44 @@ export class PeerStore {
     return JSON.stringify({ op, publicKey });
   }
 
-  /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). */
+  /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). Bulk replies as bytes. */
   private async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.redis): Promise<unknown> {
+    // ioredis has a Buffer form of every command but types none of these
+    // two; not callBuffer(), which auto-pipelining sends without its name.
+    const c = client as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Array<string | number | Buffer>) => Promise<unknown>>;
     try {
-      return await client.evalsha(s.sha, keys.length, ...keys, ...args);
+      return await c.evalshaBuffer(s.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return client.eval(s.lua, keys.length, ...keys, ...args);
+      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return c.evalBuffer(s.lua, keys.length, ...keys, ...args);
       throw err;
     }
   }
 
   /**
    * An API write: the script on the writer connection, then, when it
-   * changed something and waitReplicas > 0, WAIT for that many replicas.
-   * Fewer in time: StoreUnreplicatedError (the write is on the primary, and
-   * a failover could lose it).
+   * changed something, replicated() (WAIT).
    */
   private async write(s: Script, keys: string[], args: Array<string | Buffer>, changed: (reply: unknown) => boolean): Promise<unknown> {
-    const client = this.writer ?? this.redis;
-    const reply = await this.run(s, keys, args, client);
-    if (this.waitReplicas > 0 && changed(reply)) {
-      const acked = await client.wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
-      if (acked < this.waitReplicas) {
-        this.log?.warn({ acked, waitReplicas: this.waitReplicas }, 'peer store write not acknowledged by enough replicas in time: answered 503');
-        throw new StoreUnreplicatedError(
-          `peer store write reached the primary but ${acked} of ${this.waitReplicas} replicas acknowledged it within ${REDIS_WAIT_TIMEOUT_MS} ms; a failover could lose it`,
-        );
-      }
-    }
+    const reply = await this.run(s, keys, args, this.writer ?? this.redis);
+    if (changed(reply)) await this.replicated();
     return reply;
+  }
+
+  /**
+   * With waitReplicas > 0, WAIT on the writer connection for that many
+   * replicas to hold every write it sent so far. Fewer in time:
+   * StoreUnreplicatedError (the writes are on the primary, and a failover
+   * could lose them).
+   */
+  private async replicated(): Promise<void> {
+    if (this.waitReplicas === 0) return;
+    const acked = await (this.writer ?? this.redis).wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
+    if (acked < this.waitReplicas) {
+      this.log?.warn({ acked, waitReplicas: this.waitReplicas }, 'peer store write not acknowledged by enough replicas in time: answered 503');
+      throw new StoreUnreplicatedError(
+        `peer store write reached the primary but ${acked} of ${this.waitReplicas} replicas acknowledged it within ${REDIS_WAIT_TIMEOUT_MS} ms; a failover could lose it`,
+      );
+    }
   }
 
   /** The record in a peer value; null for no value or a tombstone. */
@@ -709,41 +718,52 @@ export class PeerStore {
 
   /**
    * An import: each item created, or (mode 'upsert') its fields written
-   * over an existing record, with the scripts of create and update (each
-   * item's write and event atomic; an update a compare-and-set that reads
-   * again when another writer came between), all items at once, pipelined.
-   * A record whose fields the patch would not change is left alone
-   * (`unchanged`: no write, no event). Items must come validated, with
-   * distinct keys. Outcomes in item order. Not atomic across items: a
-   * Redis lost midway (StoreUnavailableError) may leave some written;
-   * running the same import again finishes it.
+   * over an existing record, all items at once, pipelined. Each item is one
+   * script when it is new (create, which answers the record instead when
+   * the key exists); an existing one is then updated with update's
+   * compare-and-set (each write and its event atomic; another writer in
+   * between: read again). A record whose fields the patch would not change
+   * is left alone (`unchanged`: no write, no event). One WAIT for the whole
+   * batch (waitReplicas). Items must come validated, with distinct keys.
+   * Outcomes in item order. Not atomic across items: a Redis lost midway
+   * (StoreUnavailableError) may leave some written; running the same import
+   * again finishes it.
    */
   async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
     const now = opts.now ?? new Date();
-    return Promise.all(items.map((item) => this.upsertOne(item, opts.mode ?? 'upsert', opts.dryRun ?? false, now)));
+    const dryRun = opts.dryRun ?? false;
+    try {
+      const outcomes = await Promise.all(items.map((item) => this.upsertOne(item, opts.mode ?? 'upsert', dryRun, now)));
+      if (outcomes.some((o) => o === 'created' || o === 'updated') && !dryRun) await this.replicated();
+      return outcomes;
+    } catch (err) {
+      throw storeError(err, 'upsertMany');
+    }
   }
 
   private async upsertOne({ record, patch }: UpsertItem, mode: 'upsert' | 'create', dryRun: boolean, now: Date): Promise<UpsertOutcome> {
     const { publicKey } = record;
+    const client = this.writer ?? this.redis;
+    const peerKey = this.peerKey(publicKey);
+    const channel = this.channel(publicKey);
+    // A dry run reads; a write tries the create first, which answers the value when there is one.
+    let value = dryRun ? await client.getBuffer(peerKey) : null;
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      const value = await this.readValue(publicKey);
-      const stored = this.decode(publicKey, value);
-      if (stored === null) {
-        if (dryRun) return 'created';
-        if ((await this.create(record)).ok) return 'created';
-        continue; // created by another writer meanwhile: update it instead
+      if (!dryRun && (value === null || value.length <= TS_BYTES)) {
+        const reply = await this.run(SCRIPTS.create, [peerKey, this.indexKey(publicKey.slice(0, GROUP_CHARS))], [encodeRecord(record), publicKey, channel, this.event('upsert', publicKey)], client);
+        if (reply === 1) return 'created';
+        value = reply as Buffer;
       }
+      const stored = this.decode(publicKey, value);
+      if (stored === null) return 'created'; // a dry run's new key
       if (mode === 'create') return 'exists';
       const next = applyPatch(stored.record, patch, now);
       if (encodeRecord({ ...next, updatedAt: stored.record.updatedAt }).equals(value!.subarray(TS_BYTES))) return 'unchanged';
       if (dryRun) return 'updated';
-      let written: unknown;
-      try {
-        written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), encodeRecord(next), this.channel(publicKey), this.event('upsert', publicKey)]);
-      } catch (err) {
-        throw storeError(err, 'upsertMany');
-      }
+      const written = await this.run(SCRIPTS.update, [peerKey], [value!.subarray(TS_BYTES), encodeRecord(next), channel, this.event('upsert', publicKey)], client);
       if (written === 1) return 'updated';
+      // Deleted (0) or changed (-1) since it was read: read it again.
+      value = await client.getBuffer(peerKey);
     }
     throw new StoreUnavailableError(`peer store busy: the record of ${publicKey} changed under ${MAX_UPDATE_ATTEMPTS} attempts to import it`);
   }

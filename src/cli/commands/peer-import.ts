@@ -23,6 +23,12 @@ type Outcome = BatchResult['items'][number]['result'];
 export const PROGRESS_MIN_RECORDS = MAX_BATCH_ITEMS + 1;
 /** Without a terminal, a progress line each time this many more records are done. */
 export const PROGRESS_LINE_EVERY = 5000;
+/**
+ * Requests sent at once: while the API works on one, the next is on its
+ * way and the CLI encodes a third (an import is otherwise a relay race of
+ * three processes, each idle while another works).
+ */
+export const REQUESTS_IN_FLIGHT = 4;
 /** Refusals listed one per line; beyond, counted. */
 const MAX_REFUSALS_SHOWN = 20;
 /** What a request adds around its items: `{"dryRun":false,"items":[…]}`. */
@@ -125,35 +131,54 @@ interface Done {
 }
 
 /**
- * Sends every chunk, dry or for real; the results with their records. A
- * 400 for a request names the lines it held (an item index becomes its
- * line), since a server check the CLI's did not catch is about those lines.
+ * Sends every chunk, dry or for real, REQUESTS_IN_FLIGHT at a time; the
+ * results with their records, in file order. A 400 for a request names the
+ * lines it held (an item index becomes its line), since a server check the
+ * CLI's did not catch is about those lines. On a failure no further request
+ * is sent, and the first failure is thrown once those in flight are over.
  */
 async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Done[]> {
-  const done: Done[] = [];
-  try {
-    for (const records of chunks) {
-      const body: Static<typeof PeerBatchBody> = { dryRun, items: records.map((r) => r.body) };
-      let answer: BatchResult;
-      try {
-        answer = await api.request<BatchResult>('POST', '/v1/peers/batch', body);
-      } catch (err) {
-        if (err instanceof ApiClientError && err.status === 400) {
-          const first = records[0]!.line;
-          const last = records[records.length - 1]!.line;
-          const message = shownMessage(err.message).replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));
-          throw new ApiClientError(err.status, err.code, `${where(first)}-${last}: the API refused these records: ${message}`);
-        }
-        throw err;
+  const answers: Done[][] = [];
+  let next = 0;
+  let finished = 0;
+  let failure: { err: unknown } | null = null;
+  const one = async (records: ImportRecord[]): Promise<Done[]> => {
+    const body: Static<typeof PeerBatchBody> = { dryRun, items: records.map((r) => r.body) };
+    let answer: BatchResult;
+    try {
+      answer = await api.request<BatchResult>('POST', '/v1/peers/batch', body);
+    } catch (err) {
+      if (err instanceof ApiClientError && err.status === 400) {
+        const first = records[0]!.line;
+        const last = records[records.length - 1]!.line;
+        const message = shownMessage(err.message).replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));
+        throw new ApiClientError(err.status, err.code, `${where(first)}-${last}: the API refused these records: ${message}`);
       }
-      if (answer.items.length !== records.length) throw new ApiClientError(0, 'http_error', `the API answered ${answer.items.length} results for ${records.length} records`);
-      answer.items.forEach((item, i) => done.push({ record: records[i]!, result: item.result, ...(item.reason !== undefined ? { reason: item.reason } : {}) }));
-      progress.update(done.length);
+      throw err;
     }
+    if (answer.items.length !== records.length) throw new ApiClientError(0, 'http_error', `the API answered ${answer.items.length} results for ${records.length} records`);
+    return answer.items.map((item, i) => ({ record: records[i]!, result: item.result, ...(item.reason !== undefined ? { reason: item.reason } : {}) }));
+  };
+  const worker = async (): Promise<void> => {
+    while (failure === null && next < chunks.length) {
+      const at = next++;
+      try {
+        answers[at] = await one(chunks[at]!);
+      } catch (err) {
+        failure ??= { err };
+        return;
+      }
+      finished += chunks[at]!.length;
+      progress.update(finished);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(REQUESTS_IN_FLIGHT, chunks.length) }, worker));
   } finally {
     progress.end();
   }
-  return done;
+  if (failure !== null) throw (failure as { err: unknown }).err;
+  return answers.flat();
 }
 
 function countOf(done: Done[]): Record<Outcome, number> {

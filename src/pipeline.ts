@@ -13,7 +13,10 @@
  * for every authorized key (advanceTimestamp), and an initiation whose
  * timestamp is not greater is never installed. Timestamps too far ahead of
  * our clock are refused before they are kept, so one bad clock cannot lock
- * its key out.
+ * its key out; timestamps older than the store keeps a deleted key's
+ * (TIMESTAMP_RETENTION_MS) are refused too, so a key deleted and
+ * registered again is safe from captures of its earlier life once its
+ * tombstone has gone.
  */
 import type { AdmissionResult } from './authorize/peer.js';
 import { formatAddress } from './net/address.js';
@@ -25,6 +28,7 @@ import type { WireGuardDevice } from './install/device.js';
 import { peerConfigFromGrant } from './install/peer-config.js';
 import { RecentKeys } from './authorize/recent-keys.js';
 import type { RefusalCache } from './authorize/refusals.js';
+import { TIMESTAMP_RETENTION_MS } from './authorize/store.js';
 import { tai64nAfter } from './handshake/tai64n.js';
 import type { InstalledPeers } from './lifecycle/installed.js';
 import { LineBudget, type Logger } from './telemetry/log.js';
@@ -42,6 +46,8 @@ export interface PipelineDeps {
   refusals?: RefusalCache;
   /** How far ahead of our clock an initiation's timestamp may be. Default MAX_TIMESTAMP_AHEAD_MS. */
   maxTimestampAheadMs?: number;
+  /** How far behind our clock an initiation's timestamp may be. Default TIMESTAMP_RETENTION_MS. */
+  maxTimestampAgeMs?: number;
   device: WireGuardDevice;
   replayer: { replay(event: CaptureEvent): void } | null;
   installed: InstalledPeers;
@@ -67,6 +73,7 @@ export type Outcome =
   | 'expired'
   | 'replayed'
   | 'future_timestamp'
+  | 'stale_timestamp'
   | 'too_soon'
   | 'store_unavailable'
   | 'install_failed';
@@ -135,6 +142,9 @@ export class Pipeline {
     const key = verdict.initiatorKey;
     if (tai64nAfter(verdict.timestamp, this.now() + (this.deps.maxTimestampAheadMs ?? MAX_TIMESTAMP_AHEAD_MS))) {
       return this.finish({ outcome: 'future_timestamp' }, event, key);
+    }
+    if (!tai64nAfter(verdict.timestamp, this.now() - (this.deps.maxTimestampAgeMs ?? TIMESTAMP_RETENTION_MS))) {
+      return this.finish({ outcome: 'stale_timestamp' }, event, key);
     }
     const consideration = this.recent.consider(key, verdict.timestamp);
     if (consideration !== 'considered') return this.finish({ outcome: consideration }, event, key);

@@ -48,6 +48,15 @@ export const REDIS_RETRY_MAX_DELAY_MS = 1000;
  * out answers "too few" rather than timing out on the client.
  */
 export const REDIS_WAIT_TIMEOUT_MS = 500;
+/**
+ * How long the greatest timestamp of a deleted key is kept (its
+ * tombstone), so that tombstones do not pile up without bound. Replays stay
+ * refused after it goes: an initiation stamped further behind the
+ * gateway's clock than this is refused before the store is asked
+ * (`stale_timestamp`, src/pipeline.ts), and any capture made while the key
+ * existed is at least this old once its tombstone is gone.
+ */
+export const TIMESTAMP_RETENTION_MS = 30 * 24 * 3600_000;
 
 /** A store change, as subscribe() hands it on (published as JSON with the key in base64). */
 export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: PublicKey };
@@ -112,6 +121,8 @@ export interface PeerStoreOptions {
    * wait. The admission path never waits.
    */
   waitReplicas?: number;
+  /** How long a deleted key's timestamp is kept (its tombstone). Default TIMESTAMP_RETENTION_MS. */
+  timestampRetentionMs?: number;
 }
 
 /** What PeerStore.connect takes beyond the store's options. */
@@ -283,20 +294,25 @@ redis.call('SET', KEYS[1], string.sub(v, 1, 12) .. ARGV[2])
 redis.call('SPUBLISH', ARGV[3], ARGV[4])
 return 1`;
 
-/** KEYS: peer, group index. ARGV: publicKey, channel, event. 1 if it existed. The timestamp stays, as a tombstone. */
+/**
+ * KEYS: peer, group index. ARGV: publicKey, channel, event, retention ms.
+ * 1 if it existed. The timestamp stays, as a tombstone, for the retention.
+ */
 const DELETE_LUA = `
 redis.call('ZREM', KEYS[2], ARGV[1])
 local v = redis.call('GET', KEYS[1])
 if not v or #v <= 12 then return 0 end
 local ts = string.sub(v, 1, 12)
-if ts == string.rep('\0', 12) then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ts) end
+if ts == string.rep('\0', 12) then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ts, 'PX', ARGV[4]) end
 redis.call('SPUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
 /**
  * KEYS: peer. ARGV: timestamp (12 bytes of TAI64N, where byte order is time
- * order; compared byte by byte, as Lua's string order follows the locale).
- * 1 if it was greater than the one kept (and is kept now), 0 if not.
+ * order; compared byte by byte, as Lua's string order follows the locale),
+ * retention ms. 1 if it was greater than the one kept (and is kept now), 0
+ * if not. A key with no value gets a tombstone, for the retention; a
+ * tombstone keeps its expiry.
  */
 const ADVANCE_TIMESTAMP_LUA = `
 local kept = redis.call('GETRANGE', KEYS[1], 0, 11)
@@ -310,7 +326,7 @@ if #kept == 12 then
   if not newer then return 0 end
   redis.call('SETRANGE', KEYS[1], 0, ts)
 else
-  redis.call('SET', KEYS[1], ts)
+  redis.call('SET', KEYS[1], ts, 'PX', ARGV[2])
 end
 return 1`;
 
@@ -397,6 +413,7 @@ export function indexKeyName(prefix: string, group: string): string {
 export class PeerStore {
   readonly prefix: string;
   private readonly waitReplicas: number;
+  private readonly retention: string;
   /** API writes and their WAIT, when waitReplicas > 0: a WAIT that blocks must not hold the admission path's lookups. */
   private readonly writer: Redis | null;
   private readonly log: Logger | undefined;
@@ -408,6 +425,7 @@ export class PeerStore {
   ) {
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
     this.waitReplicas = opts.waitReplicas ?? DEFAULT_WAIT_REPLICAS;
+    this.retention = String(opts.timestampRetentionMs ?? TIMESTAMP_RETENTION_MS);
     if (!Number.isInteger(this.waitReplicas) || this.waitReplicas < 0 || this.waitReplicas > MAX_WAIT_REPLICAS) {
       throw new RangeError(`waitReplicas must be an integer 0..${MAX_WAIT_REPLICAS}`);
     }
@@ -707,7 +725,7 @@ export class PeerStore {
       const n = await this.write(
         SCRIPTS.delete,
         [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
-        [publicKey, this.channel(publicKey), this.event('delete', publicKey)],
+        [publicKey, this.channel(publicKey), this.event('delete', publicKey), this.retention],
         (reply) => reply === 1,
       );
       return n === 1;
@@ -809,7 +827,7 @@ export class PeerStore {
    * Replay protection that outlives the peer: keeps, per key, the greatest
    * TAI64N timestamp of an authentic initiation, beyond the peer's life on
    * any gateway (the device forgets its own with the peer) and beyond its
-   * record's (a tombstone). True if `timestamp` is greater than the one
+   * record's (a tombstone, for the retention: TIMESTAMP_RETENTION_MS). True if `timestamp` is greater than the one
    * kept, and is kept now; false if not (a replay). Atomic across the
    * fleet. Throws StoreUnavailableError.
    */
@@ -817,7 +835,7 @@ export class PeerStore {
     if (timestamp.byteLength !== TS_BYTES) throw new RangeError('timestamp must be 12 bytes of TAI64N');
     const ts = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength);
     try {
-      return (await this.run(SCRIPTS.advanceTimestamp, [this.peerKey(publicKey.toString())], [ts])) === 1;
+      return (await this.run(SCRIPTS.advanceTimestamp, [this.peerKey(publicKey.toString())], [ts, this.retention])) === 1;
     } catch (err) {
       throw storeError(err, 'advanceTimestamp');
     }

@@ -279,6 +279,38 @@ describe('PeerStore on a real redis-server', () => {
     expect(await store.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_000_000))).toBe(false);
   });
 
+  it('a tombstone is kept for the retention, then goes; a record created again holds its timestamp for good', async () => {
+    const RETENTION_MS = 400;
+    const short = PeerStore.connect(redis.url, { prefix: PREFIX, timestampRetentionMs: RETENTION_MS });
+    try {
+      await short.whenReady();
+      const rec = record();
+      await short.create(rec);
+      expect(await short.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_000_000))).toBe(true);
+      expect(await raw.pttl(valueKey(rec.publicKey))).toBe(-1); // a record's timestamp has no expiry
+      expect(await short.delete(rec.publicKey)).toBe(true);
+      const ttl = await raw.pttl(valueKey(rec.publicKey));
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(RETENTION_MS);
+      expect(await short.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_001_000))).toBe(true); // a tombstone advances
+      expect(await raw.pttl(valueKey(rec.publicKey))).toBeGreaterThan(0); // and keeps its expiry
+      expect((await short.create(rec)).ok).toBe(true);
+      expect(await raw.pttl(valueKey(rec.publicKey))).toBe(-1); // registered again: kept with the record
+      expect(await short.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(2_000_500))).toBe(false);
+
+      // A key the store never held gets a tombstone only for the retention too (an initiation
+      // that raced its delete), and a deleted key's tombstone goes after it.
+      const other = newKey();
+      expect(await short.advanceTimestamp(pk(other), tai64nFromUnixMs(3_000_000))).toBe(true);
+      expect(await raw.pttl(valueKey(other))).toBeGreaterThan(0);
+      expect(await short.delete(rec.publicKey)).toBe(true);
+      await until('the tombstones to expire', async () => (await raw.exists(valueKey(rec.publicKey), valueKey(other))) === 0);
+      expect(await short.advanceTimestamp(pk(rec.publicKey), tai64nFromUnixMs(1_000))).toBe(true); // forgotten: the pipeline's age bound refuses such a one
+    } finally {
+      await short.close();
+    }
+  });
+
   it('update is a compare-and-set: concurrent patches of different fields all land', async () => {
     const rec = record();
     await store.create(rec);

@@ -16,6 +16,7 @@ import { createMetrics } from '../../src/telemetry/metrics.js';
 import { gatewayStats } from '../../src/telemetry/stats.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { RefusalCache } from '../../src/authorize/refusals.js';
+import { TIMESTAMP_RETENTION_MS } from '../../src/authorize/store.js';
 import { cidrs } from '../../harness/cidr.js';
 import { testKey } from '../support/keys.js';
 
@@ -322,6 +323,17 @@ describe('Pipeline', () => {
     expect(t.kept.size).toBe(0);
     expect(t.installs).toEqual([]);
     t.stamp(NOW + MAX_TIMESTAMP_AHEAD_MS - 60_000); // a little ahead is fine
+    expect(await t.pipeline.handle(event())).toBe('installed');
+  });
+
+  it('refuses a timestamp older than the store keeps a deleted key\'s, and keeps nothing for it', async () => {
+    const t = setup();
+    t.releaseStore();
+    t.stamp(NOW - TIMESTAMP_RETENTION_MS - 60_000);
+    expect(await t.pipeline.handle(event())).toBe('stale_timestamp');
+    expect(t.kept.size).toBe(0);
+    expect(t.installs).toEqual([]);
+    t.stamp(NOW - TIMESTAMP_RETENTION_MS + 60_000); // a clock days behind is fine
     expect(await t.pipeline.handle(event())).toBe('installed');
   });
 

@@ -27,8 +27,13 @@ export type ImportFormat = (typeof IMPORT_FORMATS)[number];
  * line is ~17 KB; a longer line is refused, not parsed.
  */
 export const MAX_LINE_LENGTH = 32 * 1024;
-/** Longest file read: ~300,000 typical records. Larger imports are split into several files. */
-export const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
+/**
+ * Longest file read: about 1.5 million typical records (a file is read
+ * whole and every line checked before anything is written, so it is held
+ * in memory: about 1 GB for a million records). Larger imports are split
+ * into several files.
+ */
+export const MAX_IMPORT_BYTES = 256 * 1024 * 1024;
 /** Bad lines kept with their message; beyond, only counted. */
 export const MAX_LINE_ERRORS = 100;
 /** Longest piece of the file quoted in a message (a key name, a section name). */

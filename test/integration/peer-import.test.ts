@@ -185,6 +185,19 @@ describe('wgjit peer import', () => {
     expect(progress).toEqual([...marks.map((n) => `wgjit: import: checked ${n}/${BIG} records (${(n * 100) / BIG}%)`), ...marks.map((n) => `wgjit: import: imported ${n}/${BIG} records (${(n * 100) / BIG}%)`)]);
     expect(await count()).toBe(BIG);
     expect(await store.get(keys[BIG - 1]!)).toMatchObject({ allowedIPs: [`10.0.${((BIG - 1) >> 8) & 255}.${(BIG - 1) & 255}/32`], presharedKey: PSK });
+    // Every record readable through the API: each key listed once, with its allowed IPs.
+    const listed = new Map<string, { allowedIPs: string[]; hasPresharedKey: boolean }>();
+    for (let cursor: string | null = ''; cursor !== null; ) {
+      const r = await fetch(`${env.WGJIT_API}/v1/peers?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const page = (await r.json()) as { items: Array<{ publicKey: string; allowedIPs: string[]; hasPresharedKey: boolean }>; nextCursor: string | null };
+      for (const item of page.items) {
+        expect(listed.has(item.publicKey)).toBe(false);
+        listed.set(item.publicKey, item);
+      }
+      cursor = page.nextCursor;
+    }
+    expect(listed.size).toBe(BIG);
+    keys.forEach((k, i) => expect(listed.get(k)).toMatchObject({ allowedIPs: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`], hasPresharedKey: true }));
     console.log(`import of ${BIG} records (${Math.ceil(BIG / MAX_BATCH_ITEMS)} requests, checked then written): ${took} ms`);
 
     run = await wgjit(['peer', 'import', f, '--format', 'dump'], env);

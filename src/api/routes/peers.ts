@@ -1,6 +1,6 @@
 /** The store routes: /v1/peers, served by gateways and by `wgjit api` alike. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { publicView, validateCreate, validatePatch, type Validation } from '../../authorize/peer.js';
+import { publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
 import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
@@ -12,16 +12,20 @@ type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
 
 /**
  * A batch item as the store takes it: the record validateCreate makes, and
- * the same fields (all but publicKey) as validatePatch reads them, which an
- * existing record takes.
+ * the fields the item gives (all but publicKey), as validateCreate read
+ * them, which an existing record takes.
  */
 function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Validation<UpsertItem> {
-  const record = validateCreate(input, now);
-  if (!record.ok) return record;
-  const { publicKey: _, ...fields } = input;
-  const patch = validatePatch(fields);
-  if (!patch.ok) return patch;
-  return { ok: true, value: { record: record.value, patch: patch.value } };
+  const checked = validateCreate(input, now);
+  if (!checked.ok) return checked;
+  const record = checked.value;
+  const patch: PeerPatch = {};
+  if (input.allowedIPs !== undefined) patch.allowedIPs = record.allowedIPs;
+  if (input.presharedKey !== undefined) patch.presharedKey = record.presharedKey!;
+  if (input.persistentKeepalive !== undefined) patch.persistentKeepalive = record.persistentKeepalive ?? null; // 0: off
+  if (input.expiresAt !== undefined) patch.expiresAt = record.expiresAt!;
+  if (input.disabled !== undefined) patch.disabled = record.disabled;
+  return { ok: true, value: { record, patch } };
 }
 
 export interface PeerRoutesOptions {

@@ -1,5 +1,6 @@
 /**
- * The wgjit side of a testbed: a private redis-server and the wgjit daemon
+ * The wgjit side of a testbed: a private redis-server (or a store the
+ * caller runs: StackOptions.redisUrl) and the wgjit daemon
  * (and, asked for, a `wgjit api` control plane), all inside the gateway
  * namespace, plus a way to run the wgjit CLI there.
  * Used by `wgjit demo`, the end-to-end tests and the benchmarks.
@@ -30,6 +31,12 @@ export interface StackOptions {
   onLog?: (line: string) => void;
   /** Also run `wgjit api` (store routes only) on CONTROL_API_PORT: a fleet's central API, which reaches gateways only through the store. */
   controlPlane?: boolean;
+  /**
+   * A store the caller runs, as `--redis` takes it, reachable from the
+   * gateway namespace (a Sentinel set or a Cluster started there): the
+   * stack then starts no redis-server, and stopRedis/startRedis refuse.
+   */
+  redisUrl?: string;
 }
 
 export interface Stack {
@@ -49,7 +56,7 @@ export interface Stack {
   /** Stops the daemon (SIGTERM, or SIGKILL: no cleanup at all) and starts a new one: for restart tests. */
   stopDaemon(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   startDaemon(): Promise<void>;
-  /** Stops redis (its data is lost) or starts a fresh one on the same port: for store-outage tests. */
+  /** Stops redis (its data is lost) or starts a fresh one on the same port: for store-outage tests. Not with StackOptions.redisUrl. */
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
   /** Stops the control plane, the daemon (SIGTERM) and redis. Idempotent. */
@@ -78,7 +85,10 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
   };
   const apiHost = opts.apiOnUnderlay ? tb.gatewayAddress : '127.0.0.1';
   const apiUrl = `http://${apiHost}:${API_PORT}`;
-  const redisUrl = `redis://127.0.0.1:${REDIS_PORT}`;
+  const redisUrl = opts.redisUrl ?? `redis://127.0.0.1:${REDIS_PORT}`;
+  const ownRedis = () => {
+    if (opts.redisUrl !== undefined) throw new Error('the stack runs no redis-server of its own (StackOptions.redisUrl): stop or start the caller\'s store instead');
+  };
   const logs: string[] = [];
   let partial = '';
   /** Whether host:port in the gateway namespace accepts connections (bash's /dev/tcp: no HTTP client needed). */
@@ -134,7 +144,7 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
     return c;
   };
   try {
-    redis = await startRedis();
+    if (opts.redisUrl === undefined) redis = await startRedis();
     await startDaemon();
     if (opts.controlPlane) await startControlPlane();
   } catch (err) {
@@ -154,8 +164,12 @@ export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<
       return daemon!;
     },
     logs,
-    stopRedis,
+    stopRedis: async () => {
+      ownRedis();
+      await stopRedis();
+    },
     startRedis: async () => {
+      ownRedis();
       if (redis === null) redis = await startRedis();
     },
     stopDaemon: async (signal = 'SIGTERM') => {

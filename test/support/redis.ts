@@ -7,6 +7,12 @@
  * - `startCluster()`: three primaries, with or without a replica each.
  * Every process dies with the test process. The sets keep their files in a
  * temporary directory that stop() removes.
+ *
+ * A set or a cluster can run in a network namespace instead (`netns`), for a
+ * daemon that runs there: the addresses they return (and the ones Sentinel
+ * and Cluster hand out) are then that namespace's 127.0.0.1, and the test
+ * process, outside it, reaches each server through a UNIX socket in the
+ * set's directory (a socket's path is the same in every namespace).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +32,11 @@ export interface Address {
   host: string;
   port: number;
 }
+
+/** Where the test process reaches a server: a TCP port on loopback, or a UNIX socket. */
+type Dial = number | { path: string };
+
+const connectOptions = (dial: Dial) => (typeof dial === 'number' ? { host: LOOPBACK, port: dial } : { path: dial.path });
 
 const LOOPBACK = '127.0.0.1';
 const READY_TIMEOUT_MS = 10_000;
@@ -94,11 +105,10 @@ async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T
   }
 }
 
-/** One command to one process over a connection of its own; throws on any failure, never retries. */
-export async function redisCommand(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+/** One command to one process (its port on loopback, or its socket) over a connection of its own; throws on any failure, never retries. */
+export async function redisCommand(dial: Dial, command: string, ...args: (string | number)[]): Promise<unknown> {
   const conn = new Redis({
-    host: LOOPBACK,
-    port,
+    ...connectOptions(dial),
     lazyConnect: true,
     connectTimeout: COMMAND_TIMEOUT_MS,
     commandTimeout: COMMAND_TIMEOUT_MS,
@@ -116,9 +126,9 @@ export async function redisCommand(port: number, command: string, ...args: (stri
 }
 
 /** `INFO section` as field → value. */
-async function info(port: number, section: string): Promise<Map<string, string>> {
+async function info(dial: Dial, section: string): Promise<Map<string, string>> {
   const fields = new Map<string, string>();
-  for (const line of String(await redisCommand(port, 'INFO', section)).split('\r\n')) {
+  for (const line of String(await redisCommand(dial, 'INFO', section)).split('\r\n')) {
     const colon = line.indexOf(':');
     if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1));
   }
@@ -128,9 +138,9 @@ async function info(port: number, section: string): Promise<Map<string, string>>
 // ---------------------------------------------------------------------------
 // One process
 
-function pingOnce(port: number): Promise<boolean> {
+function pingOnce(dial: Dial): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: LOOPBACK, port });
+    const socket = net.connect(connectOptions(dial));
     let reply = '';
     const finish = (ok: boolean) => {
       socket.destroy();
@@ -151,10 +161,10 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/** Waits until `child` answers PING on `port` and is the process that answers. */
-async function waitUntilServing(child: ChildProcess, label: string, port: number, spawnFailure: () => string | null, output: () => string): Promise<void> {
+/** Waits until `child` (listening on `port`) answers PING through `dial` and is the process that answers. */
+async function waitUntilServing(child: ChildProcess, label: string, port: number, dial: Dial, spawnFailure: () => string | null, output: () => string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await pingOnce(port))) {
+  while (!(await pingOnce(dial))) {
     const failure = spawnFailure();
     if (failure) throw new Error(failure);
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${label} on port ${port} exited: ${output()}`);
@@ -163,13 +173,15 @@ async function waitUntilServing(child: ChildProcess, label: string, port: number
   }
   // Another run's server may have taken the port between our probe and this
   // start, and answered the PING; ours then exits with "Address in use".
-  const pid = (await info(port, 'server')).get('process_id');
+  const pid = (await info(dial, 'server')).get('process_id');
   if (pid !== String(child.pid)) throw new Error(`${label} on port ${port}: the port is held by another process (pid ${pid}): ${output()}`);
 }
 
 /** A redis-server (data node or sentinel) this module started. */
 interface ServerProcess {
   readonly port: number;
+  /** How the test process reaches it. */
+  readonly dial: Dial;
   running(): boolean;
   /** Sends `signal` and waits until the process is gone. */
   kill(signal: NodeJS.Signals): Promise<void>;
@@ -177,13 +189,21 @@ interface ServerProcess {
   stop(): Promise<void>;
 }
 
-async function spawnServer(label: string, port: number, args: string[]): Promise<ServerProcess> {
+/** A network namespace to run a server in, and the directory for its UNIX socket. */
+interface InNamespace {
+  netns: string;
+  dir: string;
+}
+
+async function spawnServer(label: string, port: number, args: string[], inNs?: InNamespace): Promise<ServerProcess> {
+  const socket = inNs && path.join(inNs.dir, 'redis.sock');
+  const argv = ['redis-server', ...args, ...(socket ? ['--unixsocket', socket, '--unixsocketperm', '700'] : [])];
   // setpriv --pdeathsig: the kernel kills the server when the test process
   // dies in a way that runs no handler (a killed vitest worker). setpriv
-  // execs redis-server, so the child's pid is the server's.
-  const child = hasSetpriv
-    ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // and `ip netns exec` exec what follows, so the child's pid is the server's.
+  const command = [...(inNs ? ['ip', 'netns', 'exec', inNs.netns] : []), ...(hasSetpriv ? ['setpriv', '--pdeathsig', 'KILL', '--'] : []), ...argv];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dial: Dial = socket ? { path: socket } : port;
   live.add(child);
   child.once('exit', () => live.delete(child));
   let output = '';
@@ -199,7 +219,7 @@ async function spawnServer(label: string, port: number, args: string[]): Promise
   const running = () => child.exitCode === null && child.signalCode === null;
 
   try {
-    await waitUntilServing(child, label, port, () => (spawnError ? `cannot run redis-server: ${spawnError.message}` : null), () => output.trim());
+    await waitUntilServing(child, label, port, dial, () => (spawnError ? `cannot run ${command[0]}: ${spawnError.message}` : null), () => output.trim());
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -212,6 +232,7 @@ async function spawnServer(label: string, port: number, args: string[]): Promise
   };
   return {
     port,
+    dial,
     running,
     kill,
     async stop() {
@@ -259,7 +280,10 @@ class ProcessGroup {
   readonly dir: string;
   private readonly members: ServerProcess[] = [];
 
-  constructor(prefix: string) {
+  constructor(
+    prefix: string,
+    private readonly netns?: string,
+  ) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), prefix));
     liveDirs.add(this.dir);
   }
@@ -269,10 +293,17 @@ class ProcessGroup {
     const server = await onFreePort((port) => {
       const dir = path.join(this.dir, `${label}-${port}`);
       mkdirSync(dir, { recursive: true });
-      return spawnServer(label, port, argsFor(port, dir));
+      return spawnServer(label, port, argsFor(port, dir), this.netns === undefined ? undefined : { netns: this.netns, dir });
     });
     this.members.push(server);
     return server;
+  }
+
+  /** The member listening on `port` (an address a sentinel or a node named). */
+  at(port: number): ServerProcess {
+    const member = this.members.find((m) => m.port === port);
+    if (!member) throw new Error(`port ${port} is not a node of this set`);
+    return member;
   }
 
   async stop(): Promise<void> {
@@ -289,7 +320,7 @@ const REPLICA_SYNC_TIMEOUT_MS = 10_000;
 
 async function waitForReplicaLink(replica: ServerProcess, primary: ServerProcess): Promise<void> {
   await waitFor(`replica ${replica.port} to sync with primary ${primary.port}`, REPLICA_SYNC_TIMEOUT_MS, async () => {
-    const fields = await info(replica.port, 'replication');
+    const fields = await info(replica.dial, 'replication');
     return fields.get('master_port') === String(primary.port) && fields.get('master_link_status') === 'up' ? true : undefined;
   });
 }
@@ -366,7 +397,7 @@ function sentinelArgs(port: number, dir: string, primaryPort: number): string[] 
 
 /** `SENTINEL MASTER name` as field → value. */
 async function sentinelView(sentinel: ServerProcess): Promise<Map<string, string>> {
-  const flat = (await redisCommand(sentinel.port, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
+  const flat = (await redisCommand(sentinel.dial, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
   const fields = new Map<string, string>();
   for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i]!, flat[i + 1]!);
   return fields;
@@ -384,7 +415,7 @@ async function waitForSentinelView(sentinel: ServerProcess, replicas: number): P
 }
 
 async function primaryNamedBy(sentinel: ServerProcess): Promise<Address> {
-  const reply = (await redisCommand(sentinel.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as [string, string] | null;
+  const reply = (await redisCommand(sentinel.dial, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as [string, string] | null;
   if (!reply) throw new Error(`sentinel ${sentinel.port} does not know ${SENTINEL_MASTER_NAME}`);
   return { host: reply[0], port: Number(reply[1]) };
 }
@@ -396,8 +427,8 @@ async function agreedPrimary(sentinels: ServerProcess[]): Promise<Address> {
   return named[0]!;
 }
 
-async function isMaster(port: number): Promise<boolean> {
-  const role = (await redisCommand(port, 'ROLE')) as unknown[];
+async function isMaster(node: ServerProcess): Promise<boolean> {
+  const role = (await redisCommand(node.dial, 'ROLE')) as unknown[];
   return role[0] === 'master';
 }
 
@@ -405,8 +436,8 @@ async function isMaster(port: number): Promise<boolean> {
  * `replicas`: 1 (default), or 2 so that after one failover the new primary
  * still has a replica (what a write that waits for one needs).
  */
-export async function startSentinelSet(opts: { replicas?: 1 | 2 } = {}): Promise<SentinelSet> {
-  const group = new ProcessGroup('wgjit-sentinel-');
+export async function startSentinelSet(opts: { replicas?: 1 | 2; netns?: string } = {}): Promise<SentinelSet> {
+  const group = new ProcessGroup('wgjit-sentinel-', opts.netns);
   try {
     const primary = await group.start('primary', dataNodeArgs);
     const startReplica = () => group.start('replica', (port, dir) => [...dataNodeArgs(port, dir), '--replicaof', LOOPBACK, String(primary.port)]);
@@ -436,9 +467,7 @@ function sentinelSetHandle(group: ProcessGroup, dataNodes: [ServerProcess, Serve
     currentPrimary,
     async killPrimary() {
       const named = await currentPrimary();
-      const node = dataNodes.find((n) => n.port === named.port);
-      if (!node) throw new Error(`the sentinels name ${named.host}:${named.port}, which is not a node of this set`);
-      await node.kill('SIGKILL');
+      await group.at(named.port).kill('SIGKILL');
       return named;
     },
     waitForNewPrimary(killed) {
@@ -446,7 +475,7 @@ function sentinelSetHandle(group: ProcessGroup, dataNodes: [ServerProcess, Serve
       return waitFor(what, SENTINEL_PROMOTION_TIMEOUT_MS, async () => {
         const named = await currentPrimary();
         if (named.port === killed.port) throw new Error(`sentinels still name ${killed.host}:${killed.port}`);
-        if (!(await isMaster(named.port))) throw new Error(`${named.host}:${named.port} is named but is not a master yet`);
+        if (!(await isMaster(group.at(named.port)))) throw new Error(`${named.host}:${named.port} is named but is not a master yet`);
         return named;
       });
     },
@@ -482,6 +511,8 @@ export interface TestCluster {
   nodes: Address[];
   /** The shards as formed; shard i's primary is the i-th node. */
   shards: ClusterShard[];
+  /** The shard (as formed) whose slots hold `key`. */
+  shardOf(key: string): Promise<number>;
   /** Waits until every live replica has processed all its primary had when this was called. */
   waitForReplication(): Promise<void>;
   /** SIGKILLs the primary shard `shard` was formed with; returns its address. */
@@ -508,20 +539,20 @@ function slotRange(shard: number, shards: number): [number, number] {
   return [first, last];
 }
 
-async function clusterInfo(port: number): Promise<Map<string, string>> {
+async function clusterInfo(node: ServerProcess): Promise<Map<string, string>> {
   const fields = new Map<string, string>();
-  for (const line of String(await redisCommand(port, 'CLUSTER', 'INFO')).split('\r\n')) {
+  for (const line of String(await redisCommand(node.dial, 'CLUSTER', 'INFO')).split('\r\n')) {
     const colon = line.indexOf(':');
     if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
   }
   return fields;
 }
 
-/** cluster_state:ok with every slot served, on every node in `ports`. */
-async function clusterOkOn(ports: number[], knownNodes: number): Promise<true | undefined> {
-  for (const port of ports) {
-    const fields = await clusterInfo(port);
-    const seen = `${port}: cluster_state:${fields.get('cluster_state')} slots_ok:${fields.get('cluster_slots_ok')} known_nodes:${fields.get('cluster_known_nodes')}`;
+/** cluster_state:ok with every slot served, on every node in `nodes`. */
+async function clusterOkOn(nodes: ServerProcess[], knownNodes: number): Promise<true | undefined> {
+  for (const node of nodes) {
+    const fields = await clusterInfo(node);
+    const seen = `${node.port}: cluster_state:${fields.get('cluster_state')} slots_ok:${fields.get('cluster_slots_ok')} known_nodes:${fields.get('cluster_known_nodes')}`;
     const ok = fields.get('cluster_state') === 'ok' && fields.get('cluster_slots_ok') === String(CLUSTER_SLOT_COUNT) && fields.get('cluster_known_nodes') === String(knownNodes);
     if (!ok) throw new Error(seen);
   }
@@ -537,29 +568,29 @@ async function clusterOkOn(ports: number[], knownNodes: number): Promise<true | 
 async function formCluster(primaries: ServerProcess[], replicasOf: ServerProcess[][]): Promise<void> {
   const all = [...primaries, ...replicasOf.flat()];
   for (const [i, primary] of primaries.entries()) {
-    await redisCommand(primary.port, 'CLUSTER', 'SET-CONFIG-EPOCH', i + 1);
-    await redisCommand(primary.port, 'CLUSTER', 'ADDSLOTSRANGE', ...slotRange(i, primaries.length));
+    await redisCommand(primary.dial, 'CLUSTER', 'SET-CONFIG-EPOCH', i + 1);
+    await redisCommand(primary.dial, 'CLUSTER', 'ADDSLOTSRANGE', ...slotRange(i, primaries.length));
   }
-  for (const node of all.slice(1)) await redisCommand(all[0]!.port, 'CLUSTER', 'MEET', LOOPBACK, node.port);
+  for (const node of all.slice(1)) await redisCommand(all[0]!.dial, 'CLUSTER', 'MEET', LOOPBACK, node.port);
   await waitFor(`all ${all.length} cluster nodes to know each other`, CLUSTER_FORM_TIMEOUT_MS, async () => {
     for (const node of all) {
-      const lines = String(await redisCommand(node.port, 'CLUSTER', 'NODES')).trim().split('\n');
+      const lines = String(await redisCommand(node.dial, 'CLUSTER', 'NODES')).trim().split('\n');
       if (lines.length !== all.length || lines.some((l) => l.includes('handshake'))) throw new Error(`${node.port} knows ${lines.length}`);
     }
     return true;
   });
   for (const [i, replicas] of replicasOf.entries()) {
-    const id = String(await redisCommand(primaries[i]!.port, 'CLUSTER', 'MYID'));
-    for (const replica of replicas) await redisCommand(replica.port, 'CLUSTER', 'REPLICATE', id);
+    const id = String(await redisCommand(primaries[i]!.dial, 'CLUSTER', 'MYID'));
+    for (const replica of replicas) await redisCommand(replica.dial, 'CLUSTER', 'REPLICATE', id);
   }
   for (const [i, replicas] of replicasOf.entries()) {
     for (const replica of replicas) await waitForReplicaLink(replica, primaries[i]!);
   }
-  await waitFor(`cluster_state:ok on all ${all.length} nodes`, CLUSTER_FORM_TIMEOUT_MS, () => clusterOkOn(all.map((n) => n.port), all.length));
+  await waitFor(`cluster_state:ok on all ${all.length} nodes`, CLUSTER_FORM_TIMEOUT_MS, () => clusterOkOn(all, all.length));
 }
 
-export async function startCluster(opts: { primaries: 3; replicasPerPrimary: 0 | 1 }): Promise<TestCluster> {
-  const group = new ProcessGroup('wgjit-cluster-');
+export async function startCluster(opts: { primaries: 3; replicasPerPrimary: 0 | 1; netns?: string }): Promise<TestCluster> {
+  const group = new ProcessGroup('wgjit-cluster-', opts.netns);
   try {
     const primaries: ServerProcess[] = [];
     for (let i = 0; i < opts.primaries; i++) primaries.push(await group.start('primary', clusterNodeArgs));
@@ -577,9 +608,9 @@ export async function startCluster(opts: { primaries: 3; replicasPerPrimary: 0 |
   }
 }
 
-/** Whether CLUSTER SLOTS on `port` says `slots` are served by the master on `masterPort`. */
-async function servesSlots(port: number, slots: [number, number], masterPort: number): Promise<boolean> {
-  const ranges = (await redisCommand(port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number, ...unknown[]], ...unknown[]][];
+/** Whether CLUSTER SLOTS on `node` says `slots` are served by the master on `masterPort`. */
+async function servesSlots(node: ServerProcess, slots: [number, number], masterPort: number): Promise<boolean> {
+  const ranges = (await redisCommand(node.dial, 'CLUSTER', 'SLOTS')) as [number, number, [string, number, ...unknown[]], ...unknown[]][];
   return ranges.some(([first, last, master]) => first === slots[0] && last === slots[1] && master[1] === masterPort);
 }
 
@@ -596,15 +627,21 @@ function clusterHandle(group: ProcessGroup, primaries: ServerProcess[], replicas
     async waitForReplication() {
       for (const [i, replicas] of replicasOf.entries()) {
         if (!primaries[i]!.running()) continue;
-        const target = Number((await info(primaries[i]!.port, 'replication')).get('master_repl_offset'));
+        const target = Number((await info(primaries[i]!.dial, 'replication')).get('master_repl_offset'));
         for (const replica of replicas.filter((r) => r.running())) {
           await waitFor(`replica ${replica.port} to reach offset ${target} of primary ${primaries[i]!.port}`, REPLICA_SYNC_TIMEOUT_MS, async () => {
-            const offset = Number((await info(replica.port, 'replication')).get('slave_repl_offset'));
+            const offset = Number((await info(replica.dial, 'replication')).get('slave_repl_offset'));
             if (offset >= target) return true;
             throw new Error(`offset ${offset}`);
           });
         }
       }
+    },
+    async shardOf(key) {
+      const node = all.find((n) => n.running());
+      if (!node) throw new Error('no cluster node is running');
+      const slot = Number(await redisCommand(node.dial, 'CLUSTER', 'KEYSLOT', key));
+      return shards.findIndex(({ slots: [first, last] }) => slot >= first && slot <= last);
     },
     async killPrimary(shard) {
       const { primary } = shardAt(shard);
@@ -612,25 +649,26 @@ function clusterHandle(group: ProcessGroup, primaries: ServerProcess[], replicas
       return primary;
     },
     waitForPromotion(shard) {
-      const { primary, replicas, slots } = shardAt(shard);
+      const { primary, slots } = shardAt(shard);
+      const replicas = replicasOf[shard]!;
       if (replicas.length === 0) return Promise.reject(new Error(`shard ${shard} has no replica to promote (startCluster with replicasPerPrimary: 1)`));
-      const livePorts = () => all.filter((n) => n.running()).map((n) => n.port);
+      const live = () => all.filter((n) => n.running());
       const what = `a replica of shard ${shard} (primary ${primary.port} killed) to be promoted, and every live node to say so and cluster_state:ok`;
       return waitFor(what, CLUSTER_PROMOTION_TIMEOUT_MS, async () => {
         const promoted = await firstMaster(replicas);
         if (!promoted) throw new Error(`no replica of shard ${shard} is a master yet`);
-        for (const port of livePorts()) {
-          if (!(await servesSlots(port, slots, promoted.port))) throw new Error(`node ${port} does not yet map slots ${slots.join('-')} to ${promoted.port}`);
+        for (const node of live()) {
+          if (!(await servesSlots(node, slots, promoted.port))) throw new Error(`node ${node.port} does not yet map slots ${slots.join('-')} to ${promoted.port}`);
         }
-        await clusterOkOn(livePorts(), all.length);
-        return promoted;
+        await clusterOkOn(live(), all.length);
+        return at(promoted);
       });
     },
     stop: () => group.stop(),
   };
 }
 
-async function firstMaster(candidates: Address[]): Promise<Address | undefined> {
-  for (const candidate of candidates) if (await isMaster(candidate.port)) return candidate;
+async function firstMaster(candidates: ServerProcess[]): Promise<ServerProcess | undefined> {
+  for (const candidate of candidates) if (await isMaster(candidate)) return candidate;
   return undefined;
 }

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { PeerStore } from '../authorize/store.js';
 import { requireBearerToken } from './auth.js';
+import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
@@ -69,6 +70,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // Hooks on the root before any plugin, so they see every route.
   const routes = collectRouteDocs(root);
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  root.addHook('onRequest', async (_request, reply) => {
+    reply.header(VERSION_HEADER, WGJIT_VERSION);
+  });
   requireBearerToken(root, opts.token);
   handleErrors(root, bodyLimit);
 

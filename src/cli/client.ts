@@ -1,5 +1,6 @@
 /** A small REST client for the CLI's `peer` and `status` commands. */
 import { ERROR_STATUS, type ErrorBody, type ErrorCode } from '../api/errors.js';
+import { VERSION_HEADER } from '../api/version.js';
 
 /**
  * The API's error codes (src/api/errors.ts), and the two only the client
@@ -26,6 +27,9 @@ export const DEFAULT_API = 'http://127.0.0.1:9180';
 export const REQUEST_TIMEOUT_MS = 10_000;
 
 export class ApiClient {
+  /** The release the API named in its last answer (VERSION_HEADER); null before one, or when it named none. */
+  serverVersion: string | null = null;
+
   constructor(
     readonly base: string,
     private readonly token: string | undefined,
@@ -48,6 +52,7 @@ export class ApiClient {
       const cause = detail?.code ?? detail?.message ?? (err as Error).message;
       throw new ApiClientError(0, 'unreachable', `cannot reach the wgjit API at ${this.base} (${cause}); is \`wgjit run\` or \`wgjit api\` running? (set --api or WGJIT_API)`);
     }
+    this.serverVersion = res.headers.get(VERSION_HEADER);
     if (res.status === 204) return undefined as T;
     const text = await res.text();
     let parsed: unknown = undefined;

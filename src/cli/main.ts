@@ -3,7 +3,7 @@
  * Exit codes: 0 success, 1 the operation failed, 2 usage or configuration
  * error, 3 no such peer, 4 the peer already exists.
  */
-import { readFileSync } from 'node:fs';
+import { WGJIT_VERSION } from '../api/version.js';
 import { NoBackendError } from '../install/select.js';
 import { ApiClientError } from './client.js';
 import { EXIT, parse, UsageError } from './command.js';
@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         return help('main');
       case '--version':
-        process.stdout.write(`${JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version}\n`);
+        process.stdout.write(`${WGJIT_VERSION}\n`);
         return EXIT.ok;
       default:
         throw new UsageError(`unknown command "${cmd}" (run, api, peer, status, store, demo; see wgjit --help)`);

@@ -231,6 +231,8 @@ export const KEY_FORM = `base64 of ${KEY_LENGTH} bytes: ${KEY_BASE64_LENGTH} cha
 
 /** A key given as either alphabet, in wg's standard spelling; null if invalid. */
 export function normalizeKey(text: unknown): string | null {
+  // A standard spelling that parses is already the canonical one: no round trip through bytes.
+  if (typeof text === 'string' && STANDARD.test(text)) return text;
   const key = parseKey(text);
   return key === null ? null : formatKey(key);
 }

@@ -1,6 +1,7 @@
 /**
  * The REST API through app.inject(), on a real redis-server.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
@@ -682,6 +683,12 @@ describe('REST API', () => {
   describe('open routes', () => {
     it('/healthz', async () => {
       expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    });
+
+    it('names its release in every answer, refusals too (wgjit-version, as package.json has it)', async () => {
+      const version = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
+      expect((await app.inject({ url: '/healthz' })).headers['wgjit-version']).toBe(version);
+      expect((await app.inject({ url: '/v1/peers' })).headers['wgjit-version']).toBe(version); // 401: no token
     });
 
     it('/readyz combines the store ping with the gateway checks', async () => {

@@ -4,14 +4,16 @@
  *
  * Nothing of the file is written unless all of it is good: every line is
  * parsed and checked here first (a bad one stops the import with its line
- * number), then the server checks every request as a dry run, and only
- * then are the same requests sent for real. A store lost midway through
+ * number); an API of another release (other rules, maybe) then checks
+ * every request as a dry run, and only then are the same requests sent
+ * for real. A store lost midway through
  * the writes leaves part of the file written; the same import again
  * finishes it (an import is an upsert).
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Static } from 'typebox';
 import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchBody, type PeerBatchResult } from '../../api/schemas.js';
+import { WGJIT_VERSION } from '../../api/version.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
 import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
@@ -211,16 +213,23 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   const chunks = chunk(parsed.records);
   const total = parsed.records.length;
 
-  // The server's own check of every record before anything is written.
-  const checked = await send(client, chunks, true, new Progress(total, 'checked'), where);
-  let counts = countOf(checked);
-  let done = checked;
+  // An API of this release checks a record as the lines were just checked
+  // here: the records go at once. Another release may have other rules:
+  // it checks every request as a dry run before anything is written.
+  await client.request('GET', '/healthz');
+  let done: Done[] = [];
+  let counts: Record<Outcome, number> | null = null;
+  if (opts.dryRun || client.serverVersion !== WGJIT_VERSION) {
+    done = await send(client, chunks, true, new Progress(total, 'checked'), where);
+    counts = countOf(done);
+  }
   let written = false;
-  if (counts.refused === 0 && !opts.dryRun) {
+  if (!opts.dryRun && (counts === null || counts.refused === 0)) {
     done = await send(client, chunks, false, new Progress(total, 'imported'), where);
     counts = countOf(done);
     written = true;
   }
+  counts ??= countOf(done);
   reportRefusals(done, where);
 
   const summary = `${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged${counts.refused ? `, ${counts.refused} refused` : ''}`;

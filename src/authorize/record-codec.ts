@@ -2,7 +2,7 @@
  * A peer record as the store keeps it: packed bytes, not JSON. At ten
  * million peers every byte of a record is ten megabytes of Redis memory,
  * and the JSON spelling of one IPv4 and one IPv6 host took 424 bytes where
- * this takes 38 (bench/store-memory.ts; docs/store-schema.md). The API's
+ * this takes 38 (bench/store-scale.ts; docs/store-schema.md). The API's
  * JSON does not change: records are spelled out where they leave the store.
  *
  * Version 1, all integers big-endian:

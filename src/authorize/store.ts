@@ -271,15 +271,29 @@ const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'N
 // the rest the packed record (record-codec.ts); a value of TS_BYTES alone is
 // a tombstone, the timestamp of a peer that no longer exists.
 
-/** KEYS: peer, group index. ARGV: record, publicKey, channel, event. 1 if created; the value if the peer exists. */
+/**
+ * Creates peers of one group. KEYS: each peer's value, then the group's
+ * index. ARGV: the group's channel, then per peer its record, public key
+ * and event. For each peer in order: 1 if created, or its value if it
+ * exists. A tombstone's timestamp goes into the new value (and its expiry
+ * goes: SET clears it).
+ */
 const CREATE_LUA = `
-local v = redis.call('GET', KEYS[1])
-if v and #v > 12 then return v end
-if not v or #v ~= 12 then v = string.rep('\0', 12) end
-redis.call('SET', KEYS[1], v .. ARGV[1])
-redis.call('ZADD', KEYS[2], 0, ARGV[2])
-redis.call('SPUBLISH', ARGV[3], ARGV[4])
-return 1`;
+local index = KEYS[#KEYS]
+local out = {}
+for i = 1, #KEYS - 1 do
+  local v = redis.call('GET', KEYS[i])
+  if v and #v > 12 then
+    out[i] = v
+  else
+    if not v or #v ~= 12 then v = string.rep('\0', 12) end
+    redis.call('SET', KEYS[i], v .. ARGV[3 * i - 1])
+    redis.call('ZADD', index, 0, ARGV[3 * i])
+    redis.call('SPUBLISH', ARGV[1], ARGV[3 * i + 1])
+    out[i] = 1
+  end
+end
+return out`;
 
 /**
  * KEYS: peer. ARGV: the record as read, the new record, channel, event.
@@ -396,6 +410,8 @@ const GROUP_NUMBER = new Map(GROUPS.map((g, i) => [g, i]));
 const MAX_GROUPS_PER_ROUND = 256;
 /** A compare-and-set update that keeps losing to other writers gives up after this many reads (503). */
 export const MAX_UPDATE_ATTEMPTS = 8;
+/** Records one create script takes (of one group): Redis runs nothing else meanwhile, about 3 µs a record. */
+export const MAX_CREATES_PER_SCRIPT = 128;
 
 /**
  * The Redis key of a peer's value. `{<group>}` is the hash tag that puts a
@@ -622,19 +638,47 @@ export class PeerStore {
 
   /** `record` must come from validateCreate (canonical fields). */
   async create(record: PeerRecord): Promise<CreateResult> {
-    const { publicKey } = record;
-    const value = encodeRecord(record);
     try {
-      const created = await this.write(
-        SCRIPTS.create,
-        [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
-        [value, publicKey, this.channel(publicKey), this.event('upsert', publicKey)],
-        (reply) => reply === 1,
-      );
+      const [created] = await this.createMany([record]);
+      if (created === 1) await this.replicated();
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
       throw storeError(err, 'create');
     }
+  }
+
+  /**
+   * The create script for many records at once, on the writer connection:
+   * one call per group (one slot) and at most MAX_CREATES_PER_SCRIPT
+   * records, all calls pipelined. For each record in order: 1 if created,
+   * or the value of the peer that exists. No WAIT (the caller's).
+   */
+  private async createMany(records: readonly PeerRecord[]): Promise<Array<1 | Buffer>> {
+    const byGroup = new Map<string, number[]>();
+    records.forEach((r, i) => {
+      const group = r.publicKey.slice(0, GROUP_CHARS);
+      const at = byGroup.get(group);
+      if (at === undefined) byGroup.set(group, [i]);
+      else at.push(i);
+    });
+    const out = new Array<1 | Buffer>(records.length);
+    const calls: Promise<void>[] = [];
+    for (const [group, all] of byGroup) {
+      for (let from = 0; from < all.length; from += MAX_CREATES_PER_SCRIPT) {
+        const at = all.slice(from, from + MAX_CREATES_PER_SCRIPT);
+        const keys = at.map((i) => this.peerKey(records[i]!.publicKey));
+        keys.push(this.indexKey(group));
+        const args: Array<string | Buffer> = [this.channel(group)];
+        for (const i of at) args.push(encodeRecord(records[i]!), records[i]!.publicKey, this.event('upsert', records[i]!.publicKey));
+        calls.push(
+          this.run(SCRIPTS.create, keys, args, this.writer ?? this.redis).then((reply) => {
+            (reply as Array<1 | Buffer>).forEach((r, j) => (out[at[j]!] = r));
+          }),
+        );
+      }
+    }
+    await Promise.all(calls);
+    return out;
   }
 
   async get(publicKey: string): Promise<PeerRecord | null> {
@@ -736,9 +780,11 @@ export class PeerStore {
 
   /**
    * An import: each item created, or (mode 'upsert') its fields written
-   * over an existing record, all items at once, pipelined. Each item is one
-   * script when it is new (create, which answers the record instead when
-   * the key exists); an existing one is then updated with update's
+   * over an existing record, all items at once, pipelined. New records go
+   * through the create script, one call per group (createMany: the more
+   * items of one group in a batch, the fewer calls; `wgjit peer import`
+   * sends its records in group order), which answers the value of a peer
+   * that exists; each of those is then updated with update's
    * compare-and-set (each write and its event atomic; another writer in
    * between: read again). A record whose fields the patch would not change
    * is left alone (`unchanged`: no write, no event). One WAIT for the whole
@@ -749,39 +795,53 @@ export class PeerStore {
    */
   async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
     const now = opts.now ?? new Date();
-    const dryRun = opts.dryRun ?? false;
+    const mode = opts.mode ?? 'upsert';
+    const client = this.writer ?? this.redis;
     try {
-      const outcomes = await Promise.all(items.map((item) => this.upsertOne(item, opts.mode ?? 'upsert', dryRun, now)));
-      if (outcomes.some((o) => o === 'created' || o === 'updated') && !dryRun) await this.replicated();
+      if (opts.dryRun) {
+        const values = await Promise.all(items.map((item) => client.getBuffer(this.peerKey(item.record.publicKey))));
+        return items.map((item, i) => {
+          const existing = this.decode(item.record.publicKey, values[i] ?? null);
+          return existing === null ? 'created' : mode === 'create' ? 'exists' : this.patched(item, existing, values[i]!, now) === null ? 'unchanged' : 'updated';
+        });
+      }
+      // Every record's create at once; the peers that exist answer their values, and take the patch.
+      const created = await this.createMany(items.map((item) => item.record));
+      const outcomes = await Promise.all(items.map((item, i) => (created[i] === 1 ? ('created' as const) : this.patchExisting(item, mode, created[i] as Buffer, now))));
+      if (outcomes.some((o) => o === 'created' || o === 'updated')) await this.replicated();
       return outcomes;
     } catch (err) {
       throw storeError(err, 'upsertMany');
     }
   }
 
-  private async upsertOne({ record, patch }: UpsertItem, mode: 'upsert' | 'create', dryRun: boolean, now: Date): Promise<UpsertOutcome> {
-    const { publicKey } = record;
+  /** The record `item`'s patch makes of the existing one; null when that changes nothing. */
+  private patched({ patch }: UpsertItem, existing: StoredPeer, value: Buffer, now: Date): PeerRecord | null {
+    const next = applyPatch(existing.record, patch, now);
+    return encodeRecord({ ...next, updatedAt: existing.record.updatedAt }).equals(value.subarray(TS_BYTES)) ? null : next;
+  }
+
+  /** upsertMany for a peer found existing (`value`): its patch written with update's compare-and-set, again on a race. */
+  private async patchExisting(item: UpsertItem, mode: 'upsert' | 'create', found: Buffer, now: Date): Promise<UpsertOutcome> {
+    let value: Buffer | null = found;
+    const { publicKey } = item.record;
     const client = this.writer ?? this.redis;
-    const peerKey = this.peerKey(publicKey);
-    const channel = this.channel(publicKey);
-    // A dry run reads; a write tries the create first, which answers the value when there is one.
-    let value = dryRun ? await client.getBuffer(peerKey) : null;
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      if (!dryRun && (value === null || value.length <= TS_BYTES)) {
-        const reply = await this.run(SCRIPTS.create, [peerKey, this.indexKey(publicKey.slice(0, GROUP_CHARS))], [encodeRecord(record), publicKey, channel, this.event('upsert', publicKey)], client);
-        if (reply === 1) return 'created';
-        value = reply as Buffer;
+      const existing = this.decode(publicKey, value);
+      if (existing === null) {
+        // Deleted since: create it after all.
+        const [created] = await this.createMany([item.record]);
+        if (created === 1) return 'created';
+        value = created as Buffer;
+        continue;
       }
-      const stored = this.decode(publicKey, value);
-      if (stored === null) return 'created'; // a dry run's new key
       if (mode === 'create') return 'exists';
-      const next = applyPatch(stored.record, patch, now);
-      if (encodeRecord({ ...next, updatedAt: stored.record.updatedAt }).equals(value!.subarray(TS_BYTES))) return 'unchanged';
-      if (dryRun) return 'updated';
-      const written = await this.run(SCRIPTS.update, [peerKey], [value!.subarray(TS_BYTES), encodeRecord(next), channel, this.event('upsert', publicKey)], client);
+      const next = this.patched(item, existing, value!, now);
+      if (next === null) return 'unchanged';
+      const written = await this.run(SCRIPTS.update, [this.peerKey(publicKey)], [value!.subarray(TS_BYTES), encodeRecord(next), this.channel(publicKey), this.event('upsert', publicKey)], client);
       if (written === 1) return 'updated';
       // Deleted (0) or changed (-1) since it was read: read it again.
-      value = await client.getBuffer(peerKey);
+      value = await client.getBuffer(this.peerKey(publicKey));
     }
     throw new StoreUnavailableError(`peer store busy: the record of ${publicKey} changed under ${MAX_UPDATE_ATTEMPTS} attempts to import it`);
   }

@@ -7,7 +7,7 @@ import { formatKey, parseKey, PublicKey, publicKeyOf } from '../../src/handshake
 import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { validateCreate, validatePatch, type PeerGrant, type PeerRecord } from '../../src/authorize/peer.js';
 import { cidrs } from '../../harness/cidr.js';
-import { decodeCursor, GROUPS, indexKeyName, MAX_BATCH_KEYS, MAX_LIST_LIMIT, PeerStore, peerKeyName, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent, type UpsertItem } from '../../src/authorize/store.js';
+import { decodeCursor, GROUPS, indexKeyName, MAX_BATCH_KEYS, MAX_CREATES_PER_SCRIPT, MAX_LIST_LIMIT, PeerStore, peerKeyName, REDIS_COMMAND_TIMEOUT_MS, StoreCorruptError, StoreUnavailableError, type StoreEvent, type UpsertItem } from '../../src/authorize/store.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { encodeRecord } from '../../src/authorize/record-codec.js';
@@ -338,6 +338,26 @@ describe('PeerStore on a real redis-server', () => {
       // Not cleared, not re-enabled: an import sets what it gives.
       expect(await store.get(kept.publicKey)).toEqual({ ...kept, allowedIPs: ['fd00::/64', '10.1.0.0/16'], updatedAt: LATER.toISOString() });
       for (const k of [fresh, kept.publicKey]) expect(await raw.zrange(indexOf(k), 0, -1)).toContain(k);
+    });
+
+    it(`many keys of one group (more than one script's ${MAX_CREATES_PER_SCRIPT}): created together, existing ones and a tombstone among them handled each as alone`, async () => {
+      const keys = Array.from({ length: MAX_CREATES_PER_SCRIPT * 2 + 5 }, () => keyIn('Gq'));
+      const existing = record({ publicKey: keys[3]! });
+      await store.create(existing);
+      const gone = record({ publicKey: keys[200]! });
+      await store.create(gone);
+      expect(await store.advanceTimestamp(pk(gone.publicKey), tai64nFromUnixMs(5_000_000))).toBe(true);
+      await store.delete(gone.publicKey); // a tombstone, with an expiry
+      const items = keys.map((k) => upsertItem({ publicKey: k, allowedIPs: ['10.9.0.1/32'] }));
+      const outcomes = await store.upsertMany(items, { now: LATER });
+      expect(outcomes.filter((o) => o === 'created')).toHaveLength(keys.length - 1);
+      expect(outcomes[3]).toBe('updated');
+      expect(await raw.zcard(indexOf(keys[0]!))).toBe(keys.length);
+      for (const k of keys) expect(await store.get(k)).toMatchObject({ publicKey: k, allowedIPs: ['10.9.0.1/32'] });
+      // The tombstone's timestamp went into the new value, and its expiry went.
+      expect((await raw.getBuffer(valueKey(gone.publicKey)))!.subarray(0, 12)).toEqual(Buffer.from(tai64nFromUnixMs(5_000_000)));
+      expect(await raw.pttl(valueKey(gone.publicKey))).toBe(-1);
+      expect(await store.upsertMany(items, { now: LATER })).toEqual(keys.map(() => 'unchanged'));
     });
 
     it('unchanged when the record already holds the values: nothing written; keepalive 0 turns it off', async () => {

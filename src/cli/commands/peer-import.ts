@@ -14,6 +14,8 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Static } from 'typebox';
 import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchBody, type PeerBatchResult } from '../../api/schemas.js';
 import { WGJIT_VERSION } from '../../api/version.js';
+import { GROUP_CHARS } from '../../authorize/store.js';
+import { normalizeKey } from '../../handshake/keys.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
 import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
@@ -75,6 +77,23 @@ async function readSource(source: string, name: string): Promise<string> {
   } catch {
     throw new UsageError(`${name} is not UTF-8 text; give a wg config, \`wg show IF dump\` output or JSON lines`);
   }
+}
+
+/**
+ * The records with the keys of one store group together (the first
+ * GROUP_CHARS characters of the key), each group in file order: the store
+ * creates a group's records of one request in one script call
+ * (docs/store-schema.md), so a request of many groups pays many calls.
+ */
+function inGroupOrder(records: ImportRecord[]): ImportRecord[] {
+  const groups = new Map<string, ImportRecord[]>();
+  for (const r of records) {
+    const group = normalizeKey(r.body.publicKey)?.slice(0, GROUP_CHARS) ?? '';
+    const members = groups.get(group);
+    if (members === undefined) groups.set(group, [r]);
+    else members.push(r);
+  }
+  return [...groups.values()].flat();
 }
 
 /** Records in requests: at most MAX_BATCH_ITEMS each, and bodies within BATCH_BODY_LIMIT. */
@@ -210,7 +229,7 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
     throw new UsageError(`${where(first!.line)}: ${first!.message}${more}; nothing was imported`);
   }
   const client = api();
-  const chunks = chunk(parsed.records);
+  const chunks = chunk(inGroupOrder(parsed.records));
   const total = parsed.records.length;
 
   // An API of this release checks a record as the lines were just checked
@@ -230,6 +249,7 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
     written = true;
   }
   counts ??= countOf(done);
+  done.sort((a, b) => a.record.line - b.record.line);
   reportRefusals(done, where);
 
   const summary = `${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged${counts.refused ? `, ${counts.refused} refused` : ''}`;

@@ -554,8 +554,9 @@ export class PeerStore {
     return `${this.prefix}{${publicKeyOrGroup.slice(0, GROUP_CHARS)}}:events`;
   }
 
+  /** The JSON of docs/store-schema.md, spelled out (a key is base64: nothing to escape). */
   private event(op: StoreEvent['op'], publicKey: string): string {
-    return JSON.stringify({ op, publicKey });
+    return `{"op":"${op}","publicKey":"${publicKey}"}`;
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). Bulk replies as bytes. */

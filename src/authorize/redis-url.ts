@@ -20,6 +20,8 @@ export const DEFAULT_SENTINEL_PORT = 26379;
 const MAX_DB = 2_147_483_647;
 /** What a Sentinel master name may be here: Sentinel itself takes any word without spaces. */
 const MASTER_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a scheme looks like (RFC 3986, section 3.1), short: an error may name such a text. */
+const SCHEME_SHAPE = /^[A-Za-z][A-Za-z0-9+.-]{0,19}$/;
 
 /**
  * Replicas an API write waits for (--redis-wait-replicas, WAIT) by default:
@@ -118,9 +120,14 @@ export function parseRedisUrl(raw: string): RedisTarget {
     return { kind: 'socket', path: raw };
   }
   const sep = raw.indexOf('://');
-  if (sep < 0) fail(`not a Redis URL or socket path; expected ${REDIS_URL_FORMS}`);
-  const scheme = SCHEMES[`${raw.slice(0, sep).toLowerCase()}:`];
-  if (scheme === undefined) fail('the scheme must be redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://');
+  if (sep < 0) fail('not a Redis URL (SCHEME://…) or a socket path (/…)');
+  const schemeText = raw.slice(0, sep);
+  const scheme = SCHEMES[`${schemeText.toLowerCase()}:`];
+  if (scheme === undefined) {
+    // Named only when it has a scheme's shape: text before :// that does not may be anything, a password too.
+    const named = SCHEME_SHAPE.test(schemeText) ? `the scheme "${schemeText}"` : 'the text before ://';
+    fail(`${named} is not a Redis scheme`);
+  }
   let rest = raw.slice(sep + 3);
   // The last @ ends the credentials, so a password may hold @ and / unescaped.
   const at = rest.lastIndexOf('@');

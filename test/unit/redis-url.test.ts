@@ -60,10 +60,12 @@ describe('parseRedisUrl: the forms --redis takes', () => {
 
 describe('parseRedisUrl: bad values name the part that is wrong', () => {
   const cases: Array<[string, RegExp]> = [
-    ['', /not a Redis URL or socket path/],
-    ['localhost:6379', /not a Redis URL or socket path/],
-    ['http://h:6379', /scheme must be redis:\/\//],
-    ['redis+clusterr://h:1', /scheme must be/],
+    ['', /not a Redis URL \(SCHEME:\/\/…\) or a socket path/],
+    ['localhost:6379', /not a Redis URL \(SCHEME:\/\/…\) or a socket path/],
+    ['http://h:6379', /^the scheme "http" is not a Redis scheme$/],
+    ['redis+clusterr://h:1', /the scheme "redis\+clusterr" is not a Redis scheme/],
+    // Text before :// that is not shaped like a scheme may be anything: it is not named.
+    ['u:pw@h://x', /^the text before :\/\/ is not a Redis scheme$/],
     ['redis://', /the host is empty/],
     ['redis://:6379', /the host is not HOST\[:PORT\]/],
     ['redis://h:port', /port of the host is not a number/],
@@ -100,7 +102,7 @@ describe('parseRedisUrl: bad values name the part that is wrong', () => {
   }
 
   it('never repeats the value, which may hold a password', () => {
-    for (const raw of ['redis://u:hunter2@h:port', 'redis://u:hunter2%zz@h:1', 'redis+sentinel://u:hunter2@s1:1', 'http://u:hunter2@h', 'redis://u:hunter2@h:1/?x']) {
+    for (const raw of ['redis://u:hunter2@h:port', 'redis://u:hunter2%zz@h:1', 'redis+sentinel://u:hunter2@s1:1', 'http://u:hunter2@h', 'redis://u:hunter2@h:1/?x', 'hunter2@h:1', 'u:hunter2@h://x']) {
       expect(() => parseRedisUrl(raw)).toThrow();
       try {
         parseRedisUrl(raw);

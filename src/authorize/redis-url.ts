@@ -163,18 +163,19 @@ export function parseRedisUrl(raw: string): RedisTarget {
   }
 }
 
-const spell = (e: RedisEndpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
+/** `host:port`, `[v6]:port`. */
+export const spellEndpoint = (e: RedisEndpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
 
 /** The target for a log line: where, never who or with what password. */
 export function describeRedisTarget(t: RedisTarget): string {
   switch (t.kind) {
     case 'single':
-      return `${t.tls ? 'rediss' : 'redis'}://${spell(t.endpoint)}/${t.db}`;
+      return `${t.tls ? 'rediss' : 'redis'}://${spellEndpoint(t.endpoint)}/${t.db}`;
     case 'socket':
       return t.path;
     case 'sentinel':
-      return `${t.tls ? 'rediss' : 'redis'}+sentinel://${t.sentinels.map(spell).join(',')}/${t.masterName}/${t.db}`;
+      return `${t.tls ? 'rediss' : 'redis'}+sentinel://${t.sentinels.map(spellEndpoint).join(',')}/${t.masterName}/${t.db}`;
     case 'cluster':
-      return `${t.tls ? 'rediss' : 'redis'}+cluster://${t.nodes.map(spell).join(',')}`;
+      return `${t.tls ? 'rediss' : 'redis'}+cluster://${t.nodes.map(spellEndpoint).join(',')}`;
   }
 }

@@ -49,10 +49,11 @@ export type RedisTarget =
   | ({ kind: 'sentinel'; tls: boolean; sentinels: RedisEndpoint[]; masterName: string; db: number } & Credentials)
   | ({ kind: 'cluster'; tls: boolean; nodes: RedisEndpoint[] } & Credentials);
 
+/** Every form, for errors and help pages (no word longer than a help column). */
 export const REDIS_URL_FORMS =
-  'redis://[user:pass@]host:port[/db], rediss://… (TLS), a UNIX socket path, ' +
-  'redis+sentinel://[user:pass@]host:port[,host:port…]/MASTER_NAME[/db] (or rediss+sentinel://), ' +
-  'or redis+cluster://[user:pass@]host:port[,host:port…] (or rediss+cluster://)';
+  'redis://[user:pass@]host:port[/db], a UNIX socket path, ' +
+  'redis+sentinel://[user:pass@]HOSTS/MASTER_NAME[/db] or redis+cluster://[user:pass@]HOSTS ' +
+  'where HOSTS is host:port[,host:port…]; rediss://, rediss+sentinel:// and rediss+cluster:// for TLS';
 
 
 export class RedisUrlError extends Error {

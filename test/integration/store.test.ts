@@ -533,7 +533,7 @@ describe('PeerStore when Redis goes away', () => {
   });
 
   it('rejects a URL that is not a Redis URL', () => {
-    expect(() => PeerStore.connect('http://127.0.0.1:6379')).toThrow(/redis:\/\//);
+    expect(() => PeerStore.connect('http://127.0.0.1:6379')).toThrow(/invalid Redis URL: the scheme "http" is not a Redis scheme/);
     expect(() => PeerStore.connect('nonsense')).toThrow(/invalid Redis URL/);
   });
 });

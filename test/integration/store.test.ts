@@ -522,11 +522,13 @@ describe('PeerStore when Redis goes away', () => {
     }
   });
 
-  it('a store whose Redis never came up fails the same way', async () => {
+  it('a store whose Redis never came up fails the same way, subscribe too (rather than waiting for it), and says why', async () => {
     const s = PeerStore.connect('redis://127.0.0.1:1', { prefix: 'st-never:' });
     try {
       expect(await s.whenReady(200)).toBe(false);
       await expect(s.get(newKey())).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(s.problem()).toBe('connect ECONNREFUSED 127.0.0.1:1');
+      await expect(s.subscribe(() => {})).rejects.toThrow('peer store unavailable (subscribe): connect ECONNREFUSED 127.0.0.1:1');
     } finally {
       await s.close();
     }

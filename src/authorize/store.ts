@@ -602,7 +602,8 @@ export class PeerStore {
       );
     });
     cluster.on('refresh', () => {
-      refreshed = true;
+      // Only a refresh while connecting: a ready client refreshes its map every CLUSTER_SLOTS_REFRESH_MS.
+      if (cluster.status !== 'ready') refreshed = true;
     });
     // A refresh then a close without 'ready': ioredis's ready check (CLUSTER INFO) found cluster_state not ok.
     cluster.on('close', () => {

@@ -20,6 +20,8 @@ export const DEFAULT_SENTINEL_PORT = 26379;
 const MAX_DB = 2_147_483_647;
 /** What a Sentinel master name may be here: Sentinel itself takes any word without spaces. */
 const MASTER_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What a scheme looks like (RFC 3986, section 3.1), short: an error may name such a text. */
+const SCHEME_SHAPE = /^[A-Za-z][A-Za-z0-9+.-]{0,19}$/;
 
 /**
  * Replicas an API write waits for (--redis-wait-replicas, WAIT) by default:
@@ -47,10 +49,11 @@ export type RedisTarget =
   | ({ kind: 'sentinel'; tls: boolean; sentinels: RedisEndpoint[]; masterName: string; db: number } & Credentials)
   | ({ kind: 'cluster'; tls: boolean; nodes: RedisEndpoint[] } & Credentials);
 
+/** Every form, for errors and help pages (no word longer than a help column). */
 export const REDIS_URL_FORMS =
-  'redis://[user:pass@]host:port[/db], rediss://… (TLS), a UNIX socket path, ' +
-  'redis+sentinel://[user:pass@]host:port[,host:port…]/MASTER_NAME[/db] (or rediss+sentinel://), ' +
-  'or redis+cluster://[user:pass@]host:port[,host:port…] (or rediss+cluster://)';
+  'redis://[user:pass@]host:port[/db], a UNIX socket path, ' +
+  'redis+sentinel://[user:pass@]HOSTS/MASTER_NAME[/db] or redis+cluster://[user:pass@]HOSTS ' +
+  'where HOSTS is host:port[,host:port…]; rediss://, rediss+sentinel:// and rediss+cluster:// for TLS';
 
 
 export class RedisUrlError extends Error {
@@ -118,9 +121,14 @@ export function parseRedisUrl(raw: string): RedisTarget {
     return { kind: 'socket', path: raw };
   }
   const sep = raw.indexOf('://');
-  if (sep < 0) fail(`not a Redis URL or socket path; expected ${REDIS_URL_FORMS}`);
-  const scheme = SCHEMES[`${raw.slice(0, sep).toLowerCase()}:`];
-  if (scheme === undefined) fail('the scheme must be redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://');
+  if (sep < 0) fail('not a Redis URL (SCHEME://…) or a socket path (/…)');
+  const schemeText = raw.slice(0, sep);
+  const scheme = SCHEMES[`${schemeText.toLowerCase()}:`];
+  if (scheme === undefined) {
+    // Named only when it has a scheme's shape: text before :// that does not may be anything, a password too.
+    const named = SCHEME_SHAPE.test(schemeText) ? `the scheme "${schemeText}"` : 'the text before ://';
+    fail(`${named} is not a Redis scheme`);
+  }
   let rest = raw.slice(sep + 3);
   // The last @ ends the credentials, so a password may hold @ and / unescaped.
   const at = rest.lastIndexOf('@');
@@ -156,18 +164,19 @@ export function parseRedisUrl(raw: string): RedisTarget {
   }
 }
 
-const spell = (e: RedisEndpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
+/** `host:port`, `[v6]:port`. */
+export const spellEndpoint = (e: RedisEndpoint): string => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
 
 /** The target for a log line: where, never who or with what password. */
 export function describeRedisTarget(t: RedisTarget): string {
   switch (t.kind) {
     case 'single':
-      return `${t.tls ? 'rediss' : 'redis'}://${spell(t.endpoint)}/${t.db}`;
+      return `${t.tls ? 'rediss' : 'redis'}://${spellEndpoint(t.endpoint)}/${t.db}`;
     case 'socket':
       return t.path;
     case 'sentinel':
-      return `${t.tls ? 'rediss' : 'redis'}+sentinel://${t.sentinels.map(spell).join(',')}/${t.masterName}/${t.db}`;
+      return `${t.tls ? 'rediss' : 'redis'}+sentinel://${t.sentinels.map(spellEndpoint).join(',')}/${t.masterName}/${t.db}`;
     case 'cluster':
-      return `${t.tls ? 'rediss' : 'redis'}+cluster://${t.nodes.map(spell).join(',')}`;
+      return `${t.tls ? 'rediss' : 'redis'}+cluster://${t.nodes.map(spellEndpoint).join(',')}`;
   }
 }

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
-import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, type RedisTarget } from './redis-url.js';
+import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, spellEndpoint, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
 export const DEFAULT_LIST_LIMIT = 100;
@@ -260,6 +260,51 @@ export function clusterOptionsFor(target: Extract<RedisTarget, { kind: 'cluster'
 /** Why --redis-wait-replicas does not go with a Cluster. */
 export const CLUSTER_NO_WAIT = '--redis-wait-replicas does not work with a Cluster (WAIT counts the replicas of one node, and a Cluster client spreads commands over nodes): set min-replicas-to-write on the nodes instead (docs/operations.md)';
 
+/** ioredis's message for a command on a connection that failed or never came up: it keeps neither where nor why. */
+const CONNECTION_CLOSED = 'Connection is closed.';
+const UNREACHABLE = 'connection refused, unreachable or closed';
+
+/** Slots of a Redis Cluster. */
+export const CLUSTER_SLOT_COUNT = 16_384;
+
+/**
+ * What one sentinel did wrong, from ioredis's 'sentinelError' message, in
+ * words (ioredis's own "Connection is closed." says neither where nor why);
+ * null for a message of another shape.
+ */
+export function sentinelFailure(message: string, masterName: string): { sentinel: string; problem: string } | null {
+  const failed = /^failed to connect to sentinel (\S+) because (.*)$/s.exec(message);
+  if (failed !== null) {
+    const [, sentinel, reason] = failed as unknown as [string, string, string];
+    if (reason === CONNECTION_CLOSED) return { sentinel, problem: `could not be reached (${UNREACHABLE})` };
+    if (reason.startsWith('Command timed out')) return { sentinel, problem: `accepted the connection but did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms` };
+    return { sentinel, problem: `answered ${reason}` };
+  }
+  const invalid = /^connected to sentinel (\S+) successfully, but got an invalid reply: (.*)$/s.exec(message);
+  if (invalid !== null) {
+    const [, sentinel, reply] = invalid as unknown as [string, string, string];
+    return { sentinel, problem: reply === 'null' ? `does not monitor a master named "${masterName}"` : `gave no address (${reply})` };
+  }
+  return null;
+}
+
+/**
+ * Why a Cluster whose nodes answer is not ready, from the slot map they
+ * gave, with what to do about it.
+ */
+export function clusterNotFormed(slots: readonly unknown[], nodes: readonly string[]): string {
+  let assigned = 0;
+  for (let slot = 0; slot < CLUSTER_SLOT_COUNT; slot++) if (slots[slot] !== undefined) assigned++;
+  const asked = `asked ${nodes.join(', ')}`;
+  if (assigned === 0) {
+    return `the Cluster is not formed: no hash slot is assigned (${asked}); create it with redis-cli --cluster create HOST:PORT HOST:PORT … [--cluster-replicas N]`;
+  }
+  if (assigned < CLUSTER_SLOT_COUNT) {
+    return `the Cluster is not formed: ${assigned} of ${CLUSTER_SLOT_COUNT} hash slots are assigned (${asked}); assign the rest with redis-cli --cluster fix HOST:PORT`;
+  }
+  return `the Cluster's state is not ok (CLUSTER INFO says cluster_state:fail; ${asked}): it is still forming or a shard has no primary; see redis-cli --cluster check HOST:PORT`;
+}
+
 /** Same text for the same failure, whatever the retry delay or attempt number in it. */
 const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'Nms');
 
@@ -434,6 +479,9 @@ export class PeerStore {
   private readonly writer: Redis | null;
   private readonly log: Logger | undefined;
   private closing = false;
+  /** The latest connection failure (problem()), and its shape: what was logged last. */
+  private lastProblem: string | null = null;
+  private lastShape = '';
 
   constructor(
     readonly redis: Redis | Cluster,
@@ -477,6 +525,7 @@ export class PeerStore {
         : new Redis({ ...redisOptionsFor(target, opts.password), ...opts.redis });
     const log = opts.log?.child({ component: 'store' });
     const store = new PeerStore(redis, { ...opts, ...(log !== undefined && { log }) });
+    if (redis instanceof Cluster && target.kind === 'cluster') store.watchCluster(redis, target.nodes.map(spellEndpoint));
     log?.info({ redis: describeRedisTarget(target), waitReplicas: store.waitReplicas }, 'peer store connecting');
     return store;
   }
@@ -490,23 +539,31 @@ export class PeerStore {
    * fail every command until a restart.
    */
   private keepConnected(client: Redis, role: 'commands' | 'writes' | 'events', report: boolean, closed: () => boolean = () => this.closing): void {
-    let lastError = '';
     let everReady = false;
+    // What each sentinel said in the current round of asking them (ioredis's own summary keeps only the last).
+    const sentinels = new Map<string, string>();
+    client.on('sentinelError', (err: Error) => {
+      const said = sentinelFailure(err.message, client.options.name ?? '');
+      if (said !== null) sentinels.set(said.sentinel, said.problem);
+    });
     client.on('error', (err: Error) => {
-      // ioredis says this also when it merely ran through its list of
-      // sentinels after answers from them ("Last error" names a real failure).
-      if (err.message.startsWith('All sentinels are unreachable') && !err.message.includes('Last error')) return;
-      if (!report || failureShape(err.message) === lastError) return;
-      lastError = failureShape(err.message);
-      this.log?.warn({ err: err.message }, 'peer store connection error');
+      let problem = err.message;
+      if (err.message.startsWith('All sentinels are unreachable')) {
+        const round = [...sentinels].map(([sentinel, said]) => `${sentinel} ${said}`);
+        sentinels.clear();
+        // ioredis says this also when it merely ran through its list of
+        // sentinels after answers from them: then no sentinel failed.
+        if (round.length === 0 && !err.message.includes('Last error')) return;
+        if (round.length > 0) problem = `no sentinel named a primary for master "${client.options.name}": ${round.join('; ')}`;
+      }
+      if (report) this.reportProblem(problem);
     });
     client.on('ready', () => {
+      sentinels.clear();
       // The address the connection reached: with Sentinel, the primary it named.
       const primary = client.stream?.remoteAddress === undefined ? undefined : `${client.stream.remoteAddress}:${client.stream.remotePort}`;
-      if (report && !everReady) this.log?.info({ primary }, 'peer store connected');
-      else if (report && lastError !== '') this.log?.info({ primary }, 'peer store connection restored');
+      if (report) this.reportConnected(primary, !everReady);
       everReady = true;
-      lastError = '';
     });
     client.on('end', () => {
       if (closed()) return;
@@ -516,6 +573,97 @@ export class PeerStore {
       }, REDIS_RETRY_MAX_DELAY_MS);
       timer.unref();
     });
+  }
+
+  /** A connection failure, logged once per distinct failure (not once per retry); kept for problem(). */
+  private reportProblem(problem: string): void {
+    const shape = failureShape(problem);
+    this.lastProblem = problem;
+    if (shape === this.lastShape) return;
+    this.lastShape = shape;
+    this.log?.warn({ err: problem }, 'peer store connection error');
+  }
+
+  private reportConnected(primary: string | undefined, first: boolean): void {
+    if (first) this.log?.info({ primary }, 'peer store connected');
+    else if (this.lastShape !== '') this.log?.info({ primary }, 'peer store connection restored');
+    this.lastShape = '';
+    this.lastProblem = null;
+  }
+
+  /**
+   * Why the store is not connected, in words: the latest connection
+   * failure (which sentinels did not answer and how, a Cluster that is not
+   * formed, …); null once connected, or before any failure.
+   */
+  problem(): string | null {
+    return this.lastProblem;
+  }
+
+  /**
+   * Reports a Cluster client's failures, as keepConnected does a single
+   * one's. ioredis retries a Cluster whose nodes answer but that is not
+   * formed (slots unassigned, cluster_state not ok) without an error event:
+   * the slot map it read says why.
+   */
+  private watchCluster(cluster: Cluster, nodes: string[]): void {
+    let everReady = false;
+    let refreshed = false;
+    cluster.on('error', (err: Error & { lastNodeError?: Error }) => {
+      const last = err.lastNodeError?.message;
+      this.reportProblem(
+        err.message.startsWith('Failed to refresh slots cache')
+          ? `no Cluster node answered (${nodes.join(', ')})${last === undefined ? '' : last === CONNECTION_CLOSED ? `: ${UNREACHABLE}` : `: ${last}`}`
+          : err.message,
+      );
+    });
+    cluster.on('refresh', () => {
+      // Only a refresh while connecting: a ready client refreshes its map every CLUSTER_SLOTS_REFRESH_MS.
+      if (cluster.status !== 'ready') refreshed = true;
+    });
+    // A refresh then a close without 'ready': ioredis's ready check (CLUSTER INFO) found cluster_state not ok.
+    cluster.on('close', () => {
+      if (!refreshed || this.closing) return;
+      refreshed = false;
+      this.reportProblem(clusterNotFormed(cluster.slots, nodes));
+    });
+    cluster.on('ready', () => {
+      refreshed = false;
+      this.reportConnected(undefined, !everReady);
+      everReady = true;
+    });
+  }
+
+  /**
+   * The client commands go to. A Cluster client that is not ready fails
+   * them here: with no slot map (a Cluster not formed) ioredis would hold
+   * them until there is one, and the caller (an admission, an API request,
+   * /readyz) would wait for ever instead of failing at once.
+   */
+  private get commands(): Redis | Cluster {
+    if (this.redis instanceof Cluster && this.redis.status !== 'ready') {
+      throw new StoreUnavailableError(`peer store unavailable: ${this.lastProblem ?? 'the Cluster client is not connected yet'}`);
+    }
+    return this.redis;
+  }
+
+  /**
+   * A process's start (the daemon, `wgjit api`): waits `timeoutMs` for the
+   * store. One that answers in time is refused if it still holds an
+   * earlier release's layout (StoreLayoutError); one that does not is
+   * logged, with why, and the process goes on without it: commands fail
+   * (503, /readyz not ready) while the client keeps reconnecting.
+   */
+  async readyAtStart(timeoutMs = STORE_WAIT_AT_START_MS): Promise<boolean> {
+    if (await this.whenReady(timeoutMs)) {
+      await this.refuseLegacyLayout();
+      return true;
+    }
+    this.log?.warn(
+      { err: this.lastProblem ?? 'no answer yet' },
+      `peer store not reachable within ${timeoutMs / 1000} s: going on without it (API 503, /readyz not ready) and retrying`,
+    );
+    return false;
   }
 
   /** Resolves true once connected (every connection of the store), false if `timeoutMs` passes first. Never rejects. */
@@ -560,7 +708,7 @@ export class PeerStore {
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). Bulk replies as bytes. */
-  private async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.redis): Promise<unknown> {
+  private async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.commands): Promise<unknown> {
     // ioredis has a Buffer form of every command but types none of these
     // two; not callBuffer(), which auto-pipelining sends without its name.
     const c = client as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Array<string | number | Buffer>) => Promise<unknown>>;
@@ -577,7 +725,7 @@ export class PeerStore {
    * changed something, replicated() (WAIT).
    */
   private async write(s: Script, keys: string[], args: Array<string | Buffer>, changed: (reply: unknown) => boolean): Promise<unknown> {
-    const reply = await this.run(s, keys, args, this.writer ?? this.redis);
+    const reply = await this.run(s, keys, args, this.writer ?? this.commands);
     if (changed(reply)) await this.replicated();
     return reply;
   }
@@ -590,7 +738,7 @@ export class PeerStore {
    */
   private async replicated(): Promise<void> {
     if (this.waitReplicas === 0) return;
-    const acked = await (this.writer ?? this.redis).wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
+    const acked = await (this.writer ?? this.commands).wait(this.waitReplicas, REDIS_WAIT_TIMEOUT_MS);
     if (acked < this.waitReplicas) {
       this.log?.warn({ acked, waitReplicas: this.waitReplicas }, 'peer store write not acknowledged by enough replicas in time: answered 503');
       throw new StoreUnreplicatedError(
@@ -609,7 +757,7 @@ export class PeerStore {
 
   async ping(): Promise<boolean> {
     try {
-      return (await this.redis.ping()) === 'PONG';
+      return (await this.commands.ping()) === 'PONG';
     } catch {
       return false;
     }
@@ -623,7 +771,7 @@ export class PeerStore {
    */
   async legacyLayout(): Promise<string | null> {
     try {
-      const found = await Promise.all([`${this.prefix}peers`, `${this.prefix}timestamps`].map(async (k) => ((await this.redis.exists(k)) === 1 ? k : null)));
+      const found = await Promise.all([`${this.prefix}peers`, `${this.prefix}timestamps`].map(async (k) => ((await this.commands.exists(k)) === 1 ? k : null)));
       const keys = found.filter((k) => k !== null);
       return keys.length === 0 ? null : `the store holds the layout of an earlier wgjit (${keys.join(', ')}); run \`wgjit store migrate\` with the same --redis first`;
     } catch (err) {
@@ -672,7 +820,7 @@ export class PeerStore {
         const args: Array<string | Buffer> = [this.channel(group)];
         for (const i of at) args.push(encodeRecord(records[i]!), records[i]!.publicKey, this.event('upsert', records[i]!.publicKey));
         calls.push(
-          this.run(SCRIPTS.create, keys, args, this.writer ?? this.redis).then((reply) => {
+          this.run(SCRIPTS.create, keys, args, this.writer ?? this.commands).then((reply) => {
             (reply as Array<1 | Buffer>).forEach((r, j) => (out[at[j]!] = r));
           }),
         );
@@ -692,7 +840,7 @@ export class PeerStore {
 
   private async readValue(publicKey: string): Promise<Buffer | null> {
     try {
-      return await this.redis.getBuffer(this.peerKey(publicKey));
+      return await this.commands.getBuffer(this.peerKey(publicKey));
     } catch (err) {
       throw storeError(err, 'get');
     }
@@ -720,13 +868,13 @@ export class PeerStore {
         const want = limit + 1 - keys.length;
         const asked = GROUPS.slice(group, group + round);
         const answers = await Promise.all(
-          asked.map((g) => this.redis.zrangebylex(this.indexKey(g), after !== null && after.startsWith(g) ? `(${after}` : '-', '+', 'LIMIT', 0, want)),
+          asked.map((g) => this.commands.zrangebylex(this.indexKey(g), after !== null && after.startsWith(g) ? `(${after}` : '-', '+', 'LIMIT', 0, want)),
         );
         for (const answer of answers) keys.push(...answer.slice(0, limit + 1 - keys.length));
         group += asked.length;
       }
       const page = keys.slice(0, limit);
-      const values = await Promise.all(page.map((k) => this.redis.getBuffer(this.peerKey(k))));
+      const values = await Promise.all(page.map((k) => this.commands.getBuffer(this.peerKey(k))));
       const items: PeerRecord[] = [];
       page.forEach((key, i) => {
         // Deleted between the two reads: the index said it was there, it is gone now.
@@ -797,7 +945,7 @@ export class PeerStore {
   async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
     const now = opts.now ?? new Date();
     const mode = opts.mode ?? 'upsert';
-    const client = this.writer ?? this.redis;
+    const client = this.writer ?? this.commands;
     try {
       if (opts.dryRun) {
         const values = await Promise.all(items.map((item) => client.getBuffer(this.peerKey(item.record.publicKey))));
@@ -826,7 +974,7 @@ export class PeerStore {
   private async patchExisting(item: UpsertItem, mode: 'upsert' | 'create', found: Buffer, now: Date): Promise<UpsertOutcome> {
     let value: Buffer | null = found;
     const { publicKey } = item.record;
-    const client = this.writer ?? this.redis;
+    const client = this.writer ?? this.commands;
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const existing = this.decode(publicKey, value);
       if (existing === null) {
@@ -863,7 +1011,7 @@ export class PeerStore {
       const spelled = keys.map(String);
       let values: Array<Buffer | null>;
       try {
-        values = await Promise.all(spelled.map((k) => this.redis.getBuffer(this.peerKey(k))));
+        values = await Promise.all(spelled.map((k) => this.commands.getBuffer(this.peerKey(k))));
       } catch (err) {
         throw storeError(err, 'authorizeMany');
       }
@@ -914,6 +1062,12 @@ export class PeerStore {
   async subscribe(onEvent: (event: StoreEvent) => void, onReady?: () => void): Promise<{ close(): Promise<void> }> {
     // The offline queue stays on here: SSUBSCRIBE is replayed on reconnect.
     const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined };
+    // Not while the store is away: SSUBSCRIBE would wait in the offline
+    // queue until it is back (for ever with a Cluster that is not formed),
+    // and the caller would hang instead of trying again later (StoreSync).
+    if (!(await this.whenReady(REDIS_CONNECT_TIMEOUT_MS))) {
+      throw new StoreUnavailableError(`peer store unavailable (subscribe): ${this.lastProblem ?? 'not connected yet'}`);
+    }
     const channels = GROUPS.map((g) => this.channel(g));
     const sub =
       this.redis instanceof Cluster

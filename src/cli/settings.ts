@@ -2,9 +2,10 @@
  * Settings for `wgjit run` and `wgjit api`: flags win over WGJIT_* environment
  * variables, which win over a JSON config file, which wins over defaults.
  * Every setting is validated at start; an error names the setting, where it
- * came from, and the accepted form. It shows the value with any credentials
- * masked (maskSecrets), and never a secret setting's value: a value that
- * fails to parse may still hold a password, and stderr ends up in logs.
+ * came from, what is wrong and the accepted form. It shows the value with any
+ * credentials masked (maskSecrets), and never the value of a setting that
+ * may hold a secret (--api-token, --redis): a value that fails to parse may
+ * still hold a password, and stderr ends up in logs.
  *
  * The stages own their defaults and limits and export them; this module only
  * composes them into flags, and no stage imports it back. A setting's name is
@@ -16,7 +17,7 @@ import { BACKEND_CHOICES } from '../install/select.js';
 import { DEFAULT_SOCKET_DIR } from '../install/uapi.js';
 import { DEFAULT_DH_PER_SECOND } from '../intake/intake.js';
 import { IDLE_TIMEOUT_MS, RECONCILE_INTERVAL_MS } from '../lifecycle/timings.js';
-import { DEFAULT_WAIT_REPLICAS, MAX_WAIT_REPLICAS, parseRedisUrl } from '../authorize/redis-url.js';
+import { DEFAULT_WAIT_REPLICAS, MAX_WAIT_REPLICAS, parseRedisUrl, REDIS_URL_FORMS } from '../authorize/redis-url.js';
 import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 
@@ -38,7 +39,10 @@ interface SettingSpec<T> {
   required?: boolean;
   /** Accepted form, shown in errors. */
   form: string;
-  /** The value is a secret: errors never show it, not even masked. */
+  /**
+   * The value is, or may hold, a secret: errors never show it, not even
+   * masked; the parser's message says which part is wrong.
+   */
   secret?: boolean;
 }
 
@@ -124,7 +128,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const SETTINGS = {
   interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
   captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
-  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: 'redis://[user:pass@]host:port[/db], rediss://… (TLS), a socket path, or redis+sentinel://SENTINELS/MASTER_NAME[/db] where SENTINELS is [user:pass@]host:port[,host:port…] (rediss+sentinel://: TLS)' },
+  // Secret: a URL may hold a password, and one that does not parse cannot be masked with certainty (a password pasted alone).
+  redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: REDIS_URL_FORMS, secret: true },
   redisPasswordFile: { flag: 'redis-password-file', help: 'file holding the Redis password (for the sentinels too), instead of one in the URL', parse: text, form: 'a file path' },
   redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
@@ -198,8 +203,9 @@ export function resolveSettings<K extends SettingName>(
     try {
       out[name] = spec.parse(rawText) as Settings<K>[K];
     } catch (err) {
-      const shown = spec.secret === true ? 'the value' : JSON.stringify(maskSecrets(rawText));
-      throw new ConfigError(`${where}: ${shown} is invalid (${(err as Error).message}); expected ${spec.form}`);
+      const problem = (err as Error).message;
+      if (spec.secret === true) throw new ConfigError(`${where} is invalid: ${problem}; expected ${spec.form}`);
+      throw new ConfigError(`${where}: ${JSON.stringify(maskSecrets(rawText))} is invalid (${problem}); expected ${spec.form}`);
     }
   }
   return out;

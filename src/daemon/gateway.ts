@@ -11,7 +11,7 @@ import type { CaptureEvent } from '../capture/types.js';
 import { createNativeResponder } from '../handshake/native.js';
 import { wipe } from '../handshake/keys.js';
 import { RefusalCache } from '../authorize/refusals.js';
-import { PeerStore, STORE_WAIT_AT_START_MS } from '../authorize/store.js';
+import { PeerStore } from '../authorize/store.js';
 import { buildApp } from '../api/app.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
@@ -100,7 +100,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const lifecycleLog = log.child({ component: 'lifecycle' });
     const reconciler = new Reconciler({ device, store, installed, log: lifecycleLog, metrics });
     // A store still in an earlier release's layout would answer "unknown" for every peer.
-    if (await store.whenReady(STORE_WAIT_AT_START_MS)) await store.refuseLegacyLayout();
+    await store.readyAtStart();
     await reconciler.reconcile();
 
     // The capture, feeding the pipeline through the intake.

@@ -18,6 +18,7 @@ import { generatePrivateKey } from '../../harness/noise/keys.js';
 import { PeerStore } from '../../src/authorize/store.js';
 import { buildApp } from '../../src/api/app.js';
 import type { GatewayInfo, GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
+import { REDIS_URL_FORMS } from '../../src/authorize/redis-url.js';
 import { freePort, startRedis, type TestRedis } from '../support/redis.js';
 import { BIN, ROOT, wgjit, type Run } from '../support/wgjit.js';
 import type { PublicKey } from '../../src/handshake/keys.js';
@@ -372,6 +373,26 @@ describe('wgjit CLI against a real API', () => {
       expectOneLineError(await wgjit(['peer', 'rm', key], env), 3, /\(not_found\)$/);
       expect((await wgjit(['peer', 'add', key, '--allowed-ips', '10.0.0.2/32'], env)).code).toBe(0);
       expectOneLineError(await wgjit(['peer', 'add', key, '--allowed-ips', '10.0.0.3/32'], env), 4, /already exists.*\(conflict\)$/);
+    });
+
+    it('a bad --redis → 2, from the flag, WGJIT_REDIS or the config file, for run, api and store migrate: what is wrong and every form, never the value', async () => {
+      const expected = `; expected ${REDIS_URL_FORMS}`;
+      const config = path.join(dir, 'bad-redis.json');
+      writeFileSync(config, JSON.stringify({ redis: 'http://admin:hunter2@store.example:6379' }));
+      const cases: Array<[string[], Record<string, string>, RegExp]> = [
+        [['api', '--redis', 'http://admin:hunter2@127.0.0.1:7301', '--api-token-file', tokenFile], {}, /^wgjit: --redis is invalid: the scheme "http" is not a Redis scheme; expected /],
+        [['run', '--interface', 'wg0', '--capture-dev', 'eth0', '--redis', 'redis://admin:hunter2@127.0.0.1:99999'], {}, /^wgjit: --redis is invalid: the port of the host is out of range 1\.\.65535; expected /],
+        [['store', 'migrate'], { WGJIT_REDIS: 'redis+sentinel://admin:hunter2@127.0.0.1:26379' }, /^wgjit: WGJIT_REDIS is invalid: the Sentinel master name is missing: .*; expected /],
+        // The password pasted where the URL belongs.
+        [['api', '--api-token-file', tokenFile], { WGJIT_REDIS: 'hunter2' }, /^wgjit: WGJIT_REDIS is invalid: not a Redis URL \(SCHEME:\/\/…\) or a socket path \(\/…\); expected /],
+        [['store', 'migrate', '--config', config], {}, new RegExp(`^wgjit: "redis" in ${config} is invalid: the scheme "http" is not a Redis scheme; expected `)],
+      ];
+      for (const [args, runEnv, message] of cases) {
+        const run = await wgjit(args, runEnv);
+        expectOneLineError(run, 2, message);
+        expect(run.stderr.trimEnd().endsWith(expected), run.stderr).toBe(true);
+        expect(run.stderr).not.toMatch(/hunter2|admin|store\.example|7301|99999/);
+      }
     });
 
     it('usage mistakes → 2', async () => {

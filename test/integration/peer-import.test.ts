@@ -155,6 +155,26 @@ describe('wgjit peer import', () => {
     expect(await count()).toBe(0);
   });
 
+  it(`a broken line anywhere in ${BIG} records (first, middle, last; cut short with no newline): FILE:LINE, exit 2, nothing written`, async () => {
+    const lines = Array.from({ length: BIG }, (_, i) => JSON.stringify({ publicKey: nthKey(i), allowedIPs: [`10.9.${(i >> 8) & 255}.${i & 255}/32`], presharedKey: PSK }));
+    const middle = BIG / 2;
+    const cases: Array<[string, (l: string[]) => string, RegExp]> = [
+      // A JSON line cut short: the first line, where the format is also told.
+      ['first', (l) => [l[0]!.slice(0, 60), ...l.slice(1)].join('\n'), /:1: not valid JSON \(at character 61\)/],
+      ['middle', (l) => l.map((x, i) => (i === middle - 1 ? JSON.stringify({ publicKey: nthKey(i), allowedIPs: ['10.9.0.300/32'] }) : x)).join('\n'), new RegExp(`:${middle}: allowedIPs\\[0\\]: 10\\.9\\.0\\.300 is not an IPv4 address`)],
+      ['last', (l) => [...l.slice(0, -1), JSON.stringify({ publicKey: `${nthKey(BIG - 1).slice(0, 40)}`, allowedIPs: ['10.9.0.1/32'] })].join('\n'), new RegExp(`:${BIG}: publicKey: not a WireGuard public key`)],
+      // The file cut mid-write: its last line unfinished, no newline after it.
+      ['cut', (l) => `${l.join('\n')}\n${l[0]!.slice(0, 80)}`, new RegExp(`:${BIG + 1}: not valid JSON`)],
+    ];
+    for (const [name, broken, message] of cases) {
+      const f = file(`${name}.jsonl`, broken(lines));
+      const run = await wgjit(['peer', 'import', f], env);
+      expectOneLineError(run, 2, new RegExp(`^wgjit: ${f.replace(/[.]/g, '\\.')}${message.source}.*; nothing was imported$`));
+      expect(run.stderr).not.toContain(PSK);
+      expect(await count()).toBe(0);
+    }
+  });
+
   it('usage mistakes: one line, exit 2', async () => {
     expectOneLineError(await wgjit(['peer', 'import'], env), 2, /peer import needs FILE, or - for stdin/);
     expectOneLineError(await wgjit(['peer', 'import', path.join(dir, 'nope')], env), 2, /cannot read .*nope: ENOENT/);

@@ -542,18 +542,20 @@ describe('PeerStore when Redis goes away', () => {
     }
   });
 
-  it('a store whose Redis never came up fails the same way', async () => {
+  it('a store whose Redis never came up fails the same way, subscribe too (rather than waiting for it), and says why', async () => {
     const s = PeerStore.connect('redis://127.0.0.1:1', { prefix: 'st-never:' });
     try {
       expect(await s.whenReady(200)).toBe(false);
       await expect(s.get(newKey())).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(s.problem()).toBe('connect ECONNREFUSED 127.0.0.1:1');
+      await expect(s.subscribe(() => {})).rejects.toThrow('peer store unavailable (subscribe): connect ECONNREFUSED 127.0.0.1:1');
     } finally {
       await s.close();
     }
   });
 
   it('rejects a URL that is not a Redis URL', () => {
-    expect(() => PeerStore.connect('http://127.0.0.1:6379')).toThrow(/redis:\/\//);
+    expect(() => PeerStore.connect('http://127.0.0.1:6379')).toThrow(/invalid Redis URL: the scheme "http" is not a Redis scheme/);
     expect(() => PeerStore.connect('nonsense')).toThrow(/invalid Redis URL/);
   });
 });

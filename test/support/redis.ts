@@ -5,6 +5,7 @@
  *   given port again (to test reconnects after an outage).
  * - `startSentinelSet()`: a primary, its replica and three sentinels.
  * - `startCluster()`: three primaries, with or without a replica each.
+ * - `startUnformedCluster()`: Cluster nodes never formed into one.
  * Every process dies with the test process. The sets keep their files in a
  * temporary directory that stop() removes.
  *
@@ -602,6 +603,31 @@ export async function startCluster(opts: { primaries: 3; replicasPerPrimary: 0 |
     }
     await formCluster(primaries, replicasOf);
     return clusterHandle(group, primaries, replicasOf);
+  } catch (err) {
+    await group.stop();
+    throw err;
+  }
+}
+
+/** Cluster nodes that were never formed into a Cluster (no slots, never met), for the "not formed yet" case. */
+export interface UnformedCluster {
+  nodes: Address[];
+  /** DBSIZE of every node, in order. */
+  keyCounts(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+/** `count` redis-servers with cluster-enabled, each alone: CLUSTER INFO says cluster_state:fail, no slot assigned. */
+export async function startUnformedCluster(opts: { nodes: number; netns?: string }): Promise<UnformedCluster> {
+  const group = new ProcessGroup('wgjit-unformed-', opts.netns);
+  try {
+    const nodes: ServerProcess[] = [];
+    for (let i = 0; i < opts.nodes; i++) nodes.push(await group.start('node', clusterNodeArgs));
+    return {
+      nodes: nodes.map(at),
+      keyCounts: () => Promise.all(nodes.map(async (n) => Number(await redisCommand(n.dial, 'DBSIZE')))),
+      stop: () => group.stop(),
+    };
   } catch (err) {
     await group.stop();
     throw err;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT, describeRedisTarget, parseRedisUrl, RedisUrlError } from '../../src/authorize/redis-url.js';
-import { CLUSTER_NO_WAIT, CLUSTER_SLOTS_REFRESH_MS, clusterOptionsFor, isUnavailableReply, PeerStore, redisOptionsFor, REDIS_OPTIONS, SENTINEL_OPTIONS } from '../../src/authorize/store.js';
+import { CLUSTER_NO_WAIT, CLUSTER_SLOT_COUNT, CLUSTER_SLOTS_REFRESH_MS, clusterNotFormed, clusterOptionsFor, isUnavailableReply, PeerStore, REDIS_COMMAND_TIMEOUT_MS, redisOptionsFor, REDIS_OPTIONS, SENTINEL_OPTIONS, sentinelFailure } from '../../src/authorize/store.js';
 
 describe('parseRedisUrl: the forms --redis takes', () => {
   it('one server: host, port, database, credentials, TLS', () => {
@@ -60,10 +60,12 @@ describe('parseRedisUrl: the forms --redis takes', () => {
 
 describe('parseRedisUrl: bad values name the part that is wrong', () => {
   const cases: Array<[string, RegExp]> = [
-    ['', /not a Redis URL or socket path/],
-    ['localhost:6379', /not a Redis URL or socket path/],
-    ['http://h:6379', /scheme must be redis:\/\//],
-    ['redis+clusterr://h:1', /scheme must be/],
+    ['', /not a Redis URL \(SCHEME:\/\/…\) or a socket path/],
+    ['localhost:6379', /not a Redis URL \(SCHEME:\/\/…\) or a socket path/],
+    ['http://h:6379', /^the scheme "http" is not a Redis scheme$/],
+    ['redis+clusterr://h:1', /the scheme "redis\+clusterr" is not a Redis scheme/],
+    // Text before :// that is not shaped like a scheme may be anything: it is not named.
+    ['u:pw@h://x', /^the text before :\/\/ is not a Redis scheme$/],
     ['redis://', /the host is empty/],
     ['redis://:6379', /the host is not HOST\[:PORT\]/],
     ['redis://h:port', /port of the host is not a number/],
@@ -100,7 +102,7 @@ describe('parseRedisUrl: bad values name the part that is wrong', () => {
   }
 
   it('never repeats the value, which may hold a password', () => {
-    for (const raw of ['redis://u:hunter2@h:port', 'redis://u:hunter2%zz@h:1', 'redis+sentinel://u:hunter2@s1:1', 'http://u:hunter2@h', 'redis://u:hunter2@h:1/?x']) {
+    for (const raw of ['redis://u:hunter2@h:port', 'redis://u:hunter2%zz@h:1', 'redis+sentinel://u:hunter2@s1:1', 'http://u:hunter2@h', 'redis://u:hunter2@h:1/?x', 'hunter2@h:1', 'u:hunter2@h://x']) {
       expect(() => parseRedisUrl(raw)).toThrow();
       try {
         parseRedisUrl(raw);
@@ -194,5 +196,31 @@ describe('isUnavailableReply: replies that mean "not now" (503), not a bug (500)
     for (const m of ['ERR wrong number of arguments', 'WRONGTYPE Operation against a key holding the wrong kind of value', 'ERR value mentions READONLY later']) {
       expect(isUnavailableReply(m), m).toBe(false);
     }
+  });
+});
+
+describe('what the store says when it cannot connect', () => {
+  it("sentinelFailure: each of ioredis's per-sentinel messages in words, with the sentinel", () => {
+    expect(sentinelFailure('failed to connect to sentinel 10.0.0.1:26379 because Connection is closed.', 'm')).toEqual({
+      sentinel: '10.0.0.1:26379',
+      problem: 'could not be reached (connection refused, unreachable or closed)',
+    });
+    expect(sentinelFailure('failed to connect to sentinel [::1]:1 because Command timed out', 'm')).toEqual({
+      sentinel: '[::1]:1',
+      problem: `accepted the connection but did not answer within ${REDIS_COMMAND_TIMEOUT_MS} ms`,
+    });
+    expect(sentinelFailure("failed to connect to sentinel h:1 because ERR unknown command 'sentinel'", 'm')?.problem).toBe("answered ERR unknown command 'sentinel'");
+    expect(sentinelFailure('connected to sentinel h:1 successfully, but got an invalid reply: null', 'mymaster')).toEqual({ sentinel: 'h:1', problem: 'does not monitor a master named "mymaster"' });
+    expect(sentinelFailure('something else', 'm')).toBeNull();
+  });
+
+  it('clusterNotFormed: no slot, some slots, all slots but not ok; each with what to run', () => {
+    const nodes = ['127.0.0.1:7000', '127.0.0.1:7001'];
+    expect(clusterNotFormed([], nodes)).toBe('the Cluster is not formed: no hash slot is assigned (asked 127.0.0.1:7000, 127.0.0.1:7001); create it with redis-cli --cluster create HOST:PORT HOST:PORT … [--cluster-replicas N]');
+    const some: string[][] = [];
+    for (let slot = 0; slot < 100; slot++) some[slot] = ['127.0.0.1:7000'];
+    expect(clusterNotFormed(some, nodes)).toMatch(new RegExp(`^the Cluster is not formed: 100 of ${CLUSTER_SLOT_COUNT} hash slots are assigned .*redis-cli --cluster fix`));
+    const all = Array.from({ length: CLUSTER_SLOT_COUNT }, () => ['127.0.0.1:7000']);
+    expect(clusterNotFormed(all, nodes)).toMatch(/^the Cluster's state is not ok \(CLUSTER INFO says cluster_state:fail; .*redis-cli --cluster check/);
   });
 });

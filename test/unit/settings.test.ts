@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { REDIS_URL_FORMS } from '../../src/authorize/redis-url.js';
 import { ConfigError, envName, maskSecrets, resolveRedisPassword, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
@@ -24,7 +25,7 @@ describe('settings', () => {
 
   it('names the setting, its source and the accepted form in errors', () => {
     expect(() => resolveSettings(['idleTimeout'], { 'idle-timeout': 'soon' }, {})).toThrow(/--idle-timeout: "soon" is invalid.*expected seconds/);
-    expect(() => resolveSettings(['redis'], {}, { WGJIT_REDIS: 'http://x' })).toThrow(/WGJIT_REDIS: .*redis:/);
+    expect(() => resolveSettings(['redis'], {}, { WGJIT_REDIS: 'http://x' })).toThrow(/^WGJIT_REDIS is invalid: the scheme "http" is not a Redis scheme; expected redis:/);
     expect(() => resolveSettings(['redis'], {}, {})).toThrow(ConfigError);
     expect(() => resolveSettings(['redis'], {}, {})).toThrow(/missing --redis \(or WGJIT_REDIS\)/);
     expect(() => resolveSettings(['apiListen'], { 'api-listen': '9180' }, {})).toThrow(/HOST:PORT/);
@@ -95,23 +96,33 @@ describe('settings', () => {
     }
   });
 
-  it('never echoes a password from a bad URL, from any source', () => {
-    const bad = 'redis://u:secretpw@x:notaport/0';
-    const config = file('secret.json', { redis: bad });
-    for (const [flags, env] of [
-      [{ redis: bad }, {}],
-      [{}, { WGJIT_REDIS: bad }],
-      [{ config }, {}],
-    ] as const) {
-      let message = '';
-      try {
-        resolveSettings(['redis'], flags, env);
-      } catch (err) {
-        message = (err as Error).message;
+  it('never echoes a bad --redis, from any source: names the source and what is wrong, and lists every form', () => {
+    // A password in a URL, and one pasted alone where the URL belongs: neither can be shown, masked or not.
+    const bad: Array<[string, RegExp]> = [
+      ['redis://secretuser:secretpw@secrethost:notaport/0', /the port of the host is not a number/],
+      ['http://secretuser:secretpw@secrethost:6379', /the scheme "http" is not a Redis scheme/],
+      ['secretpw', /not a Redis URL \(SCHEME:\/\/…\) or a socket path/],
+    ];
+    for (const [value, problem] of bad) {
+      const config = file('store.json', { redis: value });
+      for (const [flags, env, where] of [
+        [{ redis: value }, {}, '--redis'],
+        [{}, { WGJIT_REDIS: value }, 'WGJIT_REDIS'],
+        [{ config }, {}, `"redis" in ${config}`],
+      ] as const) {
+        let message = '';
+        try {
+          resolveSettings(['redis'], flags, env);
+        } catch (err) {
+          message = (err as Error).message;
+        }
+        expect(message.startsWith(`${where} is invalid: `)).toBe(true);
+        expect(message).toMatch(problem);
+        expect(message).not.toMatch(/secret/);
+        // The accepted forms, the Cluster's among them.
+        expect(message).toContain(`; expected ${REDIS_URL_FORMS}`);
+        expect(message).toContain('redis+cluster://');
       }
-      expect(message).toMatch(/redis/);
-      expect(message).toContain('u:***@x');
-      expect(message).not.toContain('secretpw');
     }
   });
 
@@ -129,7 +140,7 @@ describe('settings', () => {
   });
 
   it('never shows a secret setting, nor the text of a config file that is not JSON', () => {
-    expect(() => resolveSettings(['apiToken'], { 'api-token': '' }, {})).toThrow(/--api-token: the value is invalid/);
+    expect(() => resolveSettings(['apiToken'], { 'api-token': '' }, {})).toThrow(/^--api-token is invalid: empty;/);
     let message = '';
     try {
       resolveSettings(['redis'], { config: file('broken.json', 'x{"redis": "redis://u:secretpw@h"}') }, {});

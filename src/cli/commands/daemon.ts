@@ -30,18 +30,16 @@ export async function cmdApi(argv: string[]): Promise<number> {
   if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
   const redisPassword = resolveRedisPassword(s);
   const log = createLogger(s.logLevel);
-  const { PeerStore, STORE_WAIT_AT_START_MS } = await import('../../authorize/store.js');
+  const { PeerStore } = await import('../../authorize/store.js');
   const { buildApp } = await import('../../api/app.js');
   const { createMetrics } = await import('../../telemetry/metrics.js');
   const store = PeerStore.connect(s.redis, { ...(redisPassword !== undefined && { password: redisPassword }), waitReplicas: s.redisWaitReplicas, log });
   // A store still in an earlier release's layout would serve no record: refuse it at start.
-  if (await store.whenReady(STORE_WAIT_AT_START_MS)) {
-    try {
-      await store.refuseLegacyLayout();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
+  try {
+    await store.readyAtStart();
+  } catch (err) {
+    await store.close();
+    throw err;
   }
   // Process metrics (CPU, memory, event loop; process_*, nodejs_*); the data-plane series stay empty here.
   const { registry } = createMetrics({ processMetrics: true });

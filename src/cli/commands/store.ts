@@ -2,7 +2,7 @@
 import type { MigrationProgress, MigrationReport } from '../../authorize/migrate.js';
 import { EXIT, parse, UsageError } from '../command.js';
 import { help } from '../help.js';
-import { resolveSettings, settingOptions, STORE_SETTINGS } from '../settings.js';
+import { resolveRedisPassword, resolveSettings, settingOptions, STORE_SETTINGS } from '../settings.js';
 
 /** How long a connection to the store may take before the command gives up. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -16,13 +16,16 @@ export async function cmdStore(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const { 'dry-run': dryRun, ...settings } = values;
   const s = resolveSettings(STORE_SETTINGS, settings as Record<string, string>);
+  const password = resolveRedisPassword(s);
 
   const { PeerStore } = await import('../../authorize/store.js');
   const { migrateLegacyLayout } = await import('../../authorize/migrate.js');
-  const store = PeerStore.connect(s.redis);
+  const store = PeerStore.connect(s.redis, password === undefined ? {} : { password });
   try {
     if (!(await store.whenReady(CONNECT_TIMEOUT_MS))) {
-      process.stderr.write(`wgjit: the peer store did not answer within ${CONNECT_TIMEOUT_MS / 1000} s; check --redis\n`);
+      // Why, as the store's client saw it: which sentinels did not answer, a Cluster not formed, a refused connection.
+      const why = store.problem();
+      process.stderr.write(`wgjit: the peer store did not answer within ${CONNECT_TIMEOUT_MS / 1000} s${why === null ? '' : ` (${why})`}; nothing was written; check --redis\n`);
       return EXIT.failed;
     }
     const report = await migrateLegacyLayout(store, { dryRun: dryRun === true, onProgress: progress });

@@ -36,15 +36,20 @@ export class ApiClient {
   ) {}
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.requestJson(method, path, body === undefined ? null : JSON.stringify(body));
+  }
+
+  /** request() with a body already spelled as JSON (or none: null). */
+  async requestJson<T>(method: string, path: string, json: string | null): Promise<T> {
     const headers: Record<string, string> = {};
     if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (json !== null) headers['content-type'] = 'application/json';
     let res: Response;
     try {
       res = await fetch(new URL(path, this.base), {
         method,
         headers,
-        body: body === undefined ? null : JSON.stringify(body),
+        body: json,
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (err) {

@@ -12,10 +12,9 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Static } from 'typebox';
-import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchBody, type PeerBatchResult } from '../../api/schemas.js';
+import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchResult } from '../../api/schemas.js';
 import { WGJIT_VERSION } from '../../api/version.js';
 import { GROUP_CHARS } from '../../authorize/store.js';
-import { normalizeKey } from '../../handshake/keys.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
 import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
@@ -88,7 +87,8 @@ async function readSource(source: string, name: string): Promise<string> {
 function inGroupOrder(records: ImportRecord[]): ImportRecord[] {
   const groups = new Map<string, ImportRecord[]>();
   for (const r of records) {
-    const group = normalizeKey(r.body.publicKey)?.slice(0, GROUP_CHARS) ?? '';
+    // The key as the file spells it: a base64url spelling lands in another bucket, which costs calls, not correctness.
+    const group = r.body.publicKey.slice(0, GROUP_CHARS);
     const members = groups.get(group);
     if (members === undefined) groups.set(group, [r]);
     else members.push(r);
@@ -96,22 +96,30 @@ function inGroupOrder(records: ImportRecord[]): ImportRecord[] {
   return [...groups.values()].flat();
 }
 
+/** The records of one request, and each one's JSON (the request's items, spelled once). */
+interface Chunk {
+  records: ImportRecord[];
+  items: string[];
+}
+
 /** Records in requests: at most MAX_BATCH_ITEMS each, and bodies within BATCH_BODY_LIMIT. */
-function chunk(records: ImportRecord[]): ImportRecord[][] {
-  const out: ImportRecord[][] = [];
-  let current: ImportRecord[] = [];
+function chunk(records: ImportRecord[]): Chunk[] {
+  const out: Chunk[] = [];
+  let current: Chunk = { records: [], items: [] };
   let size = BODY_OVERHEAD;
   for (const r of records) {
-    const bytes = Buffer.byteLength(JSON.stringify(r.body)) + 1;
-    if (current.length === MAX_BATCH_ITEMS || (current.length > 0 && size + bytes > BATCH_BODY_LIMIT)) {
+    const json = JSON.stringify(r.body);
+    const bytes = Buffer.byteLength(json) + 1;
+    if (current.records.length === MAX_BATCH_ITEMS || (current.records.length > 0 && size + bytes > BATCH_BODY_LIMIT)) {
       out.push(current);
-      current = [];
+      current = { records: [], items: [] };
       size = BODY_OVERHEAD;
     }
-    current.push(r);
+    current.records.push(r);
+    current.items.push(json);
     size += bytes;
   }
-  if (current.length > 0) out.push(current);
+  if (current.records.length > 0) out.push(current);
   return out;
 }
 
@@ -158,16 +166,17 @@ interface Done {
  * CLI's did not catch is about those lines. On a failure no further request
  * is sent, and the first failure is thrown once those in flight are over.
  */
-async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Done[]> {
+async function send(api: ApiClient, chunks: Chunk[], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Done[]> {
   const answers: Done[][] = [];
   let next = 0;
   let finished = 0;
   let failure: { err: unknown } | null = null;
-  const one = async (records: ImportRecord[]): Promise<Done[]> => {
-    const body: Static<typeof PeerBatchBody> = { dryRun, items: records.map((r) => r.body) };
+  const one = async ({ records, items }: Chunk): Promise<Done[]> => {
+    // A PeerBatchBody, spelled from its items' JSON.
+    const body = `{"dryRun":${dryRun},"items":[${items.join(',')}]}`;
     let answer: BatchResult;
     try {
-      answer = await api.request<BatchResult>('POST', '/v1/peers/batch', body);
+      answer = await api.requestJson<BatchResult>('POST', '/v1/peers/batch', body);
     } catch (err) {
       if (err instanceof ApiClientError && err.status === 400) {
         const first = records[0]!.line;
@@ -189,7 +198,7 @@ async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, p
         failure ??= { err };
         return;
       }
-      finished += chunks[at]!.length;
+      finished += chunks[at]!.records.length;
       progress.update(finished);
     }
   };

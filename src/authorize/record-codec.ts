@@ -42,15 +42,9 @@ const IPV6_PREFIX_BASE = 33;
 /** The largest record: every optional field and MAX_ALLOWED_IPS IPv6 /128s. */
 export const MAX_RECORD_BYTES = HEADER_BYTES + 2 + TIME_BYTES + KEY_BYTES + MAX_ALLOWED_IPS * 17;
 
-/** The last time parsed: the records of one request share their createdAt and updatedAt. */
-let lastIso = '';
-let lastMs = 0;
-
 function writeTime(out: Buffer, iso: string, at: number): number {
-  const ms = iso === lastIso ? lastMs : Date.parse(iso);
+  const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new RangeError(`not a time: ${iso}`);
-  lastIso = iso;
-  lastMs = ms;
   const high = Math.floor(ms / TIME_LOW);
   out.writeInt8(high, at);
   return out.writeUIntBE(ms - high * TIME_LOW, at + 1, TIME_BYTES - 1);

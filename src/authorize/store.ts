@@ -945,8 +945,8 @@ export class PeerStore {
   async upsertMany(items: readonly UpsertItem[], opts: UpsertOptions = {}): Promise<UpsertOutcome[]> {
     const now = opts.now ?? new Date();
     const mode = opts.mode ?? 'upsert';
-    const client = this.writer ?? this.commands;
     try {
+      const client = this.writer ?? this.commands;
       if (opts.dryRun) {
         const values = await Promise.all(items.map((item) => client.getBuffer(this.peerKey(item.record.publicKey))));
         return items.map((item, i) => {

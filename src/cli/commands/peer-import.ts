@@ -245,19 +245,11 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   // here: the records go at once. Another release may have other rules:
   // it checks every request as a dry run before anything is written.
   await client.request('GET', '/healthz');
-  let done: Done[] = [];
-  let counts: Record<Outcome, number> | null = null;
-  if (opts.dryRun || client.serverVersion !== WGJIT_VERSION) {
-    done = await send(client, chunks, true, new Progress(total, 'checked'), where);
-    counts = countOf(done);
-  }
-  let written = false;
-  if (!opts.dryRun && (counts === null || counts.refused === 0)) {
-    done = await send(client, chunks, false, new Progress(total, 'imported'), where);
-    counts = countOf(done);
-    written = true;
-  }
-  counts ??= countOf(done);
+  const checkFirst = opts.dryRun || client.serverVersion !== WGJIT_VERSION;
+  let done = checkFirst ? await send(client, chunks, true, new Progress(total, 'checked'), where) : [];
+  const written = !opts.dryRun && done.every((d) => d.result !== 'refused');
+  if (written) done = await send(client, chunks, false, new Progress(total, 'imported'), where);
+  const counts = countOf(done);
   done.sort((a, b) => a.record.line - b.record.line);
   reportRefusals(done, where);
 

@@ -139,8 +139,28 @@ function checkDisabled(v: unknown): Field<boolean> {
   return { ok: true, value: v };
 }
 
+/** now.toISOString() of the last `now` asked: a batch stamps all its records with one (and the call costs a microsecond). */
+let lastStamp = { ms: NaN, iso: '' };
+function stampOf(now: Date): string {
+  const ms = now.getTime();
+  if (ms !== lastStamp.ms) lastStamp = { ms, iso: now.toISOString() };
+  return lastStamp.iso;
+}
+
+/** A record validateCreate made, and its allowedIPs parsed (the record's bytes take them: record-codec.ts). */
+export interface CheckedRecord {
+  record: PeerRecord;
+  cidrs: Cidr[];
+}
+
 /** A create request → a complete record stamped with `now`. */
 export function validateCreate(input: unknown, now: Date): Validation<PeerRecord> {
+  const checked = checkCreate(input, now);
+  return checked.ok ? { ok: true, value: checked.value.record } : checked;
+}
+
+/** validateCreate, with the CIDRs it parsed. */
+export function checkCreate(input: unknown, now: Date): Validation<CheckedRecord> {
   if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
   const extra = unknownField(input, CREATE_FIELDS);
   if (extra !== undefined) return bad(extra, 'unknown field');
@@ -150,7 +170,7 @@ export function validateCreate(input: unknown, now: Date): Validation<PeerRecord
   const allowedIPs = checkAllowedIPs(input.allowedIPs);
   if (!allowedIPs.ok) return allowedIPs;
 
-  const stamp = now.toISOString();
+  const stamp = stampOf(now);
   const record: PeerRecord = { publicKey: publicKey.value, allowedIPs: cidrTexts(allowedIPs.value), disabled: false, createdAt: stamp, updatedAt: stamp };
   if (input.presharedKey !== undefined) {
     const psk = checkPresharedKey(input.presharedKey);
@@ -172,7 +192,7 @@ export function validateCreate(input: unknown, now: Date): Validation<PeerRecord
     if (!dis.ok) return dis;
     record.disabled = dis.value;
   }
-  return { ok: true, value: record };
+  return { ok: true, value: { record, cidrs: allowedIPs.value } };
 }
 
 /** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive or expiresAt. */

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
+import type { Cidr } from '../net/cidr.js';
 import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, spellEndpoint, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
@@ -69,6 +70,8 @@ export type ListResult = { ok: true; items: PeerRecord[]; nextCursor: string | n
 export interface UpsertItem {
   /** From validateCreate: complete, stamped. */
   record: PeerRecord;
+  /** The record's allowedIPs parsed, in order (checkCreate gives them); parsed again when absent. */
+  cidrs?: readonly Cidr[];
   /** From validatePatch over the same input's fields (not publicKey): what an existing record takes. */
   patch: PeerPatch;
 }
@@ -317,26 +320,42 @@ const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'N
 // a tombstone, the timestamp of a peer that no longer exists.
 
 /**
- * Creates peers of one group. KEYS: each peer's value, then the group's
- * index. ARGV: the group's channel, then per peer its record, public key
- * and event. For each peer in order: 1 if created, or its value if it
- * exists. A tombstone's timestamp goes into the new value (and its expiry
- * goes: SET clears it).
+ * Creates peers of one group. KEYS: each peer's value (its name ends with
+ * the public key: peerKeyName), then the group's index. ARGV: the group's
+ * channel, then each peer's record. For each peer in order: 1 if created,
+ * or its value if it exists. A tombstone's timestamp goes into the new
+ * value (and its expiry goes: SET clears it). The peers created go into
+ * the index in one ZADD and into one event.
  */
 const CREATE_LUA = `
 local index = KEYS[#KEYS]
-local out = {}
+local zero = string.rep('\0', 12)
+local out, made = {}, {}
 for i = 1, #KEYS - 1 do
-  local v = redis.call('GET', KEYS[i])
-  if v and #v > 12 then
-    out[i] = v
-  else
-    if not v or #v ~= 12 then v = string.rep('\0', 12) end
-    redis.call('SET', KEYS[i], v .. ARGV[3 * i - 1])
-    redis.call('ZADD', index, 0, ARGV[3 * i])
-    redis.call('SPUBLISH', ARGV[1], ARGV[3 * i + 1])
+  local key, record = KEYS[i], ARGV[i + 1]
+  local created = redis.call('SET', key, zero .. record, 'NX')
+  if not created then
+    local v = redis.call('GET', key)
+    if v and #v > 12 then
+      out[i] = v
+    else
+      if not v or #v ~= 12 then v = zero end
+      created = redis.call('SET', key, v .. record)
+    end
+  end
+  if created then
+    made[#made + 1] = string.sub(key, -44)
     out[i] = 1
   end
+end
+if #made > 0 then
+  local members = {}
+  for j = 1, #made do
+    members[2 * j - 1] = 0
+    members[2 * j] = made[j]
+  end
+  redis.call('ZADD', index, unpack(members))
+  redis.call('SPUBLISH', ARGV[1], '{"op":"upsert","publicKeys":["' .. table.concat(made, '","') .. '"]}')
 end
 return out`;
 
@@ -702,9 +721,9 @@ export class PeerStore {
     return `${this.prefix}{${publicKeyOrGroup.slice(0, GROUP_CHARS)}}:events`;
   }
 
-  /** The JSON of docs/store-schema.md, spelled out (a key is base64: nothing to escape). */
+  /** The JSON of docs/store-schema.md, spelled out (a key is base64: nothing to escape); CREATE_LUA spells its own. */
   private event(op: StoreEvent['op'], publicKey: string): string {
-    return `{"op":"${op}","publicKey":"${publicKey}"}`;
+    return `{"op":"${op}","publicKeys":["${publicKey}"]}`;
   }
 
   /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). Bulk replies as bytes. */
@@ -788,7 +807,7 @@ export class PeerStore {
   /** `record` must come from validateCreate (canonical fields). */
   async create(record: PeerRecord): Promise<CreateResult> {
     try {
-      const [created] = await this.createMany([record]);
+      const [created] = await this.createMany([{ record }]);
       if (created === 1) await this.replicated();
       return created === 1 ? { ok: true, record } : { ok: false, reason: 'exists' };
     } catch (err) {
@@ -802,10 +821,10 @@ export class PeerStore {
    * records, all calls pipelined. For each record in order: 1 if created,
    * or the value of the peer that exists. No WAIT (the caller's).
    */
-  private async createMany(records: readonly PeerRecord[]): Promise<Array<1 | Buffer>> {
+  private async createMany(records: ReadonlyArray<Pick<UpsertItem, 'record' | 'cidrs'>>): Promise<Array<1 | Buffer>> {
     const byGroup = new Map<string, number[]>();
-    records.forEach((r, i) => {
-      const group = r.publicKey.slice(0, GROUP_CHARS);
+    records.forEach(({ record }, i) => {
+      const group = record.publicKey.slice(0, GROUP_CHARS);
       const at = byGroup.get(group);
       if (at === undefined) byGroup.set(group, [i]);
       else at.push(i);
@@ -815,10 +834,10 @@ export class PeerStore {
     for (const [group, all] of byGroup) {
       for (let from = 0; from < all.length; from += MAX_CREATES_PER_SCRIPT) {
         const at = all.slice(from, from + MAX_CREATES_PER_SCRIPT);
-        const keys = at.map((i) => this.peerKey(records[i]!.publicKey));
+        const keys = at.map((i) => this.peerKey(records[i]!.record.publicKey));
         keys.push(this.indexKey(group));
         const args: Array<string | Buffer> = [this.channel(group)];
-        for (const i of at) args.push(encodeRecord(records[i]!), records[i]!.publicKey, this.event('upsert', records[i]!.publicKey));
+        for (const i of at) args.push(encodeRecord(records[i]!.record, records[i]!.cidrs));
         calls.push(
           this.run(SCRIPTS.create, keys, args, this.writer ?? this.commands).then((reply) => {
             (reply as Array<1 | Buffer>).forEach((r, j) => (out[at[j]!] = r));
@@ -955,7 +974,7 @@ export class PeerStore {
         });
       }
       // Every record's create at once; the peers that exist answer their values, and take the patch.
-      const created = await this.createMany(items.map((item) => item.record));
+      const created = await this.createMany(items);
       const outcomes = await Promise.all(items.map((item, i) => (created[i] === 1 ? ('created' as const) : this.patchExisting(item, mode, created[i] as Buffer, now))));
       if (outcomes.some((o) => o === 'created' || o === 'updated')) await this.replicated();
       return outcomes;
@@ -979,7 +998,7 @@ export class PeerStore {
       const existing = this.decode(publicKey, value);
       if (existing === null) {
         // Deleted since: create it after all.
-        const [created] = await this.createMany([item.record]);
+        const [created] = await this.createMany([item]);
         if (created === 1) return 'created';
         value = created as Buffer;
         continue;
@@ -1094,8 +1113,7 @@ export class PeerStore {
     const known = new Set(channels);
     sub.on('smessage', (channel: string, message: string) => {
       if (!known.has(channel)) return;
-      const event = parseEvent(message);
-      if (event !== null && this.channel(event.publicKey.toString()) === channel) onEvent(event);
+      for (const event of parseEvents(message)) if (this.channel(event.publicKey.toString()) === channel) onEvent(event);
     });
     // A Cluster takes one slot per SSUBSCRIBE; a single Redis takes them all at once.
     const subscribeAll = async () => {
@@ -1148,18 +1166,28 @@ async function quit(client: Redis | Cluster): Promise<void> {
   client.disconnect();
 }
 
-/** An event from the channel, or null if it is not one of ours. */
-export function parseEvent(message: string): StoreEvent | null {
+/**
+ * The changes one message of the channel names (one per key), none if it
+ * is not one of ours. `publicKeys` is what this release publishes; the
+ * `publicKey` of one key is what earlier releases did, still read so that
+ * gateways can be upgraded before the writers.
+ */
+export function parseEvents(message: string): StoreEvent[] {
   let v: unknown;
   try {
     v = JSON.parse(message);
   } catch {
-    return null;
+    return [];
   }
-  if (typeof v !== 'object' || v === null) return null;
-  const { op, publicKey } = v as Record<string, unknown>;
-  if (op !== 'upsert' && op !== 'delete') return null;
-  // Only wg's own spelling, as the store writes it.
-  const key = PublicKey.parse(publicKey);
-  return key !== null && key.toString() === publicKey ? { op, publicKey: key } : null;
+  if (typeof v !== 'object' || v === null) return [];
+  const { op, publicKey, publicKeys } = v as Record<string, unknown>;
+  if (op !== 'upsert' && op !== 'delete') return [];
+  const spelled = Array.isArray(publicKeys) ? (publicKeys as unknown[]) : publicKey !== undefined ? [publicKey] : [];
+  const events: StoreEvent[] = [];
+  for (const text of spelled.slice(0, MAX_CREATES_PER_SCRIPT)) {
+    // Only wg's own spelling, as the store writes it.
+    const key = PublicKey.parse(text);
+    if (key !== null && key.toString() === text) events.push({ op, publicKey: key });
+  }
+  return events;
 }

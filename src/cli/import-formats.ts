@@ -45,10 +45,18 @@ const SNIFF_BYTES = 64 * 1024;
 
 export type PeerInput = Static<typeof PeerCreateBody>;
 
+/**
+ * A record of the file, checked. Only its JSON is kept, not the parsed
+ * object: a million records held as objects until the last is sent cost
+ * the import more in garbage collection than the parsing itself.
+ */
 export interface ImportRecord {
   /** 1-based: the record's line (a wg config's `[Peer]` line). */
   line: number;
-  body: PeerInput;
+  /** wg's spelling of its key (the file may give base64url). */
+  publicKey: string;
+  /** The record as POST /v1/peers takes it: a JSON line as the file has it, else its fields spelled out. */
+  json: string;
 }
 
 export interface LineError {
@@ -88,11 +96,29 @@ export const shownMessage = (message: string) => printable(unkeyed(message));
 /** A piece of the file in a message: quoted, printable, short. */
 const quoted = (text: string) => `'${printable(text, MAX_QUOTED)}'`;
 
-/** Collects what a parser found: records, and bad lines (bounded). */
+/**
+ * Collects what a parser found: records, each checked as POST /v1/peers
+ * checks it (validateCreate at `now`) as it comes, no key twice; and bad
+ * lines (bounded).
+ */
 class Collector {
   readonly records: ImportRecord[] = [];
   readonly errors: LineError[] = [];
   count = 0;
+  private readonly lineOf = new Map<string, number>();
+
+  constructor(private readonly now: Date) {}
+
+  /** A record at `line`; `json`: its text when the file spells it as JSON. */
+  add(line: number, body: PeerInput, json?: string): void {
+    const checked = validateCreate(body, this.now);
+    if (!checked.ok) return this.bad(line, checked.message);
+    const { publicKey } = checked.value;
+    const first = this.lineOf.get(publicKey);
+    if (first !== undefined) return this.bad(line, `this public key is already given at line ${first}`);
+    this.lineOf.set(publicKey, line);
+    this.records.push({ line, publicKey, json: json ?? JSON.stringify(body) });
+  }
 
   bad(line: number, message: string): void {
     this.count++;
@@ -164,7 +190,7 @@ function endBlock(block: PeerBlock | null, into: Collector): void {
   const body: PeerInput = { publicKey: block.publicKey, allowedIPs: block.allowedIPs };
   if (block.presharedKey !== undefined) body.presharedKey = block.presharedKey;
   if (block.persistentKeepalive) body.persistentKeepalive = block.persistentKeepalive;
-  into.records.push({ line: block.line, body });
+  into.add(block.line, body);
 }
 
 /**
@@ -294,7 +320,7 @@ function parseDump(lines: string[], into: Collector): void {
     const seconds = keepalive(ka);
     if (seconds === null) return into.bad(n, `persistent keepalive (field 8): must be ${KEEPALIVE_FORM}`);
     if (seconds > 0) body.persistentKeepalive = seconds;
-    into.records.push({ line: n, body });
+    into.add(n, body);
   });
 }
 
@@ -321,8 +347,7 @@ function parseJsonLines(lines: string[], into: Collector): void {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       return into.bad(n, 'not a JSON object; one record a line, like {"publicKey": "…", "allowedIPs": ["10.8.0.2/32"]}');
     }
-    // Checked by validateCreate below; until then only an object.
-    into.records.push({ line: n, body: value as PeerInput });
+    into.add(n, value as PeerInput, raw);
   });
 }
 
@@ -356,20 +381,8 @@ export function parsePeerFile(text: string, format: ImportFormat | 'auto', now: 
     const message = 'cannot tell the format from the first line with content (not [Interface] or [Peer], a JSON object, or a tab-separated `wg show IF dump` line); give --format wg, dump or jsonl';
     return { ok: false, format: null, errors: [{ line: 0, message }], count: 1 };
   }
-  const into = new Collector();
+  const into = new Collector(now);
   PARSERS[chosen](linesOf(text), into);
-  const lineOf = new Map<string, number>();
-  for (const { line, body } of into.records) {
-    const checked = validateCreate(body, now);
-    if (!checked.ok) {
-      into.bad(line, checked.message);
-      continue;
-    }
-    const key = checked.value.publicKey;
-    const first = lineOf.get(key);
-    if (first !== undefined) into.bad(line, `this public key is already given at line ${first}`);
-    else lineOf.set(key, line);
-  }
   if (into.count > 0) {
     const errors = [...into.errors].sort((a, b) => a.line - b.line);
     return { ok: false, format: chosen, errors, count: into.count };

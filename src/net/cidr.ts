@@ -27,6 +27,7 @@ const IPV6_BITS = 128;
 /** Longest text we look at: a full IPv6 address with an embedded IPv4 tail and /128 is 49 characters. */
 export const MAX_CIDR_TEXT_LENGTH = 64;
 const MAX_PREFIX_DIGITS = 3;
+const CHAR_0 = 48;
 
 function fail(message: string): { ok: false; message: string } {
   return { ok: false, message };
@@ -61,17 +62,23 @@ export function parseCidr(input: unknown): CidrResult {
   if (text.length > MAX_CIDR_TEXT_LENGTH) return fail(`CIDR is too long (${text.length} characters, at most ${MAX_CIDR_TEXT_LENGTH})`);
   const slash = text.indexOf('/');
   if (slash !== text.lastIndexOf('/')) return fail(`${text} is not a CIDR (more than one '/')`);
-  const addressText = slash < 0 ? text : text.slice(0, slash);
-  const parsed = parseAddress(addressText);
-  if (!parsed.ok) return fail(parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : parsed.message);
-  const { family, bytes } = parsed.address;
+  const end = slash < 0 ? text.length : slash;
+  // Read in place: an import checks a million of these, and each object made here is garbage to collect.
+  const family: IpFamily = text.lastIndexOf(':', end) >= 0 ? 6 : 4;
+  const bytes = new Uint8Array(family === 4 ? 4 : 16);
+  if (!(family === 4 ? ipv4At(text, 0, end, bytes) : ipv6At(text, 0, end, bytes))) {
+    const parsed = parseAddress(text.slice(0, end));
+    return fail(!parsed.ok && parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : (parsed as { message: string }).message);
+  }
   const bits = family === 4 ? IPV4_BITS : IPV6_BITS;
 
   let prefix = bits;
   if (slash >= 0) {
-    const prefixText = text.slice(slash + 1);
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return fail(`${text}: prefix length '${prefixText}' is not a number from 0 to ${bits}`);
-    prefix = Number(prefixText);
+    prefix = decimalAt(text, slash + 1, text.length, MAX_PREFIX_DIGITS);
+    // One spelling per number: no leading zeros.
+    if (prefix < 0 || (text.charCodeAt(slash + 1) === CHAR_0 && text.length > slash + 2)) {
+      return fail(`${text}: prefix length '${text.slice(slash + 1)}' is not a number from 0 to ${bits}`);
+    }
     if (prefix > bits) return fail(`${text}: prefix length ${prefix} is more than ${bits} for IPv${family}`);
   }
 
@@ -80,7 +87,9 @@ export function parseCidr(input: unknown): CidrResult {
     const host = `${formatCidrAddress(family, bytes)}/${bits}`;
     return fail(`${text} has host bits set; did you mean ${fixed} (the network) or ${host} (one host)?`);
   }
-  return { ok: true, cidr: { family, bytes, prefix, text: `${formatCidrAddress(family, bytes)}/${prefix}` } };
+  // A dotted quad ipv4At takes is already its one spelling (no leading zeros), and so is the prefix: the text is canonical.
+  const canonical = family === 4 ? (slash < 0 ? `${text}/${prefix}` : text) : `${formatCidrAddress(family, bytes)}/${prefix}`;
+  return { ok: true, cidr: { family, bytes, prefix, text: canonical } };
 }
 
 /**

@@ -392,7 +392,7 @@ describe('PeerStore on a real redis-server', () => {
       expect(await store.get(fresh)).not.toBeNull();
     });
 
-    it('publishes one upsert event per created or updated record, none for unchanged, exists or a dry run', async () => {
+    it('publishes an upsert event naming each created or updated record, none for unchanged, exists or a dry run', async () => {
       const events: string[] = [];
       const sub = new Redis(redis.url);
       sub.on('smessage', (_c: string, m: string) => events.push(m));
@@ -408,11 +408,11 @@ describe('PeerStore on a real redis-server', () => {
         await store.upsertMany(items, { mode: 'create' }); // exists both
         await until('three events', async () => events.length >= 3);
         await new Promise((r) => setTimeout(r, 100));
-        const [created, ...imported] = events.map((e) => JSON.parse(e) as { op: string; publicKey: string });
-        expect(created).toEqual({ op: 'upsert', publicKey: rec.publicKey });
+        const [created, ...imported] = events.map((e) => JSON.parse(e) as { op: string; publicKeys: string[] });
+        expect(created).toEqual({ op: 'upsert', publicKeys: [rec.publicKey] });
         // The items of one batch are written at once: their events in any order.
-        expect(imported.sort((a, b) => a.publicKey.localeCompare(b.publicKey))).toEqual(
-          [{ op: 'upsert', publicKey: rec.publicKey }, { op: 'upsert', publicKey: fresh }].sort((a, b) => a.publicKey.localeCompare(b.publicKey)),
+        expect(imported.sort((a, b) => a.publicKeys[0]!.localeCompare(b.publicKeys[0]!))).toEqual(
+          [{ op: 'upsert', publicKeys: [rec.publicKey] }, { op: 'upsert', publicKeys: [fresh] }].sort((a, b) => a.publicKeys[0]!.localeCompare(b.publicKeys[0]!)),
         );
       } finally {
         sub.disconnect();
@@ -436,12 +436,12 @@ describe('PeerStore on a real redis-server', () => {
 
   it('publishes one event per mutation on its group\'s shard channel <prefix>{<group>}:events, none for no-ops', async () => {
     /** As published: the key in base64. */
-    const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
+    const events: Array<{ op: StoreEvent['op']; publicKeys: string[] }> = [];
     const sub = new Redis(redis.url);
     const rec = record();
     expect(store.channel(rec.publicKey)).toBe(`st-test:{${rec.publicKey.slice(0, 2)}}:events`);
     await sub.ssubscribe(store.channel(rec.publicKey));
-    sub.on('smessage', (_channel: string, message: string) => events.push(JSON.parse(message) as { op: StoreEvent['op']; publicKey: string }));
+    sub.on('smessage', (_channel: string, message: string) => events.push(JSON.parse(message) as { op: StoreEvent['op']; publicKeys: string[] }));
     try {
       await store.create(rec);
       await store.create(rec); // exists: no event
@@ -452,10 +452,29 @@ describe('PeerStore on a real redis-server', () => {
       await until('three events', async () => events.length >= 3);
       await new Promise((r) => setTimeout(r, 100)); // room for a wrong fourth event to arrive
       expect(events).toEqual([
-        { op: 'upsert', publicKey: rec.publicKey },
-        { op: 'upsert', publicKey: rec.publicKey },
-        { op: 'delete', publicKey: rec.publicKey },
+        { op: 'upsert', publicKeys: [rec.publicKey] },
+        { op: 'upsert', publicKeys: [rec.publicKey] },
+        { op: 'delete', publicKeys: [rec.publicKey] },
       ]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+
+  it('an import publishes one event per script call: every record it created in the group, named once', async () => {
+    const messages: string[] = [];
+    const sub = new Redis(redis.url);
+    const keys = Array.from({ length: MAX_CREATES_PER_SCRIPT + 2 }, () => keyIn('Ev'));
+    await sub.ssubscribe(store.channel(keys[0]!));
+    sub.on('smessage', (_channel: string, message: string) => messages.push(message));
+    try {
+      await store.create(record({ publicKey: keys[0]! })); // exists in the import: not in its event
+      await store.upsertMany(keys.map((k) => upsertItem({ publicKey: k, allowedIPs: ['10.0.0.1/32'] })), { mode: 'create' });
+      await until('the events', async () => messages.length >= 3);
+      await new Promise((r) => setTimeout(r, 100)); // room for a wrong extra event
+      const named = messages.slice(1).map((m) => (JSON.parse(m) as { op: string; publicKeys: string[] }).publicKeys);
+      expect(named.map((k) => k.length)).toEqual([MAX_CREATES_PER_SCRIPT - 1, 2]);
+      expect(named.flat().sort()).toEqual(keys.slice(1).sort());
     } finally {
       sub.disconnect();
     }
@@ -469,11 +488,19 @@ describe('PeerStore on a real redis-server', () => {
       await store.create(rec);
       await raw.spublish(store.channel(rec.publicKey), 'not json'); // ignored
       const elsewhere = keyIn(rec.publicKey.startsWith('zz') ? 'AA' : 'zz');
-      await raw.spublish(store.channel(rec.publicKey), JSON.stringify({ op: 'delete', publicKey: elsewhere })); // not of this channel's group: ignored
+      await raw.spublish(store.channel(rec.publicKey), JSON.stringify({ op: 'delete', publicKeys: [elsewhere] })); // not of this channel's group: ignored
+      // Several keys in one message: one event each, those of other groups left out.
+      const other = keyIn(rec.publicKey.slice(0, 2));
+      await raw.spublish(store.channel(rec.publicKey), JSON.stringify({ op: 'upsert', publicKeys: [other, elsewhere, rec.publicKey] }));
+      // The single-key spelling of earlier releases is still read.
+      await raw.spublish(store.channel(rec.publicKey), JSON.stringify({ op: 'upsert', publicKey: other }));
       await store.delete(rec.publicKey);
-      await until('two events', async () => events.length >= 2);
+      await until('five events', async () => events.length >= 5);
       expect(events).toEqual([
         { op: 'upsert', publicKey: rec.publicKey },
+        { op: 'upsert', publicKey: other },
+        { op: 'upsert', publicKey: rec.publicKey },
+        { op: 'upsert', publicKey: other },
         { op: 'delete', publicKey: rec.publicKey },
       ]);
     } finally {

@@ -16,10 +16,11 @@ const PSK = key(9);
 const PRIVATE = key(7);
 const NOW = new Date('2030-01-01T00:00:00Z');
 
+/** The records of a good file, each with its JSON read back as the API would. */
 function records(text: string, format: ImportFormat | 'auto' = 'auto') {
   const r = parsePeerFile(text, format, NOW);
   if (!r.ok) throw new Error(`expected records, got ${JSON.stringify(r.errors)}`);
-  return r;
+  return { format: r.format, records: r.records.map(({ line, json }) => ({ line, body: JSON.parse(json) as PeerInput })), keys: r.records.map((x) => x.publicKey) };
 }
 
 function errors(text: string, format: ImportFormat | 'auto' = 'auto') {
@@ -157,6 +158,12 @@ describe('JSON lines', () => {
       { line: 1, body: a },
       { line: 4, body: b },
     ]);
+  });
+
+  it('sends a line as the file spells it, and keys the record by wg\'s spelling of its key', () => {
+    const line = `  {"publicKey": "${Buffer.from(K1, 'base64').toString('base64url')}",   "allowedIPs": ["10.0.0.2/32"]}  `;
+    const r = parsePeerFile(`${line}\n`, 'jsonl', NOW);
+    expect(r.ok && r.records).toEqual([{ line: 1, publicKey: K1, json: line }]);
   });
 
   it.each<[string, string, RegExp]>([
@@ -305,7 +312,7 @@ describe('properties', () => {
         expect(r.ok && r.format).toBe(format);
         if (!r.ok) return;
         expect(r.records.map((x) => x.line)).toEqual(lines);
-        expect(r.records.map((x) => x.body)).toEqual(peers.map((p) => ({ ...p }) as PeerInput));
+        expect(r.records.map((x) => JSON.parse(x.json) as PeerInput)).toEqual(peers.map((p) => ({ ...p }) as PeerInput));
       }),
       { numRuns: 200 },
     );

@@ -1,6 +1,6 @@
 /** The store routes: /v1/peers, served by gateways and by `wgjit api` alike. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
+import { checkCreate, publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
 import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
@@ -16,16 +16,16 @@ type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
  * them, which an existing record takes.
  */
 function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Validation<UpsertItem> {
-  const checked = validateCreate(input, now);
+  const checked = checkCreate(input, now);
   if (!checked.ok) return checked;
-  const record = checked.value;
+  const { record, cidrs } = checked.value;
   const patch: PeerPatch = {};
   if (input.allowedIPs !== undefined) patch.allowedIPs = record.allowedIPs;
   if (input.presharedKey !== undefined) patch.presharedKey = record.presharedKey!;
   if (input.persistentKeepalive !== undefined) patch.persistentKeepalive = record.persistentKeepalive ?? null; // 0: off
   if (input.expiresAt !== undefined) patch.expiresAt = record.expiresAt!;
   if (input.disabled !== undefined) patch.disabled = record.disabled;
-  return { ok: true, value: { record, patch } };
+  return { ok: true, value: { record, cidrs, patch } };
 }
 
 export interface PeerRoutesOptions {

@@ -87,8 +87,7 @@ async function readSource(source: string, name: string): Promise<string> {
 function inGroupOrder(records: ImportRecord[]): ImportRecord[] {
   const groups = new Map<string, ImportRecord[]>();
   for (const r of records) {
-    // The key as the file spells it: a base64url spelling lands in another bucket, which costs calls, not correctness.
-    const group = r.body.publicKey.slice(0, GROUP_CHARS);
+    const group = r.publicKey.slice(0, GROUP_CHARS);
     const members = groups.get(group);
     if (members === undefined) groups.set(group, [r]);
     else members.push(r);
@@ -96,30 +95,22 @@ function inGroupOrder(records: ImportRecord[]): ImportRecord[] {
   return [...groups.values()].flat();
 }
 
-/** The records of one request, and each one's JSON (the request's items, spelled once). */
-interface Chunk {
-  records: ImportRecord[];
-  items: string[];
-}
-
 /** Records in requests: at most MAX_BATCH_ITEMS each, and bodies within BATCH_BODY_LIMIT. */
-function chunk(records: ImportRecord[]): Chunk[] {
-  const out: Chunk[] = [];
-  let current: Chunk = { records: [], items: [] };
+function chunk(records: ImportRecord[]): ImportRecord[][] {
+  const out: ImportRecord[][] = [];
+  let current: ImportRecord[] = [];
   let size = BODY_OVERHEAD;
   for (const r of records) {
-    const json = JSON.stringify(r.body);
-    const bytes = Buffer.byteLength(json) + 1;
-    if (current.records.length === MAX_BATCH_ITEMS || (current.records.length > 0 && size + bytes > BATCH_BODY_LIMIT)) {
+    const bytes = Buffer.byteLength(r.json) + 1;
+    if (current.length === MAX_BATCH_ITEMS || (current.length > 0 && size + bytes > BATCH_BODY_LIMIT)) {
       out.push(current);
-      current = { records: [], items: [] };
+      current = [];
       size = BODY_OVERHEAD;
     }
-    current.records.push(r);
-    current.items.push(json);
+    current.push(r);
     size += bytes;
   }
-  if (current.records.length > 0) out.push(current);
+  if (current.length > 0) out.push(current);
   return out;
 }
 
@@ -153,27 +144,27 @@ class Progress {
   }
 }
 
-interface Done {
-  record: ImportRecord;
-  result: Outcome;
-  reason?: string;
+/** A request's records, and the API's result for each, in the same order. */
+interface Answer {
+  records: ImportRecord[];
+  items: BatchResult['items'];
 }
 
 /**
  * Sends every chunk, dry or for real, REQUESTS_IN_FLIGHT at a time; the
- * results with their records, in file order. A 400 for a request names the
- * lines it held (an item index becomes its line), since a server check the
- * CLI's did not catch is about those lines. On a failure no further request
- * is sent, and the first failure is thrown once those in flight are over.
+ * answers in chunk order. A 400 for a request names the lines it held (an
+ * item index becomes its line), since a server check the CLI's did not
+ * catch is about those lines. On a failure no further request is sent,
+ * and the first failure is thrown once those in flight are over.
  */
-async function send(api: ApiClient, chunks: Chunk[], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Done[]> {
-  const answers: Done[][] = [];
+async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Answer[]> {
+  const answers: Answer[] = [];
   let next = 0;
   let finished = 0;
   let failure: { err: unknown } | null = null;
-  const one = async ({ records, items }: Chunk): Promise<Done[]> => {
-    // A PeerBatchBody, spelled from its items' JSON.
-    const body = `{"dryRun":${dryRun},"items":[${items.join(',')}]}`;
+  const one = async (records: ImportRecord[]): Promise<Answer> => {
+    // A PeerBatchBody, spelled from its records' JSON.
+    const body = `{"dryRun":${dryRun},"items":[${records.map((r) => r.json).join(',')}]}`;
     let answer: BatchResult;
     try {
       answer = await api.requestJson<BatchResult>('POST', '/v1/peers/batch', body);
@@ -187,7 +178,7 @@ async function send(api: ApiClient, chunks: Chunk[], dryRun: boolean, progress: 
       throw err;
     }
     if (answer.items.length !== records.length) throw new ApiClientError(0, 'http_error', `the API answered ${answer.items.length} results for ${records.length} records`);
-    return answer.items.map((item, i) => ({ record: records[i]!, result: item.result, ...(item.reason !== undefined ? { reason: item.reason } : {}) }));
+    return { records, items: answer.items };
   };
   const worker = async (): Promise<void> => {
     while (failure === null && next < chunks.length) {
@@ -198,7 +189,7 @@ async function send(api: ApiClient, chunks: Chunk[], dryRun: boolean, progress: 
         failure ??= { err };
         return;
       }
-      finished += chunks[at]!.records.length;
+      finished += chunks[at]!.length;
       progress.update(finished);
     }
   };
@@ -208,23 +199,30 @@ async function send(api: ApiClient, chunks: Chunk[], dryRun: boolean, progress: 
     progress.end();
   }
   if (failure !== null) throw (failure as { err: unknown }).err;
-  return answers.flat();
+  return answers;
 }
 
-function countOf(done: Done[]): Record<Outcome, number> {
+/** Each record with its result, in line order. */
+function byLine(answers: Answer[]): Array<{ record: ImportRecord; item: BatchResult['items'][number] }> {
+  const all = answers.flatMap(({ records, items }) => records.map((record, i) => ({ record, item: items[i]! })));
+  return all.sort((a, b) => a.record.line - b.record.line);
+}
+
+function countOf(answers: Answer[]): Record<Outcome, number> {
   const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, refused: 0 };
-  for (const d of done) counts[d.result]++;
+  for (const { items } of answers) for (const item of items) counts[item.result]++;
   return counts;
 }
 
-/** One line per refusal (the first MAX_REFUSALS_SHOWN) on stderr: where, which key, why. */
-function reportRefusals(done: Done[], where: (line: number) => string): void {
-  const refused = done.filter((d) => d.result === 'refused');
-  for (const d of refused.slice(0, MAX_REFUSALS_SHOWN)) {
+/** One line per refusal (the first MAX_REFUSALS_SHOWN, in line order) on stderr: where, which key, why. */
+function reportRefusals(answers: Answer[], count: number, where: (line: number) => string): void {
+  if (count === 0) return;
+  const refused = byLine(answers).filter(({ item }) => item.result === 'refused');
+  for (const { record, item } of refused.slice(0, MAX_REFUSALS_SHOWN)) {
     // The reason may quote a value of the line (a CIDR): shown as the parser's messages, nothing key-like.
-    process.stderr.write(`wgjit: ${where(d.record.line)}: refused: ${shownMessage(d.reason ?? 'no reason given')}\n`);
+    process.stderr.write(`wgjit: ${where(record.line)}: refused: ${shownMessage(item.reason ?? 'no reason given')}\n`);
   }
-  if (refused.length > MAX_REFUSALS_SHOWN) process.stderr.write(`wgjit: … and ${refused.length - MAX_REFUSALS_SHOWN} more refused\n`);
+  if (count > MAX_REFUSALS_SHOWN) process.stderr.write(`wgjit: … and ${count - MAX_REFUSALS_SHOWN} more refused\n`);
 }
 
 export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): Promise<number> {
@@ -246,23 +244,23 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   // it checks every request as a dry run before anything is written.
   await client.request('GET', '/healthz');
   const checkFirst = opts.dryRun || client.serverVersion !== WGJIT_VERSION;
-  let done = checkFirst ? await send(client, chunks, true, new Progress(total, 'checked'), where) : [];
-  const written = !opts.dryRun && done.every((d) => d.result !== 'refused');
-  if (written) done = await send(client, chunks, false, new Progress(total, 'imported'), where);
-  const counts = countOf(done);
-  done.sort((a, b) => a.record.line - b.record.line);
-  reportRefusals(done, where);
+  let answers = checkFirst ? await send(client, chunks, true, new Progress(total, 'checked'), where) : [];
+  const written = !opts.dryRun && countOf(answers).refused === 0;
+  if (written) answers = await send(client, chunks, false, new Progress(total, 'imported'), where);
+  const counts = countOf(answers);
+  reportRefusals(answers, counts.refused, where);
 
   const summary = `${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged${counts.refused ? `, ${counts.refused} refused` : ''}`;
   print(
     opts.json,
-    {
+    // Spelled out only when asked for: a million records' results are not free.
+    opts.json && {
       source: name,
       format: parsed.format,
       dryRun: opts.dryRun,
       written,
       counts,
-      items: done.map((d) => ({ line: d.record.line, publicKey: d.record.body.publicKey, result: d.result, ...(d.reason !== undefined ? { reason: d.reason } : {}) })),
+      items: byLine(answers).map(({ record, item }) => ({ line: record.line, publicKey: record.publicKey, result: item.result, ...(item.reason !== undefined ? { reason: item.reason } : {}) })),
     },
     () =>
       written

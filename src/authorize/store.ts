@@ -981,7 +981,12 @@ export class PeerStore {
       }
       // Every record's create at once; the peers that exist answer their values, and take the patch.
       const created = await this.createMany(items);
-      const outcomes = await Promise.all(items.map((item, i) => (created[i] === 1 ? ('created' as const) : this.patchExisting(item, mode, created[i] as Buffer, now))));
+      const outcomes = new Array<UpsertOutcome>(items.length).fill('created');
+      const existing: Promise<void>[] = [];
+      created.forEach((c, i) => {
+        if (c !== 1) existing.push(this.patchExisting(items[i]!, mode, c, now).then((o) => void (outcomes[i] = o)));
+      });
+      await Promise.all(existing);
       if (outcomes.some((o) => o === 'created' || o === 'updated')) await this.replicated();
       return outcomes;
     } catch (err) {

@@ -76,34 +76,31 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
     async (request) => {
       const { items, dryRun = false, mode = 'upsert' } = request.body;
       const stamp = now();
-      const results: BatchItemResult[] = [];
+      const results = new Array<BatchItemResult>(items.length);
       // Every item is checked before anything is written; the valid ones go to the store together.
-      const writes: Array<{ at: number; item: UpsertItem }> = [];
+      const writes: UpsertItem[] = [];
+      const writtenAt: number[] = [];
       const firstAt = new Map<string, number>();
       for (const [i, input] of items.entries()) {
         const checked = checkBatchItem(input, stamp);
         if (!checked.ok) {
-          results.push({ publicKey: input.publicKey, result: 'refused', reason: checked.message });
+          results[i] = { publicKey: input.publicKey, result: 'refused', reason: checked.message };
           continue;
         }
         const { publicKey } = checked.value.record;
         const first = firstAt.get(publicKey);
         if (first !== undefined) {
-          results.push({ publicKey, result: 'refused', reason: `publicKey: given twice in this batch, first as items[${first}]` });
+          results[i] = { publicKey, result: 'refused', reason: `publicKey: given twice in this batch, first as items[${first}]` };
           continue;
         }
         firstAt.set(publicKey, i);
-        writes.push({ at: i, item: checked.value });
-        results.push({ publicKey, result: 'created' }); // replaced by the store's outcome below
+        writes.push(checked.value);
+        writtenAt.push(i);
       }
-      const outcomes = await store.upsertMany(
-        writes.map((w) => w.item),
-        { mode, dryRun, now: stamp },
-      );
-      writes.forEach(({ at }, j) => {
-        const { publicKey } = results[at]!;
-        const outcome = outcomes[j]!;
-        results[at] = outcome === 'exists' ? { publicKey, result: 'refused', reason: "publicKey: exists; mode 'create' leaves existing peers alone" } : { publicKey, result: outcome };
+      const outcomes = await store.upsertMany(writes, { mode, dryRun, now: stamp });
+      outcomes.forEach((outcome, j) => {
+        const { publicKey } = writes[j]!.record;
+        results[writtenAt[j]!] = outcome === 'exists' ? { publicKey, result: 'refused', reason: "publicKey: exists; mode 'create' leaves existing peers alone" } : { publicKey, result: outcome };
       });
       return { dryRun, items: results };
     },

@@ -65,6 +65,11 @@ export const PeerBatchBody = Type.Object(
         description: "upsert (default): an existing peer takes the item's fields, the others stay; create: an existing peer is left alone and its item refused",
       }),
     ),
+    results: Type.Optional(
+      Type.Union([Type.Literal('all'), Type.Literal('refused')], {
+        description: 'all (default): items answers one result per item, in order; refused: only the refused items, each with its index (counts has the rest), which spares a big import a result per record',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -72,9 +77,14 @@ export const PeerBatchBody = Type.Object(
 export const PeerBatchResult = Type.Object(
   {
     dryRun: Type.Boolean(),
+    counts: Type.Object(
+      { created: Type.Integer(), updated: Type.Integer(), unchanged: Type.Integer(), refused: Type.Integer() },
+      { additionalProperties: false, description: 'how many items had each result' },
+    ),
     items: Type.Array(
       Type.Object(
         {
+          index: Type.Optional(Type.Integer({ description: "the item's place in the request, from 0; given with results: refused" })),
           publicKey: Type.String({ description: "the item's key in wg's spelling (as sent when it is not a key)" }),
           result: Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('unchanged'), Type.Literal('refused')], {
             description: 'unchanged: the stored record already had these values (nothing written); refused: see reason, nothing written for it',
@@ -83,7 +93,7 @@ export const PeerBatchResult = Type.Object(
         },
         { additionalProperties: false },
       ),
-      { description: 'one per item, in order' },
+      { description: 'one per item, in order; with results: refused, the refused items only' },
     ),
   },
   { additionalProperties: false },

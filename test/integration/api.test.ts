@@ -314,6 +314,7 @@ describe('REST API', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual({
         dryRun: false,
+        counts: { created: 2, updated: 1, unchanged: 0, refused: 0 },
         items: [
           { publicKey: a, result: 'created' },
           { publicKey: old, result: 'updated' },
@@ -370,6 +371,7 @@ describe('REST API', () => {
         const res = await batch({ items, dryRun: true });
         expect(res.json()).toEqual({
           dryRun: true,
+          counts: { created: 1, updated: 1, unchanged: 0, refused: 1 },
           items: [
             { publicKey: fresh, result: 'created' },
             { publicKey: old, result: 'updated' },
@@ -383,6 +385,34 @@ describe('REST API', () => {
       } finally {
         sub.disconnect();
       }
+    });
+
+    it("results: 'refused' answers the counts and only the refused items, each with its index", async () => {
+      const old = newKey();
+      await create({ publicKey: old, allowedIPs: ['10.0.0.2/32'] });
+      const [a, b] = [newKey(), newKey()];
+      const res = await batch({
+        results: 'refused',
+        items: [
+          { publicKey: a, allowedIPs: ['10.0.0.3/32'] },
+          { publicKey: old, allowedIPs: ['10.0.0.2/32'] },
+          { publicKey: b, allowedIPs: ['10.0.0.1/24'] },
+          { publicKey: old, allowedIPs: ['10.0.0.4/32'] },
+        ],
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({
+        dryRun: false,
+        counts: { created: 1, updated: 0, unchanged: 1, refused: 2 },
+        items: [
+          { index: 2, publicKey: b, result: 'refused', reason: expect.stringMatching(/^allowedIPs\[0\]: 10\.0\.0\.1\/24 has host bits set/) },
+          { index: 3, publicKey: old, result: 'refused', reason: 'publicKey: given twice in this batch, first as items[1]' },
+        ],
+      });
+      expect(await store.get(a)).not.toBeNull();
+      const none = await batch({ results: 'refused', items: [{ publicKey: a, allowedIPs: ['10.0.0.3/32'] }] });
+      expect(none.json()).toEqual({ dryRun: false, counts: { created: 0, updated: 0, unchanged: 1, refused: 0 }, items: [] });
+      expect((await batch({ results: 'some', items: [] })).statusCode).toBe(400);
     });
 
     it("mode 'create' refuses existing keys and leaves them alone", async () => {
@@ -744,6 +774,8 @@ describe('REST API', () => {
       expect(batchOp.requestBody.content['application/json'].schema.properties.items.items.properties).toEqual(post.requestBody.content['application/json'].schema.properties);
       expect(Object.keys(batchOp.responses).sort()).toEqual(['200', '400', '401', '503']);
       expect(batchOp.responses['200'].content['application/json'].schema.properties.items.items.properties.result.anyOf.map((c: { const: string }) => c.const)).toEqual(['created', 'updated', 'unchanged', 'refused']);
+      expect(Object.keys(batchOp.responses['200'].content['application/json'].schema.properties.counts.properties)).toEqual(['created', 'updated', 'unchanged', 'refused']);
+      expect(batchOp.requestBody.content['application/json'].schema.properties.results.anyOf.map((c: { const: string }) => c.const)).toEqual(['all', 'refused']);
       const codes = post.responses['400'].content['application/json'].schema.properties.error.properties.code.anyOf.map((c: { const: string }) => c.const);
       expect(codes).toEqual(ERROR_CODES);
     });

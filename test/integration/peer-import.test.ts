@@ -244,8 +244,10 @@ describe('wgjit peer import', () => {
     refusing.addHook('preSerialization', async (request, _reply, payload: unknown) => {
       if (request.url !== '/v1/peers/batch') return payload;
       const p = payload as { items: Array<{ publicKey: string; result: string; reason?: string }> };
+      // The second line's record (requests go in the store's group order, not the file's).
       // A reason that quotes a value of the record: were it a misplaced preshared key, the CLI must not print it.
-      p.items[1] = { publicKey: p.items[1]!.publicKey, result: 'refused', reason: `allowedIPs[0]: ${PSK} is refused by a rule of the server` };
+      const at = p.items.findIndex((item) => item.publicKey === keys[1]);
+      if (at >= 0) p.items[at] = { publicKey: keys[1]!, result: 'refused', reason: `allowedIPs[0]: ${PSK} is refused by a rule of the server` };
       return p;
     });
     await refusing.listen({ host: '127.0.0.1', port: 0 });
@@ -257,6 +259,37 @@ describe('wgjit peer import', () => {
       expect(run.stderr).toBe(`wgjit: ${f}:2: refused: allowedIPs[0]: (not shown) is refused by a rule of the server\n`);
       expect(run.stdout).toBe(`nothing written: 1 of 3 peers from ${f} (jsonl) refused; fix them and import again\n`);
       expect(await count()).toBe(0);
+    } finally {
+      await refusing.close();
+    }
+  });
+
+  it('an API of this release answers the counts and the refusals only; a refusal is listed with its line', async () => {
+    // What the API could still refuse after the CLI's own check (a record written meanwhile, say): one stands in for it.
+    // One group for all three, so the request holds them in file order and items[2] is line 3.
+    const keys = [newKey(), newKey(), newKey()].map((k) => `AB${k.slice(2)}`);
+    const asked: unknown[] = [];
+    const refusing = await buildApp({ store, token: TOKEN });
+    refusing.addHook('preSerialization', async (request, _reply, payload: unknown) => {
+      if (request.url !== '/v1/peers/batch') return payload;
+      asked.push((request.body as { results?: string }).results);
+      const p = payload as { counts: Record<string, number>; items: Array<{ index?: number; publicKey: string; result: string; reason?: string }> };
+      p.counts = { ...p.counts, created: p.counts['created']! - 1, refused: 1 };
+      p.items = [{ index: 2, publicKey: keys[2]!, result: 'refused', reason: 'publicKey: stands in for a refusal' }];
+      return p;
+    });
+    await refusing.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = refusing.server.address() as { port: number };
+      const f = file('compact.jsonl', keys.map((k) => JSON.stringify({ publicKey: k, allowedIPs: ['10.8.0.2/32'] })).join('\n'));
+      const run = await wgjit(['peer', 'import', f], { ...env, WGJIT_API: `http://127.0.0.1:${port}` });
+      expect(asked).toEqual(['refused']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(`wgjit: ${f}:3: refused: publicKey: stands in for a refusal\n`);
+      expect(run.stdout).toBe(`imported 3 peers from ${f} (jsonl): 2 created, 0 updated, 0 unchanged, 1 refused\n`);
+      // --json asks for every result.
+      await wgjit(['peer', 'import', '--json', f], { ...env, WGJIT_API: `http://127.0.0.1:${port}` });
+      expect(asked).toEqual(['refused', undefined]);
     } finally {
       await refusing.close();
     }

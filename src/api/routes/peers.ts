@@ -68,13 +68,13 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
           'A new key is created; an existing one (mode upsert, the default) takes the fields its item gives and keeps the others (a field is never cleared, ' +
           'except persistentKeepalive 0, which turns it off), and is unchanged (not written, no event) when it already had them. ' +
           'An item with a bad value, or a key given twice, is refused with the reason and the others go ahead; a body of the wrong shape is a 400 and nothing is written. ' +
-          'dryRun answers the same without writing. Gateways holding an updated peer apply it through the store event.',
+          'dryRun answers the same without writing. results: refused answers the counts and the refused items only. Gateways holding an updated peer apply it through the store event.',
         body: PeerBatchBody,
         response: { 200: PeerBatchResult, ...withErrors(400, 401, 503) },
       },
     },
     async (request) => {
-      const { items, dryRun = false, mode = 'upsert' } = request.body;
+      const { items, dryRun = false, mode = 'upsert', results: shown = 'all' } = request.body;
       const stamp = now();
       const results = new Array<BatchItemResult>(items.length);
       // Every item is checked before anything is written; the valid ones go to the store together.
@@ -102,7 +102,12 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
         const { publicKey } = writes[j]!.record;
         results[writtenAt[j]!] = outcome === 'exists' ? { publicKey, result: 'refused', reason: "publicKey: exists; mode 'create' leaves existing peers alone" } : { publicKey, result: outcome };
       });
-      return { dryRun, items: results };
+      const counts = { created: 0, updated: 0, unchanged: 0, refused: 0 };
+      for (const r of results) counts[r.result]++;
+      if (shown === 'all') return { dryRun, counts, items: results };
+      const refused: BatchItemResult[] = [];
+      results.forEach((r, index) => r.result === 'refused' && refused.push({ index, ...r }));
+      return { dryRun, counts, items: refused };
     },
   );
 

@@ -143,11 +143,17 @@ class Progress {
   }
 }
 
-/** A request's records, and the API's result for each, in the same order. */
+type ItemResult = BatchResult['items'][number];
+
+/** A request's records, how many had each result, and the results asked for, each at its record's index. */
 interface Answer {
   records: ImportRecord[];
-  items: BatchResult['items'];
+  counts: Record<Outcome, number>;
+  results: Array<{ index: number; item: ItemResult }>;
 }
+
+/** Which results a request asks the API for: only the refused ones (the counts tell the rest), where the API knows to answer so. */
+type Shown = 'all' | 'refused';
 
 /**
  * Sends every chunk, dry or for real, REQUESTS_IN_FLIGHT at a time; the
@@ -156,14 +162,14 @@ interface Answer {
  * catch is about those lines. On a failure no further request is sent,
  * and the first failure is thrown once those in flight are over.
  */
-async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, progress: Progress, where: (line: number) => string): Promise<Answer[]> {
+async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, shown: Shown, progress: Progress, where: (line: number) => string): Promise<Answer[]> {
   const answers: Answer[] = [];
   let next = 0;
   let finished = 0;
   let failure: { err: unknown } | null = null;
   const one = async (records: ImportRecord[]): Promise<Answer> => {
-    // A PeerBatchBody, spelled from its records' JSON.
-    const body = `{"dryRun":${dryRun},"items":[${records.map((r) => r.json).join(',')}]}`;
+    // A PeerBatchBody, spelled from its records' JSON ("all" left out: an API of an earlier release knows no `results`).
+    const body = `{"dryRun":${dryRun}${shown === 'refused' ? ',"results":"refused"' : ''},"items":[${records.map((r) => r.json).join(',')}]}`;
     let answer: BatchResult;
     try {
       answer = await api.requestJson<BatchResult>('POST', '/v1/peers/batch', body);
@@ -176,8 +182,7 @@ async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, p
       }
       throw err;
     }
-    if (answer.items.length !== records.length) throw new ApiClientError(0, 'http_error', `the API answered ${answer.items.length} results for ${records.length} records`);
-    return { records, items: answer.items };
+    return answerOf(records, answer, shown);
   };
   const worker = async (): Promise<void> => {
     while (failure === null && next < chunks.length) {
@@ -201,15 +206,33 @@ async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, p
   return answers;
 }
 
-/** Each record with its result, in line order. */
-function byLine(answers: Answer[]): Array<{ record: ImportRecord; item: BatchResult['items'][number] }> {
-  const all = answers.flatMap(({ records, items }) => records.map((record, i) => ({ record, item: items[i]! })));
+/** The API's answer for `records`, checked against them: every result at a record, the counts adding up. */
+function answerOf(records: ImportRecord[], answer: BatchResult, shown: Shown): Answer {
+  const wrong = (what: string) => new ApiClientError(0, 'http_error', `the API answered ${what} for ${records.length} records`);
+  if (shown === 'all') {
+    // One result per record, in order (an API of an earlier release sends no counts).
+    if (answer.items.length !== records.length) throw wrong(`${answer.items.length} results`);
+    const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, refused: 0 };
+    for (const item of answer.items) counts[item.result]++;
+    return { records, counts, results: answer.items.map((item, index) => ({ index, item })) };
+  }
+  const { counts, items } = answer;
+  const sum = counts.created + counts.updated + counts.unchanged + counts.refused;
+  if (sum !== records.length || items.length !== counts.refused || items.some((item) => item.result !== 'refused' || !(Number.isInteger(item.index) && item.index! >= 0 && item.index! < records.length))) {
+    throw wrong(`counts adding up to ${sum} and ${items.length} refusals`);
+  }
+  return { records, counts, results: items.map((item) => ({ index: item.index!, item })) };
+}
+
+/** Each result with its record, in line order. */
+function byLine(answers: Answer[]): Array<{ record: ImportRecord; item: ItemResult }> {
+  const all = answers.flatMap(({ records, results }) => results.map(({ index, item }) => ({ record: records[index]!, item })));
   return all.sort((a, b) => a.record.line - b.record.line);
 }
 
 function countOf(answers: Answer[]): Record<Outcome, number> {
   const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, refused: 0 };
-  for (const { items } of answers) for (const item of items) counts[item.result]++;
+  for (const a of answers) for (const k of Object.keys(counts) as Outcome[]) counts[k] += a.counts[k];
   return counts;
 }
 
@@ -242,10 +265,12 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   // here: the records go at once. Another release may have other rules:
   // it checks every request as a dry run before anything is written.
   await client.request('GET', '/healthz');
-  const checkFirst = opts.dryRun || client.serverVersion !== WGJIT_VERSION;
-  let answers = checkFirst ? await send(client, chunks, true, new Progress(total, 'checked'), where) : [];
+  const ours = client.serverVersion === WGJIT_VERSION;
+  // Each record's result only for --json; else the counts and the refusals (an API of this release answers so).
+  const shown: Shown = opts.json || !ours ? 'all' : 'refused';
+  let answers = opts.dryRun || !ours ? await send(client, chunks, true, shown, new Progress(total, 'checked'), where) : [];
   const written = !opts.dryRun && countOf(answers).refused === 0;
-  if (written) answers = await send(client, chunks, false, new Progress(total, 'imported'), where);
+  if (written) answers = await send(client, chunks, false, shown, new Progress(total, 'imported'), where);
   const counts = countOf(answers);
   reportRefusals(answers, counts.refused, where);
 

@@ -30,7 +30,7 @@ export const MAX_LINE_LENGTH = 32 * 1024;
 /**
  * Longest file read: about 1.5 million typical records (a file is read
  * whole and every line checked before anything is written, so it is held
- * in memory: about 1 GB for a million records). Larger imports are split
+ * in memory: about 600 MB for a million records). Larger imports are split
  * into several files.
  */
 export const MAX_IMPORT_BYTES = 256 * 1024 * 1024;

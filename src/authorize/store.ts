@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { normalizeKey, PublicKey } from '../handshake/keys.js';
+import type { Cidr } from '../net/cidr.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
-import type { Cidr } from '../net/cidr.js';
 import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, spellEndpoint, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';

@@ -50,7 +50,7 @@ export interface FailureSink {
   failure?: AddressFailure;
 }
 
-const CHAR_0 = 48;
+export const CHAR_0 = 48;
 const CHAR_9 = 57;
 const CHAR_DOT = 46;
 const CHAR_COLON = 58;

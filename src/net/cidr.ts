@@ -9,7 +9,7 @@
  * RFC 5952 compressed lowercase form), so records compare as strings and
  * match what `wg show` prints.
  */
-import { decimalAt, formatIPv4, formatIPv6, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
+import { CHAR_0, decimalAt, formatIPv4, formatIPv6, ipv4At, ipv6At, parseAddress, type IpFamily } from './address.js';
 
 export interface Cidr {
   readonly family: IpFamily;
@@ -27,7 +27,6 @@ const IPV6_BITS = 128;
 /** Longest text we look at: a full IPv6 address with an embedded IPv4 tail and /128 is 49 characters. */
 export const MAX_CIDR_TEXT_LENGTH = 64;
 const MAX_PREFIX_DIGITS = 3;
-const CHAR_0 = 48;
 
 function fail(message: string): { ok: false; message: string } {
   return { ok: false, message };
@@ -67,8 +66,9 @@ export function parseCidr(input: unknown): CidrResult {
   const family: IpFamily = text.lastIndexOf(':', end) >= 0 ? 6 : 4;
   const bytes = new Uint8Array(family === 4 ? 4 : 16);
   if (!(family === 4 ? ipv4At(text, 0, end, bytes) : ipv6At(text, 0, end, bytes))) {
+    // Parsed again for the reason, on this path only.
     const parsed = parseAddress(text.slice(0, end));
-    return fail(!parsed.ok && parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : (parsed as { message: string }).message);
+    return fail(parsed.ok ? `${text} is not a CIDR` : parsed.reason === 'ipv6_zone' ? `${parsed.message} in AllowedIPs` : parsed.message);
   }
   const bits = family === 4 ? IPV4_BITS : IPV6_BITS;
 

@@ -40,8 +40,15 @@ export type Admission = AdmissionResult;
 export interface PipelineDeps {
   verifier: { verify(message: Uint8Array, onClaimedStatic?: (claimedKey: PublicKey) => void): VerifyResult };
   authorize(publicKey: PublicKey, now: Date): Promise<Admission>;
-  /** Keeps `timestamp` for the key if greater than the one kept; false for a replay (src/authorize/store.ts). */
-  advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array): Promise<boolean>;
+  /**
+   * Keeps `timestamp` for the key if greater than the one kept; false for a
+   * replay (src/authorize/store.ts). `admitting`: for an admission here (a
+   * twin of an admission at another gateway counts as greater), not only
+   * kept for a peer installed already.
+   */
+  advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array, admitting: boolean): Promise<boolean>;
+  /** Told of each install, to notice its confirmation soon (src/lifecycle/confirmer.ts). */
+  confirmer?: { watch(publicKey: PublicKey): void };
   /** Keys the store refused lately: answered from here, not the store (src/authorize/refusals.ts). */
   refusals?: RefusalCache;
   /** How far ahead of our clock an initiation's timestamp may be. Default MAX_TIMESTAMP_AHEAD_MS. */
@@ -192,7 +199,7 @@ export class Pipeline {
 
   /** For a peer already installed: best effort, off the packet path. */
   private keepTimestamp(key: PublicKey, timestamp: Uint8Array): void {
-    this.deps.advanceTimestamp(key, timestamp).catch((err: unknown) => {
+    this.deps.advanceTimestamp(key, timestamp, false).catch((err: unknown) => {
       this.deps.log.debug({ publicKey: key, err: (err as Error).message }, 'could not keep the timestamp of an installed peer');
     });
   }
@@ -208,7 +215,7 @@ export class Pipeline {
     // Only for authorized keys: anyone can make authentic initiations with
     // keys of their own, and those must not grow the store.
     try {
-      if (!(await this.deps.advanceTimestamp(key, timestamp))) return { outcome: 'replayed' };
+      if (!(await this.deps.advanceTimestamp(key, timestamp, true))) return { outcome: 'replayed' };
     } catch (err) {
       return { outcome: 'store_unavailable', err: (err as Error).message };
     }
@@ -228,6 +235,8 @@ export class Pipeline {
     const installed = this.deps.installed.add(key, this.now(), { address: formatAddress(event.src.address), port: event.src.port });
     installed.recordVersion = admission.grant.version;
     installed.allowedIPs = cidrTexts(admission.grant.allowedIPs);
+    installed.timestamp = timestamp;
+    this.deps.confirmer?.watch(key);
 
     if (this.deps.replayer !== null) {
       try {

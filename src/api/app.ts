@@ -16,6 +16,7 @@ import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
+import { fleetRoutes } from './routes/fleet.js';
 import { gatewayRoutes } from './routes/gateway.js';
 import { peerRoutes } from './routes/peers.js';
 import { probeRoutes } from './routes/probes.js';
@@ -78,6 +79,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   await app.register(peerRoutes, { store, gateway, now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });
+  await app.register(fleetRoutes, { store });
   await app.register(probeRoutes, { store, gateway, registry: opts.registry ?? new Registry() });
   await app.register(docsRoutes, { routes });
 

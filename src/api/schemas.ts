@@ -132,6 +132,38 @@ export const PeerView = Type.Object(
   { additionalProperties: false },
 );
 
+export const PeerHolder = Type.Union(
+  [
+    Type.Object(
+      {
+        gateway: Type.String({ description: 'the --gateway-id of the gateway where the client confirmed its latest session' }),
+        since: Type.String({ description: 'when it took the peer' }),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Null(),
+  ],
+  { description: 'the gateway that holds the peer now; null when none does (never connected, removed everywhere, or its gateway is gone)' },
+);
+
+export const PeerDetail = Type.Object({ ...PeerView.properties, holder: PeerHolder }, { additionalProperties: false });
+
+export const FleetGateway = Type.Object(
+  {
+    id: Type.String({ description: '--gateway-id' }),
+    alive: Type.Boolean({ description: 'its heartbeat is current; false: stopped or lost (its last beat is kept for a day)' }),
+    lastHeartbeatAt: Type.String(),
+    startedAt: Type.String(),
+    installedPeers: Type.Integer({ description: 'at its last heartbeat' }),
+    host: Type.String(),
+    publicKey: Type.String({ description: "its WireGuard interface's public key" }),
+    version: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const FleetGatewayList = Type.Object({ items: Type.Array(FleetGateway) }, { additionalProperties: false });
+
 export const PeerList = Type.Object(
   { items: Type.Array(PeerView), nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null on the last page' }) },
   { additionalProperties: false },

@@ -17,6 +17,7 @@ import { normalizeKey, PublicKey } from '../handshake/keys.js';
 import type { Cidr } from '../net/cidr.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
+import { isGatewayId } from '../fleet/gateway-id.js';
 import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, spellEndpoint, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
@@ -58,9 +59,22 @@ export const REDIS_WAIT_TIMEOUT_MS = 500;
  * existed is at least this old once its tombstone is gone.
  */
 export const TIMESTAMP_RETENTION_MS = 30 * 24 * 3600_000;
+/**
+ * How long after an admission another gateway may admit the very same
+ * initiation (a twin: ADVANCE_TIMESTAMP_LUA). A client resends after 5 s
+ * with a newer timestamp, so a copy that won the race to another gateway
+ * delays the genuine client at most this long, never locks it out.
+ */
+export const TWIN_WINDOW_MS = 5_000;
 
-/** A store change, as subscribe() hands it on (published as JSON with the key in base64). */
-export type StoreEvent = { op: 'upsert' | 'delete'; publicKey: PublicKey };
+/**
+ * A store change, as subscribe() hands it on (published as JSON with the
+ * key in base64): a record created, changed or deleted, or a peer taken by
+ * a gateway (src/fleet/holders.ts), with the timestamp it was taken with.
+ */
+export type StoreEvent =
+  | { op: 'upsert' | 'delete'; publicKey: PublicKey }
+  | { op: 'held'; publicKey: PublicKey; gateway: string; timestamp: Uint8Array };
 
 export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'exists' };
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
@@ -373,11 +387,13 @@ redis.call('SPUBLISH', ARGV[3], ARGV[4])
 return 1`;
 
 /**
- * KEYS: peer, group index. ARGV: publicKey, channel, event, retention ms.
- * 1 if it existed. The timestamp stays, as a tombstone, for the retention.
+ * KEYS: peer, group index, group holders (src/fleet/holders.ts). ARGV:
+ * publicKey, channel, event, retention ms. 1 if it existed. The timestamp
+ * stays, as a tombstone, for the retention; the peer's holder goes with it.
  */
 const DELETE_LUA = `
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 local v = redis.call('GET', KEYS[1])
 if not v or #v <= 12 then return 0 end
 local ts = string.sub(v, 1, 12)
@@ -386,34 +402,60 @@ redis.call('SPUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
 /**
- * KEYS: peer. ARGV: timestamp (12 bytes of TAI64N, where byte order is time
- * order; compared byte by byte, as Lua's string order follows the locale),
- * retention ms. 1 if it was greater than the one kept (and is kept now), 0
- * if not. A key with no value gets a tombstone, for the retention; a
- * tombstone keeps its expiry.
+ * Byte order of two strings of equal length: Lua's own string order follows
+ * the locale. -1, 0 or 1. Shared by the scripts that order TAI64N timestamps.
  */
-const ADVANCE_TIMESTAMP_LUA = `
-local kept = redis.call('GETRANGE', KEYS[1], 0, 11)
-local ts = ARGV[1]
-if #kept == 12 then
-  local newer = false
-  for i = 1, 12 do
-    local a, b = string.byte(ts, i), string.byte(kept, i)
-    if a ~= b then newer = a > b; break end
+export const LUA_COMPARE = `
+local function compare(a, b)
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y and 1 or -1 end
   end
-  if not newer then return 0 end
+  return 0
+end`;
+
+/**
+ * KEYS: peer, its twin marker. ARGV: timestamp (12 bytes of TAI64N, where
+ * byte order is time order), retention ms, the admitting gateway's id (empty
+ * when the caller only keeps the timestamp of a peer it holds), twin window
+ * ms. 1 if it was greater than the one kept (and is kept now), 0 if not.
+ * A key with no value gets a tombstone, for the retention; a tombstone
+ * keeps its expiry. An admission also leaves a twin marker (the timestamp
+ * and the gateways that admitted it, space-separated, for the window): another gateway admitting the very
+ * same initiation within the window gets 2 (a twin) instead of 0, once.
+ * That is the initiation an on-path observer copied to a second gateway
+ * before it reached the first: refusing it at the gateway that got it
+ * second would lock out the genuine client, and the copy can install no
+ * more than a provisional peer, which no handshake will confirm.
+ */
+const ADVANCE_TIMESTAMP_LUA = `${LUA_COMPARE}
+local kept = redis.call('GETRANGE', KEYS[1], 0, 11)
+local ts, gateway = ARGV[1], ARGV[3]
+if #kept == 12 then
+  local order = compare(ts, kept)
+  if order == 0 and gateway ~= '' then
+    local twin = redis.call('GET', KEYS[2])
+    if not twin or string.sub(twin, 1, 12) ~= ts then return 0 end
+    for seen in string.gmatch(string.sub(twin, 13), '%S+') do
+      if seen == gateway then return 0 end
+    end
+    redis.call('APPEND', KEYS[2], ' ' .. gateway)
+    return 2
+  end
+  if order <= 0 then return 0 end
   redis.call('SETRANGE', KEYS[1], 0, ts)
 else
   redis.call('SET', KEYS[1], ts, 'PX', ARGV[2])
 end
+if gateway ~= '' then redis.call('SET', KEYS[2], ts .. ' ' .. gateway, 'PX', ARGV[4]) end
 return 1`;
 
-interface Script {
+export interface Script {
   lua: string;
   sha: string;
 }
 
-function script(lua: string): Script {
+export function script(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
@@ -443,7 +485,7 @@ function isReplyError(err: unknown): err is Error {
 }
 
 /** Anything from ioredis that is not a reply from a healthy server means the store is unavailable. */
-function storeError(err: unknown, what: string): Error {
+export function storeError(err: unknown, what: string): Error {
   if (err instanceof StoreUnavailableError || err instanceof StoreCorruptError) return err;
   if (isReplyError(err) && !isUnavailableReply(err.message)) return err;
   const reason = err instanceof Error ? err.message : String(err);
@@ -494,6 +536,16 @@ export function peerKeyName(prefix: string, publicKey: string): string {
 /** The sorted set listing a group's keys (score 0: ordered by the key's bytes). */
 export function indexKeyName(prefix: string, group: string): string {
   return `${prefix}{${group}}:peers`;
+}
+
+/** A peer's twin marker (ADVANCE_TIMESTAMP_LUA): lives TWIN_WINDOW_MS after an admission. */
+export function twinKeyName(prefix: string, publicKey: string): string {
+  return `${prefix}{${publicKey.slice(0, GROUP_CHARS)}}:twin:${publicKey}`;
+}
+
+/** The hash of a group's holders: which gateway holds each peer (src/fleet/holders.ts). */
+export function holdersKeyName(prefix: string, group: string): string {
+  return `${prefix}{${group}}:holders`;
 }
 
 export class PeerStore {
@@ -665,7 +717,7 @@ export class PeerStore {
    * them until there is one, and the caller (an admission, an API request,
    * /readyz) would wait for ever instead of failing at once.
    */
-  private get commands(): Redis | Cluster {
+  get commands(): Redis | Cluster {
     if (this.redis instanceof Cluster && this.redis.status !== 'ready') {
       throw new StoreUnavailableError(`peer store unavailable: ${this.lastProblem ?? 'the Cluster client is not connected yet'}`);
     }
@@ -732,8 +784,12 @@ export class PeerStore {
     return `{"op":"${op}","publicKeys":["${publicKey}"]}`;
   }
 
-  /** EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a fresh server). Bulk replies as bytes. */
-  private async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.commands): Promise<unknown> {
+  /**
+   * EVALSHA, loading the script on NOSCRIPT (after a Redis restart or on a
+   * fresh server). Bulk replies as bytes. Also for the store's companions
+   * on the same connection (src/fleet).
+   */
+  async run(s: Script, keys: string[], args: Array<string | Buffer>, client: Redis | Cluster = this.commands): Promise<unknown> {
     // ioredis has a Buffer form of every command but types none of these
     // two; not callBuffer(), which auto-pipelining sends without its name.
     const c = client as unknown as Record<'evalshaBuffer' | 'evalBuffer', (...a: Array<string | number | Buffer>) => Promise<unknown>>;
@@ -942,7 +998,7 @@ export class PeerStore {
     try {
       const n = await this.write(
         SCRIPTS.delete,
-        [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS))],
+        [this.peerKey(publicKey), this.indexKey(publicKey.slice(0, GROUP_CHARS)), holdersKeyName(this.prefix, publicKey.slice(0, GROUP_CHARS))],
         [publicKey, this.channel(publicKey), this.event('delete', publicKey), this.retention],
         (reply) => reply === 1,
       );
@@ -1066,15 +1122,21 @@ export class PeerStore {
    * Replay protection that outlives the peer: keeps, per key, the greatest
    * TAI64N timestamp of an authentic initiation, beyond the peer's life on
    * any gateway (the device forgets its own with the peer) and beyond its
-   * record's (a tombstone, for the retention: TIMESTAMP_RETENTION_MS). True if `timestamp` is greater than the one
-   * kept, and is kept now; false if not (a replay). Atomic across the
-   * fleet. Throws StoreUnavailableError.
+   * record's (a tombstone, for the retention: TIMESTAMP_RETENTION_MS). True
+   * if `timestamp` is greater than the one kept, and is kept now; false if
+   * not (a replay). `admittedBy`: the id of the gateway admitting the
+   * initiation (absent when it only keeps the timestamp of a peer it
+   * holds); another gateway admitting the same initiation within
+   * TWIN_WINDOW_MS gets true too, once (ADVANCE_TIMESTAMP_LUA says why).
+   * Atomic across the fleet. Throws StoreUnavailableError.
    */
-  async advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array): Promise<boolean> {
+  async advanceTimestamp(publicKey: PublicKey, timestamp: Uint8Array, admittedBy = ''): Promise<boolean> {
     if (timestamp.byteLength !== TS_BYTES) throw new RangeError('timestamp must be 12 bytes of TAI64N');
     const ts = Buffer.from(timestamp.buffer, timestamp.byteOffset, timestamp.byteLength);
+    const key = publicKey.toString();
     try {
-      return (await this.run(SCRIPTS.advanceTimestamp, [this.peerKey(publicKey.toString())], [ts, this.retention])) === 1;
+      const kept = await this.run(SCRIPTS.advanceTimestamp, [this.peerKey(key), twinKeyName(this.prefix, key)], [ts, this.retention, admittedBy, String(TWIN_WINDOW_MS)]);
+      return kept === 1 || kept === 2;
     } catch (err) {
       throw storeError(err, 'advanceTimestamp');
     }
@@ -1181,7 +1243,9 @@ async function quit(client: Redis | Cluster): Promise<void> {
  * The changes one message of the channel names (one per key), none if it
  * is not one of ours. `publicKeys` is what this release publishes; the
  * `publicKey` of one key is what earlier releases did, still read so that
- * gateways can be upgraded before the writers.
+ * gateways can be upgraded before the writers. A `held` message names the
+ * gateway (GATEWAY_ID_RULE) and the timestamp (24 hex digits) it took its
+ * one key with.
  */
 export function parseEvents(message: string): StoreEvent[] {
   let v: unknown;
@@ -1191,14 +1255,20 @@ export function parseEvents(message: string): StoreEvent[] {
     return [];
   }
   if (typeof v !== 'object' || v === null) return [];
-  const { op, publicKey, publicKeys } = v as Record<string, unknown>;
-  if (op !== 'upsert' && op !== 'delete') return [];
+  const { op, publicKey, publicKeys, gateway, timestamp } = v as Record<string, unknown>;
+  if (op !== 'upsert' && op !== 'delete' && op !== 'held') return [];
   const spelled = Array.isArray(publicKeys) ? (publicKeys as unknown[]) : publicKey !== undefined ? [publicKey] : [];
+  let held: { gateway: string; timestamp: Uint8Array } | null = null;
+  if (op === 'held') {
+    if (typeof gateway !== 'string' || !isGatewayId(gateway) || typeof timestamp !== 'string' || !/^[0-9a-f]{24}$/.test(timestamp) || spelled.length !== 1) return [];
+    held = { gateway, timestamp: Buffer.from(timestamp, 'hex') };
+  }
   const events: StoreEvent[] = [];
   for (const text of spelled.slice(0, MAX_CREATES_PER_SCRIPT)) {
     // Only wg's own spelling, as the store writes it.
     const key = PublicKey.parse(text);
-    if (key !== null && key.toString() === text) events.push({ op, publicKey: key });
+    if (key === null || key.toString() !== text) continue;
+    events.push(held === null ? { op: op as 'upsert' | 'delete', publicKey: key } : { op: 'held', publicKey: key, ...held });
   }
   return events;
 }

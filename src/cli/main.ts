@@ -13,6 +13,7 @@ import { cmdStatus } from './commands/status.js';
 import { cmdStore } from './commands/store.js';
 import { help } from './help.js';
 import { ConfigError } from './settings.js';
+import { GatewayIdInUseError } from '../fleet/gateway-id.js';
 
 export { EXIT } from './command.js';
 
@@ -63,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     // A setting, or a --backend that does not fit the interface: the operator's to fix.
-    if (err instanceof ConfigError || err instanceof NoBackendError) {
+    if (err instanceof ConfigError || err instanceof NoBackendError || err instanceof GatewayIdInUseError) {
       process.stderr.write(`wgjit: ${err.message}\n`);
       return EXIT.usage;
     }

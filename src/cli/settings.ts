@@ -20,6 +20,7 @@ import { IDLE_TIMEOUT_MS, RECONCILE_INTERVAL_MS } from '../lifecycle/timings.js'
 import { DEFAULT_WAIT_REPLICAS, MAX_WAIT_REPLICAS, parseRedisUrl, REDIS_URL_FORMS } from '../authorize/redis-url.js';
 import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
+import { GATEWAY_ID_RULE, isGatewayId } from '../fleet/gateway-id.js';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
 
@@ -111,6 +112,11 @@ const ifnames = (raw: string): string[] => {
   return names.map(ifname);
 };
 
+const gatewayId = (raw: string): string => {
+  if (!isGatewayId(raw)) throw new Error(`not a gateway id (${GATEWAY_ID_RULE})`);
+  return raw;
+};
+
 const text = (raw: string): string => {
   if (raw.length === 0) throw new Error('empty');
   return raw;
@@ -127,6 +133,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 /** Every setting of `wgjit run`; `wgjit api` uses the store and API subset. */
 export const SETTINGS = {
   interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
+  gatewayId: { flag: 'gateway-id', help: "this gateway's name in the fleet (default: the host name); two running gateways never share one", parse: gatewayId, form: 'a name, e.g. gw-fra-1' },
   captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
   // Secret: a URL may hold a password, and one that does not parse cannot be masked with certainty (a password pasted alone).
   redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: REDIS_URL_FORMS, secret: true },
@@ -153,7 +160,7 @@ export type SettingName = keyof Specs;
 
 /** The settings of `wgjit run`, in the order of its help page. */
 export const RUN_SETTINGS = [
-  'interface', 'captureDev', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'gatewayId', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
 export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];

@@ -19,6 +19,13 @@ import { InstalledPeers } from '../lifecycle/installed.js';
 import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
+import { Confirmer } from '../lifecycle/confirmer.js';
+import { removePeers } from '../lifecycle/removal.js';
+import { Holders } from '../fleet/holders.js';
+import { Gateways } from '../fleet/gateways.js';
+import { FleetMember } from '../fleet/member.js';
+import { Presence } from '../fleet/presence.js';
+import { WGJIT_VERSION } from '../api/version.js';
 import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, RX_STILL_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
@@ -33,6 +40,8 @@ export const DRAIN_TIMEOUT_MS = 5_000;
 /** Named as the settings of `wgjit run` (src/cli/settings.ts), which pass on as they are. */
 export interface GatewayOptions {
   interface: string;
+  /** This gateway's name in the fleet (src/fleet/gateway-id.ts). */
+  gatewayId: string;
   /** Devices the XDP capture attaches to. */
   captureDev: string[];
   /** The --redis URL (src/authorize/redis-url.ts). */
@@ -74,9 +83,24 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   try {
     // The device and the responder; the store; the pipeline over them.
     const { rawDevice, device, liveness, info, responder } = await openGatewayDevice(opts, cleanups);
-    const installed = new InstalledPeers();
     const store = PeerStore.connect(opts.redis, { ...(opts.redisPassword !== undefined && { password: opts.redisPassword }), waitReplicas: opts.redisWaitReplicas, log });
     cleanups.push(() => store.close());
+    const lifecycleLog = log.child({ component: 'lifecycle' });
+    // The fleet: peers are taken as their clients confirm here, let go as they leave.
+    const fleetLog = log.child({ component: 'fleet', gatewayId: opts.gatewayId });
+    let member: FleetMember | null = null;
+    const installed = new InstalledPeers({ confirmed: (peer) => member?.confirmed(peer), removed: (peer) => member?.removed(peer) });
+    member = new FleetMember({
+      gatewayId: opts.gatewayId,
+      holders: new Holders(store),
+      installed,
+      remove: (removals) => removePeers({ device, installed, metrics }, removals, fleetLog, 'peer moved to another gateway: removed from the device'),
+      log: fleetLog,
+      metrics,
+    });
+    const fleet = member;
+    const confirmer = new Confirmer({ device, installed, metrics, log: lifecycleLog, graceMs: PROVISIONAL_GRACE_MS });
+    cleanups.push(() => confirmer.close());
     const replayer = opts.replay ? new Replayer() : null;
     if (replayer !== null) cleanups.push(() => replayer.close());
     const refusals = new RefusalCache();
@@ -84,7 +108,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       verifier: responder,
       refusals,
       authorize: (key, now) => store.authorize(key, now),
-      advanceTimestamp: (key, timestamp) => store.advanceTimestamp(key, timestamp),
+      advanceTimestamp: (key, timestamp, admitting) => store.advanceTimestamp(key, timestamp, admitting ? opts.gatewayId : ''),
+      confirmer,
       device,
       replayer,
       installed,
@@ -97,10 +122,21 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // so nothing leaks and nothing is installed twice.
     // A store that is not there yet leaves them as they are; the periodic
     // pass takes over once it is.
-    const lifecycleLog = log.child({ component: 'lifecycle' });
-    const reconciler = new Reconciler({ device, store, installed, log: lifecycleLog, metrics });
+    const reconciler = new Reconciler({ device, store, installed, fleet, log: lifecycleLog, metrics });
     // A store still in an earlier release's layout would answer "unknown" for every peer.
     await store.readyAtStart();
+    // Before the device is touched: a gateway id alive elsewhere is refused here.
+    const presence = new Presence({
+      gateways: new Gateways(store),
+      id: opts.gatewayId,
+      version: WGJIT_VERSION,
+      publicKey: info.publicKey?.toString() ?? '',
+      installedPeers: () => installed.size,
+      log: fleetLog,
+    });
+    await presence.join();
+    presence.start();
+    cleanups.push(() => presence.stop());
     await reconciler.reconcile();
 
     // The capture, feeding the pipeline through the intake.
@@ -126,6 +162,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       log: log.child({ component: 'store-sync' }),
       metrics,
       onChange: (key) => refusals.delete(key),
+      onHeld: (event) => fleet.held(event),
       onConnected: () => void reconciler.reconcile(),
     });
     await sync.start();

@@ -31,6 +31,18 @@ export interface InstalledPeer {
   rxMovedAt: number;
   /** updatedAt of the store record the device holds; null when not known (adopted after a restart). */
   recordVersion: string | null;
+  /**
+   * TAI64N of the initiation wgjit installed the peer for: what this
+   * gateway's take of the peer in the fleet is ordered by
+   * (src/fleet/holders.ts); null when adopted after a restart.
+   */
+  timestamp: Uint8Array | null;
+}
+
+/** Told as peers confirm and go (the fleet's holders follow them: src/fleet/member.ts). */
+export interface InstalledListener {
+  confirmed?(peer: InstalledPeer): void;
+  removed?(peer: InstalledPeer): void;
 }
 
 export class InstalledPeers {
@@ -38,6 +50,8 @@ export class InstalledPeers {
   private readonly peers = new Map<string, InstalledPeer>();
   /** Kept as peers come, go and confirm, so a scrape reads it without a walk (3-9 ms at 100,000 peers). */
   private provisional = 0;
+
+  constructor(private readonly listener: InstalledListener = {}) {}
 
   get size(): number {
     return this.peers.size;
@@ -64,8 +78,11 @@ export class InstalledPeers {
       rxAtLastSweep: 0n,
       rxMovedAt: installedAt,
       recordVersion: null,
+      timestamp: null,
     };
-    this.delete(publicKey);
+    // The same peer written again (not a removal): the listener is not told.
+    const before = this.peers.get(publicKey.id);
+    if (before?.state === 'provisional') this.provisional--;
     this.peers.set(publicKey.id, peer);
     if (state === 'provisional') this.provisional++;
     return peer;
@@ -77,13 +94,16 @@ export class InstalledPeers {
     if (peer === undefined || peer.state === 'confirmed') return;
     (peer as { state: PeerState }).state = 'confirmed';
     this.provisional--;
+    this.listener.confirmed?.(peer);
   }
 
   delete(publicKey: PublicKey): boolean {
     const peer = this.peers.get(publicKey.id);
     if (peer === undefined) return false;
     if (peer.state === 'provisional') this.provisional--;
-    return this.peers.delete(publicKey.id);
+    this.peers.delete(publicKey.id);
+    this.listener.removed?.(peer);
+    return true;
   }
 
   values(): IterableIterator<InstalledPeer> {

@@ -21,12 +21,18 @@ export interface ReconcileReport {
   updated: number;
   adopted: number;
   forgotten: number;
+  /** Removed because another gateway holds them (src/fleet/member.ts). */
+  moved: number;
+  /** Confirmed peers nobody held, taken by this gateway. */
+  taken: number;
 }
 
 export interface ReconcilerDeps {
   device: WireGuardDevice;
   store: Pick<PeerStore, 'authorizeMany'>;
   installed: InstalledPeers;
+  /** The fleet's holders, checked after the device: what a lost `held` event left behind. */
+  fleet?: { reconcile(): Promise<{ moved: number; taken: number }> };
   log: Logger;
   metrics: Metrics;
   /** Wall clock, unix ms. */
@@ -76,7 +82,7 @@ export class Reconciler {
       return null;
     }
     const plan = planReconcile(peers, admissions, installed, readAt);
-    const report: ReconcileReport = { removed: 0, updated: 0, adopted: plan.adopt.length, forgotten: plan.forget.length };
+    const report: ReconcileReport = { removed: 0, updated: 0, adopted: plan.adopt.length, forgotten: plan.forget.length, moved: 0, taken: 0 };
 
     for (const key of plan.forget) installed.delete(key);
     for (const { status, version } of plan.adopt) {
@@ -113,7 +119,14 @@ export class Reconciler {
         log.warn({ err: (err as Error).message, count: plan.update.length }, 'reconciliation: rewrite failed');
       }
     }
-    if (report.removed + report.updated + report.adopted + report.forgotten > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
+    if (this.deps.fleet !== undefined) {
+      try {
+        Object.assign(report, await this.deps.fleet.reconcile());
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'reconciliation: the fleet\'s holders could not be read');
+      }
+    }
+    if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
     return report;
   }
 }

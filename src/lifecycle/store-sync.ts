@@ -25,8 +25,10 @@ export interface StoreSyncDeps {
   installed: InstalledPeers;
   log: Logger;
   metrics: Pick<Metrics, 'removals' | 'updates'>;
-  /** Every event, for any key, installed here or not. */
+  /** Every change of a record, for any key, installed here or not. */
   onChange?: (publicKey: PublicKey) => void;
+  /** A gateway took a peer (src/fleet/member.ts decides whether it moved away from here). */
+  onHeld?: (event: Extract<StoreEvent, { op: 'held' }>) => void;
   /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
   onConnected?: () => void;
 }
@@ -64,6 +66,10 @@ export class StoreSync {
   }
 
   private onEvent(event: StoreEvent): void {
+    if (event.op === 'held') {
+      this.deps.onHeld?.(event);
+      return;
+    }
     const key = event.publicKey;
     this.deps.onChange?.(key);
     if (!this.deps.installed.has(key)) return;

@@ -69,12 +69,20 @@ export function planSweep(
   return plan;
 }
 
+/**
+ * Whether the device's read shows a handshake completed since the peer was
+ * installed: the client confirmed the session here. The device's clock for
+ * handshakes is wall time, as is installedAt; it reports whole seconds.
+ */
+export function confirms(peer: InstalledPeer, status: PeerStatus): boolean {
+  return status.lastHandshakeAt !== null && status.lastHandshakeAt >= peer.installedAt - 1000;
+}
+
 /** Adds what becomes of one installed peer the device still has to `plan`. */
 function decide(plan: SweepPlan, peer: InstalledPeer, status: PeerStatus, now: number, policy: SweepPolicy): void {
   const handshake = status.lastHandshakeAt;
   if (peer.state === 'provisional') {
-    // The device's clock for handshakes is wall time, as is installedAt.
-    if (handshake !== null && handshake >= peer.installedAt - 1000) {
+    if (confirms(peer, status)) {
       plan.confirmed.push(peer.publicKey);
     } else if (now - peer.installedAt > policy.provisionalGraceMs) {
       plan.remove.push({ publicKey: peer.publicKey, reason: 'unconfirmed' });

@@ -38,6 +38,7 @@ export interface Metrics {
   replays: Counter<'result'>;
   removals: Counter<'reason'>;
   updates: Counter;
+  holds: Counter<'result'>;
   refusalsCached: Counter;
   captureDrops: Counter<'reason'>;
   xdpPackets: Counter<'result'>;
@@ -49,6 +50,7 @@ export interface Metrics {
   storeSeconds: Histogram;
   verifySeconds: Histogram;
   installSeconds: Histogram;
+  confirmSeconds: Histogram;
   /** Sets (or replaces) what is read at scrape time. */
   observe(sources: MetricSources): void;
 }
@@ -95,13 +97,19 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     replays: new Counter({ name: 'wgjit_replays_total', help: 'Captured initiations re-injected, by result', labelNames: ['result'], registers }),
     removals: new Counter({
       name: 'wgjit_peer_removals_total',
-      help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers)',
+      help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers), moved (another gateway took it)',
       labelNames: ['reason'],
       registers,
     }),
     updates: new Counter({
       name: 'wgjit_peer_updates_total',
       help: 'Installed peers rewritten in place on the device because their record changed in the store (a store event or a reconciliation)',
+      registers,
+    }),
+    holds: new Counter({
+      name: 'wgjit_peer_holds_total',
+      help: 'Takes of a confirmed peer in the store, by result: taken (this gateway holds it now), kept (it held it already), refused (another gateway holds it with a newer session), gone (no record), failed (store unavailable)',
+      labelNames: ['result'],
       registers,
     }),
     refusalsCached: new Counter({
@@ -178,6 +186,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'wgjit_install_seconds',
       help: 'Latency of one peer install into the WireGuard device',
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5],
+      registers,
+    }),
+    confirmSeconds: new Histogram({
+      name: 'wgjit_confirm_seconds',
+      help: 'From a peer\'s install to the device read that found its handshake completed (the client confirmed the session here)',
+      buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 15],
       registers,
     }),
     observe(next: MetricSources): void {

@@ -23,6 +23,7 @@ const SRC_ENTRIES = [
   'cli',
   'cli.ts',
   'daemon',
+  'fleet',
   'handshake',
   'install',
   'intake',

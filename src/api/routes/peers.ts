@@ -5,7 +5,9 @@ import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
 import type { Static } from 'typebox';
-import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
+import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerDetail, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
+import { Gateways } from '../../fleet/gateways.js';
+import { Holders } from '../../fleet/holders.js';
 import { pathKey, pathPublicKey, withErrors } from './shared.js';
 
 type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
@@ -37,6 +39,8 @@ export interface PeerRoutesOptions {
 }
 
 export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { store, gateway, now }) => {
+  const holders = new Holders(store);
+  const gateways = new Gateways(store);
   app.post(
     '/v1/peers',
     {
@@ -130,13 +134,19 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
   app.get(
     '/v1/peers/:publicKey',
     {
-      schema: { summary: 'One peer', params: PublicKeyParams, response: { 200: PeerView, ...withErrors(400, 401, 404, 503) } },
+      schema: {
+        summary: 'One peer, and the gateway that holds it',
+        params: PublicKeyParams,
+        response: { 200: PeerDetail, ...withErrors(400, 401, 404, 503) },
+      },
     },
     async (request) => {
       const key = pathKey(request.params.publicKey);
-      const record = await store.get(key);
+      const [record, holder] = await Promise.all([store.get(key), holders.of(key)]);
       if (record === null) throw new ApiError('not_found', `no peer ${key}`);
-      return publicView(record);
+      // A gateway that is gone holds nothing: its clients reconnect elsewhere.
+      const alive = holder !== null && (await gateways.aliveOf([holder.gateway])).has(holder.gateway);
+      return { ...publicView(record), holder: alive ? { gateway: holder.gateway, since: holder.since.toISOString() } : null };
     },
   );
 

@@ -1,5 +1,7 @@
 /** `wgjit run` (the gateway) and `wgjit api` (the store routes only): resolve the settings, start, run until a signal. */
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { defaultGatewayId, GATEWAY_ID_RULE } from '../../fleet/gateway-id.js';
 import { createLogger } from '../../telemetry/log.js';
 import { EXIT, parse, UsageError } from '../command.js';
 import { help } from '../help.js';
@@ -13,11 +15,13 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const token = resolveToken(s);
   if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
   const redisPassword = resolveRedisPassword(s);
-  // The daemon's options carry the settings' names; the token, the Redis password and the logger are resolved here.
+  const gatewayId = s.gatewayId ?? defaultGatewayId();
+  if (gatewayId === null) throw new ConfigError(`the host name ${JSON.stringify(hostname())} is not a gateway id (${GATEWAY_ID_RULE}): set --gateway-id`);
+  // The daemon's options carry the settings' names; the token, the Redis password, the gateway id and the logger are resolved here.
   const { apiTokenFile, apiToken, logLevel, config, redisPasswordFile, ...daemon } = s;
   const log = createLogger(logLevel);
   const { startGateway } = await import('../../daemon/gateway.js');
-  const gw = await startGateway({ ...daemon, ...(redisPassword !== undefined && { redisPassword }), token, log });
+  const gw = await startGateway({ ...daemon, gatewayId, ...(redisPassword !== undefined && { redisPassword }), token, log });
   return waitForSignal(log, () => gw.stop());
 }
 

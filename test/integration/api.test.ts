@@ -15,7 +15,10 @@ import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS } from '../../src/api/schemas.js';
 import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
 import type { GatewayView, InstalledPeerView } from '../../src/api/gateway-view.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
-import type { PublicKey } from '../../src/handshake/keys.js';
+import { PublicKey } from '../../src/handshake/keys.js';
+import { Gateways } from '../../src/fleet/gateways.js';
+import { Holders } from '../../src/fleet/holders.js';
+import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 
 const TOKEN = 'st-test-token-0123456789';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -512,6 +515,19 @@ describe('REST API', () => {
       }
     });
 
+    it('GET names the gateway that holds the peer, while that gateway is alive; null otherwise', async () => {
+      expect((await req({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}` })).json().holder).toBeNull();
+      const since = new Date('2030-01-01T00:00:07.000Z');
+      expect(await new Holders(store).take(PublicKey.parse(key)!, 'gw-b', tai64nFromUnixMs(1_000_000), since)).toEqual({ result: 'taken' });
+      // gw-b has never beaten: gone, so it holds nothing.
+      expect((await req({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}` })).json().holder).toBeNull();
+      await new Gateways(store).beat({ id: 'gw-b', instance: 'i', host: 'h', pid: 1, version: 'v', publicKey: GATEWAY_PUBLIC_KEY, startedAt: since.toISOString(), heartbeatAt: since.toISOString(), installedPeers: 1 });
+      for (const server of [app, apiOnly]) {
+        const res = await server.inject({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}`, headers: AUTH });
+        expect(res.json().holder).toEqual({ gateway: 'gw-b', since: since.toISOString() });
+      }
+    });
+
     it('GET 404 for an unknown key, 400 for a malformed one', async () => {
       const res = await req({ method: 'GET', url: `/v1/peers/${encodeURIComponent(newKey())}` });
       expect(res.statusCode).toBe(404);
@@ -710,6 +726,28 @@ describe('REST API', () => {
     });
   });
 
+  describe('GET /v1/gateways', () => {
+    it('lists the fleet from the store, on gateways and on wgjit api alike: alive ones first, with their heartbeat and peer count', async () => {
+      const gateways = new Gateways(store);
+      const beat = (id: string, installedPeers: number) => ({ id, instance: `i-${id}`, host: `host-${id}`, pid: 7, version: '1.2.3', publicKey: GATEWAY_PUBLIC_KEY, startedAt: '2030-01-01T00:00:00.000Z', heartbeatAt: new Date().toISOString(), installedPeers });
+      await gateways.beat(beat('gw-2', 20));
+      await gateways.beat(beat('gw-1', 10));
+      await gateways.beat(beat('gw-0', 0));
+      await gateways.leave('gw-0', 'i-gw-0');
+      for (const server of [app, apiOnly]) {
+        const res = await server.inject({ method: 'GET', url: '/v1/gateways', headers: AUTH });
+        expect(res.statusCode).toBe(200);
+        expect(res.json().items.map((g: { id: string; alive: boolean; installedPeers: number; host: string }) => [g.id, g.alive, g.installedPeers, g.host])).toEqual([
+          ['gw-1', true, 10, 'host-gw-1'],
+          ['gw-2', true, 20, 'host-gw-2'],
+          ['gw-0', false, 0, 'host-gw-0'],
+        ]);
+        expect(Object.keys(res.json().items[0]).sort()).toEqual(['alive', 'host', 'id', 'installedPeers', 'lastHeartbeatAt', 'publicKey', 'startedAt', 'version']);
+      }
+      expect((await app.inject({ method: 'GET', url: '/v1/gateways' })).statusCode).toBe(401);
+    });
+  });
+
   describe('open routes', () => {
     it('/healthz', async () => {
       expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
@@ -753,6 +791,7 @@ describe('REST API', () => {
           'GET /v1/gateway/peers',
           'DELETE /v1/gateway/peers/{publicKey}',
           'GET /v1/gateway/stats',
+          'GET /v1/gateways',
           'GET /healthz',
           'GET /readyz',
           'GET /metrics',

@@ -1,11 +1,11 @@
 /** `wgjit peer add|rm|ls|show|import`: the peer store, through the REST API. */
 import { readFileSync } from 'node:fs';
 import type { Static } from 'typebox';
-import type { PeerCreateBody, PeerList, PeerView } from '../../api/schemas.js';
+import type { PeerCreateBody, PeerDetail, PeerList, PeerView } from '../../api/schemas.js';
 import { KEY_FORM, keyProblem, normalizeKey } from '../../handshake/keys.js';
 import { keyPath } from '../client.js';
 import { client, CLIENT_OPTIONS, EXIT, parse, print, UsageError } from '../command.js';
-import { every, table } from '../format.js';
+import { ago, every, table } from '../format.js';
 import { help } from '../help.js';
 import { cmdPeerImport, importFormat } from './peer-import.js';
 
@@ -80,7 +80,7 @@ export async function cmdPeer(argv: string[]): Promise<number> {
     }
     case 'show': {
       const publicKey = requireKey(arg);
-      const p = await client(values).request<Peer>('GET', `/v1/peers/${keyPath(publicKey)}`);
+      const p = await client(values).request<Static<typeof PeerDetail>>('GET', `/v1/peers/${keyPath(publicKey)}`);
       print(values.json, p, () =>
         [
           `peer: ${p.publicKey}`,
@@ -89,6 +89,8 @@ export async function cmdPeer(argv: string[]): Promise<number> {
           `  persistent keepalive: ${p.persistentKeepalive ? every(p.persistentKeepalive) : 'off'}`,
           `  expires: ${p.expiresAt ?? 'never'}`,
           `  disabled: ${p.disabled ? 'yes' : 'no'}`,
+          // An API of an earlier release answers without it.
+          `  held by: ${p.holder ? `${p.holder.gateway} (taken ${ago(p.holder.since)})` : p.holder === null ? '(no gateway)' : '(not known)'}`,
         ].join('\n'),
       );
       return EXIT.ok;

@@ -11,6 +11,9 @@ DEBIAN_PACKAGES=(
   iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
   # Tests: REST calls from inside a namespace, a connection cut by a drop rule.
   curl nftables
+  # The fleet testbed (harness/testbed/fleet.ts): BIRD carries the gateways'
+  # peer routes to the core router over BGP.
+  bird2
   # The real-kernel test VM (scripts/vm/): qemu under TCG booting Debian's
   # 6.1 kernel (it ships wireguard.ko) with a busybox initramfs.
   qemu-system-x86 linux-image-amd64 busybox-static kmod cpio

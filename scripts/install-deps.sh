@@ -39,6 +39,8 @@ fi
 
 # redis-server's package starts a system instance; wgjit's tests and demo run
 # their own on private sockets, so the system one is left as Debian set it.
+# The same for bird2 where systemd runs: the fleet testbed starts one BIRD per
+# namespace, each with its own control socket.
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "wgjit: installing npm packages (npm ci)"

@@ -9,9 +9,13 @@
  * The core's route to the client follows it from gateway to gateway within
  * ROUTE_CONVERGENCE_MS, the server's ping goes through the gateway that
  * holds the client (its WireGuard counters say so), and a hung or a lost
- * gateway's routes leave the core.
+ * gateway's routes leave the core. A process interrupted with a fleet up
+ * leaves nothing behind.
  */
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsRun, run, waitFor } from '../../harness/testbed/exec.js';
 import { listNamespaces } from '../../harness/testbed/netns.js';
@@ -32,6 +36,10 @@ const HOLD_EXPIRY_MAX_MS = (BGP_HOLD_TIME_S + CORE_KERNEL_SCAN_TIME_S) * 1000 + 
 /** A lost gateway takes its link to the core along: the core's kernel and BIRD drop its routes at once, long before any hold time. */
 const LINK_LOSS_MAX_MS = 1_000;
 const ours = (names: string[], prefix = PREFIX) => names.filter((n) => n.startsWith(`${prefix}-`));
+
+/** The BIRDs of a fleet of `prefix` and its redis-server (on `coreAddress`), among `ps -eo args` lines. */
+const fleetDaemons = (lines: string[], prefix: string, coreAddress: string) =>
+  lines.filter((l) => new RegExp(`^bird .*/wgjit-fleet-[^/]*/${prefix}-`).test(l) || l.startsWith(`redis-server ${coreAddress}:`));
 
 /** How long until the core forwards `address` to `gateway` (null: nowhere); throws after `limitMs`. */
 async function timeUntilCoreNextHop(fleet: Fleet, address: string, gateway: number | null, limitMs: number, since = Date.now()): Promise<number> {
@@ -157,7 +165,7 @@ describe('fleet testbed: BIRD carries peer routes from the gateways to the core'
     await fleet.destroy();
     expect(ours(await listNamespaces())).toEqual([]);
     const { stdout } = await run('ps', ['-eo', 'args']);
-    expect(stdout.split('\n').filter((l) => /^bird .*wgjit-fleet-.*\/flt-/.test(l) || l.includes(`redis-server ${fleet.coreAddress}`))).toEqual([]);
+    expect(fleetDaemons(stdout.split('\n'), PREFIX, fleet.coreAddress)).toEqual([]);
     for (const s of sockets) expect(existsSync(s)).toBe(false);
   });
 });
@@ -184,5 +192,46 @@ describe('fleet testbed with a numbered peer table', () => {
     await timeUntilCoreNextHop(fleet, client.tunnelAddress, 1, ROUTE_CONVERGENCE_MS);
     await clientPingsServer(fleet, client);
     expect(await fleet.serverPing(client.tunnelAddress)).toBe(true);
+  });
+});
+
+describe('fleet testbed cleanup on SIGINT', () => {
+  it('a process interrupted with a fleet up leaves no namespace, BIRD, redis-server or wireguard-go behind', async () => {
+    const prefix = 'fls';
+    const dir = mkdtempSync(join(tmpdir(), 'fls-sigint-'));
+    try {
+      const script = join(dir, 'run.mts');
+      writeFileSync(
+        script,
+        `import { createFleet } from ${JSON.stringify(resolve('harness/testbed/fleet.ts'))};\n` +
+          `const fleet = await createFleet({ prefix: '${prefix}', gateways: 2, clients: 1, underlayOctet: 109 });\n` +
+          `await fleet.clients[0].startWireguard();\n` +
+          `console.log('READY', fleet.coreAddress);\n` +
+          `setInterval(() => undefined, 1000);\n`,
+      );
+      const child = spawn(resolve('node_modules/.bin/tsx'), [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const coreAddress = await new Promise<string>((ok, fail) => {
+        child.stdout.on('data', (c: Buffer) => {
+          const m = /READY (\S+)/.exec(c.toString());
+          if (m) ok(m[1]!);
+        });
+        child.on('exit', () => fail(new Error(`child exited early: ${stderr}`)));
+      });
+      const ps = async () => (await run('ps', ['-eo', 'args'])).stdout.split('\n');
+      expect(ours(await listNamespaces(), prefix).length).toBe(6);
+      // Three BIRDs (two gateways, the core) and the Redis.
+      expect(fleetDaemons(await ps(), prefix, coreAddress).length).toBe(4);
+      // tsx forwards SIGINT to the node process that runs the script.
+      child.kill('SIGINT');
+      await new Promise((ok) => child.on('exit', ok));
+      expect(ours(await listNamespaces(), prefix)).toEqual([]);
+      expect(fleetDaemons(await ps(), prefix, coreAddress)).toEqual([]);
+      expect((await ps()).filter((l) => /^wireguard-go -f fls/.test(l))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      for (const ns of ['sw', 'core', 'srv', 'g1', 'g2', 'c1']) await run('ip', ['netns', 'delete', `${prefix}-${ns}`]).catch(() => undefined);
+    }
   });
 });

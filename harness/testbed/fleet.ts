@@ -387,9 +387,10 @@ export async function createFleet(opts: FleetOptions): Promise<Fleet> {
     await createNamespace(ns);
     if (!router) return;
     await sysctl(ns, 'net.ipv4.ip_forward', 1);
-    // Replies leave a gateway by its default route, not by the WireGuard
-    // they would be checked against; a client that moved can answer through
-    // another gateway than the core's route for a moment.
+    // A client's packets can reach a gateway through its WireGuard before
+    // the gateway has a route back to the client there (its route is still
+    // the default one, to the core), and the core can see a client that
+    // moved answer through another gateway than its route for a moment.
     await sysctl(ns, 'net.ipv4.conf.all.rp_filter', 0);
     await sysctl(ns, 'net.ipv4.conf.default.rp_filter', 0);
   }

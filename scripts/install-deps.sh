@@ -11,6 +11,9 @@ DEBIAN_PACKAGES=(
   iproute2 iputils-ping redis-server wireguard-go wireguard-tools tcpdump
   # Tests: REST calls from inside a namespace, a connection cut by a drop rule.
   curl nftables
+  # The fleet testbed (harness/testbed/fleet.ts): BIRD carries the gateways'
+  # peer routes to the core router over BGP.
+  bird2
   # The real-kernel test VM (scripts/vm/): qemu under TCG booting Debian's
   # 6.1 kernel (it ships wireguard.ko) with a busybox initramfs.
   qemu-system-x86 linux-image-amd64 busybox-static kmod cpio
@@ -36,6 +39,8 @@ fi
 
 # redis-server's package starts a system instance; wgjit's tests and demo run
 # their own on private sockets, so the system one is left as Debian set it.
+# The same for bird2 where systemd runs: the fleet testbed starts one BIRD per
+# namespace, each with its own control socket.
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "wgjit: installing npm packages (npm ci)"

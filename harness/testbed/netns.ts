@@ -57,6 +57,19 @@ export async function addVethPair(a: LinkEnd, b: LinkEnd): Promise<void> {
   await run('ip', ['link', 'add', 'dev', a.name, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.name, 'netns', b.ns]);
 }
 
+/**
+ * Plugs `end` into `bridge` in `switchNs` through a veth whose switch side
+ * is named `<end.name>b`, puts `cidrs` on `end` and brings both sides up.
+ */
+export async function attachToBridge(end: LinkEnd, switchNs: string, bridge: string, cidrs: readonly string[]): Promise<void> {
+  const port = `${end.name}b`;
+  await addVethPair(end, { ns: switchNs, name: port });
+  await setMaster(switchNs, port, bridge);
+  await linkUp(switchNs, port);
+  for (const cidr of cidrs) await addAddress(end.ns, end.name, cidr);
+  await linkUp(end.ns, end.name);
+}
+
 export async function addBridge(ns: string, name: string): Promise<void> {
   checkIfname(name);
   await nsRun(ns, 'ip', ['link', 'add', 'dev', name, 'type', 'bridge']);

@@ -3,7 +3,8 @@
  * caller runs: StackOptions.redisUrl) and the wgjit daemon
  * (and, asked for, a `wgjit api` control plane), all inside the gateway
  * namespace, plus a way to run the wgjit CLI there.
- * Used by `wgjit demo`, the end-to-end tests and the benchmarks.
+ * Used by `wgjit demo`, the end-to-end tests and the benchmarks, and for
+ * each gateway of a fleet (fleet.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,25 @@ export const API_PORT = 9180;
 /** `wgjit api`, the store-only control plane, when StackOptions.controlPlane asks for one. */
 export const CONTROL_API_PORT = 9181;
 export const START_TIMEOUT_MS = 20_000;
+
+/** What a stack needs of its gateway: a testbed (topology.ts) is one, and so is each gateway of a fleet. */
+export type StackHost = Pick<Testbed, 'gatewayNs' | 'gateway' | 'uplink' | 'gatewayAddress'>;
+
+/**
+ * A throwaway redis-server in `ns` (no persistence, its files in `dir`),
+ * listening on `bind`:`port`; resolves once it accepts connections.
+ * Protected mode is off: without a password it answers only clients from
+ * 127.0.0.1 and ::1 (DENIED to anyone else, even on an address of lo), and
+ * a fleet's gateways reach their Redis from other namespaces.
+ */
+export async function startRedisServer(ns: string, bind: string, port: number, dir: string): Promise<Spawned> {
+  const proc = spawnIn(ns, 'redis-server', ['--port', String(port), '--bind', bind, '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  let out = '';
+  proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections') || !proc.isRunning(), START_TIMEOUT_MS);
+  if (!proc.isRunning()) throw new Error(`redis-server exited: ${proc.stderrTail()}`);
+  return proc;
+}
 
 export interface StackOptions {
   /** Extra `wgjit run` flags, e.g. ['--replay', 'off']. */
@@ -63,21 +83,14 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(tb: Testbed, opts: StackOptions = {}): Promise<Stack> {
+export async function startStack(tb: StackHost, opts: StackOptions = {}): Promise<Stack> {
   if (tb.gateway === null) throw new Error('startStack needs a testbed built with gatewayWg');
   const dir = mkdtempSync(join(tmpdir(), 'wgjit-stack-'));
   const token = randomBytes(24).toString('base64url');
   const tokenFile = join(dir, 'api-token');
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 
-  const startRedis = async (): Promise<Spawned> => {
-    const proc = spawnIn(tb.gatewayNs, 'redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
-    let out = '';
-    proc.child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    await waitFor('redis-server to accept connections', () => out.includes('Ready to accept connections') || !proc.isRunning(), START_TIMEOUT_MS);
-    if (!proc.isRunning()) throw new Error(`redis-server exited: ${proc.stderrTail()}`);
-    return proc;
-  };
+  const startRedis = () => startRedisServer(tb.gatewayNs, '127.0.0.1', REDIS_PORT, dir);
   let redis: Spawned | null = null;
   const stopRedis = async () => {
     await redis?.kill();

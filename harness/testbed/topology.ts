@@ -16,18 +16,17 @@
  * wireguard-go's socket directory is shared by all namespaces, hence the
  * prefix on every interface name too.
  */
-import { deleteNamespaceSync, addAddress, addBridge, addRoute, addVethPair, createNamespace, deleteNamespace, linkUp, setMaster } from './netns.js';
+import { deleteNamespaceSync, addBridge, attachToBridge, createNamespace, deleteNamespace } from './netns.js';
 import { onExit } from './exec.js';
 import { kernelHasWireGuard, WgInterface, type WgKind, type WgLogLevel } from './wireguard.js';
-import { startHandshakeSniffer, type HandshakeSniffer } from './sniff.js';
+import { createClient, MAX_CLIENTS, type ClientSite, type TestbedClient } from './client.js';
+
+export { MAX_CLIENTS, type ClientWireguard, type ClientWireguardOptions, type TestbedClient } from './client.js';
 
 /** Interface names are `<prefix>` + up to 5 characters (`v200b`): IFNAMSIZ allows 15. */
 export const MAX_PREFIX_LENGTH = 8;
-/** Client addresses are .11 .. .210 in one /24. */
-export const MAX_CLIENTS = 200;
 export const DEFAULT_LISTEN_PORT = 51820;
 export const DEFAULT_UNDERLAY_OCTET = 77;
-const HOST_OFFSET = 10;
 
 export interface TestbedOptions {
   /** [a-z][a-z0-9]*, at most MAX_PREFIX_LENGTH: starts every namespace and interface name. */
@@ -52,48 +51,6 @@ export interface TestbedOptions {
   logLevel?: WgLogLevel;
   /** Every line a wireguard-go of this testbed logs. */
   onWgLog?: (ifname: string, line: string) => void;
-}
-
-export interface ClientWireguardOptions {
-  /** Default: the testbed gateway's key (requires gatewayWg). */
-  gatewayPublicKey?: string;
-  /** `addr:port` / `[v6]:port`. Default: gateway underlay IPv4 (IPv6 with `useIpv6`) and listen port. */
-  endpoint?: string;
-  useIpv6?: boolean;
-  /** Default: the client's slot in the tunnel network (`client.tunnelAddress`). */
-  tunnelAddress?: string;
-  presharedKey?: string;
-}
-
-export interface ClientWireguard {
-  privateKey: Uint8Array;
-  publicKey: string;
-  ifname: string;
-  tunnelAddress: string;
-  wg: WgInterface;
-}
-
-export interface TestbedClient {
-  readonly index: number;
-  readonly ns: string;
-  /** The client's underlay veth, inside `ns`: capture its handshakes here. */
-  readonly veth: string;
-  readonly address: string;
-  readonly address6: string | null;
-  /** Default tunnel address for this client (no prefix length). */
-  readonly tunnelAddress: string;
-  /** The interface name its wireguard-go gets. */
-  readonly wgIfname: string;
-  /** Set once startWireguard has run. */
-  wireguard: ClientWireguard | null;
-  /**
-   * Starts the client's wireguard-go with a fresh key pair and one peer, the
-   * gateway: its endpoint, allowed IPs the gateway tunnel address /32,
-   * keepalive off (so nothing is sent before the first packet).
-   */
-  startWireguard(opts?: ClientWireguardOptions): Promise<ClientWireguard>;
-  /** Starts a handshake sniffer on `veth` (stopped by destroy()). */
-  sniff(): Promise<HandshakeSniffer>;
 }
 
 export interface Testbed {
@@ -170,70 +127,33 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     unregister();
   }
 
-  const log = (ifname: string) => (opts.onWgLog ? (line: string) => opts.onWgLog!(ifname, line) : undefined);
-
   const clients: TestbedClient[] = [];
   let gateway: WgInterface | null = null;
+  const site: ClientSite = {
+    prefix: p,
+    underlayOctet: x,
+    tunnelOctet: y,
+    ipv6,
+    switchNs,
+    bridge,
+    listenPort,
+    gatewayAddress,
+    gatewayAddress6,
+    tunnelRoutes: [`${gatewayTunnelAddress}/32`],
+    wgKind,
+    logLevel: opts.logLevel,
+    onWgLog: opts.onWgLog,
+    gatewayPublicKey() {
+      if (gateway === null) throw new Error('no gateway public key: pass gatewayPublicKey or build the testbed with gatewayWg');
+      return gateway.publicKey;
+    },
+    addNamespace,
+    track: (proc) => processes.add(proc),
+  };
 
   async function addClient(): Promise<TestbedClient> {
     if (destroyed) throw new Error('testbed destroyed');
-    const index = clients.length + 1;
-    if (index > MAX_CLIENTS) throw new RangeError(`at most ${MAX_CLIENTS} clients`);
-    const ns = `${p}-c${index}`;
-    const veth = `${p}v${index}`;
-    const host = HOST_OFFSET + index;
-    const address = `10.${x}.0.${host}`;
-    const address6 = ipv6 ? `fd00:${x}::${host}` : null;
-    await addNamespace(ns);
-    await addVethPair({ ns, name: veth }, { ns: switchNs, name: `${veth}b` });
-    await setMaster(switchNs, `${veth}b`, bridge);
-    await linkUp(switchNs, `${veth}b`);
-    await addAddress(ns, veth, `${address}/24`);
-    if (address6) await addAddress(ns, veth, `${address6}/64`);
-    await linkUp(ns, veth);
-
-    const client: TestbedClient = {
-      index,
-      ns,
-      veth,
-      address,
-      address6,
-      tunnelAddress: `10.${y}.0.${host}`,
-      wgIfname: `${p}c${index}`,
-      wireguard: null,
-      async startWireguard(o: ClientWireguardOptions = {}): Promise<ClientWireguard> {
-        if (client.wireguard) throw new Error(`client ${index} already runs WireGuard`);
-        const gatewayPublicKey = o.gatewayPublicKey ?? gateway?.publicKey;
-        if (!gatewayPublicKey) throw new Error('no gateway public key: pass gatewayPublicKey or build the testbed with gatewayWg');
-        const endpoint =
-          o.endpoint ?? (o.useIpv6 && gatewayAddress6 ? `[${gatewayAddress6}]:${listenPort}` : `${gatewayAddress}:${listenPort}`);
-        const tunnelAddress = o.tunnelAddress ?? client.tunnelAddress;
-        const wg = await WgInterface.open(wgKind, {
-          ns,
-          ifname: client.wgIfname,
-          logLevel: opts.logLevel,
-          onLog: log(client.wgIfname),
-          addresses: [`${tunnelAddress}/32`],
-          peers: [
-            {
-              publicKey: gatewayPublicKey,
-              presharedKey: o.presharedKey,
-              endpoint,
-              allowedIPs: [`${gatewayTunnelAddress}/32`],
-            },
-          ],
-        });
-        processes.add(wg);
-        await addRoute(ns, `${gatewayTunnelAddress}/32`, client.wgIfname);
-        client.wireguard = { privateKey: wg.privateKey, publicKey: wg.publicKey, ifname: wg.ifname, tunnelAddress, wg };
-        return client.wireguard;
-      },
-      async sniff(): Promise<HandshakeSniffer> {
-        const sniffer = await startHandshakeSniffer({ ns, ifname: veth, port: listenPort });
-        processes.add(sniffer);
-        return sniffer;
-      },
-    };
+    const client = await createClient(site, clients.length + 1);
     clients.push(client);
     return client;
   }
@@ -242,12 +162,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     await addNamespace(switchNs);
     await addNamespace(gatewayNs);
     await addBridge(switchNs, bridge);
-    await addVethPair({ ns: gatewayNs, name: uplink }, { ns: switchNs, name: `${uplink}b` });
-    await setMaster(switchNs, `${uplink}b`, bridge);
-    await linkUp(switchNs, `${uplink}b`);
-    await addAddress(gatewayNs, uplink, `${gatewayAddress}/24`);
-    if (gatewayAddress6) await addAddress(gatewayNs, uplink, `${gatewayAddress6}/64`);
-    await linkUp(gatewayNs, uplink);
+    await attachToBridge({ ns: gatewayNs, name: uplink }, switchNs, bridge, [`${gatewayAddress}/24`, ...(gatewayAddress6 ? [`${gatewayAddress6}/64`] : [])]);
     for (let i = 0; i < opts.clients; i++) await addClient();
     if (opts.gatewayWg) {
       const ifname = `${p}gw0`;
@@ -257,7 +172,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
         listenPort,
         addresses: [`${gatewayTunnelAddress}/16`],
         logLevel: opts.logLevel,
-        onLog: log(ifname),
+        onLog: opts.onWgLog ? (line) => opts.onWgLog!(ifname, line) : undefined,
       });
       processes.add(gateway);
     }

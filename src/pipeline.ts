@@ -234,7 +234,7 @@ export class Pipeline {
     // the captured source is spelled once, here.
     const installed = this.deps.installed.add(key, this.now(), { address: formatAddress(event.src.address), port: event.src.port });
     installed.recordVersion = admission.grant.version;
-    installed.allowedIPs = cidrTexts(admission.grant.allowedIPs);
+    this.deps.installed.setAllowedIPs(installed, cidrTexts(admission.grant.allowedIPs));
     installed.timestamp = timestamp;
     this.deps.confirmer?.watch(key);
 

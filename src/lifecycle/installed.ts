@@ -20,8 +20,8 @@ export interface InstalledPeer {
   lastHandshakeAt: number | null;
   rxBytes: bigint;
   txBytes: bigint;
-  /** As the install wrote them, then as the device last reported them (each sweep). */
-  allowedIPs: readonly string[];
+  /** As the install wrote them, then as the device last reported them (each sweep). Changed through InstalledPeers.setAllowedIPs(). */
+  readonly allowedIPs: readonly string[];
   /** rxBytes at the previous sweep: a peer whose counter moved is in use. */
   rxAtLastSweep: bigint;
   /**
@@ -39,9 +39,14 @@ export interface InstalledPeer {
   timestamp: Uint8Array | null;
 }
 
-/** Told as peers confirm and go (the fleet's holders follow them: src/fleet/member.ts). */
+/**
+ * Told as peers confirm, change and go: the fleet's holders
+ * (src/fleet/member.ts) and the routes to the peers (src/route/) follow them.
+ */
 export interface InstalledListener {
   confirmed?(peer: InstalledPeer): void;
+  /** `before`: the allowed IPs until now. */
+  allowedIPsChanged?(peer: InstalledPeer, before: readonly string[]): void;
   removed?(peer: InstalledPeer): void;
 }
 
@@ -95,6 +100,14 @@ export class InstalledPeers {
     (peer as { state: PeerState }).state = 'confirmed';
     this.provisional--;
     this.listener.confirmed?.(peer);
+  }
+
+  /** The peer's allowed IPs as the device now has them (CIDR text); the listener hears of a change. */
+  setAllowedIPs(peer: InstalledPeer, allowedIPs: readonly string[]): void {
+    const before = peer.allowedIPs;
+    if (before.length === allowedIPs.length && before.every((ip, i) => ip === allowedIPs[i])) return;
+    (peer as { allowedIPs: readonly string[] }).allowedIPs = allowedIPs;
+    if (this.peers.get(peer.publicKey.id) === peer) this.listener.allowedIPsChanged?.(peer, before);
   }
 
   delete(publicKey: PublicKey): boolean {

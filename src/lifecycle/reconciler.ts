@@ -90,7 +90,7 @@ export class Reconciler {
       peer.lastHandshakeAt = status.lastHandshakeAt;
       peer.rxBytes = peer.rxAtLastSweep = status.rxBytes;
       peer.txBytes = status.txBytes;
-      peer.allowedIPs = status.allowedIPs;
+      installed.setAllowedIPs(peer, status.allowedIPs);
       peer.recordVersion = version;
     }
     if (plan.remove.length > 0) {
@@ -110,7 +110,7 @@ export class Reconciler {
           const peer = installed.get(config.publicKey);
           if (peer === undefined) continue;
           peer.recordVersion = version;
-          if (config.allowedIPs !== undefined) peer.allowedIPs = cidrTexts(config.allowedIPs);
+          if (config.allowedIPs !== undefined) installed.setAllowedIPs(peer, cidrTexts(config.allowedIPs));
         }
         report.updated = plan.update.length;
         metrics.updates.inc(report.updated);

@@ -95,7 +95,7 @@ export class StoreSync {
       const peer = installed.get(key);
       if (peer !== undefined) {
         peer.recordVersion = admission.grant.version;
-        peer.allowedIPs = cidrTexts(admission.grant.allowedIPs);
+        installed.setAllowedIPs(peer, cidrTexts(admission.grant.allowedIPs));
       }
       this.deps.metrics.updates.inc();
       log.info({ publicKey: key }, 'peer changed in the store: device updated');

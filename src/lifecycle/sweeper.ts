@@ -53,7 +53,7 @@ export class Sweeper {
       peer.rxAtLastSweep = status.rxBytes;
       peer.rxBytes = status.rxBytes;
       peer.txBytes = status.txBytes;
-      peer.allowedIPs = status.allowedIPs;
+      this.installed.setAllowedIPs(peer, status.allowedIPs);
       if (status.endpoint !== undefined) peer.endpoint = status.endpoint;
     });
 

@@ -39,6 +39,7 @@ export interface Metrics {
   removals: Counter<'reason'>;
   updates: Counter;
   holds: Counter<'result'>;
+  routeChanges: Counter<'op' | 'result'>;
   refusalsCached: Counter;
   captureDrops: Counter<'reason'>;
   xdpPackets: Counter<'result'>;
@@ -110,6 +111,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'wgjit_peer_holds_total',
       help: 'Takes of a confirmed peer in the store, by result: taken (this gateway holds it now), kept (it held it already), refused (another gateway holds it with a newer session), gone (no record), failed (store unavailable)',
       labelNames: ['result'],
+      registers,
+    }),
+    routeChanges: new Counter({
+      name: 'wgjit_route_changes_total',
+      help: 'Routes to peers (--route-table) added or removed in the kernel, by op (add, remove) and result (ok, failed)',
+      labelNames: ['op', 'result'],
       registers,
     }),
     refusalsCached: new Counter({

@@ -31,6 +31,7 @@ const SRC_ENTRIES = [
   'net',
   'pipeline.ts',
   'replay',
+  'route',
   'telemetry',
 ];
 

@@ -20,6 +20,11 @@ int NetlinkTransport::Open(int protocol, unsigned timeout_ms) {
   // 64 KiB) body, plus the kernel's text message when it has one.
   setsockopt(fd_, SOL_NETLINK, NETLINK_CAP_ACK, &on, sizeof on);
   setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof on);
+  // Route dumps honour the table, protocol and interface in the request
+  // only under strict checking: without it the kernel sends every route of
+  // every table (a full BGP table is a million). Older kernels refuse the
+  // option and dump everything; the reader filters again.
+  if (protocol == NETLINK_ROUTE) setsockopt(fd_, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &on, sizeof on);
   timeval tv{};
   tv.tv_sec = timeout_ms / 1000;
   tv.tv_usec = (timeout_ms % 1000) * 1000;
@@ -34,7 +39,7 @@ int NetlinkTransport::Open(int protocol, unsigned timeout_ms) {
   return 0;
 }
 
-int NetlinkTransport::Exchange(const std::vector<uint8_t>& request, uint32_t seq, std::vector<std::vector<uint8_t>>* replies) {
+int NetlinkTransport::Exchange(const std::vector<uint8_t>& request, uint32_t seq, uint32_t terminals, std::vector<std::vector<uint8_t>>* replies) {
   if (fd_ < 0) return EBADF;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
@@ -47,6 +52,7 @@ int NetlinkTransport::Exchange(const std::vector<uint8_t>& request, uint32_t seq
 
   std::vector<uint8_t> buf(kReceiveBufferBytes);
   size_t total = 0;
+  uint32_t seen = 0;
   for (;;) {
     ssize_t n;
     do {
@@ -56,14 +62,13 @@ int NetlinkTransport::Exchange(const std::vector<uint8_t>& request, uint32_t seq
     if (size_t(n) > buf.size()) return EMSGSIZE;  // truncated: cannot happen with this buffer
 
     bool ours = false;
-    bool last = false;
     for (size_t off = 0; off + NLMSG_HDRLEN <= size_t(n);) {
       nlmsghdr hdr;
       memcpy(&hdr, buf.data() + off, sizeof hdr);
       if (hdr.nlmsg_len < NLMSG_HDRLEN || off + hdr.nlmsg_len > size_t(n)) return EPROTO;
       if (hdr.nlmsg_seq == seq) {
         ours = true;
-        if (hdr.nlmsg_type == NLMSG_DONE || hdr.nlmsg_type == NLMSG_ERROR) last = true;
+        if (hdr.nlmsg_type == NLMSG_DONE || hdr.nlmsg_type == NLMSG_ERROR) seen++;
       }
       off += NLMSG_ALIGN(hdr.nlmsg_len);
     }
@@ -71,7 +76,7 @@ int NetlinkTransport::Exchange(const std::vector<uint8_t>& request, uint32_t seq
     total += size_t(n);
     if (total > kMaxReplyBytes) return EMSGSIZE;
     replies->emplace_back(buf.begin(), buf.begin() + n);
-    if (last) return 0;
+    if (seen >= terminals) return 0;
   }
 }
 
@@ -97,13 +102,18 @@ Napi::Error ErrnoError(Napi::Env env, const std::string& what, int err) {
 
 class ExchangeWorker : public Napi::AsyncWorker {
  public:
-  ExchangeWorker(Napi::Env env, NetlinkSocket* owner, std::vector<uint8_t> request, uint32_t seq)
-      : Napi::AsyncWorker(env), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)), request_(std::move(request)), seq_(seq) {
+  ExchangeWorker(Napi::Env env, NetlinkSocket* owner, std::vector<uint8_t> request, uint32_t seq, uint32_t terminals)
+      : Napi::AsyncWorker(env),
+        owner_(owner),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        request_(std::move(request)),
+        seq_(seq),
+        terminals_(terminals) {
     owner_->Ref();  // the JavaScript object outlives the exchange
   }
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
-  void Execute() override { err_ = owner_->transport_.Exchange(request_, seq_, &replies_); }
+  void Execute() override { err_ = owner_->transport_.Exchange(request_, seq_, terminals_, &replies_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -132,6 +142,7 @@ class ExchangeWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::vector<uint8_t> request_;
   uint32_t seq_;
+  uint32_t terminals_;
   int err_ = 0;
   std::vector<std::vector<uint8_t>> replies_;
 };
@@ -152,12 +163,17 @@ NetlinkSocket::~NetlinkSocket() { transport_.Close(); }
 
 Napi::Value NetlinkSocket::Exchange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsBuffer() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "exchange(request: Buffer, seq: number)");
+  const bool counted = info[2].IsUndefined() || info[2].IsNumber();
+  if (!info[0].IsBuffer() || !info[1].IsNumber() || !counted) {
+    throw Napi::TypeError::New(env, "exchange(request: Buffer, seq: number, terminals?: number)");
+  }
+  const uint32_t terminals = info[2].IsUndefined() ? 1 : info[2].As<Napi::Number>().Uint32Value();
+  if (terminals == 0) throw Napi::RangeError::New(env, "exchange: terminals must be at least 1");
   if (busy_) throw Napi::Error::New(env, "netlink exchange already in progress on this socket");
   if (close_requested_ || !transport_.IsOpen()) throw ErrnoError(env, "netlink exchange", EBADF);
   auto request = info[0].As<Napi::Buffer<uint8_t>>();
   auto* worker = new ExchangeWorker(env, this, std::vector<uint8_t>(request.Data(), request.Data() + request.Length()),
-                                    info[1].As<Napi::Number>().Uint32Value());
+                                    info[1].As<Napi::Number>().Uint32Value(), terminals);
   busy_ = true;
   worker->Queue();
   return worker->Promise();

@@ -26,11 +26,13 @@ class NetlinkTransport {
 
   // protocol: NETLINK_GENERIC etc.; timeout_ms bounds each wait for a reply.
   int Open(int protocol, unsigned timeout_ms);
-  // Sends one request (whose nlmsg_seq is `seq`) and collects every reply
-  // datagram carrying that sequence number until NLMSG_DONE or NLMSG_ERROR.
-  // Datagrams of other sequence numbers (late replies to a request that
-  // timed out) are dropped.
-  int Exchange(const std::vector<uint8_t>& request, uint32_t seq, std::vector<std::vector<uint8_t>>* replies);
+  // Sends one request buffer (whose messages all carry nlmsg_seq `seq`) and
+  // collects every reply datagram carrying that sequence number until
+  // `terminals` NLMSG_DONE or NLMSG_ERROR messages have come: one for a
+  // single request or a dump, N for N messages each asking for an ack (the
+  // kernel answers them in order, one ack or error each). Datagrams of other
+  // sequence numbers (late replies to a request that timed out) are dropped.
+  int Exchange(const std::vector<uint8_t>& request, uint32_t seq, uint32_t terminals, std::vector<std::vector<uint8_t>>* replies);
   void Close();
   bool IsOpen() const { return fd_ >= 0; }
 
@@ -39,7 +41,7 @@ class NetlinkTransport {
 };
 
 // class NetlinkSocket(protocol: number, timeoutMs: number)
-//   exchange(request: Buffer, seq: number): Promise<Buffer[]>
+//   exchange(request: Buffer, seq: number, terminals = 1): Promise<Buffer[]>
 //     rejects with an Error whose `code` is the errno name (ENODEV, EPERM, …)
 //   close(): void   (also after an exchange in flight: it closes when that ends)
 class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {

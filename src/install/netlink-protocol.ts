@@ -3,6 +3,10 @@
  * built from PeerConfig, replies parsed into DeviceInfo. No I/O here;
  * src/install/netlink.ts owns the socket (addon/netlink_socket.cc).
  *
+ * The netlink framing (message header, attributes, acks and errors) is
+ * exported for the other netlink family wgjit speaks, rtnetlink
+ * (src/route/rtnetlink-protocol.ts): one framing in the codebase.
+ *
  * Constants are those of <linux/netlink.h>, <linux/genetlink.h> and
  * <linux/wireguard.h>. Every request is validated whole before any byte of
  * it is sent, as in uapi-protocol.ts; replies come from the kernel but are
@@ -27,6 +31,12 @@ export const NLM_F_ACK = 0x4;
 /** A dump was interrupted by a change: its parts may be inconsistent. */
 export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_DUMP = 0x300;
+/** On a new-object request: replace an existing one. */
+export const NLM_F_REPLACE = 0x100;
+/** On a new-object request: fail if it exists. */
+export const NLM_F_EXCL = 0x200;
+/** On a new-object request: create it if it does not exist. */
+export const NLM_F_CREATE = 0x400;
 /** On an NLMSG_ERROR: the failed request is not echoed (NETLINK_CAP_ACK). */
 export const NLM_F_CAPPED = 0x100;
 /** On an NLMSG_ERROR: extended-ack attributes follow. */
@@ -95,7 +105,7 @@ export const MIN_MESSAGE_BYTES = 512;
 /** A netlink message length is a u32, but the socket's send buffer is the real limit. */
 export const MAX_MESSAGE_BYTES = 1 << 20;
 
-const align4 = (n: number) => (n + 3) & ~3;
+export const align4 = (n: number) => (n + 3) & ~3;
 
 /** Why a request could not be built: a caller bug, never sent to the kernel. */
 export class NetlinkRequestError extends RangeError {
@@ -110,7 +120,7 @@ export class NetlinkParseError extends Error {
 // ------------------------------------------------------------------ writing
 
 /** Attributes as bytes; nests patch their length when closed. */
-class AttrWriter {
+export class AttrWriter {
   private buf: Buffer;
   length = 0;
 
@@ -185,17 +195,24 @@ class AttrWriter {
   }
 }
 
-function message(type: number, flags: number, seq: number, cmd: number, version: number, attrs: Uint8Array): Buffer {
-  const out = Buffer.alloc(NLMSG_HDRLEN + GENL_HDRLEN + attrs.length);
+/**
+ * A netlink message: the header, the family's fixed header (genlmsghdr,
+ * rtmsg, ifinfomsg: each a multiple of 4 bytes) and the attributes.
+ */
+export function netlinkMessage(type: number, flags: number, seq: number, fixed: Uint8Array, attrs: Uint8Array): Buffer {
+  const out = Buffer.alloc(NLMSG_HDRLEN + fixed.length + attrs.length);
   out.writeUInt32LE(out.length, 0);
   out.writeUInt16LE(type, 4);
   out.writeUInt16LE(flags, 6);
   out.writeUInt32LE(seq >>> 0, 8);
   out.writeUInt32LE(0, 12); // to the kernel
-  out.writeUInt8(cmd, NLMSG_HDRLEN);
-  out.writeUInt8(version, NLMSG_HDRLEN + 1);
-  out.set(attrs, NLMSG_HDRLEN + GENL_HDRLEN);
+  out.set(fixed, NLMSG_HDRLEN);
+  out.set(attrs, NLMSG_HDRLEN + fixed.length);
   return out;
+}
+
+function message(type: number, flags: number, seq: number, cmd: number, version: number, attrs: Uint8Array): Buffer {
+  return netlinkMessage(type, flags, seq, Uint8Array.of(cmd, version, 0, 0), attrs);
 }
 
 export function checkInterfaceName(name: string): string {
@@ -229,8 +246,8 @@ function presharedKeyBytes(key: Uint8Array): Uint8Array {
   return key;
 }
 
-function checkInteger(value: number, max: number, label: string): number {
-  if (!Number.isInteger(value) || value < 0 || value > max) throw new NetlinkRequestError(`${label} must be an integer in 0..${max}, got ${String(value)}`);
+export function checkInteger(value: number, max: number, label: string, min = 0): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new NetlinkRequestError(`${label} must be an integer in ${min}..${max}, got ${String(value)}`);
   return value;
 }
 
@@ -254,7 +271,7 @@ const IPV6_ALLOWEDIP_SIZE = allowedIpSize(IPV6_BYTES);
 const sizeOf = (cidr: Cidr) => (cidr.family === 4 ? IPV4_ALLOWEDIP_SIZE : IPV6_ALLOWEDIP_SIZE);
 
 /** The CIDR as it came (parsed where it entered wgjit), once its parts are seen to agree. */
-function checkAllowedIp(cidr: Cidr): Cidr {
+export function checkAllowedIp(cidr: Cidr): Cidr {
   const bytes = cidr?.family === 4 ? IPV4_BYTES : cidr?.family === 6 ? IPV6_BYTES : 0;
   const ok = bytes > 0 && cidr.bytes instanceof Uint8Array && cidr.bytes.length === bytes
     && Number.isInteger(cidr.prefix) && cidr.prefix >= 0 && cidr.prefix <= bytes * 8 && hostBitsZero(cidr.bytes, cidr.prefix);
@@ -501,6 +518,23 @@ export function parseReply(datagrams: readonly Buffer[], seq: number): Reply {
   return { ok: true, messages, interrupted };
 }
 
+/**
+ * The outcome of each of `count` messages sent in one buffer, each with
+ * NLM_F_ACK and sequence number `seq`: null for an ack, else the kernel's
+ * error. The kernel handles a buffer's messages in order and answers each
+ * with one ack or one error, so the i-th answer is the i-th message's.
+ */
+export function parseAcks(datagrams: readonly Buffer[], seq: number, count: number): (KernelError | null)[] {
+  const out: (KernelError | null)[] = [];
+  for (const m of splitMessages(datagrams)) {
+    if (m.seq !== seq) continue;
+    if (m.type !== NLMSG_ERROR) throw new NetlinkParseError(`message of type ${m.type} among the acks of a batch`);
+    out.push(parseError(m));
+  }
+  if (out.length !== count) throw new NetlinkParseError(`${out.length} answers to a batch of ${count} messages`);
+  return out;
+}
+
 /** The family id from a CTRL_CMD_GETFAMILY reply. */
 export function parseFamilyId(messages: readonly NetlinkMessage[]): number {
   for (const m of messages) {
@@ -520,7 +554,7 @@ export function parseFamilyId(messages: readonly NetlinkMessage[]): number {
  * [from, to) say where the current one's data lies. Reset and reused, so a
  * dump's walk allocates nothing per attribute.
  */
-class AttrCursor {
+export class AttrCursor {
   buf: Buffer = Buffer.alloc(0);
   type = 0;
   from = 0;

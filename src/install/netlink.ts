@@ -10,7 +10,7 @@
  * times. Callers count and log what fails.
  */
 import { readFile } from 'node:fs/promises';
-import { requireAddon } from '../native-addon.js';
+import { errnoOf, openNetlinkSocket, REQUEST_TIMEOUT_MS, type NetlinkSocket } from './netlink-socket.js';
 import { SerialQueue } from './serial.js';
 import { DeviceError, type DeviceInfo, type PeerConfig, type PeerStatus, type WireGuardDevice } from './device.js';
 import type { PublicKey } from '../handshake/keys.js';
@@ -33,8 +33,6 @@ import {
   type NetlinkMessage,
 } from './netlink-protocol.js';
 
-/** A kernel that does not answer within this is treated as broken, never waited on. */
-export const REQUEST_TIMEOUT_MS = 5_000;
 /** Dumps restarted because the peer list changed during them, at most. */
 export const MAX_DUMP_ATTEMPTS = 5;
 
@@ -43,18 +41,6 @@ export interface NetlinkOptions {
   maxMessageBytes?: number;
   /** Per-exchange receive timeout. Default REQUEST_TIMEOUT_MS. */
   timeoutMs?: number;
-}
-
-interface NativeSocket {
-  exchange(request: Buffer, seq: number): Promise<Buffer[]>;
-  close(): void;
-}
-type NativeSocketClass = new (protocol: number, timeoutMs: number) => NativeSocket;
-
-function socketClass(): NativeSocketClass {
-  const cls = requireAddon()['NetlinkSocket'];
-  if (typeof cls !== 'function') throw new Error('native addon has no NetlinkSocket: rebuild with make');
-  return cls as NativeSocketClass;
 }
 
 const ENOENT = 2;
@@ -81,11 +67,6 @@ function deviceError(name: string, what: string, errno: number, detail: string):
   }
 }
 
-function errnoOf(err: unknown): { errno: number; text: string } {
-  const e = err as NodeJS.ErrnoException;
-  return { errno: typeof e.errno === 'number' ? Math.abs(e.errno) : 0, text: e.message ?? String(err) };
-}
-
 /** Whether `ifname` is a kernel WireGuard link (sysfs says DEVTYPE=wireguard). */
 export async function isKernelWireGuard(ifname: string, sysfs = '/sys/class/net'): Promise<boolean> {
   try {
@@ -108,7 +89,7 @@ export class NetlinkDevice implements WireGuardDevice {
 
   private constructor(
     readonly name: string,
-    private readonly socket: NativeSocket,
+    private readonly socket: NetlinkSocket,
     private readonly familyId: number,
     private readonly maxMessageBytes: number,
   ) {}
@@ -131,9 +112,9 @@ export class NetlinkDevice implements WireGuardDevice {
     }
     const timeoutMs = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
-    let socket: NativeSocket;
+    let socket: NetlinkSocket;
     try {
-      socket = new (socketClass())(NETLINK_GENERIC, timeoutMs);
+      socket = openNetlinkSocket(NETLINK_GENERIC, timeoutMs);
     } catch (err) {
       const { errno, text } = errnoOf(err);
       throw deviceError(name, 'opening a netlink socket', errno, text);
@@ -239,7 +220,7 @@ function parseOrThrow(name: string, messages: NetlinkMessage[]): DeviceInfo {
 }
 
 /** One request and its reply, with transport errors as DeviceErrors. */
-async function exchange(socket: NativeSocket, name: string, what: string, request: Buffer, seq: number) {
+async function exchange(socket: NetlinkSocket, name: string, what: string, request: Buffer, seq: number) {
   let datagrams: Buffer[];
   try {
     datagrams = await socket.exchange(request, seq);

@@ -32,6 +32,7 @@ const SRC_ENTRIES = [
   'net',
   'pipeline.ts',
   'replay',
+  'route',
   'telemetry',
 ];
 

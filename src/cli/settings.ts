@@ -21,6 +21,7 @@ import { DEFAULT_WAIT_REPLICAS, MAX_WAIT_REPLICAS, parseRedisUrl, REDIS_URL_FORM
 import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 import { GATEWAY_ID_RULE, isGatewayId } from '../fleet/gateway-id.js';
+import { parseRouteTable } from '../route/routes.js';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
 
@@ -134,6 +135,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const SETTINGS = {
   interface: { flag: 'interface', help: 'WireGuard interface to install peers into', parse: ifname, required: true, form: 'an interface name, e.g. wg0' },
   gatewayId: { flag: 'gateway-id', help: "this gateway's name in the fleet (default: the host name); two running gateways never share one", parse: gatewayId, form: 'a name, e.g. gw-fra-1' },
+  routeTable: { flag: 'route-table', help: "route each installed peer's allowed IPs through the interface in this table, protocol 249 (wgjit), for a routing daemon to announce", parse: parseRouteTable, default: null, form: 'off, main or a table number, e.g. 100' },
   captureDev: { flag: 'capture-dev', help: 'devices to attach the XDP capture to', parse: ifnames, required: true, form: 'DEV[,DEV], e.g. eth0' },
   // Secret: a URL may hold a password, and one that does not parse cannot be masked with certainty (a password pasted alone).
   redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: REDIS_URL_FORMS, secret: true },
@@ -160,7 +162,7 @@ export type SettingName = keyof Specs;
 
 /** The settings of `wgjit run`, in the order of its help page. */
 export const RUN_SETTINGS = [
-  'interface', 'captureDev', 'gatewayId', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'gatewayId', 'routeTable', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
 export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];

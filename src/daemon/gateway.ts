@@ -26,6 +26,8 @@ import { Gateways } from '../fleet/gateways.js';
 import { FleetMember } from '../fleet/member.js';
 import { Presence } from '../fleet/presence.js';
 import { WGJIT_VERSION } from '../api/version.js';
+import { PeerRoutes } from '../route/routes.js';
+import { RouteSync } from '../route/route-sync.js';
 import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, RX_STILL_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
 import { Pipeline } from '../pipeline.js';
@@ -42,6 +44,8 @@ export interface GatewayOptions {
   interface: string;
   /** This gateway's name in the fleet (src/fleet/gateway-id.ts). */
   gatewayId: string;
+  /** The table peers' routes go to (src/route/); null: no routes. */
+  routeTable: number | null;
   /** Devices the XDP capture attaches to. */
   captureDev: string[];
   /** The --redis URL (src/authorize/redis-url.ts). */
@@ -89,7 +93,24 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The fleet: peers are taken as their clients confirm here, let go as they leave.
     const fleetLog = log.child({ component: 'fleet', gatewayId: opts.gatewayId });
     let member: FleetMember | null = null;
-    const installed = new InstalledPeers({ confirmed: (peer) => member?.confirmed(peer), removed: (peer) => member?.removed(peer) });
+    let routes: RouteSync | null = null;
+    const installed = new InstalledPeers({
+      confirmed: (peer) => {
+        member?.confirmed(peer);
+        routes?.confirmed(peer);
+      },
+      allowedIPsChanged: (peer, before) => routes?.allowedIPsChanged(peer, before),
+      removed: (peer) => {
+        member?.removed(peer);
+        routes?.removed(peer);
+      },
+    });
+    if (opts.routeTable !== null) {
+      const table = await PeerRoutes.open(opts.interface, opts.routeTable);
+      cleanups.push(() => table.close());
+      routes = new RouteSync(table, installed, log.child({ component: 'routes', table: opts.routeTable }), metrics);
+      cleanups.push(() => routes?.idle());
+    }
     member = new FleetMember({
       gatewayId: opts.gatewayId,
       holders: new Holders(store),
@@ -122,7 +143,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // so nothing leaks and nothing is installed twice.
     // A store that is not there yet leaves them as they are; the periodic
     // pass takes over once it is.
-    const reconciler = new Reconciler({ device, store, installed, fleet, log: lifecycleLog, metrics });
+    const reconciler = new Reconciler({ device, store, installed, fleet, ...(routes !== null && { routes }), log: lifecycleLog, metrics });
     // A store still in an earlier release's layout would answer "unknown" for every peer.
     await store.readyAtStart();
     // Before the device is touched: a gateway id alive elsewhere is refused here.

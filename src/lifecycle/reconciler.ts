@@ -33,6 +33,8 @@ export interface ReconcilerDeps {
   installed: InstalledPeers;
   /** The fleet's holders, checked after the device: what a lost `held` event left behind. */
   fleet?: { reconcile(): Promise<{ moved: number; taken: number }> };
+  /** The peers' routes (--route-table), made to match the table after the device and the holders. */
+  routes?: { reconcile(): Promise<unknown> };
   log: Logger;
   metrics: Metrics;
   /** Wall clock, unix ms. */
@@ -124,6 +126,13 @@ export class Reconciler {
         Object.assign(report, await this.deps.fleet.reconcile());
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'reconciliation: the fleet\'s holders could not be read');
+      }
+    }
+    if (this.deps.routes !== undefined) {
+      try {
+        await this.deps.routes.reconcile();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'reconciliation: the route table could not be read');
       }
     }
     if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');

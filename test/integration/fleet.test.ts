@@ -48,7 +48,7 @@ describe('a fleet of two gateways', () => {
   beforeAll(async () => {
     fleet = await createFleet({ prefix: 'flx', gateways: 2, clients: 4, underlayOctet: 111 });
     // The per-source limit would hide the test's own bursts; the reconciliation comes every 5 s so that a lost event shows quickly.
-    const runArgs = (id: string) => ['--gateway-id', id, '--source-rate', '0', '--reconcile-interval', '5'];
+    const runArgs = (id: string) => ['--gateway-id', id, '--route-table', 'main', '--source-rate', '0', '--reconcile-interval', '5'];
     g1 = await fleet.gateway(1).startDaemon({ runArgs: runArgs('g1') });
     g2 = await fleet.gateway(2).startDaemon({ runArgs: runArgs('g2') });
   }, 90_000);
@@ -62,14 +62,24 @@ describe('a fleet of two gateways', () => {
     expect(res.status).toBe(200);
     return (res.body as { holder: Holder | null }).holder;
   };
+  /** Whether gateway `g` routes `address` through its WireGuard with protocol 249 (what --route-table main adds). */
+  const routed = async (g: FleetGateway, address: string) => {
+    const { stdout } = await nsRun(g.ns, 'ip', ['-j', 'route', 'show', 'table', 'main', 'proto', '249', 'dev', g.wg.ifname]);
+    return (JSON.parse(stdout) as Array<{ dst: string }>).some((r) => r.dst === address);
+  };
   const onDevice = async (g: FleetGateway, publicKey: string) => (await g.wg.dump()).peers.find((p) => p.publicKey === publicKey) ?? null;
   const register = async (publicKey: string, tunnelAddress: string) => {
     const res = await g1.api('POST', '/v1/peers', { publicKey, allowedIPs: [`${tunnelAddress}/32`] });
     expect(res.status).toBe(201);
   };
-  /** The client pings the gateways' tunnel address: its first packet starts a handshake with the gateway its endpoint names. */
-  const ping = (c: FleetClient, wait = 5) =>
-    nsRun(c.ns, 'ping', ['-c', '1', '-W', String(wait), fleet.tunnelAddress]).then(
+  /**
+   * The client pings the gateways' tunnel address: its first packet starts
+   * a handshake with the gateway its endpoint names. Four echoes: the
+   * gateway routes to the client once the session is confirmed (the first
+   * echo does that), so the first reply may find no route yet.
+   */
+  const ping = (c: FleetClient) =>
+    nsRun(c.ns, 'ping', ['-c', '4', '-i', '0.25', '-W', '5', fleet.tunnelAddress]).then(
       () => true,
       () => false,
     );
@@ -117,6 +127,8 @@ describe('a fleet of two gateways', () => {
     await register(wg.publicKey, c.tunnelAddress);
     await connectFirstTime(c);
     await waitFor('g1 to hold the client', async () => (await holderOf(wg.publicKey))?.gateway === 'g1', 2_000, 50);
+    await waitFor("the core's route to point at g1", async () => (await fleet.coreNextHop(c.tunnelAddress)) === 1, 3_000, POLL_MS);
+    expect(await fleet.serverPing(c.tunnelAddress, 3)).toBe(true);
 
     await c.moveTo(2);
     void ping(c);
@@ -128,11 +140,16 @@ describe('a fleet of two gateways', () => {
       confirmedAt = Date.now();
       return true;
     }, RETRY_WINDOW_MS, POLL_MS);
-    await waitFor('g1 to remove the peer', async () => (await onDevice(fleet.gateway(1), wg.publicKey)) === null, 3_000, POLL_MS);
+    await waitFor('g1 to remove the peer and its route, and g2 to route to the client', async () => (await onDevice(fleet.gateway(1), wg.publicKey)) === null && !(await routed(fleet.gateway(1), c.tunnelAddress)) && (await routed(fleet.gateway(2), c.tunnelAddress)), 3_000, POLL_MS);
     const lag = Date.now() - confirmedAt;
     expect(lag).toBeLessThanOrEqual(MOVE_MS);
     expect((await holderOf(wg.publicKey))?.gateway).toBe('g2');
-    expect(await ping(c)).toBe(true);
+    // The core learns it from BIRD within 3 s, and the server's ping reaches the client through g2.
+    await waitFor("the core's route to point at g2", async () => (await fleet.coreNextHop(c.tunnelAddress)) === 2, 3_000, POLL_MS);
+    const sent = async (g: FleetGateway) => (await g.wg.dump()).peers.find((p) => p.publicKey === wg.publicKey)?.txBytes ?? 0n;
+    const before = await sent(fleet.gateway(2));
+    expect(await fleet.serverPing(c.tunnelAddress, 3)).toBe(true);
+    expect(await sent(fleet.gateway(2))).toBeGreaterThan(before);
   });
 
   describe('an initiation copied to the other gateway', () => {

@@ -156,15 +156,19 @@ describe('a fleet of two gateways', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wgjit-race-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+    /** Sends `message` (a copy of an initiation) to gateway `to` from client 4's namespace: an on-path observer. */
+    const copyTo = (to: number, privateKey: string, message: string) =>
+      nsRun(fleet.clients[3]!.ns, TSX, [SEND, JSON.stringify({ gateway: fleet.gateway(to).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey, replay: message, waitMs: 300 })]);
+
     /**
-     * A scripted client (fixtures/race-client.ts) in client 3's namespace,
-     * with its initiation copied to g2 from client 4's (an on-path
-     * observer). `copyFirst`: the copy reaches g2 before the original
-     * reaches g1. Resolves with what the client saw and the copy's bytes.
+     * A session of a scripted client (fixtures/race-client.ts) in client
+     * 3's namespace with gateway `at`, its initiation copied to gateway
+     * `copy.to` before or after the original (`copy.first`). Resolves with
+     * what the client saw and its initiation's bytes.
      */
-    async function race(privateKey: string, copyFirst: boolean): Promise<{ completed: boolean; message: string }> {
+    async function session(privateKey: string, at: number, copy?: { to: number; first: boolean }): Promise<{ completed: boolean; message: string }> {
       const goFile = join(dir, `go-${Date.now()}`);
-      const args = { gateway: fleet.gateway(1).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey, goFile, waitMs: 2_500 };
+      const args = { gateway: fleet.gateway(at).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey, goFile, waitMs: 2_500 };
       const lines: string[] = [];
       let partial = '';
       const client = spawnIn(fleet.clients[2]!.ns, TSX, [RACE_CLIENT, JSON.stringify(args)], {
@@ -176,13 +180,11 @@ describe('a fleet of two gateways', () => {
       });
       await waitFor('the scripted client to make its initiation', () => lines.length > 0 || !client.isRunning(), 20_000, 20);
       const { message } = JSON.parse(lines[0]!) as { message: string };
-      const copy = () =>
-        nsRun(fleet.clients[3]!.ns, TSX, [SEND, JSON.stringify({ gateway: fleet.gateway(2).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey, replay: message, waitMs: 300 })]);
-      if (copyFirst) await copy();
+      if (copy?.first === true) await copyTo(copy.to, privateKey, message);
       writeFileSync(goFile, '');
-      if (!copyFirst) {
+      if (copy?.first === false) {
         await waitFor('the original to be answered', () => lines.length > 1 || !client.isRunning(), 20_000, 20);
-        await copy();
+        await copyTo(copy.to, privateKey, message);
       }
       await client.exited;
       return { ...(JSON.parse(lines[1]!) as { completed: boolean }), message };
@@ -192,7 +194,7 @@ describe('a fleet of two gateways', () => {
       const privateKey = generatePrivateKey();
       const publicKey = formatKey(publicKeyOf(privateKey));
       await register(publicKey, fleet.clients[2]!.tunnelAddress);
-      const { completed } = await race(formatKey(privateKey), true);
+      const { completed } = await session(formatKey(privateKey), 1, { to: 2, first: true });
       // g1 answered the genuine client, though g2 had already admitted the same initiation.
       expect(completed).toBe(true);
       expect(g1.logs.some((l) => l.includes(publicKey) && l.includes('"decision":"replayed"'))).toBe(false);
@@ -207,13 +209,45 @@ describe('a fleet of two gateways', () => {
       const privateKey = generatePrivateKey();
       const publicKey = formatKey(publicKeyOf(privateKey));
       await register(publicKey, fleet.clients[2]!.tunnelAddress);
-      const { completed } = await race(formatKey(privateKey), false);
+      const { completed } = await session(formatKey(privateKey), 1, { to: 2, first: false });
       expect(completed).toBe(true);
       await waitFor('g1 to hold the client', async () => (await holderOf(publicKey))?.gateway === 'g1', 3_000, 50);
       await waitFor('no peer on g2', async () => (await onDevice(fleet.gateway(2), publicKey)) === null, 10_000, 100);
       expect(await onDevice(fleet.gateway(1), publicKey)).not.toBeNull();
       expect((await holderOf(publicKey))?.gateway).toBe('g1');
     });
+  });
+
+  it('never makes a gateway the holder on an initiation captured at the other, after the client moved back there', async () => {
+    const privateKey = generatePrivateKey();
+    const key = formatKey(privateKey);
+    const publicKey = formatKey(publicKeyOf(privateKey));
+    await register(publicKey, fleet.clients[2]!.tunnelAddress);
+    const dir = mkdtempSync(join(tmpdir(), 'wgjit-back-'));
+    try {
+      const at = async (g: number) => {
+        const goFile = join(dir, `go-${g}-${Date.now()}`);
+        writeFileSync(goFile, '');
+        const { stdout } = await nsRun(fleet.clients[2]!.ns, TSX, [RACE_CLIENT, JSON.stringify({ gateway: fleet.gateway(g).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey: key, goFile, waitMs: 1_500 })]);
+        const [first, last] = stdout.trim().split('\n').map((l) => JSON.parse(l) as { message?: string; completed?: boolean });
+        expect(last!.completed).toBe(true);
+        await waitFor(`g${g} to hold the client`, async () => (await holderOf(publicKey))?.gateway === `g${g}`, 3_000, 50);
+        return first!.message!;
+      };
+      const firstAtG1 = await at(1);
+      await at(2);
+      const backAtG1 = await at(1);
+      // What an observer captured at g1, sent to g2: the latest initiation (within the twin window) and the first.
+      await nsRun(fleet.clients[3]!.ns, TSX, [SEND, JSON.stringify({ gateway: fleet.gateway(2).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey: key, replay: backAtG1, waitMs: 300 })]);
+      await nsRun(fleet.clients[3]!.ns, TSX, [SEND, JSON.stringify({ gateway: fleet.gateway(2).address, port: fleet.listenPort, gatewayPublicKey: fleet.gatewayPublicKey, privateKey: key, replay: firstAtG1, waitMs: 300 })]);
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect((await holderOf(publicKey))?.gateway).toBe('g1');
+      await waitFor('no peer on g2', async () => (await onDevice(fleet.gateway(2), publicKey)) === null, 10_000, 100);
+      expect((await holderOf(publicKey))?.gateway).toBe('g1');
+      expect(g2.logs.some((l) => l.includes(publicKey) && l.includes('"decision":"replayed"'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a second gateway with an id that is alive elsewhere, before it touches its device', async () => {

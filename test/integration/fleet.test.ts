@@ -49,8 +49,7 @@ describe('a fleet of two gateways', () => {
     fleet = await createFleet({ prefix: 'flx', gateways: 2, clients: 4, underlayOctet: 111 });
     // The per-source limit would hide the test's own bursts; the reconciliation comes every 5 s so that a lost event shows quickly.
     const runArgs = (id: string) => ['--gateway-id', id, '--route-table', 'main', '--source-rate', '0', '--reconcile-interval', '5'];
-    g1 = await fleet.gateway(1).startDaemon({ runArgs: runArgs('g1') });
-    g2 = await fleet.gateway(2).startDaemon({ runArgs: runArgs('g2') });
+    [g1, g2] = await Promise.all([fleet.gateway(1).startDaemon({ runArgs: runArgs('g1') }), fleet.gateway(2).startDaemon({ runArgs: runArgs('g2') })]);
   }, 90_000);
 
   afterAll(async () => {

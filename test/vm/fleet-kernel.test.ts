@@ -24,8 +24,8 @@ describe('the move on kernel WireGuard', () => {
   beforeAll(async () => {
     fleet = await createFleet({ prefix: 'vmf', gateways: 2, clients: 1, wgKind: 'kernel', underlayOctet: 121 });
     const runArgs = (id: string) => ['--gateway-id', id, '--route-table', 'main', '--reconcile-interval', '5'];
-    g1 = await fleet.gateway(1).startDaemon({ runArgs: runArgs('g1') });
-    await fleet.gateway(2).startDaemon({ runArgs: runArgs('g2') });
+    // Together: under emulation each daemon takes tens of seconds to start.
+    [g1] = await Promise.all([fleet.gateway(1).startDaemon({ runArgs: runArgs('g1') }), fleet.gateway(2).startDaemon({ runArgs: runArgs('g2') })]);
   });
   afterAll(async () => {
     await fleet?.destroy();

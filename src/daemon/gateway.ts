@@ -92,26 +92,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const lifecycleLog = log.child({ component: 'lifecycle' });
     // The fleet: peers are taken as their clients confirm here, let go as they leave.
     const fleetLog = log.child({ component: 'fleet', gatewayId: opts.gatewayId });
-    let member: FleetMember | null = null;
-    let routes: RouteSync | null = null;
-    const installed = new InstalledPeers({
-      confirmed: (peer) => {
-        member?.confirmed(peer);
-        routes?.confirmed(peer);
-      },
-      allowedIPsChanged: (peer, before) => routes?.allowedIPsChanged(peer, before),
-      removed: (peer) => {
-        member?.removed(peer);
-        routes?.removed(peer);
-      },
-    });
-    if (opts.routeTable !== null) {
-      const table = await PeerRoutes.open(opts.interface, opts.routeTable);
-      cleanups.push(() => table.close());
-      routes = new RouteSync(table, installed, log.child({ component: 'routes', table: opts.routeTable }), metrics);
-      cleanups.push(() => routes?.idle());
-    }
-    member = new FleetMember({
+    const installed = new InstalledPeers();
+    const fleet = new FleetMember({
       gatewayId: opts.gatewayId,
       holders: new Holders(store),
       installed,
@@ -119,7 +101,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       log: fleetLog,
       metrics,
     });
-    const fleet = member;
+    installed.listen(fleet);
+    let routes: RouteSync | null = null;
+    if (opts.routeTable !== null) {
+      const table = await PeerRoutes.open(opts.interface, opts.routeTable);
+      cleanups.push(() => table.close());
+      const sync = new RouteSync(table, installed, log.child({ component: 'routes', table: opts.routeTable }), metrics);
+      installed.listen(sync);
+      cleanups.push(() => sync.idle());
+      routes = sync;
+    }
     const confirmer = new Confirmer({ device, installed, metrics, log: lifecycleLog, graceMs: PROVISIONAL_GRACE_MS });
     cleanups.push(() => confirmer.close());
     const replayer = opts.replay ? new Replayer() : null;

@@ -56,7 +56,12 @@ export class InstalledPeers {
   /** Kept as peers come, go and confirm, so a scrape reads it without a walk (3-9 ms at 100,000 peers). */
   private provisional = 0;
 
-  constructor(private readonly listener: InstalledListener = {}) {}
+  private readonly listeners: InstalledListener[] = [];
+
+  /** `listener` hears of every confirmation, change of allowed IPs and removal from now on. */
+  listen(listener: InstalledListener): void {
+    this.listeners.push(listener);
+  }
 
   get size(): number {
     return this.peers.size;
@@ -99,7 +104,7 @@ export class InstalledPeers {
     if (peer === undefined || peer.state === 'confirmed') return;
     (peer as { state: PeerState }).state = 'confirmed';
     this.provisional--;
-    this.listener.confirmed?.(peer);
+    for (const l of this.listeners) l.confirmed?.(peer);
   }
 
   /** The peer's allowed IPs as the device now has them (CIDR text); the listener hears of a change. */
@@ -107,7 +112,7 @@ export class InstalledPeers {
     const before = peer.allowedIPs;
     if (before.length === allowedIPs.length && before.every((ip, i) => ip === allowedIPs[i])) return;
     (peer as { allowedIPs: readonly string[] }).allowedIPs = allowedIPs;
-    if (this.peers.get(peer.publicKey.id) === peer) this.listener.allowedIPsChanged?.(peer, before);
+    if (this.peers.get(peer.publicKey.id) === peer) for (const l of this.listeners) l.allowedIPsChanged?.(peer, before);
   }
 
   delete(publicKey: PublicKey): boolean {
@@ -115,7 +120,7 @@ export class InstalledPeers {
     if (peer === undefined) return false;
     if (peer.state === 'provisional') this.provisional--;
     this.peers.delete(publicKey.id);
-    this.listener.removed?.(peer);
+    for (const l of this.listeners) l.removed?.(peer);
     return true;
   }
 

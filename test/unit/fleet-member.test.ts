@@ -1,6 +1,7 @@
 /**
- * This gateway's part in the fleet's holders (src/fleet/member.ts), and
- * the confirmation watch that feeds it (src/lifecycle/confirmer.ts): pure
+ * This gateway's part in the fleet's holders (src/fleet/member.ts), the
+ * confirmation watch that feeds it (src/lifecycle/confirmer.ts), and the
+ * routes that follow confirmed peers (src/route/route-sync.ts): pure
  * logic over a table and holders held in memory. The real store's side is
  * test/integration/fleet-store.test.ts; the fleet end to end,
  * test/integration/fleet.test.ts.
@@ -15,6 +16,8 @@ import { Confirmer, CONFIRM_FIRST_CHECK_MS } from '../../src/lifecycle/confirmer
 import { InstalledPeers, type InstalledPeer } from '../../src/lifecycle/installed.js';
 import type { Removal } from '../../src/lifecycle/removal.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
+import { RouteSync } from '../../src/route/route-sync.js';
+import type { Cidr } from '../../src/net/cidr.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { keyName, testKey } from '../support/keys.js';
 
@@ -65,9 +68,8 @@ function setup(gatewayId = 'gw-a') {
   const holders = new MemoryHolders();
   const removed: Removal[][] = [];
   const metrics = createMetrics({ processMetrics: false });
-  let member: FleetMember | null = null;
-  const installed = new InstalledPeers({ confirmed: (p) => member?.confirmed(p), removed: (p) => member?.removed(p) });
-  member = new FleetMember({
+  const installed = new InstalledPeers();
+  const member = new FleetMember({
     gatewayId,
     holders,
     installed,
@@ -78,6 +80,7 @@ function setup(gatewayId = 'gw-a') {
     log,
     metrics,
   });
+  installed.listen(member);
   const install = (name: string, ms: number | null, state: 'provisional' | 'confirmed' = 'provisional'): InstalledPeer => {
     const peer = installed.add(testKey(name), Date.now(), null, state);
     peer.timestamp = ms === null ? null : ts(ms);
@@ -195,7 +198,8 @@ describe('Confirmer', () => {
 
   it('confirms a peer at the first read after its client completed a handshake, and then reads no more', async () => {
     const confirmed: string[] = [];
-    const installed = new InstalledPeers({ confirmed: (p) => confirmed.push(keyName(p.publicKey)) });
+    const installed = new InstalledPeers();
+    installed.listen({ confirmed: (p) => confirmed.push(keyName(p.publicKey)) });
     const statuses = new Map([[testKey('a').id, status('a', null)]]);
     const d = device(statuses);
     const c = new Confirmer({ device: d, installed, metrics: createMetrics({ processMetrics: false }), log, graceMs: 15_000 });
@@ -244,5 +248,82 @@ describe('Confirmer', () => {
     expect(d.reads).toBeLessThanOrEqual(3);
     expect(d.reads).toBeGreaterThanOrEqual(2);
     await c.close();
+  });
+});
+
+describe('RouteSync', () => {
+  /** A route table in memory: the calls it got, as CIDR text. */
+  function table() {
+    const t = {
+      calls: [] as Array<[string, string[]]>,
+      routes: new Set<string>(),
+      async add(cidrs: readonly Cidr[]) {
+        t.calls.push(['add', cidrs.map((c) => c.text)]);
+        for (const c of cidrs) t.routes.add(c.text);
+        return { changed: cidrs.length, failed: [] };
+      },
+      async remove(cidrs: readonly Cidr[]) {
+        t.calls.push(['remove', cidrs.map((c) => c.text)]);
+        for (const c of cidrs) t.routes.delete(c.text);
+        return { changed: cidrs.length, failed: [] };
+      },
+      async reconcile(wanted: readonly Cidr[]) {
+        const want = new Set(wanted.map((c) => c.text));
+        const removed = [...t.routes].filter((r) => !want.has(r));
+        const added = [...want].filter((r) => !t.routes.has(r));
+        t.routes = want;
+        return { added: added.length, removed: removed.length, kept: want.size - added.length, failed: [] };
+      },
+    };
+    return t;
+  }
+  function setup() {
+    const routes = table();
+    const installed = new InstalledPeers();
+    const sync = new RouteSync(routes, installed, log, createMetrics({ processMetrics: false }));
+    installed.listen(sync);
+    const add = (name: string, ips: string[]) => {
+      const peer = installed.add(testKey(name), Date.now(), null);
+      installed.setAllowedIPs(peer, ips);
+      return peer;
+    };
+    return { routes, installed, sync, add };
+  }
+
+  it('routes a peer once its client confirms, not at install, in one batch per turn', async () => {
+    const t = setup();
+    t.add('a', ['10.0.0.2/32']);
+    t.add('b', ['10.0.0.3/32', 'fd00::3/128']);
+    await t.sync.idle();
+    expect(t.routes.calls).toEqual([]);
+    t.installed.confirm(testKey('a'));
+    t.installed.confirm(testKey('b'));
+    await t.sync.idle();
+    expect(t.routes.calls).toEqual([['add', ['10.0.0.2/32', '10.0.0.3/32', 'fd00::3/128']]]);
+  });
+
+  it('follows a confirmed peer\'s allowed IPs, and removes its routes with it', async () => {
+    const t = setup();
+    const a = t.add('a', ['10.0.0.2/32', '10.0.0.4/32']);
+    t.installed.confirm(testKey('a'));
+    await t.sync.idle();
+    t.installed.setAllowedIPs(a, ['10.0.0.4/32', '10.0.0.5/32']);
+    await t.sync.idle();
+    expect([...t.routes.routes].sort()).toEqual(['10.0.0.4/32', '10.0.0.5/32']);
+    t.installed.delete(testKey('a'));
+    await t.sync.idle();
+    expect(t.routes.routes.size).toBe(0);
+  });
+
+  it('reconciles the table to the confirmed peers only', async () => {
+    const t = setup();
+    t.add('a', ['10.0.0.2/32']);
+    t.add('b', ['10.0.0.3/32']); // provisional
+    t.installed.confirm(testKey('a'));
+    await t.sync.idle();
+    // The interface went down and took the route along; a stray of ours is left from an earlier run.
+    t.routes.routes = new Set(['10.9.9.9/32']);
+    expect(await t.sync.reconcile()).toMatchObject({ added: 1, removed: 1 });
+    expect([...t.routes.routes]).toEqual(['10.0.0.2/32']);
   });
 });

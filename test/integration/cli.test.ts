@@ -230,7 +230,7 @@ describe('wgjit CLI against a real API', () => {
       run = await wgjit(['peer', 'show', k1], env);
       expect(run.code).toBe(0);
       expect(run.stdout).toBe(
-        [`peer: ${k1}`, '  allowed ips: 10.8.0.2/32, fd00::2/128', '  preshared key: (hidden)', '  persistent keepalive: every 25 seconds', '  expires: never', '  disabled: no', ''].join('\n'),
+        [`peer: ${k1}`, '  allowed ips: 10.8.0.2/32, fd00::2/128', '  preshared key: (hidden)', '  persistent keepalive: every 25 seconds', '  expires: never', '  disabled: no', '  held by: (no gateway)', ''].join('\n'),
       );
       expect(run.stdout).not.toContain(PSK);
 
@@ -249,7 +249,7 @@ describe('wgjit CLI against a real API', () => {
       expect(added).toMatchObject({ publicKey: key, allowedIPs: ['10.8.0.2/32'], hasPresharedKey: true, disabled: false });
       expect(Object.keys(added).sort()).toEqual(['allowedIPs', 'createdAt', 'disabled', 'hasPresharedKey', 'publicKey', 'updatedAt']);
       run = await wgjit(['peer', 'show', key, '--json'], env);
-      expect(JSON.parse(run.stdout)).toEqual(added);
+      expect(JSON.parse(run.stdout)).toEqual({ ...added, holder: null });
       run = await wgjit(['peer', 'ls', '--json'], env);
       expect(JSON.parse(run.stdout)).toEqual([added]);
       for (const r of [run]) expect(r.stdout).not.toContain(PSK);

@@ -86,6 +86,7 @@ bench: deps build
 	npx --no-install tsx bench/sweep.ts
 	npx --no-install tsx bench/netlink.ts
 	npx --no-install tsx bench/routes.ts
+	npx --no-install tsx bench/fleet-move.ts
 	npx --no-install tsx bench/store-scale.ts
 
 clean:

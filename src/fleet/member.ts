@@ -25,7 +25,7 @@ export function movedAway(peer: Pick<InstalledPeer, 'timestamp'>, holder: Pick<H
 
 export interface FleetMemberDeps {
   gatewayId: string;
-  holders: Pick<Holders, 'take' | 'release' | 'ofMany'>;
+  holders: Pick<Holders, 'take' | 'release' | 'of' | 'ofMany'>;
   installed: InstalledPeers;
   /** Removes peers from this gateway's device (src/lifecycle/removal.ts), counted and logged there. */
   remove(removals: Removal[]): Promise<void>;
@@ -60,11 +60,22 @@ export class FleetMember {
     });
   }
 
-  /** A store event: another gateway took a peer. */
+  /**
+   * A store event: another gateway took a peer. Acted on only once the
+   * store confirms it (one read of the holder, only for a peer installed
+   * here): Redis delivers pub/sub to every client of the server whatever
+   * database it uses, so the event may be another fleet's, sharing the
+   * server on another database number.
+   */
   held(event: Extract<StoreEvent, { op: 'held' }>): void {
     const peer = this.deps.installed.get(event.publicKey);
     if (peer === undefined || !movedAway(peer, event, this.deps.gatewayId)) return;
-    void this.moveAway([{ publicKey: peer.publicKey, holder: event.gateway }]);
+    void this.deps.holders.of(event.publicKey.toString()).then(
+      (holder) => {
+        if (holder !== null && movedAway(peer, holder, this.deps.gatewayId)) return this.moveAway([{ publicKey: peer.publicKey, holder: holder.gateway }]);
+      },
+      (err: unknown) => this.deps.log.debug({ publicKey: peer.publicKey, err: (err as Error).message }, 'could not read the holder of a peer taken elsewhere; the next reconciliation looks again'),
+    );
   }
 
   /**

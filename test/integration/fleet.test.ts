@@ -249,6 +249,20 @@ describe('a fleet of two gateways', () => {
     }
   });
 
+  it("removes routes of protocol 249 through its interface that match no confirmed peer, and leaves other routes alone", async () => {
+    const g = fleet.gateway(2);
+    const stray = fleet.tunnelAddress.replace(/\.\d+$/, '.250');
+    const other = fleet.tunnelAddress.replace(/\.\d+$/, '.251');
+    await g.addPeerRoute(`${stray}/32`); // left by an earlier run, or by hand
+    await nsRun(g.ns, 'ip', ['route', 'add', `${other}/32`, 'dev', g.wg.ifname, 'proto', 'static']);
+    expect(await routed(g, stray)).toBe(true);
+    // The next reconciliation (every 5 s here) takes it away.
+    await waitFor('the stray route to go', async () => !(await routed(g, stray)), 8_000, 100);
+    const { stdout } = await nsRun(g.ns, 'ip', ['-j', 'route', 'show', `${other}/32`]);
+    expect(JSON.parse(stdout)).toHaveLength(1);
+    await nsRun(g.ns, 'ip', ['route', 'del', `${other}/32`]);
+  });
+
   it('refuses a second gateway with an id that is alive elsewhere, before it touches its device', async () => {
     const g = fleet.gateway(2);
     const before = (await g.wg.dump()).peers.length;

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Holder, TakeResult } from '../../src/fleet/holders.js';
 import { FleetMember, movedAway } from '../../src/fleet/member.js';
-import type { PublicKey } from '../../src/handshake/keys.js';
+import { PublicKey } from '../../src/handshake/keys.js';
 import type { PeerStatus } from '../../src/install/device.js';
 import { Confirmer, CONFIRM_FIRST_CHECK_MS } from '../../src/lifecycle/confirmer.js';
 import { InstalledPeers, type InstalledPeer } from '../../src/lifecycle/installed.js';
@@ -57,6 +57,10 @@ class MemoryHolders {
     this.released.push(keyName(key));
     if (this.held.get(key.id)?.gateway !== gateway) return false;
     return this.held.delete(key.id);
+  }
+
+  async of(publicKey: string): Promise<Holder | null> {
+    return this.held.get(PublicKey.parse(publicKey)!.id) ?? null;
   }
 
   async ofMany(keys: readonly PublicKey[]): Promise<Map<string, Holder>> {
@@ -116,12 +120,24 @@ describe('FleetMember', () => {
     const t = setup();
     t.install('a', 1000, 'confirmed');
     t.install('b', 5000, 'provisional'); // a client that just came here
+    t.holders.held.set(testKey('a').id, { gateway: 'gw-b', since: new Date(), timestamp: ts(2000) });
     t.member.held({ op: 'held', publicKey: testKey('a'), gateway: 'gw-b', timestamp: ts(2000) });
     t.member.held({ op: 'held', publicKey: testKey('b'), gateway: 'gw-b', timestamp: ts(2000) });
     t.member.held({ op: 'held', publicKey: testKey('c'), gateway: 'gw-b', timestamp: ts(2000) }); // not here
     await t.settle();
     expect(t.removed.map((batch) => batch.map((r) => [keyName(r.publicKey), r.reason, r.holder]))).toEqual([[['a', 'moved', 'gw-b']]]);
     expect(t.installed.has(testKey('b'))).toBe(true);
+  });
+
+  it("acts on an event only once the store confirms it (another fleet's, on another database of the server, does not)", async () => {
+    const t = setup();
+    t.install('a', 1000, 'confirmed');
+    t.holders.held.set(testKey('a').id, { gateway: 'gw-a', since: new Date(), timestamp: ts(1000) });
+    t.member.held({ op: 'held', publicKey: testKey('a'), gateway: 'gw-b', timestamp: ts(2000) });
+    await t.settle();
+    await t.settle();
+    expect(t.removed).toEqual([]);
+    expect(t.installed.has(testKey('a'))).toBe(true);
   });
 
   it('ignores its own take', async () => {

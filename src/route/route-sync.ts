@@ -43,8 +43,13 @@ export class RouteSync {
     this.ask('add', peer.allowedIPs);
   }
 
+  /**
+   * Only a confirmed peer was routed: a provisional one leaving (a copied
+   * initiation's, unconfirmed) sends nothing to the kernel, and cannot take
+   * away a route that is another peer's.
+   */
   removed(peer: InstalledPeer): void {
-    this.ask('remove', peer.allowedIPs);
+    if (peer.state === 'confirmed') this.ask('remove', peer.allowedIPs);
   }
 
   /** Makes the table exactly the confirmed peers' routes. Throws RouteError when the table cannot be read. */

@@ -331,6 +331,18 @@ describe('RouteSync', () => {
     expect(t.routes.routes.size).toBe(0);
   });
 
+  it('sends nothing for a provisional peer that leaves, and leaves the route another peer has', async () => {
+    const t = setup();
+    t.add('a', ['10.0.0.2/32']);
+    t.installed.confirm(testKey('a'));
+    await t.sync.idle();
+    t.add('copy', ['10.0.0.2/32']); // never confirmed
+    t.installed.delete(testKey('copy'));
+    await t.sync.idle();
+    expect(t.routes.calls).toEqual([['add', ['10.0.0.2/32']]]);
+    expect([...t.routes.routes]).toEqual(['10.0.0.2/32']);
+  });
+
   it('reconciles the table to the confirmed peers only', async () => {
     const t = setup();
     t.add('a', ['10.0.0.2/32']);

@@ -182,6 +182,22 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The greatest timestamp the store accepted for each key lately, as far
+   * as this gateway knows (bounded: RECENT_KEYS_SIZE keys), and each peer
+   * installed here, kept since `sinceMs` (unix ms): what it writes back
+   * when the store forgot its own (src/lifecycle/store-guard.ts).
+   */
+  *keptTimestamps(sinceMs = -Infinity): Generator<[PublicKey, Uint8Array]> {
+    yield* this.recent.keptTimestamps(sinceMs);
+    for (const peer of this.deps.installed.values()) if (peer.timestamp !== null && peer.installedAt >= sinceMs) yield [peer.publicKey, peer.timestamp];
+  }
+
+  /** An operator cleared the key's replay state (`wgjit peer reset-replay`): this gateway forgets it too. */
+  forget(key: PublicKey): void {
+    this.recent.forget(key);
+  }
+
   /** Ask the store; a store failure is an answer too, never a rejection. */
   private lookup(key: PublicKey): Promise<Admission | StoreFailure> {
     const stopTimer = this.deps.metrics.storeSeconds.startTimer();
@@ -199,7 +215,9 @@ export class Pipeline {
 
   /** For a peer already installed: best effort, off the packet path. */
   private keepTimestamp(key: PublicKey, timestamp: Uint8Array): void {
-    this.deps.advanceTimestamp(key, timestamp, false).catch((err: unknown) => {
+    this.deps.advanceTimestamp(key, timestamp, false).then((kept) => {
+      if (kept) this.recent.keep(key, timestamp);
+    }, (err: unknown) => {
       this.deps.log.debug({ publicKey: key, err: (err as Error).message }, 'could not keep the timestamp of an installed peer');
     });
   }
@@ -216,6 +234,7 @@ export class Pipeline {
     // keys of their own, and those must not grow the store.
     try {
       if (!(await this.deps.advanceTimestamp(key, timestamp, true))) return { outcome: 'replayed' };
+      this.recent.keep(key, timestamp);
     } catch (err) {
       return { outcome: 'store_unavailable', err: (err as Error).message };
     }

@@ -20,6 +20,7 @@ import { fleetRoutes } from './routes/fleet.js';
 import { gatewayRoutes } from './routes/gateway.js';
 import { peerRoutes } from './routes/peers.js';
 import { probeRoutes } from './routes/probes.js';
+import { storeRoutes } from './routes/store.js';
 
 /** A create with 256 IPv6 CIDRs and every field is ~15 KB; 64 KiB leaves room and stops junk early. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -80,6 +81,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(peerRoutes, { store, gateway, now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });
   await app.register(fleetRoutes, { store });
+  await app.register(storeRoutes, { store });
   await app.register(probeRoutes, { store, gateway, registry: opts.registry ?? new Registry() });
   await app.register(docsRoutes, { routes });
 

@@ -50,5 +50,6 @@ export interface GatewayView {
    * are read from its Prometheus counters: src/telemetry/stats.ts).
    */
   stats(): Record<string, number> | Promise<Record<string, number>>;
-  ready(): Promise<{ ready: boolean; checks: Record<string, boolean> }>;
+  /** `warnings`: what an operator should know that does not make the gateway unready. */
+  ready(): Promise<{ ready: boolean; checks: Record<string, boolean>; warnings?: string[] }>;
 }

@@ -212,5 +212,25 @@ export const ErrorResponse = Type.Object(
 );
 
 export const Health = Type.Object({ status: Type.Literal('ok') });
-export const Readiness = Type.Object({ ready: Type.Boolean(), checks: Type.Record(Type.String(), Type.Boolean()) });
+export const Readiness = Type.Object({
+  ready: Type.Boolean(),
+  checks: Type.Record(Type.String(), Type.Boolean()),
+  warnings: Type.Optional(Type.Array(Type.String(), { description: 'what an operator should know that does not make the process unready, e.g. a store reset not yet confirmed' })),
+});
 export const NoContent = Type.Null({ description: 'no body' });
+
+export const StoreReset = Type.Object(
+  {
+    since: Type.String({ format: 'date-time' }),
+    detectedBy: Type.String({ description: 'the gateway that recognized it' }),
+    lostGroups: Type.Integer({ description: 'groups (of 4,096) that had lost their epoch marker' }),
+    epoch: Type.String(),
+  },
+  { description: 'a reset of the store (it lost its data), as a gateway recorded it' },
+);
+/** GET /v1/store; POST /v1/store/confirm-reset answers the reset it confirmed. */
+export const StoreState = Type.Object({ reset: Type.Union([StoreReset, Type.Null()]) });
+export const ReplayReset = Type.Object({
+  publicKey: Type.String(),
+  storeHadTimestamp: Type.Boolean({ description: 'whether the store kept a timestamp for the key (gateways forget theirs either way)' }),
+});

@@ -10,6 +10,10 @@
  * 2. Otherwise at most one initiation per key per MIN_INITIATION_INTERVAL_MS
  *    is considered: a burst of resends costs one store round trip.
  *
+ * 3. The greatest timestamp the store accepted for the key (keep()): what
+ *    this gateway writes back when the store forgot its own (a reset, a
+ *    failover to a replica that had not caught up: src/lifecycle/store-guard.ts).
+ *
  * A replay does not take the key's slot, so nobody who captured an
  * initiation can hold its owner back by sending it again and again.
  * The store lookup the pipeline starts before the timestamp is known
@@ -33,6 +37,11 @@ interface Seen {
   timestamp: Uint8Array | null;
   /** When a store lookup was last started ahead of the timestamp check. */
   lookAheadAt: number;
+  readonly key: PublicKey;
+  /** The greatest timestamp the store accepted for the key (keep()), null before the first. */
+  kept: Uint8Array | null;
+  /** When it was kept (unix ms). */
+  keptAt: number;
 }
 
 export class RecentKeys {
@@ -56,7 +65,7 @@ export class RecentKeys {
     const now = this.now();
     const entry = this.seen.get(key.id);
     if (entry === undefined) {
-      this.remember(key, { consideredAt: -Infinity, timestamp: null, lookAheadAt: now });
+      this.remember(key, { consideredAt: -Infinity, timestamp: null, lookAheadAt: now, key, kept: null, keptAt: -Infinity });
       return true;
     }
     if (entry.timestamp !== null || now - entry.lookAheadAt < this.intervalMs) return false;
@@ -71,8 +80,29 @@ export class RecentKeys {
     const entry = this.seen.get(key.id);
     if (entry?.timestamp != null && compareTai64n(timestamp, entry.timestamp) <= 0) return 'replayed';
     if (entry !== undefined && now - entry.consideredAt < this.intervalMs) return 'too_soon';
-    this.remember(key, { consideredAt: now, timestamp: Uint8Array.from(timestamp), lookAheadAt: entry?.lookAheadAt ?? -Infinity });
+    this.remember(key, { consideredAt: now, timestamp: Uint8Array.from(timestamp), lookAheadAt: entry?.lookAheadAt ?? -Infinity, key, kept: entry?.kept ?? null, keptAt: entry?.keptAt ?? -Infinity });
     return 'considered';
+  }
+
+  /** The store accepted `timestamp` for `key` (an authorized key's): kept for a write-back. */
+  keep(key: PublicKey, timestamp: Uint8Array): void {
+    const entry = this.seen.get(key.id);
+    if (entry === undefined) {
+      this.remember(key, { consideredAt: -Infinity, timestamp: Uint8Array.from(timestamp), lookAheadAt: -Infinity, key, kept: Uint8Array.from(timestamp), keptAt: this.now() });
+    } else if (entry.kept === null || compareTai64n(timestamp, entry.kept) > 0) {
+      entry.kept = Uint8Array.from(timestamp);
+      entry.keptAt = this.now();
+    }
+  }
+
+  /** The greatest timestamp keep() was given per key, of the keys kept since `sinceMs` (unix ms). */
+  *keptTimestamps(sinceMs = -Infinity): Generator<[PublicKey, Uint8Array]> {
+    for (const entry of this.seen.values()) if (entry.kept !== null && entry.keptAt >= sinceMs) yield [entry.key, entry.kept];
+  }
+
+  /** An operator cleared the key's replay state (`wgjit peer reset-replay`): all of it goes. */
+  forget(key: PublicKey): void {
+    this.seen.delete(key.id);
   }
 
   private remember(key: PublicKey, entry: Seen): void {

@@ -69,12 +69,14 @@ export const TWIN_WINDOW_MS = 5_000;
 
 /**
  * A store change, as subscribe() hands it on (published as JSON with the
- * key in base64): a record created, changed or deleted, or a peer taken by
- * a gateway (src/fleet/holders.ts), with the timestamp it was taken with.
+ * key in base64): a record created, changed or deleted, a peer taken by
+ * a gateway (src/fleet/holders.ts), with the timestamp it was taken with,
+ * or a key's replay state cleared by an operator (resetReplay()).
  */
 export type StoreEvent =
   | { op: 'upsert' | 'delete'; publicKey: PublicKey }
-  | { op: 'held'; publicKey: PublicKey; gateway: string; timestamp: Uint8Array };
+  | { op: 'held'; publicKey: PublicKey; gateway: string; timestamp: Uint8Array }
+  | { op: 'reset-replay'; publicKey: PublicKey };
 
 export type CreateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'exists' };
 export type UpdateResult = { ok: true; record: PeerRecord } | { ok: false; reason: 'not_found' };
@@ -402,6 +404,21 @@ redis.call('SPUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
 /**
+ * KEYS: peer, its twin marker. ARGV: channel, event. Forgets the key's
+ * greatest timestamp: a record's becomes zeros (none), a tombstone goes,
+ * the twin marker goes. Published whatever the store held: gateways keep
+ * the timestamp in memory too. 1 if the store held one.
+ */
+const RESET_REPLAY_LUA = `
+local v = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[2])
+local held = 0
+if v and string.sub(v, 1, 12) ~= string.rep('\0', 12) then held = 1 end
+if v and #v <= 12 then redis.call('DEL', KEYS[1]) elseif v then redis.call('SETRANGE', KEYS[1], 0, string.rep('\0', 12)) end
+redis.call('SPUBLISH', ARGV[1], ARGV[2])
+return held`;
+
+/**
  * Byte order of two strings of equal length: Lua's own string order follows
  * the locale. -1, 0 or 1. Shared by the scripts that order TAI64N timestamps.
  */
@@ -464,6 +481,7 @@ const SCRIPTS = {
   update: script(UPDATE_LUA),
   delete: script(DELETE_LUA),
   advanceTimestamp: script(ADVANCE_TIMESTAMP_LUA),
+  resetReplay: script(RESET_REPLAY_LUA),
 };
 
 /** Replies that mean "Redis is there but cannot serve now": as good as down for a caller. */
@@ -1143,6 +1161,22 @@ export class PeerStore {
   }
 
   /**
+   * An operator's way out of a lockout (a timestamp kept from an initiation
+   * stamped ahead of time): forgets the key's greatest timestamp in the
+   * store and tells every gateway to forget it too (the `reset-replay`
+   * event: src/lifecycle/store-sync.ts). True if the store held one.
+   * Throws StoreUnavailableError.
+   */
+  async resetReplay(publicKey: string): Promise<boolean> {
+    try {
+      const held = await this.write(SCRIPTS.resetReplay, [this.peerKey(publicKey), twinKeyName(this.prefix, publicKey)], [this.channel(publicKey), this.event('reset-replay', publicKey)], () => true);
+      return held === 1;
+    } catch (err) {
+      throw storeError(err, 'resetReplay');
+    }
+  }
+
+  /**
    * Receive store events on a second connection (a subscribed connection
    * cannot run commands): every group's channel, by sharded pub/sub
    * (SSUBSCRIBE; on a Cluster each node delivers its own slots' events). It
@@ -1256,7 +1290,7 @@ export function parseEvents(message: string): StoreEvent[] {
   }
   if (typeof v !== 'object' || v === null) return [];
   const { op, publicKey, publicKeys, gateway, timestamp } = v as Record<string, unknown>;
-  if (op !== 'upsert' && op !== 'delete' && op !== 'held') return [];
+  if (op !== 'upsert' && op !== 'delete' && op !== 'held' && op !== 'reset-replay') return [];
   const spelled = Array.isArray(publicKeys) ? (publicKeys as unknown[]) : publicKey !== undefined ? [publicKey] : [];
   let held: { gateway: string; timestamp: Uint8Array } | null = null;
   if (op === 'held') {
@@ -1268,7 +1302,7 @@ export function parseEvents(message: string): StoreEvent[] {
     // Only wg's own spelling, as the store writes it.
     const key = PublicKey.parse(text);
     if (key === null || key.toString() !== text) continue;
-    events.push(held === null ? { op: op as 'upsert' | 'delete', publicKey: key } : { op: 'held', publicKey: key, ...held });
+    events.push(held === null ? { op: op as 'upsert' | 'delete' | 'reset-replay', publicKey: key } : { op: 'held', publicKey: key, ...held });
   }
   return events;
 }

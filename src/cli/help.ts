@@ -29,8 +29,9 @@ Usage:
   wgjit peer   add PUBKEY --allowed-ips CIDR[,CIDR] [options]
   wgjit peer   rm PUBKEY | ls [--json] | show PUBKEY [--json]
   wgjit peer   import FILE|- [--format auto|wg|dump|jsonl] [--dry-run]
+  wgjit peer   reset-replay PUBKEY
   wgjit status [--json]
-  wgjit store  migrate --redis URL [--dry-run]
+  wgjit store  status | confirm-reset | migrate --redis URL [--dry-run]
   wgjit demo
 
 Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help') for the
@@ -46,6 +47,7 @@ ${EXIT_HELP}`,
   wgjit peer ls [--json]
   wgjit peer show PUBKEY [--json]
   wgjit peer import FILE|- [--format auto|wg|dump|jsonl] [--dry-run] [--json]
+  wgjit peer reset-replay PUBKEY
 
 Manages the peer store through the REST API; gateways install a stored peer
 when its first handshake arrives. 'wgjit peer SUBCOMMAND --help' for more.
@@ -79,6 +81,18 @@ holds it removes it from its device.
 ${CLIENT_HELP}
 
 Exit code 3 when there is no such peer.`,
+  'peer reset-replay': `Usage: wgjit peer reset-replay PUBKEY [options]
+
+Forgets the key's greatest handshake timestamp, in the store and on every
+gateway (POST /v1/peers/PUBKEY/reset-replay, audited). For a client locked
+out because one of its initiations was stamped ahead of time (a clock that
+jumped): gateways drop the timestamp within moments and remove the peer if
+they hold it, so the client's next initiation installs it again. Replay
+protection for the key starts over from that initiation.
+
+${CLIENT_HELP}
+
+${EXIT_HELP}`,
   'peer ls': `Usage: wgjit peer ls [options]
 
 Lists every stored peer (GET /v1/peers, all pages): public key, allowed IPs,
@@ -195,9 +209,23 @@ data plane).
 
 ${settingsHelp(API_SETTINGS)}`;
 
-HELP['store'] = `Usage: wgjit store migrate --redis URL [--dry-run]
+HELP['store'] = `Usage: wgjit store status [options]
+       wgjit store confirm-reset [options]
+       wgjit store migrate --redis URL [--dry-run]
 
-Moves a store from the single-node layout of earlier wgjit releases (one
+status: whether a gateway found that the store lost its data (restarted
+empty, flushed, a replica promoted before it caught up, a wrong database)
+and nobody has confirmed it yet (GET /v1/store). Meanwhile every gateway
+keeps the peers the store does not know, so no client is cut off.
+
+confirm-reset: after re-registering the peers that should stay, tells
+every gateway to remove the others again (POST /v1/store/confirm-reset,
+audited). Exit code 3 when no reset is recorded.
+
+status and confirm-reset talk to the REST API:
+${CLIENT_HELP}
+
+migrate: moves a store from the single-node layout of earlier wgjit releases (one
 JSON string per peer, one index and one timestamp hash for all peers) to
 this release's (packed records in 4,096 hash-tagged groups, which also run
 on Redis Cluster), in place. Stop every wgjit process that uses the store
@@ -207,7 +235,7 @@ new layout stays. The old keys are deleted only once every record has been
 written and read back; a record that cannot be read keeps them all and is
 named. Progress goes to stderr, the report to stdout.
 
-Options:
+migrate's options:
   --dry-run  read and check everything, write nothing
   -h, --help this help
 

@@ -48,6 +48,13 @@ interface SettingSpec<T> {
   secret?: boolean;
 }
 
+/**
+ * The store's timestamp retention in seconds (TIMESTAMP_RETENTION_MS of
+ * src/authorize/store.ts, which is not imported here: it loads ioredis):
+ * the bound --max-timestamp-age may tighten.
+ */
+export const MAX_TIMESTAMP_AGE_S = 30 * 24 * 3600;
+
 export const envName = (flag: string): string => `WGJIT_${flag.replace(/-/g, '_').toUpperCase()}`;
 
 /** Query parameters whose name says they carry a secret (`?password=`, `?token=`, ...). */
@@ -148,6 +155,13 @@ export const SETTINGS = {
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf<XdpMode>('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: IDLE_TIMEOUT_MS / 1000, form: 'seconds, 10..86400' },
   reconcileInterval: { flag: 'reconcile-interval', help: 'seconds between reconciliations of the device with the store (what a lost store event left behind)', parse: integer(5, 3_600), default: RECONCILE_INTERVAL_MS / 1000, form: 'seconds, 5..3600' },
+  maxTimestampAge: {
+    flag: 'max-timestamp-age',
+    help: 'refuse initiations stamped more than this many seconds before the gateway\'s clock, so a captured one cannot be replayed later even after the store lost its timestamps; 0 (default) leaves the bound at the store\'s retention (30 days): WireGuard clients need not keep accurate clocks',
+    parse: integer(0, MAX_TIMESTAMP_AGE_S),
+    default: 0,
+    form: `seconds, 0..${MAX_TIMESTAMP_AGE_S}`,
+  },
   sourceRate: { flag: 'source-rate', help: 'initiations per second captured per source address (IPv4 /32, IPv6 /64) in XDP; more still pass to the device; 0 turns the limit off', parse: integer(0, MAX_SOURCE_RATE), default: DEFAULT_SOURCE_RATE, form: `an integer, 0..${MAX_SOURCE_RATE}` },
   sourceBurst: { flag: 'source-burst', help: 'initiations a source may send at once before its rate applies', parse: integer(MIN_SOURCE_BURST, MAX_SOURCE_BURST), default: DEFAULT_SOURCE_BURST, form: `an integer, ${MIN_SOURCE_BURST}..${MAX_SOURCE_BURST}` },
   dhBudget: { flag: 'dh-budget', help: 'Diffie-Hellman operations per second spent verifying initiations (2 each); beyond it they queue, then drop', parse: integer(2, 10_000_000), default: DEFAULT_DH_PER_SECOND, form: 'an integer, 2..10000000' },
@@ -162,7 +176,7 @@ export type SettingName = keyof Specs;
 
 /** The settings of `wgjit run`, in the order of its help page. */
 export const RUN_SETTINGS = [
-  'interface', 'captureDev', 'gatewayId', 'routeTable', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'gatewayId', 'routeTable', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'maxTimestampAge', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
 export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];

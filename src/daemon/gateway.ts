@@ -20,6 +20,8 @@ import { Sweeper } from '../lifecycle/sweeper.js';
 import { StoreSync } from '../lifecycle/store-sync.js';
 import { Reconciler } from '../lifecycle/reconciler.js';
 import { Confirmer } from '../lifecycle/confirmer.js';
+import { StoreGuard } from '../lifecycle/store-guard.js';
+import { StoreEpoch, type ResetMarker } from '../authorize/epoch.js';
 import { removePeers } from '../lifecycle/removal.js';
 import { Holders } from '../fleet/holders.js';
 import { Gateways } from '../fleet/gateways.js';
@@ -63,6 +65,8 @@ export interface GatewayOptions {
   idleTimeout: number;
   /** Seconds between reconciliations with the store (src/lifecycle/reconciler.ts). */
   reconcileInterval: number;
+  /** Initiations stamped more than this many seconds in the past are refused; 0: the store's retention. */
+  maxTimestampAge: number;
   /** Initiations captured per second and at once per source, in XDP (0: no limit). */
   sourceRate: number;
   sourceBurst: number;
@@ -127,6 +131,18 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installed,
       log: log.child({ component: 'pipeline' }),
       metrics,
+      ...(opts.maxTimestampAge > 0 && { maxTimestampAgeMs: opts.maxTimestampAge * 1000 }),
+    });
+    // A store that lost its data must not make this gateway drop every peer (src/lifecycle/store-guard.ts).
+    const guard = new StoreGuard({
+      epoch: new StoreEpoch(store),
+      gatewayId: opts.gatewayId,
+      evidence: () => installed.size > 0 || info.peers.length > 0,
+      timestamps: (sinceMs) => pipeline.keptTimestamps(sinceMs),
+      advanceTimestamp: (key, timestamp) => store.advanceTimestamp(key, timestamp),
+      onConfirmed: () => void reconciler.reconcile(),
+      log: log.child({ component: 'store-guard' }),
+      metrics,
     });
 
     // Before the capture starts: take over the peers an earlier run left on
@@ -134,7 +150,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // so nothing leaks and nothing is installed twice.
     // A store that is not there yet leaves them as they are; the periodic
     // pass takes over once it is.
-    const reconciler = new Reconciler({ device, store, installed, fleet, ...(routes !== null && { routes }), log: lifecycleLog, metrics });
+    const reconciler = new Reconciler({ device, store, installed, guard, fleet, ...(routes !== null && { routes }), log: lifecycleLog, metrics });
     // A store still in an earlier release's layout would answer "unknown" for every peer.
     await store.readyAtStart();
     // Before the device is touched: a gateway id alive elsewhere is refused here.
@@ -149,6 +165,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await presence.join();
     presence.start();
     cleanups.push(() => presence.stop());
+    await guard.start();
+    cleanups.push(() => guard.stop());
     await reconciler.reconcile();
 
     // The capture, feeding the pipeline through the intake.
@@ -175,6 +193,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       metrics,
       onChange: (key) => refusals.delete(key),
       onHeld: (event) => fleet.held(event),
+      onResetReplay: (key) => pipeline.forget(key),
       onConnected: () => void reconciler.reconcile(),
     });
     await sync.start();
@@ -188,7 +207,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       installed,
       metrics,
       sweep: () => sweeper.sweep(),
-      readiness: new Readiness({ capture, device: rawDevice, liveness, log: log.child({ component: 'readiness' }) }),
+      readiness: new Readiness({ capture, device: rawDevice, liveness, log: log.child({ component: 'readiness' }), warnings: () => resetWarnings(guard.reset) }),
       log: apiLog,
     });
     const app = await buildApp({ store, token: opts.token, gateway: view, logger: apiLog, registry: metrics.registry });
@@ -201,6 +220,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await cleanups.run();
     throw err;
   }
+}
+
+/** What /readyz says of a reset in force: the gateway still serves, but an operator has work to do. */
+function resetWarnings(reset: ResetMarker | null): string[] {
+  if (reset === null) return [];
+  return [`the peer store lost its data (recognized ${reset.since} by ${reset.detectedBy}, ${reset.lostGroups} groups): peers unknown to it are kept until \`wgjit store confirm-reset\``];
 }
 
 /** What a stop undoes, the last step first; a step that fails is logged and the others still run. */

@@ -145,6 +145,8 @@ export interface ReadinessDeps {
   device: WireGuardDevice;
   liveness: DeviceLiveness;
   log: Logger;
+  /** What an operator should know that does not make the gateway unready (a store reset in force). */
+  warnings?: () => string[];
 }
 
 /** The data plane's answer to GET /readyz: the device answers and the capture works. */
@@ -154,7 +156,7 @@ export class Readiness {
 
   constructor(private readonly deps: ReadinessDeps) {}
 
-  async check(): Promise<{ ready: boolean; checks: Record<string, boolean> }> {
+  async check(): Promise<{ ready: boolean; checks: Record<string, boolean>; warnings?: string[] }> {
     const { capture, device, liveness, log } = this.deps;
     const verdict = captureCheck(capture.closed ? null : capture.health(), this.ringWatch, performance.now());
     this.ringWatch = verdict.watch;
@@ -167,6 +169,7 @@ export class Readiness {
       else log.warn(line, 'data plane not ready');
       this.wasReady = ready;
     }
-    return { ready, checks };
+    const warnings = this.deps.warnings?.() ?? [];
+    return { ready, checks, ...(warnings.length > 0 && { warnings }) };
   }
 }

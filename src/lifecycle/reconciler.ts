@@ -6,6 +6,7 @@
  * comes back (events sent while it was away are lost).
  */
 import type { PeerStore } from '../authorize/store.js';
+import type { PublicKey } from '../handshake/keys.js';
 import type { PeerStatus, WireGuardDevice } from '../install/device.js';
 import { cidrTexts } from '../net/cidr.js';
 import type { Logger } from '../telemetry/log.js';
@@ -25,12 +26,16 @@ export interface ReconcileReport {
   moved: number;
   /** Confirmed peers nobody held, taken by this gateway. */
   taken: number;
+  /** Unknown to the store, but kept: the store lost its data (src/lifecycle/store-guard.ts). */
+  kept: number;
 }
 
 export interface ReconcilerDeps {
   device: WireGuardDevice;
   store: Pick<PeerStore, 'authorizeMany'>;
   installed: InstalledPeers;
+  /** Asked before peers the store answers "unknown" for are removed: not while the store is known to have lost its data. */
+  guard?: { mayRemoveUnknown(keys: readonly PublicKey[]): Promise<boolean> };
   /** The fleet's holders, checked after the device: what a lost `held` event left behind. */
   fleet?: { reconcile(): Promise<{ moved: number; taken: number }> };
   /** The peers' routes (--route-table), made to match the table after the device and the holders. */
@@ -84,7 +89,12 @@ export class Reconciler {
       return null;
     }
     const plan = planReconcile(peers, admissions, installed, readAt);
-    const report: ReconcileReport = { removed: 0, updated: 0, adopted: plan.adopt.length, forgotten: plan.forget.length, moved: 0, taken: 0 };
+    const report: ReconcileReport = { removed: 0, updated: 0, adopted: plan.adopt.length, forgotten: plan.forget.length, moved: 0, taken: 0, kept: 0 };
+    const unknown = plan.remove.filter((r) => r.reason === 'unknown').map((r) => r.publicKey);
+    if (unknown.length > 0 && this.deps.guard !== undefined && !(await this.deps.guard.mayRemoveUnknown(unknown))) {
+      plan.remove = plan.remove.filter((r) => r.reason !== 'unknown');
+      report.kept = unknown.length;
+    }
 
     for (const key of plan.forget) installed.delete(key);
     for (const { status, version } of plan.adopt) {
@@ -135,7 +145,7 @@ export class Reconciler {
         log.warn({ err: (err as Error).message }, 'reconciliation: the route table could not be read');
       }
     }
-    if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
+    if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken + report.kept > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
     return report;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Removing peers from the device, the one way every path does it: the
  * sweep (idle, unconfirmed), reconciliation and store events (expired,
- * revoked, moved), the API (revoked, operator). One batch to the device, then the
+ * revoked, moved, replay_reset), the API (revoked, operator). One batch to the device, then the
  * table, the count by reason (wgjit_peer_removals_total, which GET
  * /v1/gateway/stats reads as removed_<reason>) and one info line per batch.
  */
@@ -12,7 +12,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import type { StoreRefusal } from './reconcile.js';
 
-export type RemovalReason = 'idle' | 'unconfirmed' | 'expired' | 'revoked' | 'operator' | 'moved';
+export type RemovalReason = 'idle' | 'unconfirmed' | 'expired' | 'revoked' | 'operator' | 'moved' | 'replay_reset';
 
 /** One peer to remove; logged as it is (the key in base64: PublicKey.toJSON), so it carries only what a line should say. */
 export interface Removal {

@@ -29,6 +29,12 @@ export interface StoreSyncDeps {
   onChange?: (publicKey: PublicKey) => void;
   /** A gateway took a peer (src/fleet/member.ts decides whether it moved away from here). */
   onHeld?: (event: Extract<StoreEvent, { op: 'held' }>) => void;
+  /**
+   * An operator cleared a key's replay state: forget its timestamps here
+   * too. The peer, if installed, is removed as well (the device keeps its
+   * own greatest timestamp while it holds the peer).
+   */
+  onResetReplay?: (publicKey: PublicKey) => void;
   /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
   onConnected?: () => void;
 }
@@ -72,12 +78,23 @@ export class StoreSync {
     }
     const key = event.publicKey;
     this.deps.onChange?.(key);
+    if (event.op === 'reset-replay') this.deps.onResetReplay?.(key);
     if (!this.deps.installed.has(key)) return;
-    const next = (this.chains.get(key.id) ?? Promise.resolve()).then(() => this.apply(key));
+    const next = (this.chains.get(key.id) ?? Promise.resolve()).then(() => (event.op === 'reset-replay' ? this.forgetReplay(key) : this.apply(key)));
     this.chains.set(key.id, next);
     void next.finally(() => {
       if (this.chains.get(key.id) === next) this.chains.delete(key.id);
     });
+  }
+
+  /** The device forgets the key's greatest timestamp with the peer: the client's next initiation installs it again. */
+  private async forgetReplay(key: PublicKey): Promise<void> {
+    if (!this.deps.installed.has(key)) return;
+    try {
+      await removePeers(this.deps, [{ publicKey: key, reason: 'replay_reset' }], this.deps.log, 'replay state reset by an operator: peer removed from the device, its next initiation installs it again');
+    } catch (err) {
+      this.deps.log.warn({ publicKey: key, err: (err as Error).message }, 'removing a peer whose replay state was reset failed');
+    }
   }
 
   private async apply(key: PublicKey): Promise<void> {

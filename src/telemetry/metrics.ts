@@ -52,6 +52,8 @@ export interface Metrics {
   verifySeconds: Histogram;
   installSeconds: Histogram;
   confirmSeconds: Histogram;
+  storeReset: Gauge;
+  timestampsWrittenBack: Counter;
   /** Sets (or replaces) what is read at scrape time. */
   observe(sources: MetricSources): void;
 }
@@ -98,7 +100,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     replays: new Counter({ name: 'wgjit_replays_total', help: 'Captured initiations re-injected, by result', labelNames: ['result'], registers }),
     removals: new Counter({
       name: 'wgjit_peer_removals_total',
-      help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers), moved (another gateway took it)',
+      help: 'Peers removed from the device, by reason: idle, unconfirmed, expired (the record\'s expiresAt passed), revoked (deleted or disabled in the store), operator (DELETE /v1/gateway/peers), moved (another gateway took it), replay_reset (an operator cleared its replay state)',
       labelNames: ['reason'],
       registers,
     }),
@@ -199,6 +201,16 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       name: 'wgjit_confirm_seconds',
       help: 'From a peer\'s install to the device read that found its handshake completed (the client confirmed the session here)',
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 15],
+      registers,
+    }),
+    storeReset: new Gauge({
+      name: 'wgjit_store_reset',
+      help: '1 while the peer store is known to have lost its data and no operator has confirmed it (wgjit store confirm-reset): no peer is removed for being unknown to the store meanwhile',
+      registers,
+    }),
+    timestampsWrittenBack: new Counter({
+      name: 'wgjit_timestamps_written_back_total',
+      help: 'Greatest initiation timestamps this gateway wrote back to a store that had lost them (after a reset, or a failover after an outage)',
       registers,
     }),
     observe(next: MetricSources): void {

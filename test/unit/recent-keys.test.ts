@@ -77,3 +77,31 @@ describe('RecentKeys', () => {
     expect(() => new RecentKeys(1.5)).toThrow(RangeError);
   });
 });
+
+describe('RecentKeys: timestamps kept for a write-back, and forgotten on an operator reset', () => {
+  it('keeps the greatest timestamp the store accepted per key, with when', () => {
+    const { recent, tick } = keys();
+    recent.consider(testKey('a'), tai64nFromUnixMs(T0));
+    recent.keep(testKey('a'), tai64nFromUnixMs(T0));
+    tick(1_000);
+    recent.keep(testKey('a'), tai64nFromUnixMs(T0 - 5)); // older: not kept
+    recent.keep(testKey('b'), tai64nFromUnixMs(T0 + 7)); // never considered here: kept all the same
+    const kept = new Map([...recent.keptTimestamps()].map(([k, ts]) => [k.id, ts]));
+    expect(kept).toEqual(new Map([[testKey('a').id, tai64nFromUnixMs(T0)], [testKey('b').id, tai64nFromUnixMs(T0 + 7)]]));
+    // Only what was kept since a moment.
+    expect([...recent.keptTimestamps(T0 + 500)].map(([k]) => k.id)).toEqual([testKey('b').id]);
+    // A key only considered (its owner's store may never have accepted it) is not offered.
+    recent.consider(testKey('c'), tai64nFromUnixMs(T0));
+    expect([...recent.keptTimestamps()].map(([k]) => k.id)).not.toContain(testKey('c').id);
+  });
+
+  it('a kept timestamp also refuses replays here, and forget() lets the key start over', () => {
+    const { recent, tick } = keys();
+    recent.keep(testKey('a'), tai64nFromUnixMs(T0 + 600_000)); // stamped ahead of time
+    tick(100);
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('replayed');
+    recent.forget(testKey('a'));
+    expect(recent.consider(testKey('a'), tai64nFromUnixMs(T0 + 100))).toBe('considered');
+    expect([...recent.keptTimestamps()]).toEqual([]);
+  });
+});

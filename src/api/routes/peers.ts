@@ -3,9 +3,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { checkCreate, publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
 import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
+import { audit } from '../audit.js';
 import type { GatewayView } from '../gateway-view.js';
 import type { Static } from 'typebox';
-import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerDetail, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
+import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerDetail, PeerList, PeerPatchBody, PeerView, PublicKeyParams, ReplayReset } from '../schemas.js';
 import { Gateways } from '../../fleet/gateways.js';
 import { Holders } from '../../fleet/holders.js';
 import { pathKey, pathPublicKey, withErrors } from './shared.js';
@@ -168,6 +169,25 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       const updated = await store.update(key, patch.value, now());
       if (!updated.ok) throw new ApiError('not_found', `no peer ${key}`);
       return publicView(updated.record);
+    },
+  );
+
+  app.post(
+    '/v1/peers/:publicKey/reset-replay',
+    {
+      schema: {
+        summary: "Forget a key's greatest handshake timestamp, in the store and on every gateway",
+        description:
+          'For a client locked out by an initiation stamped ahead of time (a clock that jumped): every gateway forgets the timestamp within moments (store event) and removes the peer if it holds it, so the next initiation installs it again. Replay protection for that key starts over from the next initiation.',
+        params: PublicKeyParams,
+        response: { 200: ReplayReset, ...withErrors(400, 401, 503) },
+      },
+    },
+    async (request) => {
+      const key = pathKey(request.params.publicKey);
+      const storeHadTimestamp = await store.resetReplay(key);
+      audit(request, 'peer.reset-replay', { publicKey: key, storeHadTimestamp });
+      return { publicKey: key, storeHadTimestamp };
     },
   );
 

@@ -23,10 +23,10 @@ export const probeRoutes: FastifyPluginAsyncTypebox<ProbeRoutesOptions> = async 
     { config: { public: true }, logLevel: PROBE_LOG_LEVEL, schema: { summary: 'Readiness: store reachable, and the gateway checks', response: { 200: Readiness, 503: Readiness } } },
     async (_request, reply) => {
       const storeOk = await store.ping();
-      let gw: { ready: boolean; checks: Record<string, boolean> } = { ready: true, checks: {} };
+      let gw: { ready: boolean; checks: Record<string, boolean>; warnings?: string[] } = { ready: true, checks: {} };
       if (gateway) gw = await gateway.ready().catch(() => ({ ready: false, checks: { gateway: false } }));
       const ready = storeOk && gw.ready;
-      return reply.code(ready ? 200 : 503).send({ ready, checks: { store: storeOk, ...gw.checks } });
+      return reply.code(ready ? 200 : 503).send({ ready, checks: { store: storeOk, ...gw.checks }, ...(gw.warnings !== undefined && { warnings: gw.warnings }) });
     },
   );
 

@@ -1,7 +1,7 @@
-/** `wgjit peer add|rm|ls|show|import`: the peer store, through the REST API. */
+/** `wgjit peer add|rm|ls|show|import|reset-replay`: the peer store, through the REST API. */
 import { readFileSync } from 'node:fs';
 import type { Static } from 'typebox';
-import type { PeerCreateBody, PeerDetail, PeerList, PeerView } from '../../api/schemas.js';
+import type { PeerCreateBody, PeerDetail, PeerList, PeerView, ReplayReset } from '../../api/schemas.js';
 import { KEY_FORM, keyProblem, normalizeKey } from '../../handshake/keys.js';
 import { keyPath } from '../client.js';
 import { client, CLIENT_OPTIONS, EXIT, parse, print, UsageError } from '../command.js';
@@ -18,7 +18,7 @@ function requireKey(text: string | undefined): string {
   return key;
 }
 
-const PEER_COMMANDS = ['add', 'rm', 'ls', 'show', 'import'];
+const PEER_COMMANDS = ['add', 'rm', 'ls', 'show', 'import', 'reset-replay'];
 const ADD_OPTIONS = ['allowed-ips', 'preshared-key-file', 'keepalive', 'expires-at', 'disabled'];
 const IMPORT_OPTIONS = ['format', 'dry-run'];
 
@@ -76,6 +76,12 @@ export async function cmdPeer(argv: string[]): Promise<number> {
       const publicKey = requireKey(arg);
       await client(values).request('DELETE', `/v1/peers/${keyPath(publicKey)}`);
       print(values.json, { removed: publicKey }, () => `removed ${publicKey}`);
+      return EXIT.ok;
+    }
+    case 'reset-replay': {
+      const publicKey = requireKey(arg);
+      const r = await client(values).request<Static<typeof ReplayReset>>('POST', `/v1/peers/${keyPath(publicKey)}/reset-replay`);
+      print(values.json, r, () => `forgot the greatest timestamp of ${publicKey} on every gateway${r.storeHadTimestamp ? '' : ' (the store kept none)'}: its next initiation is admitted`);
       return EXIT.ok;
     }
     case 'show': {

@@ -1,6 +1,13 @@
-/** `wgjit store migrate`: the store's layout, moved in place (src/authorize/migrate.ts). */
+/**
+ * `wgjit store`: `migrate` moves the store's layout in place
+ * (src/authorize/migrate.ts), talking to Redis itself; `status` and
+ * `confirm-reset` show and confirm a store reset through the REST API
+ * (src/authorize/epoch.ts).
+ */
+import type { Static } from 'typebox';
 import type { MigrationProgress, MigrationReport } from '../../authorize/migrate.js';
-import { EXIT, parse, UsageError } from '../command.js';
+import type { StoreState } from '../../api/schemas.js';
+import { client, CLIENT_OPTIONS, EXIT, parse, print, UsageError } from '../command.js';
 import { help } from '../help.js';
 import { resolveRedisPassword, resolveSettings, settingOptions, STORE_SETTINGS } from '../settings.js';
 
@@ -10,7 +17,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export async function cmdStore(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h') return help('store', sub === undefined ? EXIT.usage : EXIT.ok);
-  if (sub !== 'migrate') throw new UsageError(`unknown store command "${sub}" (migrate; see wgjit store --help)`);
+  if (sub === 'status' || sub === 'confirm-reset') return cmdStoreReset(sub, rest);
+  if (sub !== 'migrate') throw new UsageError(`unknown store command "${sub}" (migrate, status, confirm-reset; see wgjit store --help)`);
   const { values, positionals } = parse(rest, { ...settingOptions(STORE_SETTINGS), 'dry-run': { type: 'boolean' } });
   if (values.help) return help('store');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -34,6 +42,29 @@ export async function cmdStore(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+async function cmdStoreReset(sub: 'status' | 'confirm-reset', argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, CLIENT_OPTIONS);
+  if (values.help) return help('store');
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (sub === 'status') {
+    const state = await client(values).request<Static<typeof StoreState>>('GET', '/v1/store');
+    print(values.json, state, () =>
+      state.reset === null
+        ? 'store: intact (no reset recorded)'
+        : [
+            `store: RESET, not confirmed: it lost its data (${state.reset.lostGroups} of 4096 groups)`,
+            `  recognized: ${state.reset.since} by gateway ${state.reset.detectedBy}`,
+            '  gateways keep the peers it does not know; re-register the ones that should stay,',
+            '  then run `wgjit store confirm-reset`',
+          ].join('\n'),
+    );
+    return EXIT.ok;
+  }
+  const { reset } = await client(values).request<Static<typeof StoreState>>('POST', '/v1/store/confirm-reset');
+  print(values.json, { reset }, () => `confirmed the store reset recognized ${reset?.since} by ${reset?.detectedBy}: gateways now remove the peers the store does not know`);
+  return EXIT.ok;
 }
 
 let lastLine = 0;

@@ -2,7 +2,7 @@
  * Audit lines: one per change an operator makes through the API, at info,
  * with `audit` naming the action, the key or object it touched, and which
  * token did it: `token` is a short digest of the bearer token presented
- * (never the token), so a line can be traced to a token without the log
+ * (`tokenId`, never the token), so a line can be traced to a token without the log
  * holding anything that authenticates.
  */
 import { createHash } from 'node:crypto';
@@ -17,5 +17,5 @@ export function tokenId(request: Pick<FastifyRequest, 'headers'>): string | null
 }
 
 export function audit(request: FastifyRequest, action: string, fields: Record<string, unknown>): void {
-  request.log.info({ audit: action, token: tokenId(request), ...fields }, `audit: ${action}`);
+  request.log.info({ audit: action, tokenId: tokenId(request), ...fields }, `audit: ${action}`);
 }

@@ -135,12 +135,9 @@ export class StoreGuard {
       if (this.inForce !== null || this.known === null) return false;
       const groups = [...new Set(keys.map((k) => k.toString().slice(0, GROUP_CHARS)))];
       const values = await this.deps.epoch.read(groups);
-      const judged = judgeEpochs(values, this.known, true);
-      if (judged.kind === 'intact') return true;
-      await this.declare(
-        groups.filter((_, i) => values[i] !== this.known),
-        this.known,
-      );
+      if (judgeEpochs(values, this.known, true).kind === 'intact') return true;
+      // A group lost its epoch: every group is checked, so that all the lost ones are counted and given it again at once.
+      await this.checkAll();
       return false;
     } catch (err) {
       this.deps.log.debug({ err: (err as Error).message }, 'store epoch check failed: no removal of peers unknown to the store this time');

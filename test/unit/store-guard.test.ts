@@ -137,7 +137,9 @@ describe('StoreGuard', () => {
     await t.guard.watch();
     epoch.flush();
     expect(await t.guard.mayRemoveUnknown([testKey('a')])).toBe(false);
-    expect(epoch.marker).toMatchObject({ detectedBy: 'g1', lostGroups: 1 });
+    expect(epoch.marker).toMatchObject({ detectedBy: 'g1', lostGroups: GROUPS.length });
+    expect(new Set(epoch.groups.values())).toEqual(new Set([epoch.marker!.epoch]));
+    expect(epoch.groups.size).toBe(GROUPS.length);
     // The lost group has the store's epoch again.
     expect(epoch.groups.get(testKey('a').toString().slice(0, 2))).toBe(epoch.marker!.epoch);
     await t.guard.stop();

@@ -9,7 +9,8 @@ import { pino } from 'pino';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { PeerStore, peerKeyName } from '../../src/authorize/store.js';
+import { DEFAULT_PREFIX, PeerStore, peerKeyName } from '../../src/authorize/store.js';
+import { resetKeyName, StoreEpoch } from '../../src/authorize/epoch.js';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
 import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS } from '../../src/api/schemas.js';
 import { ERROR_CODES, ERROR_STATUS } from '../../src/api/errors.js';
@@ -748,6 +749,52 @@ describe('REST API', () => {
     });
   });
 
+  describe('the store reset and a key\'s replay state', () => {
+    it('GET /v1/store shows a recorded reset; POST /v1/store/confirm-reset deletes it (404 when there is none), on wgjit api too', async () => {
+      for (const server of [app, apiOnly]) {
+        await raw.flushall();
+        const get = () => server.inject({ method: 'GET', url: '/v1/store', headers: AUTH });
+        expect((await get()).json()).toEqual({ reset: null });
+        const confirm = () => server.inject({ method: 'POST', url: '/v1/store/confirm-reset', headers: AUTH });
+        expect((await confirm()).statusCode).toBe(404);
+        const marker = { since: '2026-12-03T12:00:00.000Z', detectedBy: 'gw-1', lostGroups: 4096, epoch: '0123456789abcdef' };
+        expect(await new StoreEpoch(store).recordReset(marker)).toEqual(marker);
+        expect((await get()).json()).toEqual({ reset: marker });
+        const confirmed = await confirm();
+        expect(confirmed.statusCode).toBe(200);
+        expect(confirmed.json()).toEqual({ reset: marker });
+        expect(await raw.exists(resetKeyName(DEFAULT_PREFIX))).toBe(0);
+      }
+    });
+
+    it('POST /v1/peers/:publicKey/reset-replay zeroes the kept timestamp (the record stays), deletes a tombstone, and tells every gateway', async () => {
+      const key = newKey();
+      expect((await create({ publicKey: key, allowedIPs: ['10.0.0.1/32'] })).statusCode).toBe(201);
+      const pk = PublicKey.parse(key)!;
+      expect(await store.advanceTimestamp(pk, tai64nFromUnixMs(Date.now() + 300_000))).toBe(true);
+      const events: string[] = [];
+      const sub = await store.subscribe((e) => events.push(`${e.op} ${e.publicKey.toString()}`));
+      const res = await req({ method: 'POST', url: `/v1/peers/${encodeURIComponent(key)}/reset-replay` });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ publicKey: key, storeHadTimestamp: true });
+      // A timestamp of now is greater again; the record is untouched.
+      expect(await store.advanceTimestamp(pk, tai64nFromUnixMs(Date.now()))).toBe(true);
+      expect((await req({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}` })).json().allowedIPs).toEqual(['10.0.0.1/32']);
+      // A deleted key's tombstone goes.
+      expect((await req({ method: 'DELETE', url: `/v1/peers/${encodeURIComponent(key)}` })).statusCode).toBe(204);
+      expect(await raw.exists(peerKeyName(DEFAULT_PREFIX, key))).toBe(1);
+      expect((await req({ method: 'POST', url: `/v1/peers/${encodeURIComponent(key)}/reset-replay` })).json()).toEqual({ publicKey: key, storeHadTimestamp: true });
+      expect(await raw.exists(peerKeyName(DEFAULT_PREFIX, key))).toBe(0);
+      // Nothing kept at all: the gateways are told anyway (they keep timestamps in memory too).
+      expect((await req({ method: 'POST', url: `/v1/peers/${encodeURIComponent(key)}/reset-replay` })).json()).toEqual({ publicKey: key, storeHadTimestamp: false });
+      for (let i = 0; i < 50 && events.filter((e) => e.startsWith('reset-replay')).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      await sub.close();
+      expect(events.filter((e) => e === `reset-replay ${key}`)).toHaveLength(3);
+      expect((await req({ method: 'POST', url: '/v1/peers/not-a-key/reset-replay' })).statusCode).toBe(400);
+      expect((await app.inject({ method: 'POST', url: `/v1/peers/${encodeURIComponent(key)}/reset-replay` })).statusCode).toBe(401);
+    });
+  });
+
   describe('open routes', () => {
     it('/healthz', async () => {
       expect((await app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
@@ -787,6 +834,9 @@ describe('REST API', () => {
           'GET /v1/peers/{publicKey}',
           'PATCH /v1/peers/{publicKey}',
           'DELETE /v1/peers/{publicKey}',
+          'POST /v1/peers/{publicKey}/reset-replay',
+          'GET /v1/store',
+          'POST /v1/store/confirm-reset',
           'GET /v1/gateway',
           'GET /v1/gateway/peers',
           'DELETE /v1/gateway/peers/{publicKey}',

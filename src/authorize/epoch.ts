@@ -10,7 +10,9 @@
  * id, the same in every group, written once, by the first gateway that
  * finds the store empty and nothing on its own device. Nothing else ever
  * writes or deletes it, so a group whose marker is gone, or holds another
- * id than the one the store had, lost its data. On a Cluster each shard
+ * id than the one the store had, lost its data. A store with records but
+ * no marker at all predates the markers (an upgrade, `wgjit store
+ * migrate`): it is given one. On a Cluster each shard
  * holds its own groups' markers, so the loss of one shard shows as exactly
  * its groups.
  *
@@ -21,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
-import { GROUPS, storeError, type PeerStore } from './store.js';
+import { GROUPS, indexKeyName, storeError, type PeerStore } from './store.js';
 
 /** An epoch id: 16 hex digits. */
 const EPOCH_ID = /^[0-9a-f]{16}$/;
@@ -104,6 +106,17 @@ export class StoreEpoch {
       const redis = this.redis;
       const values = await Promise.all(groups.map((g) => redis.get(epochKeyName(this.store.prefix, g))));
       return values.map((v) => (v !== null && EPOCH_ID.test(v) ? v : null));
+    } catch (err) {
+      throw storeError(err, 'epoch read');
+    }
+  }
+
+  /** Whether any group holds a record (its index exists): a store with records but no marker predates the markers. */
+  async holdsRecords(): Promise<boolean> {
+    try {
+      const redis = this.redis;
+      const found = await Promise.all(GROUPS.map((g) => redis.exists(indexKeyName(this.store.prefix, g))));
+      return found.some((n) => n > 0);
     } catch (err) {
       throw storeError(err, 'epoch read');
     }

@@ -40,7 +40,7 @@ export const REPLICATION_LAG_BOUND_MS = 60_000;
 const WRITE_BACK_BATCH = 1_000;
 
 export interface StoreGuardDeps {
-  epoch: Pick<StoreEpoch, 'read' | 'fill' | 'reset' | 'recordReset'>;
+  epoch: Pick<StoreEpoch, 'read' | 'fill' | 'reset' | 'recordReset' | 'holdsRecords'>;
   gatewayId: string;
   /** Whether peers were admitted from this store before: the device holds peers. */
   evidence(): boolean;
@@ -149,7 +149,10 @@ export class StoreGuard {
   private async checkAll(): Promise<void> {
     const { epoch, log } = this.deps;
     const values = await epoch.read();
-    const judged = judgeEpochs(values, this.known, this.deps.evidence());
+    // No marker anywhere and none known: a reset if the device says the store was used, unless its records are
+    // there (a store from before the markers).
+    const unmarked = this.known === null && values.every((v) => v === null);
+    const judged = judgeEpochs(values, this.known, unmarked && this.deps.evidence() && !(await epoch.holdsRecords()));
     if (judged.kind === 'intact') {
       this.known = judged.epoch;
       return;

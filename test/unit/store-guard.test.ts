@@ -54,10 +54,15 @@ describe('judgeEpochs', () => {
 });
 
 /** The markers and the reset record, in memory; `down` makes every call fail as an unreachable store does. */
-class MemoryEpoch implements Pick<StoreEpoch, 'read' | 'fill' | 'reset' | 'recordReset'> {
+class MemoryEpoch implements Pick<StoreEpoch, 'read' | 'fill' | 'reset' | 'recordReset' | 'holdsRecords'> {
   groups = new Map<string, string>();
   marker: ResetMarker | null = null;
   down = false;
+  records = false;
+  async holdsRecords() {
+    this.check();
+    return this.records;
+  }
   private check(): void {
     if (this.down) throw new StoreUnavailableError('peer store unavailable: down');
   }
@@ -151,6 +156,16 @@ describe('StoreGuard', () => {
     expect(t.confirmed()).toBe(1);
     expect(await gauge(t.metrics)).toBe(0);
     expect(await t.guard.mayRemoveUnknown([testKey('a')])).toBe(true);
+  });
+
+  it('a store with records but no marker predates the markers (an upgrade): given an epoch, no reset', async () => {
+    const epoch = new MemoryEpoch();
+    epoch.records = true;
+    const { guard } = guardOn(epoch, { evidence: true });
+    await guard.watch();
+    expect(guard.reset).toBeNull();
+    expect(epoch.groups.size).toBe(GROUPS.length);
+    expect(await guard.mayRemoveUnknown([testKey('a')])).toBe(true);
   });
 
   it('learns of a reset another gateway recorded, also after its own restart, and holds', async () => {

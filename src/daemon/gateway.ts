@@ -182,7 +182,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     // The lifecycle: periodic reconciliation, the sweep, store events.
     reconciler.start(opts.reconcileInterval * 1000);
     cleanups.push(() => reconciler.stop());
-    const sweeper = new Sweeper(device, installed, { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS, rxStillMs: RX_STILL_MS }, lifecycleLog, metrics);
+    const sweeper = new Sweeper(device, installed, { idleTimeoutMs: opts.idleTimeout * 1000, provisionalGraceMs: PROVISIONAL_GRACE_MS, rxStillMs: RX_STILL_MS }, lifecycleLog, metrics, () => guard.reset !== null);
     sweeper.start(SWEEP_INTERVAL_MS);
     cleanups.push(() => sweeper.stop());
     const sync = new StoreSync({

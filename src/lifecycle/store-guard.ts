@@ -3,8 +3,10 @@
  * that is recognized):
  *
  * - While a reset is in force (recorded in the store, not yet confirmed
- *   by an operator), no peer is removed for being unknown to the store:
- *   the reconciler asks mayRemoveUnknown() first. Peers whose record says
+ *   by an operator), no peer is removed for being unknown to the store
+ *   (the reconciler asks mayRemoveUnknown() first) nor for being idle
+ *   (the sweeper asks `reset`): its client could not come back while its
+ *   record is missing. Peers whose record says
  *   otherwise (deleted through the API, disabled, expired) still go; the
  *   installed ones keep passing traffic; admissions go on from the records
  *   the store still has, or has again.

@@ -21,6 +21,11 @@ export class Sweeper {
     private readonly policy: SweepPolicy,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /**
+     * While true, idle peers stay (a store reset in force: a client whose
+     * record the store lost could not come back; src/lifecycle/store-guard.ts).
+     */
+    private readonly keepIdle: () => boolean = () => false,
   ) {}
 
   start(intervalMs: number): void {
@@ -59,6 +64,7 @@ export class Sweeper {
 
     for (const key of plan.confirmed) this.installed.confirm(key);
     for (const key of plan.forget) this.installed.delete(key);
+    if (plan.remove.length > 0 && this.keepIdle()) plan.remove = plan.remove.filter((r) => r.reason !== 'idle');
     if (plan.remove.length > 0) {
       try {
         await removePeers({ device: this.device, installed: this.installed, metrics: this.metrics }, plan.remove, this.log, 'sweep removed peers from the device');

@@ -49,7 +49,7 @@ class MemoryDevice implements WireGuardDevice {
   async close(): Promise<void> {}
 }
 
-function setup() {
+function setup(keepIdle?: () => boolean) {
   const device = new MemoryDevice();
   const installed = new InstalledPeers();
   const lines: Array<Record<string, unknown>> = [];
@@ -61,7 +61,7 @@ function setup() {
     Object.entries(await gatewayStats(metrics))
       .filter(([name]) => name.startsWith('removed_'))
       .map(([name, count]) => [name.slice('removed_'.length), count]);
-  const sweeper = new Sweeper(device, installed, policy, log, metrics);
+  const sweeper = new Sweeper(device, installed, policy, log, metrics, keepIdle);
   return { device, installed, lines, metrics, removed, sweeper };
 }
 
@@ -106,6 +106,21 @@ describe('Sweeper', () => {
     expect(installed.get(testKey('busy'))!.rxMovedAt).toBeGreaterThanOrEqual(now);
     expect(installed.get(testKey('new'))!.rxMovedAt).toBe(now - 1_000);
     expect(await counter(metrics, 'installedPeers')).toEqual({ provisional: 1, confirmed: 1 });
+  });
+
+  it('keeps idle peers while told to (a store reset in force), and still removes unconfirmed ones', async () => {
+    let keep = true;
+    const { device, installed, sweeper } = setup(() => keep);
+    const now = Date.now();
+    installed.add(testKey('idle'), now - policy.idleTimeoutMs - 60_000, null, 'confirmed');
+    device.add('idle');
+    installed.add(testKey('late'), now - policy.provisionalGraceMs - 5_000, null, 'provisional');
+    device.add('late');
+    await sweeper.sweep();
+    expect(device.removals).toEqual([['late']]);
+    keep = false;
+    await sweeper.sweep();
+    expect(device.removals).toEqual([['late'], ['idle']]);
   });
 
   it('confirms, forgets and counts states in the same pass, with nothing to remove and no removal line', async () => {

@@ -70,10 +70,17 @@ function canonical(text: string): string {
   return parsed.ok ? parsed.cidr.text : text;
 }
 
+/** Whether the device lists `wanted` as the record does, in its order and spelling: most peers, one address each. */
+function sameInOrder(onDevice: readonly string[], wanted: readonly Cidr[]): boolean {
+  if (onDevice.length !== wanted.length) return false;
+  for (let i = 0; i < wanted.length; i++) if (onDevice[i] !== wanted[i]!.text) return false;
+  return true;
+}
+
 /** Whether the device's allowed IPs are `wanted`, as sets. */
 function sameAllowedIPs(onDevice: readonly string[], wanted: readonly Cidr[]): boolean {
-  // Most peers have one, spelled as the store spells it: no set, no parse.
-  if (onDevice.length === wanted.length && onDevice.every((text, i) => text === wanted[i]!.text)) return true;
+  // No set, no parse for most peers.
+  if (sameInOrder(onDevice, wanted)) return true;
   const want = new Set(wanted.map((c) => c.text));
   const have = new Set(onDevice.map(canonical));
   if (have.size !== want.size) return false;
@@ -109,39 +116,59 @@ function needsWrite(status: PeerStatus, wanted: GrantValues, known: string | nul
   return known === null ? wanted.presharedKey !== undefined : known !== version;
 }
 
+/** An authorized peer on the device whose allowed IPs there are not its record's, as listed. */
+interface Uneven {
+  status: PeerStatus;
+  grant: PeerGrant;
+  /** The record version wgjit believes the device holds. */
+  known: string | null;
+}
+
 /**
- * The allowed IPs each authorized peer goes without (by PublicKey.id), as
- * the conflict rule decides; the conflicts go to `out`. `grants` holds the
- * authorized peers' records by position in `device`.
+ * The allowed IPs each uneven peer goes without (by PublicKey.id), as the
+ * conflict rule decides; the conflicts go to `out`.
+ *
+ * The device holds each address once, so only an address a record claims
+ * and its peer lacks on the device can be contested: its claimants are the
+ * peers that lack it and, if its record claims it too, the peer holding
+ * it, which keeps it. So only peers that lack an address can lose one, and
+ * a pass where none does (the steady state) builds no map of addresses.
  */
-function settleConflicts(device: readonly PeerStatus[], grants: ReadonlyArray<PeerGrant | undefined>, out: AddressConflict[]): Map<string, Set<string>> {
+function settleConflicts(device: readonly PeerStatus[], uneven: readonly Uneven[], admissions: ReadonlyMap<string, AdmissionResult>, out: AddressConflict[]): Map<string, Set<string>> {
   const without = new Map<string, Set<string>>();
-  // The first claimant of each CIDR; the contested ones with all their claimants. Positions in `device`.
-  const first = new Map<string, number>();
-  const contested = new Map<string, number[]>();
-  grants.forEach((grant, i) => {
-    if (grant === undefined) return;
+  // CIDR text → the peers whose record claims it and whose device lacks it.
+  const lacking = new Map<string, PublicKey[]>();
+  for (const { status, grant } of uneven) {
+    const have = new Set(status.allowedIPs.map(canonical));
     for (const { text } of grant.allowedIPs) {
-      const f = first.get(text);
-      if (f === undefined) first.set(text, i);
-      else if (f !== i) {
-        const claimants = contested.get(text) ?? [f];
-        if (claimants[claimants.length - 1] !== i) claimants.push(i);
-        contested.set(text, claimants);
-      }
+      if (have.has(text)) continue;
+      const peers = lacking.get(text);
+      if (peers === undefined) lacking.set(text, [status.publicKey]);
+      else if (peers[peers.length - 1] !== status.publicKey) peers.push(status.publicKey);
     }
-  });
-  for (const [cidr, claimants] of contested) {
-    const holds = (i: number) => device[i]!.allowedIPs.some((t) => t === cidr || canonical(t) === cidr);
-    const keeper = claimants.find(holds) ?? claimants.reduce((a, b) => (device[b]!.publicKey.id < device[a]!.publicKey.id ? b : a));
-    const others = claimants.filter((i) => i !== keeper);
-    for (const i of others) {
-      const id = device[i]!.publicKey.id;
-      let set = without.get(id);
-      if (set === undefined) without.set(id, (set = new Set()));
+  }
+  if (lacking.size === 0) return without;
+  const holder = new Map<string, PublicKey>();
+  for (const status of device) {
+    for (const text of status.allowedIPs) {
+      // Only an IPv6 text can be spelled otherwise than the store spells it (an IPv4-mapped one, as Go writes it).
+      const cidr = lacking.has(text) || !text.includes(':') ? text : canonical(text);
+      if (lacking.has(cidr)) holder.set(cidr, status.publicKey);
+    }
+  }
+  for (const [cidr, lack] of lacking) {
+    const h = holder.get(cidr);
+    const verdict = h === undefined ? undefined : admissions.get(h.id);
+    const held = verdict?.allowed === true && verdict.grant.allowedIPs.some((c) => c.text === cidr);
+    if (lack.length + (held ? 1 : 0) < 2) continue;
+    const keeper = held ? h! : lack.reduce((a, b) => (b.id < a.id ? b : a));
+    const others = lack.filter((k) => k !== keeper);
+    for (const k of others) {
+      let set = without.get(k.id);
+      if (set === undefined) without.set(k.id, (set = new Set()));
       set.add(cidr);
     }
-    out.push({ cidr, holder: device[keeper]!.publicKey, others: others.map((i) => device[i]!.publicKey) });
+    out.push({ cidr, holder: keeper, others });
   }
   return without;
 }
@@ -149,7 +176,8 @@ function settleConflicts(device: readonly PeerStatus[], grants: ReadonlyArray<Pe
 /**
  * `readAt`: when the device read began (unix ms); a peer installed since
  * may be missing from the read without being gone. `admissions` is keyed
- * by PublicKey.id, as authorizeMany answers.
+ * by PublicKey.id, as authorizeMany answers. Rewrites come first for the
+ * peers whose allowed IPs are as listed, then for the others.
  */
 export function planReconcile(
   device: readonly PeerStatus[],
@@ -159,27 +187,33 @@ export function planReconcile(
 ): ReconcilePlan {
   const plan: ReconcilePlan = { remove: [], update: [], adopt: [], forget: [], conflicts: [] };
   const onDevice = new Set<string>();
-  // The authorized peers' records, by position in `device`.
-  const grants = new Array<PeerGrant | undefined>(device.length);
-  device.forEach((status, i) => {
-    onDevice.add(status.publicKey.id);
-    const verdict = admissions.get(status.publicKey.id);
-    if (verdict === undefined) return; // the store could not say (corrupt record): leave it be
-    if (!verdict.allowed) plan.remove.push({ publicKey: status.publicKey, reason: verdict.reason });
-    else grants[i] = verdict.grant;
-  });
-  const without = settleConflicts(device, grants, plan.conflicts);
-  device.forEach((status, i) => {
-    const grant = grants[i];
-    if (grant === undefined) return;
-    const mine = installed.get(status.publicKey);
-    if (mine === undefined) plan.adopt.push({ status, version: grant.version });
-    const lost = without.get(status.publicKey.id);
-    const wanted = lost === undefined ? grant : { ...grant, allowedIPs: grant.allowedIPs.filter((c) => !lost.has(c.text)) };
-    if (needsWrite(status, wanted, mine?.recordVersion ?? null, grant.version)) {
+  const uneven: Uneven[] = [];
+  const decide = (status: PeerStatus, grant: PeerGrant, wanted: GrantValues, known: string | null) => {
+    if (needsWrite(status, wanted, known, grant.version)) {
       plan.update.push({ config: peerConfigFromGrant(status.publicKey, wanted, { updateOnly: true }), version: grant.version });
     }
-  });
+  };
+  for (const status of device) {
+    onDevice.add(status.publicKey.id);
+    const verdict = admissions.get(status.publicKey.id);
+    if (verdict === undefined) continue; // the store could not say (corrupt record): leave it be
+    if (!verdict.allowed) {
+      plan.remove.push({ publicKey: status.publicKey, reason: verdict.reason });
+      continue;
+    }
+    const { grant } = verdict;
+    const mine = installed.get(status.publicKey);
+    if (mine === undefined) plan.adopt.push({ status, version: grant.version });
+    const known = mine?.recordVersion ?? null;
+    // A peer with its record's allowed IPs is no party to a conflict it could lose: decided at once.
+    if (sameInOrder(status.allowedIPs, grant.allowedIPs)) decide(status, grant, grant, known);
+    else uneven.push({ status, grant, known });
+  }
+  const without = settleConflicts(device, uneven, admissions, plan.conflicts);
+  for (const { status, grant, known } of uneven) {
+    const lost = without.get(status.publicKey.id);
+    decide(status, grant, lost === undefined ? grant : { ...grant, allowedIPs: grant.allowedIPs.filter((c) => !lost.has(c.text)) }, known);
+  }
   for (const peer of installed.values()) {
     if (!onDevice.has(peer.publicKey.id) && peer.installedAt < readAt) plan.forget.push(peer.publicKey);
   }

@@ -30,10 +30,10 @@ function installedWith(peers: Record<string, string | null>): InstalledPeers {
   return installed;
 }
 
-/** The plan for a device and records keyed by name; the rewrites as [name, allowed IPs written, version]. */
+/** The plan for a device and records keyed by name; the rewrites as [name, allowed IPs written, version], by name. */
 function plan(device: PeerStatus[], records: Record<string, AdmissionResult>, installed = new InstalledPeers()) {
   const p = planReconcile(device, new Map(Object.entries(records).map(([c, r]) => [pk(c).id, r])), installed, T0);
-  const updates = p.update.map((u) => [keyName(u.config.publicKey), (u.config.allowedIPs ?? []).map((c) => c.text), u.version]);
+  const updates = p.update.map((u) => [keyName(u.config.publicKey), (u.config.allowedIPs ?? []).map((c) => c.text), u.version]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1));
   return { ...p, updates };
 }
 
@@ -66,7 +66,7 @@ describe('planReconcile', () => {
     expect(p.adopt.map((a) => keyName(a.status.publicKey))).toEqual(['a', 'b', 'c', 'd']);
     expect(p.adopt.every((a) => a.version === 'v1')).toBe(true);
     expect(p.updates.map(([c]) => c)).toEqual(['b', 'c', 'd']);
-    expect(p.update[0]!.config).toMatchObject({ allowedIPs: cidrs(ip('b')), replaceAllowedIPs: true, updateOnly: true });
+    expect(p.update.find((u) => keyName(u.config.publicKey) === 'b')!.config).toMatchObject({ allowedIPs: cidrs(ip('b')), replaceAllowedIPs: true, updateOnly: true });
     expect(p.remove).toEqual([]);
   });
 

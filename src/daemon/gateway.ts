@@ -195,6 +195,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       onHeld: (event) => fleet.held(event),
       onResetReplay: (key) => pipeline.forget(key),
       onConnected: () => void reconciler.reconcile(),
+      // Addresses a change took from a peer go back to a peer whose record claims them, at once.
+      onNarrowed: () => void reconciler.recheck(),
     });
     await sync.start();
     cleanups.push(() => sync.close());

@@ -2,8 +2,16 @@
  * Applies reconciliation plans (reconcile.ts): one device read and one
  * batched store lookup per pass, removals and rewrites in one batch each.
  * Runs at start (taking over what an earlier run left on the device),
- * every RECONCILE_INTERVAL_MS, and whenever the store's event channel
- * comes back (events sent while it was away are lost).
+ * every RECONCILE_INTERVAL_MS, whenever the store's event channel comes
+ * back (events sent while it was away are lost), and after a store change
+ * took allowed IPs from a peer (recheck(): another peer may be entitled to
+ * them, see StoreSync's onNarrowed).
+ *
+ * Rewrites repair drift field by field, whatever caused it; two records
+ * claiming one address leave it with the peer that holds it on the device
+ * (reconcile.ts), and each such conflict is warned about once, when first
+ * seen, not every pass. The installed table takes in the allowed IPs the
+ * device reports, so the API shows what the device has.
  */
 import type { PeerStore } from '../authorize/store.js';
 import type { PublicKey } from '../handshake/keys.js';
@@ -13,7 +21,7 @@ import type { Logger } from '../telemetry/log.js';
 import { deviceErrorCode, type Metrics } from '../telemetry/metrics.js';
 import type { InstalledPeers } from './installed.js';
 import { PeriodicPass } from './periodic.js';
-import { planReconcile, removalReason } from './reconcile.js';
+import { planReconcile, removalReason, type AddressConflict } from './reconcile.js';
 import { removePeers } from './removal.js';
 import { RECONCILE_INTERVAL_MS } from './timings.js';
 
@@ -49,6 +57,8 @@ export interface ReconcilerDeps {
 export class Reconciler {
   private readonly periodic = new PeriodicPass(() => this.pass());
   private readonly now: () => number;
+  /** The conflicts the last pass found (reconcile.ts), so each is warned about once: CIDR and the claimants' keys. */
+  private conflictsSeen = new Set<string>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
@@ -67,6 +77,15 @@ export class Reconciler {
     return this.periodic.run();
   }
 
+  /**
+   * A pass that reads the device after this call: the one under way, if
+   * it began earlier, is followed by one more, which every call meanwhile
+   * shares.
+   */
+  recheck(): Promise<ReconcileReport | null> {
+    return this.periodic.runAfter();
+  }
+
   private async pass(): Promise<ReconcileReport | null> {
     const { device, store, installed, log, metrics } = this.deps;
     const readAt = this.now();
@@ -77,6 +96,11 @@ export class Reconciler {
       metrics.deviceErrors.inc({ operation: 'reconcile_read', code: deviceErrorCode(err) });
       log.warn({ err: (err as Error).message }, 'reconciliation: device read failed');
       return null;
+    }
+    // The table takes in what the device has (an address another peer's write took shows at once), before anything else can change it.
+    for (const status of peers) {
+      const peer = installed.get(status.publicKey);
+      if (peer !== undefined) installed.setAllowedIPs(peer, status.allowedIPs);
     }
     let admissions;
     try {
@@ -115,6 +139,7 @@ export class Reconciler {
         log.warn({ err: (err as Error).message, count: plan.remove.length }, 'reconciliation: removal failed');
       }
     }
+    this.warnConflicts(plan.conflicts);
     if (plan.update.length > 0) {
       try {
         await device.setPeers(plan.update.map((u) => u.config));
@@ -147,5 +172,21 @@ export class Reconciler {
     }
     if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken + report.kept > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
     return report;
+  }
+
+  /** One warning per conflict, when a pass first finds it; one that ends and comes back is warned about again. */
+  private warnConflicts(conflicts: readonly AddressConflict[]): void {
+    const seen = new Set<string>();
+    for (const { cidr, holder, others } of conflicts) {
+      // Named by the address and its claimants: the same conflict with its holder changed (a store change rewrote the other) is not news.
+      const id = [cidr, ...[holder, ...others].map((k) => k.id).sort()].join(' ');
+      seen.add(id);
+      if (this.conflictsSeen.has(id)) continue;
+      this.deps.log.warn(
+        { cidr, keeps: holder.toString(), without: others.map(String) },
+        'reconciliation: several authorized records claim one allowed IP; the peer holding it on the device keeps it, the others are written without it (fix the records)',
+      );
+    }
+    this.conflictsSeen = seen;
   }
 }

@@ -6,6 +6,16 @@
  * cost nothing. A lost event is caught by the reconciler (reconciler.ts),
  * at once when the channel comes back and every RECONCILE_INTERVAL_MS
  * anyway; this is the fast path.
+ *
+ * A device's allowed IPs are exclusive: writing a changed record moves
+ * its addresses to the peer even from another peer that had them, and
+ * taking one out of it later does not give it back. So a change that
+ * leaves a peer with fewer allowed IPs than the device had for it calls
+ * onNarrowed, and the daemon runs a reconciliation right after
+ * (Reconciler.recheck()), which gives the freed addresses back to the peers
+ * whose records claim them. Narrowing a record is rare; the pass costs
+ * one device read and one batched store lookup, and passes asked for
+ * while one runs share one.
  */
 import type { PeerStore, StoreEvent } from '../authorize/store.js';
 import type { PublicKey } from '../handshake/keys.js';
@@ -37,6 +47,8 @@ export interface StoreSyncDeps {
   onResetReplay?: (publicKey: PublicKey) => void;
   /** The event channel is (again) connected: events sent while it was away are lost, check what is held. */
   onConnected?: () => void;
+  /** A change was written that took allowed IPs from the peer: another peer on the device may be entitled to them. */
+  onNarrowed?: (publicKey: PublicKey) => void;
 }
 
 export class StoreSync {
@@ -110,12 +122,16 @@ export class StoreSync {
       }
       await device.setPeers([peerConfigFromGrant(key, admission.grant, { updateOnly: true })]);
       const peer = installed.get(key);
+      const written = cidrTexts(admission.grant.allowedIPs);
+      let narrowed = false;
       if (peer !== undefined) {
         peer.recordVersion = admission.grant.version;
-        installed.setAllowedIPs(peer, cidrTexts(admission.grant.allowedIPs));
+        narrowed = peer.allowedIPs.some((ip) => !written.includes(ip));
+        installed.setAllowedIPs(peer, written);
       }
       this.deps.metrics.updates.inc();
       log.info({ publicKey: key }, 'peer changed in the store: device updated');
+      if (narrowed) this.deps.onNarrowed?.(key);
     } catch (err) {
       log.warn({ publicKey: key, err: (err as Error).message }, 'applying a store change failed');
     }

@@ -42,12 +42,14 @@ export interface LifecycleTarget {
 
 export function lifecycleSuite(target: LifecycleTarget): void {
 const IDLE_TIMEOUT_S = target.idleTimeoutS;
+/** The two clients of the drift test come after the others'. */
+const FIRST_DRIFT_CLIENT = target.controlPlane ? 9 : 5;
 describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
   let tb: Testbed;
   let stack: Stack;
 
   beforeAll(async () => {
-    tb = await createTestbed({ prefix: target.prefix, clients: target.controlPlane ? 9 : 5, gatewayWg: true, wgKind: target.wgKind, underlayOctet: target.underlayOctet, tunnelOctet: target.underlayOctet + 1 });
+    tb = await createTestbed({ prefix: target.prefix, clients: FIRST_DRIFT_CLIENT + 2, gatewayWg: true, wgKind: target.wgKind, underlayOctet: target.underlayOctet, tunnelOctet: target.underlayOctet + 1 });
     stack = await startStack(tb, { controlPlane: target.controlPlane, runArgs: ['--idle-timeout', String(IDLE_TIMEOUT_S), '--reconcile-interval', String(RECONCILE_S)] });
   }, 60_000 * WAIT_SCALE);
 
@@ -143,6 +145,52 @@ describe(`peer lifecycle on ${target.wgKind} WireGuard`, () => {
     await redisCli('DEL', peerKeyName('wgjit:', key));
     expect(await eventually(async () => !(await gatewayKeys()).includes(key), (RECONCILE_S + 5) * 1000)).toBe(true);
     expect((await stats())['removed_revoked']).toBe(before + 1);
+  }, 60_000 * WAIT_SCALE);
+
+  it('an address a PATCH moved to another peer stays there while both records claim it, and comes back with the revert within one reconciliation; pings resume', async () => {
+    const [a, b] = [tb.clients[FIRST_DRIFT_CLIENT]!, tb.clients[FIRST_DRIFT_CLIENT + 1]!];
+    const own = (c: TestbedClient) => `${c.tunnelAddress}/32`;
+    const aKey = await connect(a);
+    const bKey = await connect(b);
+    // Both keep sending throughout (as issue 18's client did), so neither is ever idle.
+    const aPings = startPings(a);
+    const bPings = startPings(b);
+    const onDevice = async (key: string) => (await tb.gateway!.dump()).peers.find((p) => p.publicKey === key)?.allowedIPs.slice().sort() ?? null;
+    /** What GET /v1/gateway/peers shows for a key (its first page reads the device). */
+    const apiShows = async (key: string) => {
+      const items = ((await stack.api('GET', '/v1/gateway/peers')).body as { items: Array<{ publicKey: string; allowedIPs: string[] }> }).items;
+      return items.find((p) => p.publicKey === key)?.allowedIPs.slice().sort() ?? null;
+    };
+    const patchB = async (allowedIPs: string[]) => expect((await stack.api('PATCH', `/v1/peers/${encodeURIComponent(bKey)}`, { allowedIPs })).status).toBe(200);
+    try {
+      // B given A's address: written to B at once, which takes it from A on the device (allowed IPs are exclusive).
+      const since = stack.logs.length;
+      await patchB([own(b), own(a)]);
+      expect(await eventually(async () => (await onDevice(aKey))?.length === 0, 5_000)).toBe(true);
+      expect(await apiShows(aKey)).toEqual([]);
+      expect(await eventually(async () => !(await pingOnce(a)), 5_000)).toBe(true);
+
+      // While both records claim it, a reconciliation leaves it with B, its holder, and says so once.
+      const conflict = (l: string) => l.includes('claim one allowed IP') && l.includes(own(a)) && l.includes(aKey) && l.includes(bKey);
+      expect(await eventually(async () => stack.logs.slice(since).some(conflict), (RECONCILE_S + 5) * 1000)).toBe(true);
+      expect(await onDevice(aKey)).toEqual([]);
+      expect(await onDevice(bKey)).toEqual([own(a), own(b)].sort());
+
+      // The revert: A has its address again within one reconciliation, on the device and in the API.
+      const reverted = Date.now();
+      await patchB([own(b)]);
+      expect(await eventually(async () => (await onDevice(aKey))?.join() === own(a), (RECONCILE_S + 5) * 1000)).toBe(true);
+      // Printed, not asserted: the pass that follows the narrowing write (well under --reconcile-interval) or the periodic one.
+      console.log(`[lifecycle] ${target.wgKind}: A's address back on the device ${Date.now() - reverted} ms after the revert was sent (--reconcile-interval ${RECONCILE_S} s)`);
+      expect(await onDevice(bKey)).toEqual([own(b)]);
+      expect(await apiShows(aKey)).toEqual([own(a)]);
+      expect(await eventually(async () => await pingOnce(a), 10_000)).toBe(true);
+      expect(await pingOnce(b)).toBe(true);
+      expect(stack.logs.slice(since).filter(conflict)).toHaveLength(1);
+    } finally {
+      await aPings.stop();
+      await bPings.stop();
+    }
   }, 60_000 * WAIT_SCALE);
 
   // Not registered at all without it: a skip would read as a missing capability.

@@ -6,7 +6,8 @@
  * gateway installs a provisional peer that no handshake confirms, and must
  * not pull the client's traffic here. They change with the peer's allowed
  * IPs and go with the peer, whatever removes it (idle, revoked, moved, an
- * operator). Changes made in one turn of the event loop go to the kernel
+ * operator), unless another confirmed peer holds the address now (two
+ * records claiming it). Changes made in one turn of the event loop go to the kernel
  * together (one batch each for additions and removals); reconcile() makes
  * the table exactly the confirmed peers' routes, at start and with every
  * reconciliation.
@@ -85,6 +86,11 @@ export class RouteSync {
       const batch = { add: [] as string[], remove: [] as string[] };
       for (const [text, op] of this.pending) batch[op].push(text);
       this.pending.clear();
+      // An address one peer lost to another (two records claiming it) is still routed: the route is the interface's.
+      if (batch.remove.length > 0) {
+        const held = this.confirmedAddresses();
+        batch.remove = batch.remove.filter((text) => !held.has(text));
+      }
       for (const op of ['remove', 'add'] as const) {
         if (batch[op].length === 0) continue;
         try {
@@ -97,6 +103,13 @@ export class RouteSync {
         }
       }
     }
+  }
+
+  /** Every confirmed peer's allowed IPs, as text: one walk of the table, only for a batch with removals. */
+  private confirmedAddresses(): Set<string> {
+    const held = new Set<string>();
+    for (const peer of this.installed.values()) if (peer.state === 'confirmed') for (const ip of peer.allowedIPs) held.add(ip);
+    return held;
   }
 
   private count(op: Op, ok: number, failed: number): void {

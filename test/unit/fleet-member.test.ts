@@ -343,6 +343,27 @@ describe('RouteSync', () => {
     expect([...t.routes.routes]).toEqual(['10.0.0.2/32']);
   });
 
+  it('keeps the route of an address one confirmed peer lost to another (two records claiming it), in either order', async () => {
+    for (const order of ['gain first', 'loss first']) {
+      const t = setup();
+      const a = t.add('a', ['10.0.0.2/32']);
+      const b = t.add('b', ['10.0.0.3/32']);
+      t.installed.confirm(testKey('a'));
+      t.installed.confirm(testKey('b'));
+      await t.sync.idle();
+      // B's write took A's address on the device: both changes in one turn.
+      if (order === 'gain first') {
+        t.installed.setAllowedIPs(b, ['10.0.0.3/32', '10.0.0.2/32']);
+        t.installed.setAllowedIPs(a, []);
+      } else {
+        t.installed.setAllowedIPs(a, []);
+        t.installed.setAllowedIPs(b, ['10.0.0.3/32', '10.0.0.2/32']);
+      }
+      await t.sync.idle();
+      expect([...t.routes.routes].sort()).toEqual(['10.0.0.2/32', '10.0.0.3/32']);
+    }
+  });
+
   it('reconciles the table to the confirmed peers only', async () => {
     const t = setup();
     t.add('a', ['10.0.0.2/32']);

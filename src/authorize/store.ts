@@ -720,7 +720,7 @@ export class PeerStore {
       const message = err instanceof Error ? err.message : String(err);
       this.reportProblem(
         message.startsWith('Command timed out')
-          ? `the server accepted the connection but did not answer a PING within ${REDIS_COMMAND_TIMEOUT_MS} ms`
+          ? `the connection is open but the server did not answer a PING within ${REDIS_COMMAND_TIMEOUT_MS} ms`
           : message === CONNECTION_CLOSED
             ? UNREACHABLE
             : `the server answered a PING with ${message}`,

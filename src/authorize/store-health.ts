@@ -7,10 +7,12 @@
  * What counts (PeerStore feeds these in; docs/operations.md says the same):
  * - a success: the commands connection became ready (its ready check is a
  *   round trip: INFO, with Sentinel the primary's role, with a Cluster the
- *   slot map and CLUSTER INFO), or the heartbeat's PING was answered;
+ *   slot map and CLUSTER INFO), or the heartbeat's PING was answered (with
+ *   a Cluster, by every primary its slot map names);
  * - a failure: the commands connection (or the Cluster client) reported
  *   why it cannot connect, or a heartbeat PING on a connection that is up
- *   got no answer in time or an answer that means "cannot serve now".
+ *   got no answer in time or an answer that means "cannot serve now" (with
+ *   a Cluster: from any primary, or a primary has no connection).
  * A connection that closes and is back before any failure was reported (a
  * server killing idle clients, a quick reconnect) is no outage. The other
  * connections (API writes with --redis-wait-replicas, the events

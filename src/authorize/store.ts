@@ -336,6 +336,27 @@ export function clusterNotFormed(slots: readonly unknown[], nodes: readonly stri
   return `the Cluster's state is not ok (CLUSTER INFO says cluster_state:fail; ${asked}): it is still forming or a shard has no primary; see redis-cli --cluster check HOST:PORT`;
 }
 
+/**
+ * The primaries of a Cluster as its slot map names them, each with its
+ * connection (null when it has none now). From the slot map, not the
+ * client's pool: the pool drops a node whose connection ended, while its
+ * slots stay unserved until a replica is promoted.
+ */
+function clusterPrimaries(cluster: Cluster): Array<{ name: string; client: Redis | null }> {
+  const names = new Set<string>();
+  for (const owners of cluster.slots) if (owners?.[0] !== undefined) names.add(owners[0]);
+  const connected = new Map(cluster.nodes('all').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+  return [...names].map((name) => ({ name: `Cluster node ${name}`, client: connected.get(name) ?? null }));
+}
+
+/** Why a heartbeat PING failed, after the server's or the Cluster node's name. */
+function pingFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.startsWith('Command timed out')) return `kept its connection open but did not answer a PING within ${REDIS_COMMAND_TIMEOUT_MS} ms`;
+  if (message === CONNECTION_CLOSED) return `could not be reached (${UNREACHABLE})`;
+  return `answered a PING with ${message}`;
+}
+
 /** Same text for the same failure, whatever the retry delay or attempt number in it. */
 const failureShape = (message: string): string => message.replace(/\d+ms\b/g, 'Nms');
 
@@ -704,27 +725,23 @@ export class PeerStore {
 
   /**
    * The heartbeat (STORE_HEARTBEAT_MS): a PING on the commands connection
-   * while it is up. Its failures count only while the connection still
-   * says it is up (no answer in time, LOADING, MASTERDOWN, …): a connection
-   * that broke reports its own failure, with the real reason.
+   * while it is up; with a Cluster, on every primary's, since a shard
+   * without a primary leaves part of the keys unserved. Its failures count
+   * only while the client still says it is up (no answer in time, LOADING,
+   * MASTERDOWN, a Cluster node lost, …): a connection that broke reports
+   * its own failure, with the real reason.
    */
   private async beat(): Promise<void> {
     const client = this.redis;
     if (this.closing || this.heartbeatInFlight || client.status !== 'ready') return;
     this.heartbeatInFlight = true;
     try {
-      await client.ping();
-      if (!this.closing) this.reportConnected(undefined);
-    } catch (err) {
+      const targets = client instanceof Cluster ? clusterPrimaries(client) : [{ name: 'the server', client }];
+      const answers = await Promise.allSettled(targets.map((t) => (t.client === null ? Promise.reject(new Error(CONNECTION_CLOSED)) : t.client.ping())));
       if (this.closing || client.status !== 'ready') return;
-      const message = err instanceof Error ? err.message : String(err);
-      this.reportProblem(
-        message.startsWith('Command timed out')
-          ? `the connection is open but the server did not answer a PING within ${REDIS_COMMAND_TIMEOUT_MS} ms`
-          : message === CONNECTION_CLOSED
-            ? UNREACHABLE
-            : `the server answered a PING with ${message}`,
-      );
+      const failures = answers.flatMap((answer, i) => (answer.status === 'fulfilled' ? [] : [`${targets[i]!.name} ${pingFailure(answer.reason)}`]));
+      if (failures.length === 0) this.reportConnected(undefined);
+      else this.reportProblem(failures.join('; '));
     } finally {
       this.heartbeatInFlight = false;
     }

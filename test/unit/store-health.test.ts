@@ -43,7 +43,7 @@ describe('StoreHealth', () => {
     expect(h.up).toBe(true);
     // A second outage is reported again.
     at(5_000);
-    expect(h.failed('the connection is open but the server did not answer a PING within 1000 ms')?.to).toBe('down');
+    expect(h.failed('the server kept its connection open but did not answer a PING within 1000 ms')?.to).toBe('down');
     at(5_250);
     expect(h.succeeded()).toEqual({ to: 'up', first: false, downMs: 250 });
   });

@@ -86,7 +86,7 @@ async function outage(opts: { metrics: () => Promise<string>; lines: () => LogLi
   // Many reconnect attempts failed in between (every 100 ms … 1 s), on every connection of the store: one line each way.
   expect(storeLines(lines(), LOST)).toHaveLength(1);
   expect(storeLines(lines(), BACK)).toHaveLength(1);
-  expect(lines().filter((l) => l.component === 'store' && l.level === 'warn')).toHaveLength(1);
+  expect(storeLines(lines(), 'peer store connected')).toHaveLength(1); // at start only
 }
 
 describe('wgjit api across a store outage', () => {

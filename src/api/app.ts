@@ -14,6 +14,7 @@ import type { PeerStore } from '../authorize/store.js';
 import { requireBearerToken } from './auth.js';
 import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
+import { requestSerializer } from '../telemetry/log.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
 import { fleetRoutes } from './routes/fleet.js';
@@ -61,7 +62,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const { store, gateway } = opts;
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
 
-  const logging = typeof opts.logger === 'object' ? { loggerInstance: opts.logger } : { logger: opts.logger ?? false };
+  // Request lines show the query's parameter names, never their values (src/telemetry/log.ts).
+  const serializers = { req: requestSerializer };
+  const logging = typeof opts.logger === 'object' ? { loggerInstance: opts.logger.child({}, { serializers }) } : opts.logger === true ? { logger: { serializers } } : { logger: false };
   const app = Fastify({ ...logging, bodyLimit, return503OnClosing: true }).withTypeProvider<TypeBoxTypeProvider>();
   // TypeBox's own checker: bodies are taken as sent (no type coercion, no
   // silent removal of unknown fields); query and path strings are converted.

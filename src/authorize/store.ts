@@ -18,6 +18,7 @@ import type { Cidr } from '../net/cidr.js';
 import { admission, applyPatch, type AdmissionResult, type PeerPatch, type PeerRecord, type StoredPeer } from './peer.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
 import { isGatewayId } from '../fleet/gateway-id.js';
+import { StoreHealth, type StoreTransition } from './store-health.js';
 import { DEFAULT_WAIT_REPLICAS, describeRedisTarget, MAX_WAIT_REPLICAS, parseRedisUrl, spellEndpoint, type RedisTarget } from './redis-url.js';
 
 export const DEFAULT_PREFIX = 'wgjit:';
@@ -39,6 +40,15 @@ export const REDIS_CONNECT_TIMEOUT_MS = 2000;
  * failover until this was set).
  */
 export const CLUSTER_SLOTS_REFRESH_MS = 1000;
+/**
+ * How often the store client PINGs its commands connection while it is up:
+ * a server that keeps the connection open but stopped answering (paused,
+ * swapping, loading) raises no connection event, and an idle process
+ * would otherwise have no recent round trip to show
+ * (`wgjit_store_last_success_timestamp_seconds`). One PING a second per
+ * process costs Redis nothing.
+ */
+export const STORE_HEARTBEAT_MS = 1000;
 /** How long a process (the daemon, `wgjit api`) waits for the store at start before it goes on without it. */
 export const STORE_WAIT_AT_START_MS = 5_000;
 /** Reconnect backoff: 100 ms, 200 ms, ... capped here, forever, so an outage heals by itself. */
@@ -132,7 +142,11 @@ export class StoreLayoutError extends Error {
 export interface PeerStoreOptions {
   /** Namespace for every key and the event channel. Default 'wgjit:'. */
   prefix?: string;
-  /** Where connection problems are reported (ioredis 'error' events). */
+  /**
+   * Where the store's loss and recovery are reported: one warning when it
+   * becomes unreachable (with why), one line when it is back (with how
+   * long it was down); StoreHealth says what counts.
+   */
   log?: Logger;
   /**
    * Replicas that must acknowledge an API write (create, update, delete;
@@ -322,6 +336,27 @@ export function clusterNotFormed(slots: readonly unknown[], nodes: readonly stri
     return `the Cluster is not formed: ${assigned} of ${CLUSTER_SLOT_COUNT} hash slots are assigned (${asked}); assign the rest with redis-cli --cluster fix HOST:PORT`;
   }
   return `the Cluster's state is not ok (CLUSTER INFO says cluster_state:fail; ${asked}): it is still forming or a shard has no primary; see redis-cli --cluster check HOST:PORT`;
+}
+
+/**
+ * The primaries of a Cluster as its slot map names them, each with its
+ * connection (null when it has none now). From the slot map, not the
+ * client's pool: the pool drops a node whose connection ended, while its
+ * slots stay unserved until a replica is promoted.
+ */
+function clusterPrimaries(cluster: Cluster): Array<{ name: string; client: Redis | null }> {
+  const names = new Set<string>();
+  for (const owners of cluster.slots) if (owners?.[0] !== undefined) names.add(owners[0]);
+  const connected = new Map(cluster.nodes('all').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+  return [...names].map((name) => ({ name: `Cluster node ${name}`, client: connected.get(name) ?? null }));
+}
+
+/** Why a heartbeat PING failed, after the server's or the Cluster node's name. */
+function pingFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.startsWith('Command timed out')) return `kept its connection open but did not answer a PING within ${REDIS_COMMAND_TIMEOUT_MS} ms`;
+  if (message === CONNECTION_CLOSED) return `could not be reached (${UNREACHABLE})`;
+  return `answered a PING with ${message}`;
 }
 
 /** Same text for the same failure, whatever the retry delay or attempt number in it. */
@@ -577,6 +612,10 @@ export class PeerStore {
   /** The latest connection failure (problem()), and its shape: what was logged last. */
   private lastProblem: string | null = null;
   private lastShape = '';
+  /** Up or down, as one thing over all connections: logged once per change, read by the metrics (health()). */
+  private readonly state = new StoreHealth();
+  private readonly heartbeat: NodeJS.Timeout;
+  private heartbeatInFlight = false;
 
   constructor(
     readonly redis: Redis | Cluster,
@@ -594,6 +633,8 @@ export class PeerStore {
     if (redis instanceof Redis) this.keepConnected(redis, 'commands', true);
     this.writer = this.waitReplicas > 0 && redis instanceof Redis ? redis.duplicate() : null;
     if (this.writer !== null) this.keepConnected(this.writer, 'writes', false);
+    this.heartbeat = setInterval(() => void this.beat(), STORE_HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   /**
@@ -626,15 +667,15 @@ export class PeerStore {
   }
 
   /**
-   * Listens to a connection of ours: reports its failures (once per
-   * distinct failure, not once per retry; without a listener ioredis prints
-   * each to stderr), and connects it again if it ended without close():
+   * Listens to a connection of ours: reports its failures and its ready
+   * checks (the commands connection's, `report`: they decide whether the
+   * store is up; without an error listener ioredis prints each failure to
+   * stderr), and connects it again if it ended without close():
    * retryStrategy never gives up, but ioredis ends a client whose connector
    * was disconnected while it was asking a sentinel, and such a client would
    * fail every command until a restart.
    */
   private keepConnected(client: Redis, role: 'commands' | 'writes' | 'events', report: boolean, closed: () => boolean = () => this.closing): void {
-    let everReady = false;
     // What each sentinel said in the current round of asking them (ioredis's own summary keeps only the last).
     const sentinels = new Map<string, string>();
     client.on('sentinelError', (err: Error) => {
@@ -657,8 +698,7 @@ export class PeerStore {
       sentinels.clear();
       // The address the connection reached: with Sentinel, the primary it named.
       const primary = client.stream?.remoteAddress === undefined ? undefined : `${client.stream.remoteAddress}:${client.stream.remotePort}`;
-      if (report) this.reportConnected(primary, !everReady);
-      everReady = true;
+      if (report) this.reportConnected(primary);
     });
     client.on('end', () => {
       if (closed()) return;
@@ -670,20 +710,64 @@ export class PeerStore {
     });
   }
 
-  /** A connection failure, logged once per distinct failure (not once per retry); kept for problem(). */
+  /**
+   * A failure of the store (a connection's, or the heartbeat's): kept for
+   * problem(); the store going down is logged once, with why; a different
+   * reason during the same outage only at debug (not once per retry).
+   */
   private reportProblem(problem: string): void {
     const shape = failureShape(problem);
     this.lastProblem = problem;
-    if (shape === this.lastShape) return;
+    const change = this.state.failed(problem);
+    if (change !== null) this.logChange(change);
+    else if (shape !== this.lastShape) this.log?.debug({ err: problem }, 'peer store still unreachable');
     this.lastShape = shape;
-    this.log?.warn({ err: problem }, 'peer store connection error');
   }
 
-  private reportConnected(primary: string | undefined, first: boolean): void {
-    if (first) this.log?.info({ primary }, 'peer store connected');
-    else if (this.lastShape !== '') this.log?.info({ primary }, 'peer store connection restored');
+  /** A round trip succeeded (a connection's ready check, the heartbeat): the store coming back is logged once. */
+  private reportConnected(primary: string | undefined): void {
     this.lastShape = '';
     this.lastProblem = null;
+    const change = this.state.succeeded();
+    if (change !== null) this.logChange(change, primary);
+  }
+
+  private logChange(change: StoreTransition, primary?: string): void {
+    if (change.to === 'down') {
+      this.log?.warn({ err: change.reason }, 'peer store unreachable');
+      return;
+    }
+    const downSeconds = change.downMs === null ? undefined : Math.round(change.downMs) / 1000;
+    this.log?.info({ primary, downSeconds }, change.first ? 'peer store connected' : 'peer store reachable again');
+  }
+
+  /**
+   * The heartbeat (STORE_HEARTBEAT_MS): a PING on the commands connection
+   * while it is up; with a Cluster, on every primary's, since a shard
+   * without a primary leaves part of the keys unserved. Its failures count
+   * only while the client still says it is up (no answer in time, LOADING,
+   * MASTERDOWN, a Cluster node lost, …): a connection that broke reports
+   * its own failure, with the real reason.
+   */
+  private async beat(): Promise<void> {
+    const client = this.redis;
+    if (this.closing || this.heartbeatInFlight || client.status !== 'ready') return;
+    this.heartbeatInFlight = true;
+    try {
+      const targets = client instanceof Cluster ? clusterPrimaries(client) : [{ name: 'the server', client }];
+      const answers = await Promise.allSettled(targets.map((t) => (t.client === null ? Promise.reject(new Error(CONNECTION_CLOSED)) : t.client.ping())));
+      if (this.closing || client.status !== 'ready') return;
+      const failures = answers.flatMap((answer, i) => (answer.status === 'fulfilled' ? [] : [`${targets[i]!.name} ${pingFailure(answer.reason)}`]));
+      if (failures.length === 0) this.reportConnected(undefined);
+      else this.reportProblem(failures.join('; '));
+    } finally {
+      this.heartbeatInFlight = false;
+    }
+  }
+
+  /** Up or down as logged, and the wall-clock ms of the last successful round trip (null before the first): for the metrics. */
+  health(): { up: boolean; lastSuccessMs: number | null } {
+    return { up: this.state.up, lastSuccessMs: this.state.lastSuccessMs };
   }
 
   /**
@@ -702,7 +786,6 @@ export class PeerStore {
    * the slot map it read says why.
    */
   private watchCluster(cluster: Cluster, nodes: string[]): void {
-    let everReady = false;
     let refreshed = false;
     cluster.on('error', (err: Error & { lastNodeError?: Error }) => {
       const last = err.lastNodeError?.message;
@@ -724,8 +807,7 @@ export class PeerStore {
     });
     cluster.on('ready', () => {
       refreshed = false;
-      this.reportConnected(undefined, !everReady);
-      everReady = true;
+      this.reportConnected(undefined);
     });
   }
 
@@ -1257,6 +1339,7 @@ export class PeerStore {
   /** Close the connections (pending replies are still delivered). */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.heartbeat);
     await Promise.all([this.redis, ...(this.writer === null ? [] : [this.writer])].map(quit));
   }
 }

@@ -177,6 +177,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       badRecords: () => capture.badRecords,
       installedPeers: () => installed.byState(),
       intakeQueued: () => intake.queued,
+      store: () => store.health(),
     });
 
     // The lifecycle: periodic reconciliation, the sweep, store events.

@@ -39,6 +39,49 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: pino
   );
 }
 
+/** What stands in a line for a value that is not logged. */
+export const REDACTED = '[redacted]';
+
+/** A query parameter's name that is kept in a logged URL: a plain word, not something that could be a value. */
+const QUERY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+
+/**
+ * A request's URL as a log line shows it: the path as sent, and of the
+ * query only the parameters' names; every value is REDACTED (a client may
+ * put a token or a key there: `?token=…`, `?psk=…`). A parameter without
+ * `=`, or with a name that is not a plain word, is redacted whole: it may
+ * be the secret itself. An empty value stays empty (nothing to hide).
+ * `/v1/peers?limit=10&cursor=abc` → `/v1/peers?limit=[redacted]&cursor=[redacted]`.
+ */
+export function redactQuery(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const params = url
+    .slice(at + 1)
+    .split('&')
+    .map((param) => {
+      const eq = param.indexOf('=');
+      if (eq < 0) return param === '' ? '' : REDACTED;
+      const name = param.slice(0, eq);
+      return `${QUERY_NAME.test(name) ? name : REDACTED}=${eq === param.length - 1 ? '' : REDACTED}`;
+    });
+  return `${url.slice(0, at)}?${params.join('&')}`;
+}
+
+/** What a request log line holds of a request (fastify's `req`): fastify's own fields, the URL through redactQuery. */
+export interface LoggedRequest {
+  method: string;
+  url: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number } | null;
+}
+
+/** The pino serializer of `req` for the API's request lines (incoming request, request errored). */
+export function requestSerializer(req: LoggedRequest): Record<string, unknown> {
+  return { method: req.method, url: redactQuery(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
 /** The window a LineBudget counts lines in. */
 export const LINE_BUDGET_WINDOW_MS = 1_000;
 

@@ -28,6 +28,8 @@ export interface MetricSources {
   installedPeers?: () => { provisional: number; confirmed: number };
   /** Initiations waiting in the intake queue. */
   intakeQueued?: () => number;
+  /** The peer store's state (PeerStore.health()): up as logged, and the wall-clock ms of its last successful round trip. */
+  store?: () => { up: boolean; lastSuccessMs: number | null };
 }
 
 export interface Metrics {
@@ -47,6 +49,8 @@ export interface Metrics {
   admissionLogsSuppressed: Counter<'result'>;
   installedPeers: Gauge<'state'>;
   intakeQueued: Gauge;
+  storeUp: Gauge;
+  storeLastSuccess: Gauge;
   coldConnectSeconds: Histogram;
   storeSeconds: Histogram;
   verifySeconds: Histogram;
@@ -171,6 +175,24 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
       collect() {
         const queued = sources.intakeQueued?.();
         if (queued !== undefined) this.set(queued);
+      },
+    }),
+    storeUp: new Gauge({
+      name: 'wgjit_store_up',
+      help: 'Whether the peer store (Redis) answers: 1, or 0 while it is unreachable or not serving (and before it first answered); flips with the store\'s loss and recovery log lines',
+      registers,
+      collect() {
+        const store = sources.store?.();
+        if (store !== undefined) this.set(store.up ? 1 : 0);
+      },
+    }),
+    storeLastSuccess: new Gauge({
+      name: 'wgjit_store_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful round trip to the peer store (a PING every second while connected, or a reconnect); 0 before the first',
+      registers,
+      collect() {
+        const store = sources.store?.();
+        if (store !== undefined) this.set(store.lastSuccessMs === null ? 0 : store.lastSuccessMs / 1000);
       },
     }),
     coldConnectSeconds: new Histogram({

@@ -49,10 +49,10 @@ function capturingLogger(lines: LogLine[]) {
   return createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
 }
 
-/** The store's "connection error" warning whose text has every one of `parts`. */
+/** The store's "unreachable" warning whose text has every one of `parts`. */
 function warningWith(lines: LogLine[], parts: string[]): Promise<LogLine> {
   return waitFor(`a store warning naming ${parts.join(', ')}`, LOG_WAIT_MS, async () =>
-    lines.find((l) => l.level === 'warn' && l.component === 'store' && l.msg === 'peer store connection error' && parts.every((p) => l.err?.includes(p) === true)),
+    lines.find((l) => l.level === 'warn' && l.component === 'store' && l.msg === 'peer store unreachable' && parts.every((p) => l.err?.includes(p) === true)),
   );
 }
 
@@ -272,7 +272,7 @@ describe('wgjit run on a Cluster not formed yet', () => {
     expect(create.status).toBe(503);
     expect(create.body).toMatchObject({ error: { code: 'store_unavailable' } });
     const logged = stack.logs.map((l) => JSON.parse(l) as LogLine);
-    expect(logged.find((l) => l.msg === 'peer store connection error')?.err).toMatch(/^the Cluster is not formed: no hash slot is assigned .*redis-cli --cluster create/);
+    expect(logged.find((l) => l.msg === 'peer store unreachable')?.err).toMatch(/^the Cluster is not formed: no hash slot is assigned .*redis-cli --cluster create/);
     expect(logged.some((l) => l.msg.startsWith('peer store not reachable within'))).toBe(true);
     // The events subscription failed rather than waiting, and is retried.
     expect(logged.find((l) => l.msg.startsWith('cannot subscribe to store events'))?.err).toMatch(/the Cluster is not formed/);

@@ -12,6 +12,7 @@ import { PeerStore, StoreUnavailableError, type StoreEvent } from '../../src/aut
 import { formatKey, PublicKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { tai64nFromUnixMs } from '../../src/handshake/tai64n.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
+import { createLogger } from '../../src/telemetry/log.js';
 import { redisCommand, startCluster, waitFor, type TestCluster } from '../support/redis.js';
 
 const NOW = new Date('2030-01-01T00:00:00.000Z');
@@ -37,11 +38,14 @@ describe('PeerStore on a real Redis Cluster', () => {
   const records: PeerRecord[] = [];
   const events: Array<{ op: StoreEvent['op']; publicKey: string }> = [];
   let sub: { close(): Promise<void> };
+  /** The store's log lines (component "store"), parsed. */
+  const logged: Array<{ level: string; msg: string; err?: string; downSeconds?: number }> = [];
+  const storeLog = createLogger('info', { write: (line: string) => void logged.push(JSON.parse(line)) });
 
   beforeAll(async () => {
     cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 });
     // As the daemon connects: --redis redis+cluster://node,node,… (any of them would do).
-    store = PeerStore.connect(`redis+cluster://${cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`, { prefix: PREFIX });
+    store = PeerStore.connect(`redis+cluster://${cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`, { prefix: PREFIX, log: storeLog });
     expect(store.redis).toBeInstanceOf(Cluster);
     expect(await store.whenReady(10_000)).toBe(true);
     sub = await store.subscribe((e) => events.push({ op: e.op, publicKey: e.publicKey.toString() }));
@@ -98,7 +102,8 @@ describe('PeerStore on a real Redis Cluster', () => {
     const victim = perShard[0]!;
     const acknowledged = await store.get(victim.publicKey);
     await cluster.waitForReplication();
-    await cluster.killPrimary(0);
+    const logBefore = logged.length;
+    const killed = await cluster.killPrimary(0);
     // While no primary serves the shard: the store fails closed (StoreUnavailableError), it never hangs.
     const during = await store.get(victim.publicKey).then(
       () => 'answered',
@@ -117,5 +122,14 @@ describe('PeerStore on a real Redis Cluster', () => {
       return perShard.every((r) => heard.has(r.publicKey)) ? true : undefined;
     });
     for (const r of perShard) expect(await store.get(r.publicKey)).toMatchObject({ persistentKeepalive: 25 });
+
+    // In the log, one outage: lost (the heartbeat found the primary gone), back once the slot map had the promoted replica.
+    const since = () => logged.slice(logBefore);
+    const back = await waitFor('the "reachable again" line', 20_000, async () => since().find((l) => l.msg === 'peer store reachable again'));
+    expect(back.downSeconds).toBeGreaterThan(0);
+    const lost = since().filter((l) => l.msg === 'peer store unreachable');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.err).toContain(`Cluster node ${killed.host}:${killed.port} `);
+    expect(since().filter((l) => l.msg === 'peer store reachable again')).toHaveLength(1);
   }, 120_000);
 });

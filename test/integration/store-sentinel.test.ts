@@ -318,7 +318,7 @@ describe('bin/wgjit api through redis+sentinel:// across a failover', () => {
       throw new Error(`${res.status} ${await res.text()}`);
     });
     expect(got.publicKey).toBe(first.key);
-    await waitFor('a "peer store connection restored" line naming the promoted primary', EVENT_TIMEOUT_MS, async () => logLines(api!, 'peer store connection restored').some((l) => l.primary === spell(promoted)) || undefined);
+    await waitFor('a "peer store reachable again" line naming the promoted primary', EVENT_TIMEOUT_MS, async () => logLines(api!, 'peer store reachable again').some((l) => l.primary === spell(promoted)) || undefined);
     expect(api.child.exitCode).toBeNull();
     expect(await api.stop()).toBe(0);
   });

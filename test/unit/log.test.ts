@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatKey, PublicKey } from '../../src/handshake/keys.js';
-import { createLogger, LINE_BUDGET_WINDOW_MS, LineBudget } from '../../src/telemetry/log.js';
+import { createLogger, LINE_BUDGET_WINDOW_MS, LineBudget, redactQuery, requestSerializer } from '../../src/telemetry/log.js';
 
 describe('LineBudget', () => {
   function budget(perWindow: number) {
@@ -50,5 +50,34 @@ describe('createLogger', () => {
     const key = PublicKey.fromBytes(bytes);
     log.info({ publicKey: key, removal: { publicKey: key }, batch: { first: { publicKey: key } } }, 'x');
     expect(JSON.parse(lines[0]!)).toMatchObject({ publicKey: formatKey(bytes), removal: { publicKey: formatKey(bytes) }, batch: { first: { publicKey: formatKey(bytes) } } });
+  });
+});
+
+describe('redactQuery', () => {
+  it('keeps the path and the parameter names, and no value', () => {
+    expect(redactQuery('/v1/peers?token=abc123secret&psk=xyz')).toBe('/v1/peers?token=[redacted]&psk=[redacted]');
+    expect(redactQuery('/v1/peers?limit=10&cursor=QUJD')).toBe('/v1/peers?limit=[redacted]&cursor=[redacted]');
+    expect(redactQuery('/v1/peers/abc%2Bdef%3D')).toBe('/v1/peers/abc%2Bdef%3D');
+    expect(redactQuery('/healthz')).toBe('/healthz');
+  });
+
+  it('redacts whole a parameter that could be the secret itself: no `=`, or a name that is not a plain word', () => {
+    expect(redactQuery('/v1/peers?abc123secret')).toBe('/v1/peers?[redacted]');
+    expect(redactQuery('/v1/peers?a%3Db=1&x y=2&limit=3')).toBe('/v1/peers?[redacted]=[redacted]&[redacted]=[redacted]&limit=[redacted]');
+    expect(redactQuery('/x?token==secret')).toBe('/x?token=[redacted]');
+    expect(redactQuery(`/x?${'n'.repeat(40)}=1`)).toBe('/x?[redacted]=[redacted]');
+  });
+
+  it('leaves what holds nothing: an empty value, an empty query, empty parameters', () => {
+    expect(redactQuery('/v1/peers?cursor=')).toBe('/v1/peers?cursor=');
+    expect(redactQuery('/v1/peers?')).toBe('/v1/peers?');
+    expect(redactQuery('/v1/peers?&limit=1&')).toBe('/v1/peers?&limit=[redacted]&');
+  });
+});
+
+describe('requestSerializer', () => {
+  it("gives fastify's request fields with the query's values redacted", () => {
+    const req = { method: 'GET', url: '/v1/peers?psk=xyz', host: '127.0.0.1:9180', ip: '127.0.0.1', socket: { remotePort: 40000 } };
+    expect(requestSerializer(req)).toEqual({ method: 'GET', url: '/v1/peers?psk=[redacted]', host: '127.0.0.1:9180', remoteAddress: '127.0.0.1', remotePort: 40000 });
   });
 });

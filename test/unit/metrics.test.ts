@@ -83,4 +83,24 @@ describe('metrics', () => {
     expect(m.get('wgjit_installed_peers{state="provisional"}')).toBe(0);
     expect(m.get('wgjit_installed_peers{state="confirmed"}')).toBe(2);
   });
+
+  it("shows the store's state and the time of its last successful round trip, read at each scrape", async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    let health: { up: boolean; lastSuccessMs: number | null } = { up: false, lastSuccessMs: null };
+    metrics.observe({ store: () => health });
+    let m = await scrape(metrics);
+    expect(m.get('wgjit_store_up')).toBe(0);
+    expect(m.get('wgjit_store_last_success_timestamp_seconds')).toBe(0);
+    health = { up: true, lastSuccessMs: 1_700_000_000_250 };
+    m = await scrape(metrics);
+    expect(m.get('wgjit_store_up')).toBe(1);
+    expect(m.get('wgjit_store_last_success_timestamp_seconds')).toBe(1_700_000_000.25);
+    health = { up: false, lastSuccessMs: 1_700_000_000_250 };
+    m = await scrape(metrics);
+    expect(m.get('wgjit_store_up')).toBe(0);
+    expect(m.get('wgjit_store_last_success_timestamp_seconds')).toBe(1_700_000_000.25);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^# TYPE wgjit_store_up gauge$/m);
+    expect(text).toMatch(/^# TYPE wgjit_store_last_success_timestamp_seconds gauge$/m);
+  });
 });

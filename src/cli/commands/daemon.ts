@@ -45,8 +45,10 @@ export async function cmdApi(argv: string[]): Promise<number> {
     await store.close();
     throw err;
   }
-  // Process metrics (CPU, memory, event loop; process_*, nodejs_*); the data-plane series stay empty here.
-  const { registry } = createMetrics({ processMetrics: true });
+  // Process metrics (CPU, memory, event loop; process_*, nodejs_*) and the store's state; the data-plane series stay empty here.
+  const metrics = createMetrics({ processMetrics: true });
+  metrics.observe({ store: () => store.health() });
+  const { registry } = metrics;
   const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
   await app.listen({ host: s.apiListen.host, port: s.apiListen.port });
   // The bound address: with port 0 the system picked one.

@@ -614,6 +614,7 @@ export class PeerStore {
   private lastShape = '';
   /** Up or down, as one thing over all connections: logged once per change, read by the metrics (health()). */
   private readonly state = new StoreHealth();
+  private readonly changeListeners: Array<(change: StoreTransition) => void> = [];
   private readonly heartbeat: NodeJS.Timeout;
   private heartbeatInFlight = false;
 
@@ -732,7 +733,13 @@ export class PeerStore {
     if (change !== null) this.logChange(change, primary);
   }
 
+  /** `listener` hears every change of the store's state from now on (after its log line). */
+  onChange(listener: (change: StoreTransition) => void): void {
+    this.changeListeners.push(listener);
+  }
+
   private logChange(change: StoreTransition, primary?: string): void {
+    for (const l of this.changeListeners) queueMicrotask(() => l(change));
     if (change.to === 'down') {
       this.log?.warn({ err: change.reason }, 'peer store unreachable');
       return;

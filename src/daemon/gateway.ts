@@ -144,6 +144,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       log: log.child({ component: 'store-guard' }),
       metrics,
     });
+    store.onChange((change) => guard.storeChanged(change.to === 'up'));
 
     // Before the capture starts: take over the peers an earlier run left on
     // the device (the authorized ones, with their state), remove the others,

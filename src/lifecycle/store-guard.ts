@@ -20,7 +20,8 @@
  *
  * Every STORE_WATCH_INTERVAL_MS it reads the reset record (one GET), so a
  * reset another gateway recognized, or its confirmation, is acted on here
- * within that. When the store comes back after an outage, it checks every
+ * within that. When the store comes back after an outage (its own look
+ * failed, or the store client saw it: storeChanged()), it checks every
  * group's epoch and writes back the timestamps kept shortly before the
  * outage: a failover to a replica that had not caught up loses the latest
  * writes without losing the epoch.
@@ -91,6 +92,15 @@ export class StoreGuard {
     this.timer = null;
     await this.watching;
     await this.writing;
+  }
+
+  /**
+   * The store client's view (PeerStore.onChange): an outage it saw is one
+   * the next look handles as such, however short; its end is looked at at once.
+   */
+  storeChanged(up: boolean): void {
+    if (!up) this.downSince ??= this.now();
+    else if (this.downSince !== null) void this.watch();
   }
 
   /** One look at the store; concurrent calls share it. Never throws. */

@@ -158,6 +158,18 @@ describe('StoreGuard', () => {
     expect(await t.guard.mayRemoveUnknown([testKey('a')])).toBe(true);
   });
 
+  it('an outage only the store client saw (shorter than a look) still gets its write-back when the store is back', async () => {
+    const epoch = new MemoryEpoch();
+    const t0 = Date.UTC(2026, 11, 3, 12);
+    const t = guardOn(epoch, { timestamps: [[testKey('new'), tai64nFromUnixMs(2), t0 - 1_000]] });
+    await t.guard.watch();
+    t.guard.storeChanged(false);
+    t.tick(300);
+    t.guard.storeChanged(true);
+    await t.guard.watch();
+    expect(t.written).toEqual([testKey('new').toString()]);
+  });
+
   it('a store with records but no marker predates the markers (an upgrade): given an epoch, no reset', async () => {
     const epoch = new MemoryEpoch();
     epoch.records = true;

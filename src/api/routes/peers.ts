@@ -1,6 +1,6 @@
 /** The store routes: /v1/peers, served by gateways and by `wgjit api` alike. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { checkCreate, publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
+import { checkCreate, publicView, validateCreate, validatePatch, type GatewaySelf, type PeerPatch, type Validation } from '../../authorize/peer.js';
 import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
@@ -8,6 +8,7 @@ import type { Static } from 'typebox';
 import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerDetail, PeerList, PeerPatchBody, PeerView, PublicKeyParams } from '../schemas.js';
 import { Gateways } from '../../fleet/gateways.js';
 import { Holders } from '../../fleet/holders.js';
+import { GatewayIdentities } from '../../fleet/identities.js';
 import { pathKey, pathPublicKey, withErrors } from './shared.js';
 
 type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
@@ -17,8 +18,8 @@ type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
  * the fields the item gives (all but publicKey), as validateCreate read
  * them, which an existing record takes.
  */
-function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Validation<UpsertItem> {
-  const checked = checkCreate(input, now);
+function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date, selves: readonly GatewaySelf[]): Validation<UpsertItem> {
+  const checked = checkCreate(input, now, selves);
   if (!checked.ok) return checked;
   const { record, cidrs } = checked.value;
   const patch: PeerPatch = {};
@@ -34,13 +35,17 @@ export interface PeerRoutesOptions {
   store: PeerStore;
   /** This process's data plane, which a DELETE also removes the peer from; absent in `wgjit api`. */
   gateway: GatewayView | undefined;
+  /** This gateway's interface key and addresses (GatewayIdentities); absent in `wgjit api`. */
+  self?: () => GatewaySelf;
   /** Clock for createdAt/updatedAt. */
   now: () => Date;
 }
 
-export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { store, gateway, now }) => {
+export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { store, gateway, self, now }) => {
   const holders = new Holders(store);
   const gateways = new Gateways(store);
+  // The keys and addresses of the gateways' interfaces, which no record may take.
+  const identities = new GatewayIdentities({ gateways, ...(self !== undefined && { local: self }) });
   app.post(
     '/v1/peers',
     {
@@ -52,7 +57,7 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       },
     },
     async (request, reply) => {
-      const input = validateCreate(request.body, now());
+      const input = validateCreate(request.body, now(), await identities.current());
       if (!input.ok) throw new ApiError('bad_request', input.message);
       const created = await store.create(input.value);
       if (!created.ok) throw new ApiError('conflict', `peer ${input.value.publicKey} already exists; PATCH it to change it`);
@@ -80,13 +85,14 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
     async (request) => {
       const { items, dryRun = false, mode = 'upsert', results: shown = 'all' } = request.body;
       const stamp = now();
+      const selves = await identities.current();
       const results = new Array<BatchItemResult>(items.length);
       // Every item is checked before anything is written; the valid ones go to the store together.
       const writes: UpsertItem[] = [];
       const writtenAt: number[] = [];
       const firstAt = new Map<string, number>();
       for (const [i, input] of items.entries()) {
-        const checked = checkBatchItem(input, stamp);
+        const checked = checkBatchItem(input, stamp, selves);
         if (!checked.ok) {
           results[i] = { publicKey: input.publicKey, result: 'refused', reason: checked.message };
           continue;
@@ -163,7 +169,7 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
     },
     async (request) => {
       const key = pathKey(request.params.publicKey);
-      const patch = validatePatch(request.body);
+      const patch = validatePatch(request.body, await identities.current());
       if (!patch.ok) throw new ApiError('bad_request', patch.message);
       const updated = await store.update(key, patch.value, now());
       if (!updated.ok) throw new ApiError('not_found', `no peer ${key}`);

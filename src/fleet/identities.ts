@@ -16,8 +16,12 @@ export const IDENTITIES_CACHE_MS = 2_000;
 /** How often a gateway reads its interface's addresses again (an operator may add one while it runs). */
 export const INTERFACE_READ_INTERVAL_MS = 30_000;
 
-/** A gateway's beat as a write sees it; addresses that do not parse (a beat is the store's text) are left out. */
-export function selfOfBeat(beat: GatewayBeat): GatewaySelf {
+/**
+ * A gateway's beat (or its entry in `GET /v1/gateways`, which spells the
+ * same fields alike) as a write sees it; addresses that do not parse (a
+ * beat is the store's text) are left out.
+ */
+export function selfOfBeat(beat: Pick<GatewayBeat, 'id' | 'publicKey' | 'interface' | 'addresses'>): GatewaySelf {
   const addresses: IpAddress[] = [];
   for (const text of Array.isArray(beat.addresses) ? beat.addresses : []) {
     const r = typeof text === 'string' ? parseAddress(text) : null;

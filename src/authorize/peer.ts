@@ -111,9 +111,23 @@ function checkPublicKey(v: unknown, selves: readonly GatewaySelf[]): Field<strin
   if (key === null) return bad('publicKey', `not a WireGuard public key (${keyProblem(v)}); expected ${KEY_FORM}, as \`wg pubkey\` prints`);
   const unusable = unusableKeyProblem(key);
   if (unusable !== null) return bad('publicKey', `${key} ${unusable}`);
-  const self = selves.find((g) => g.publicKey === key);
-  if (self !== undefined) return bad('publicKey', `${key} is the public key of ${ofGateway(self)}: a gateway cannot be its own peer`);
+  const own = ownKeyProblem(key, selves);
+  if (own !== null) return bad('publicKey', own);
   return { ok: true, value: key };
+}
+
+function ownKeyProblem(key: string, selves: readonly GatewaySelf[]): string | null {
+  const self = selves.find((g) => g.publicKey === key);
+  return self === undefined ? null : `${key} is the public key of ${ofGateway(self)}: a gateway cannot be its own peer`;
+}
+
+/** Why a client may not have `cidr` because of a gateway: it holds an address of one's interface. Default routes aside. */
+function ownAddressProblem(cidr: Cidr, selves: readonly GatewaySelf[]): string | null {
+  if (isDefaultRoute(cidr)) return null;
+  for (const g of selves) {
+    for (const a of g.addresses) if (cidrContains(cidr, a.bytes)) return `${cidr.text} contains ${formatAddress(a)}, an address of ${ofGateway(g)}`;
+  }
+  return null;
 }
 
 /**
@@ -125,8 +139,22 @@ function allowedIpProblem(cidr: Cidr, selves: readonly GatewaySelf[]): string | 
   if (isDefaultRoute(cidr)) return null;
   const reserved = reservedRangeProblem(cidr);
   if (reserved !== null) return `${cidr.text} ${reserved}`;
-  for (const g of selves) {
-    for (const a of g.addresses) if (cidrContains(cidr, a.bytes)) return `${cidr.text} contains ${formatAddress(a)}, an address of ${ofGateway(g)}`;
+  return ownAddressProblem(cidr, selves);
+}
+
+/**
+ * The gateway rules alone, on values a write already checked: whether the
+ * key (null: a PATCH, which keeps its key) or an allowed IP is a gateway's.
+ * The API checks everything else first, so that bad input is a 400 even
+ * when the store, which lists the fleet's gateways, is away.
+ */
+export function gatewayConflict(publicKey: string | null, cidrs: readonly Cidr[], selves: readonly GatewaySelf[]): { ok: false; field: string; message: string } | null {
+  if (selves.length === 0) return null;
+  const key = publicKey === null ? null : ownKeyProblem(publicKey, selves);
+  if (key !== null) return bad('publicKey', key);
+  for (let i = 0; i < cidrs.length; i++) {
+    const problem = ownAddressProblem(cidrs[i]!, selves);
+    if (problem !== null) return bad(`allowedIPs[${i}]`, problem);
   }
   return null;
 }

@@ -123,6 +123,11 @@ describe('POST /v1/peers refuses what no client can use, and stores nothing', ()
     await expectRefused(await call(api, { method: 'POST', url: '/v1/peers', payload: { publicKey, allowedIPs: ['10.0.0.2/32'] } }), message, publicKey);
   });
 
+  it("GET /v1/gateways shows what is refused: g1's interface and its addresses", async () => {
+    const res = await call(api, { method: 'GET', url: '/v1/gateways' });
+    expect(res.json()).toMatchObject({ items: [{ id: 'g1', alive: true, publicKey: G1_KEY, interface: 'wg-g1', addresses: ['10.77.0.1', 'fd77::1'] }] });
+  });
+
   it("this gateway's own key (`wgjit run`), and the fleet's from there too", async () => {
     const body = (publicKey: string) => ({ method: 'POST' as const, url: '/v1/peers', payload: { publicKey, allowedIPs: ['10.0.0.2/32'] } });
     await expectRefused(await call(gateway, body(G0_KEY)), `publicKey: ${G0_KEY} is the public key of gateway g0's interface wg-g0: a gateway cannot be its own peer`, G0_KEY, gateway);

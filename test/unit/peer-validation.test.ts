@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cidr } from '../../harness/cidr.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { decodeLegacyRecord, validateCreate, validatePatch, type GatewaySelf } from '../../src/authorize/peer.js';
+import { decodeLegacyRecord, gatewayConflict, validateCreate, validatePatch, type GatewaySelf } from '../../src/authorize/peer.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { parseAddress, type IpAddress } from '../../src/net/address.js';
 import { cidrContains, cidrsOverlap } from '../../src/net/cidr.js';
@@ -169,6 +169,13 @@ describe("a gateway's own key and addresses", () => {
   it('takes the addresses beside them, and the default routes', () => {
     expect(validateCreate({ publicKey: PK, allowedIPs: ['10.0.0.2/32', '10.0.0.0/32', 'fd00::2/128', '10.9.1.0/24'] }, NOW, fleet).ok).toBe(true);
     expect(validatePatch({ allowedIPs: ['0.0.0.0/0', '::/0'] }, fleet).ok).toBe(true);
+  });
+
+  it('gatewayConflict: the same rules on values already checked (what the API runs once the store lists the gateways)', () => {
+    expect(gatewayConflict(g1.publicKey, [cidr('10.5.0.0/16')], fleet)).toEqual({ ok: false, field: 'publicKey', message: `publicKey: ${g1.publicKey} is the public key of gateway g1's interface wg0: a gateway cannot be its own peer` });
+    expect(gatewayConflict(null, [cidr('10.5.0.0/16'), cidr('10.9.0.1/32')], fleet)).toEqual({ ok: false, field: 'allowedIPs[1]', message: "allowedIPs[1]: 10.9.0.1/32 contains 10.9.0.1, an address of gateway g2's interface wg1" });
+    expect(gatewayConflict(PK, [cidr('0.0.0.0/0'), cidr('10.5.0.0/16')], fleet)).toBeNull();
+    expect(gatewayConflict(g1.publicKey, [cidr('10.0.0.0/8')], [])).toBeNull();
   });
 
   it('a gateway whose key is unknown refuses no key', () => {

@@ -61,7 +61,10 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
     {
       schema: {
         summary: 'Create a peer in the store',
-        description: 'The preshared key is write-only: responses carry hasPresharedKey instead.',
+        description:
+          'The preshared key is write-only: responses carry hasPresharedKey instead. ' +
+          "Refused with 400 besides malformed input: a low-order (or all-zero) public key, a gateway's own interface key, allowed IPs in loopback, multicast, " +
+          "link-local or unspecified ranges (default routes aside) or over a gateway's interface address, and dates that do not exist. The same holds for PATCH and each batch item.",
         body: PeerCreateBody,
         response: { 201: PeerView, ...withErrors(400, 401, 409, 503) },
       },

@@ -87,6 +87,17 @@ describe('low-order public keys', () => {
     );
   });
 
+  it('u + p of the larger ones fits in 32 bytes but is not listed: X25519 drops the top bit first, which leaves u - 19', () => {
+    const scalar = generatePrivateKey();
+    for (const u of smallOrderU()) {
+      if (u + P < 2n ** 255n) continue; // 0 and 1: u + p is below 2^255, listed
+      const plusP = toLE(u + P);
+      expect(uOf(plusP)).toBe(u - 19n);
+      expect(unusableKeyProblem(formatKey(plusP))).toBeNull();
+      expect(sharesZero(scalar, plusP)).toBe(false);
+    }
+  });
+
   it('every listed key is refused with the reason; the all-zero key says so', () => {
     for (const { key, what } of LOW_ORDER_KEYS) {
       const problem = unusableKeyProblem(formatKey(key));

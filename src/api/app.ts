@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
+import type { GatewaySelf } from '../authorize/peer.js';
 import type { PeerStore } from '../authorize/store.js';
 import { requireBearerToken } from './auth.js';
 import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
@@ -32,6 +33,8 @@ export interface BuildAppOptions {
   token: string;
   /** The data plane of this process; absent in `wgjit api` mode. */
   gateway?: GatewayView;
+  /** This gateway's interface key and addresses, which no record may take (the fleet's come from the store); absent in `wgjit api`. */
+  self?: () => GatewaySelf;
   /** A pino logger, or true for fastify's own, false/absent for none. */
   logger?: Logger | boolean;
   bodyLimit?: number;
@@ -81,7 +84,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   requireBearerToken(root, opts.token);
   handleErrors(root, bodyLimit);
 
-  await app.register(peerRoutes, { store, gateway, now: opts.now ?? (() => new Date()) });
+  await app.register(peerRoutes, { store, gateway, ...(opts.self !== undefined && { self: opts.self }), now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });
   await app.register(fleetRoutes, { store });
   await app.register(storeRoutes, { store });

@@ -157,6 +157,8 @@ export const FleetGateway = Type.Object(
     installedPeers: Type.Integer({ description: 'at its last heartbeat' }),
     host: Type.String(),
     publicKey: Type.String({ description: "its WireGuard interface's public key" }),
+    interface: Type.Optional(Type.String({ description: 'its WireGuard interface (absent for a gateway of an earlier release)' })),
+    addresses: Type.Array(Type.String(), { description: "its WireGuard interface's addresses, which no peer's allowed IPs may contain" }),
     version: Type.String(),
   },
   { additionalProperties: false },

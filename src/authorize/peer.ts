@@ -4,7 +4,10 @@
  * API clients, so validation returns a tagged result naming the field.
  */
 import { formatKey, KEY_FORM, keyProblem, normalizeKey, parseKey } from '../handshake/keys.js';
-import { cidrTexts, parseCidr, type Cidr } from '../net/cidr.js';
+import { unusableKeyProblem } from '../handshake/low-order.js';
+import { formatAddress, type IpAddress } from '../net/address.js';
+import { cidrContains, cidrTexts, parseCidr, type Cidr } from '../net/cidr.js';
+import { isDefaultRoute, reservedRangeProblem } from '../net/reserved.js';
 
 /** AllowedIPs per peer: far above any real client, low enough that one record stays small. */
 export const MAX_ALLOWED_IPS = 256;
@@ -39,6 +42,22 @@ export interface PeerPatch {
   persistentKeepalive?: number | null;
   expiresAt?: string | null;
   disabled?: boolean;
+}
+
+/**
+ * A gateway as a write sees it: the key and the addresses of its WireGuard
+ * interface, which no peer record may take (src/fleet/identities.ts
+ * gathers them: this gateway's own, and every gateway of the fleet list).
+ */
+export interface GatewaySelf {
+  /** Its --gateway-id. */
+  gateway: string;
+  /** Its WireGuard interface's name, for the message. */
+  interface: string;
+  /** The interface's public key in wg's spelling; null when unknown. */
+  publicKey: string | null;
+  /** The interface's addresses. */
+  addresses: readonly IpAddress[];
 }
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
@@ -85,13 +104,63 @@ function unknownField(input: Record<string, unknown>, allowed: Set<string>): str
   return undefined;
 }
 
-function checkPublicKey(v: unknown): Field<string> {
+const ofGateway = (g: GatewaySelf) => `gateway ${g.gateway}'s interface ${g.interface}`;
+
+function checkPublicKey(v: unknown, selves: readonly GatewaySelf[]): Field<string> {
   const key = normalizeKey(v);
   if (key === null) return bad('publicKey', `not a WireGuard public key (${keyProblem(v)}); expected ${KEY_FORM}, as \`wg pubkey\` prints`);
+  const unusable = unusableKeyProblem(key);
+  if (unusable !== null) return bad('publicKey', `${key} ${unusable}`);
+  const own = ownKeyProblem(key, selves);
+  if (own !== null) return bad('publicKey', own);
   return { ok: true, value: key };
 }
 
-function checkAllowedIPs(v: unknown): Field<Cidr[]> {
+function ownKeyProblem(key: string, selves: readonly GatewaySelf[]): string | null {
+  const self = selves.find((g) => g.publicKey === key);
+  return self === undefined ? null : `${key} is the public key of ${ofGateway(self)}: a gateway cannot be its own peer`;
+}
+
+/** Why a client may not have `cidr` because of a gateway: it holds an address of one's interface. Default routes aside. */
+function ownAddressProblem(cidr: Cidr, selves: readonly GatewaySelf[]): string | null {
+  if (isDefaultRoute(cidr)) return null;
+  for (const g of selves) {
+    for (const a of g.addresses) if (cidrContains(cidr, a.bytes)) return `${cidr.text} contains ${formatAddress(a)}, an address of ${ofGateway(g)}`;
+  }
+  return null;
+}
+
+/**
+ * Why a client may not have `cidr`: a reserved range (src/net/reserved.ts),
+ * or a network holding an address of a gateway's interface. The default
+ * routes are a policy of their own, left to it.
+ */
+function allowedIpProblem(cidr: Cidr, selves: readonly GatewaySelf[]): string | null {
+  if (isDefaultRoute(cidr)) return null;
+  const reserved = reservedRangeProblem(cidr);
+  if (reserved !== null) return `${cidr.text} ${reserved}`;
+  return ownAddressProblem(cidr, selves);
+}
+
+/**
+ * The gateway rules alone, on values a write already checked: whether the
+ * key (null: a PATCH, which keeps its key) or an allowed IP is a gateway's.
+ * The API checks everything else first, so that bad input is a 400 even
+ * when the store, which lists the fleet's gateways, is away.
+ */
+export function gatewayConflict(publicKey: string | null, cidrs: readonly Cidr[], selves: readonly GatewaySelf[]): { ok: false; field: string; message: string } | null {
+  if (selves.length === 0) return null;
+  const key = publicKey === null ? null : ownKeyProblem(publicKey, selves);
+  if (key !== null) return bad('publicKey', key);
+  for (let i = 0; i < cidrs.length; i++) {
+    const problem = ownAddressProblem(cidrs[i]!, selves);
+    if (problem !== null) return bad(`allowedIPs[${i}]`, problem);
+  }
+  return null;
+}
+
+/** `selves` null: the list as a record of an earlier release holds it (the migration), without today's refusals. */
+function checkAllowedIPs(v: unknown, selves: readonly GatewaySelf[] | null): Field<Cidr[]> {
   if (!Array.isArray(v)) return bad('allowedIPs', 'must be a list of CIDRs like ["10.0.0.2/32"]');
   if (v.length === 0) return bad('allowedIPs', 'must hold at least one CIDR');
   if (v.length > MAX_ALLOWED_IPS) return bad('allowedIPs', `at most ${MAX_ALLOWED_IPS} CIDRs, got ${v.length}`);
@@ -103,6 +172,8 @@ function checkAllowedIPs(v: unknown): Field<Cidr[]> {
     if (!r.ok) return bad(`allowedIPs[${i}]`, r.message);
     const { text } = r.cidr;
     if (seen === null ? out.some((c) => c.text === text) : seen.has(text)) return bad(`allowedIPs[${i}]`, `${text} is listed twice`);
+    const problem = selves === null ? null : allowedIpProblem(r.cidr, selves);
+    if (problem !== null) return bad(`allowedIPs[${i}]`, problem);
     seen?.add(text);
     out.push(r.cidr);
   }
@@ -126,12 +197,38 @@ function checkKeepalive(v: unknown): Field<number | undefined> {
 
 // Date, 'T', time with optional fraction, and an explicit zone: a timestamp
 // without a zone would mean different instants on different machines.
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-](\d{2}):(\d{2}))$/;
+/** A date at the start of a text: said "not a date" when it is one that does not exist, whatever follows. */
+const DATE_PART = /^(\d{4})-(\d{2})-(\d{2})(?![\d])/;
+
+/**
+ * Why year-month-day is not a day of the calendar, or null. Checked by the
+ * round trip: Date rolls 2030-02-30 over to 2030-03-02 without a word.
+ */
+function calendarProblem(year: number, month: number, day: number): string | null {
+  if (month < 1 || month > 12) return `month ${month} is not 1 to 12`;
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  if (day < 1 || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day) {
+    const last = new Date(0);
+    last.setUTCFullYear(year, month, 0);
+    return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')} has ${last.getUTCDate()} days`;
+  }
+  return null;
+}
 
 function checkExpiresAt(v: unknown): Field<string> {
-  if (typeof v !== 'string' || v.length > MAX_TIMESTAMP_LENGTH || !ISO_8601.test(v)) {
-    return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+  if (typeof v !== 'string' || v.length > MAX_TIMESTAMP_LENGTH) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+  const date = DATE_PART.exec(v);
+  if (date !== null) {
+    const problem = calendarProblem(Number(date[1]), Number(date[2]), Number(date[3]));
+    if (problem !== null) return bad('expiresAt', `${date[0]} is not a date (${problem})`);
   }
+  const m = ISO_8601.exec(v);
+  if (m === null) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+  const [hour, minute, second, zoneHour, zoneMinute] = [m[4], m[5], m[6] ?? '0', m[9] ?? '0', m[10] ?? '0'].map(Number) as [number, number, number, number, number];
+  if (hour > 23 || minute > 59 || second > 59) return bad('expiresAt', `${m[4]}:${m[5]}${m[6] === undefined ? '' : `:${m[6]}`} is not a time of day`);
+  if (zoneHour > 23 || zoneMinute > 59) return bad('expiresAt', `${m[8]} is not a time zone offset`);
   const ms = Date.parse(v);
   if (Number.isNaN(ms)) return bad('expiresAt', `${v} is not a real date`);
   return { ok: true, value: new Date(ms).toISOString() };
@@ -156,21 +253,24 @@ export interface CheckedRecord {
   cidrs: Cidr[];
 }
 
-/** A create request → a complete record stamped with `now`. */
-export function validateCreate(input: unknown, now: Date): Validation<PeerRecord> {
-  const checked = checkCreate(input, now);
+/**
+ * A create request → a complete record stamped with `now`. `selves`: the
+ * gateways whose interface key and addresses no record may take.
+ */
+export function validateCreate(input: unknown, now: Date, selves: readonly GatewaySelf[] = []): Validation<PeerRecord> {
+  const checked = checkCreate(input, now, selves);
   return checked.ok ? { ok: true, value: checked.value.record } : checked;
 }
 
 /** validateCreate, with the CIDRs it parsed. */
-export function checkCreate(input: unknown, now: Date): Validation<CheckedRecord> {
+export function checkCreate(input: unknown, now: Date, selves: readonly GatewaySelf[] = []): Validation<CheckedRecord> {
   if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
   const extra = unknownField(input, CREATE_FIELDS);
   if (extra !== undefined) return bad(extra, 'unknown field');
-  const publicKey = checkPublicKey(input.publicKey);
+  const publicKey = checkPublicKey(input.publicKey, selves);
   if (!publicKey.ok) return publicKey;
   if (input.allowedIPs === undefined) return bad('allowedIPs', 'is required');
-  const allowedIPs = checkAllowedIPs(input.allowedIPs);
+  const allowedIPs = checkAllowedIPs(input.allowedIPs, selves);
   if (!allowedIPs.ok) return allowedIPs;
 
   const stamp = stampOf(now);
@@ -198,8 +298,8 @@ export function checkCreate(input: unknown, now: Date): Validation<CheckedRecord
   return { ok: true, value: { record, cidrs: allowedIPs.value } };
 }
 
-/** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive or expiresAt. */
-export function validatePatch(input: unknown): Validation<PeerPatch> {
+/** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive or expiresAt. `selves` as validateCreate's. */
+export function validatePatch(input: unknown, selves: readonly GatewaySelf[] = []): Validation<PeerPatch> {
   if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
   if ('publicKey' in input) return bad('publicKey', 'cannot be changed; delete the peer and create it again');
   const extra = unknownField(input, PATCH_FIELDS);
@@ -208,7 +308,7 @@ export function validatePatch(input: unknown): Validation<PeerPatch> {
 
   const patch: PeerPatch = {};
   if (input.allowedIPs !== undefined) {
-    const r = checkAllowedIPs(input.allowedIPs);
+    const r = checkAllowedIPs(input.allowedIPs, selves);
     if (!r.ok) return r;
     patch.allowedIPs = cidrTexts(r.value);
   }
@@ -283,7 +383,7 @@ export function decodeLegacyRecord(text: string): StoredPeer | null {
   if (!isPlainObject(v)) return null;
   const publicKey = normalizeKey(v.publicKey);
   if (publicKey === null || publicKey !== v.publicKey) return null;
-  const ips = checkAllowedIPs(v.allowedIPs);
+  const ips = checkAllowedIPs(v.allowedIPs, null);
   if (!ips.ok) return null;
   if (typeof v.disabled !== 'boolean' || typeof v.createdAt !== 'string' || typeof v.updatedAt !== 'string') return null;
   const record: PeerRecord = { publicKey, allowedIPs: cidrTexts(ips.value), disabled: v.disabled, createdAt: v.createdAt, updatedAt: v.updatedAt };

@@ -15,7 +15,7 @@
  */
 import type { Static } from 'typebox';
 import type { PeerCreateBody } from '../api/schemas.js';
-import { MAX_PERSISTENT_KEEPALIVE, validateCreate } from '../authorize/peer.js';
+import { MAX_PERSISTENT_KEEPALIVE, validateCreate, type GatewaySelf } from '../authorize/peer.js';
 import { keyProblem, normalizeKey } from '../handshake/keys.js';
 import { parseCidr } from '../net/cidr.js';
 
@@ -107,11 +107,14 @@ class Collector {
   count = 0;
   private readonly lineOf = new Map<string, number>();
 
-  constructor(private readonly now: Date) {}
+  constructor(
+    private readonly now: Date,
+    private readonly selves: readonly GatewaySelf[],
+  ) {}
 
   /** A record at `line`; `json`: its text when the file spells it as JSON. */
   add(line: number, body: PeerInput, json?: string): void {
-    const checked = validateCreate(body, this.now);
+    const checked = validateCreate(body, this.now, this.selves);
     if (!checked.ok) return this.bad(line, checked.message);
     const { publicKey } = checked.value;
     const first = this.lineOf.get(publicKey);
@@ -372,16 +375,17 @@ const PARSERS: Record<ImportFormat, (lines: string[], into: Collector) => void> 
 
 /**
  * Every record of `text` with its line, each checked as POST /v1/peers
- * checks it (validateCreate at `now`), no key twice; or every bad line.
+ * checks it (validateCreate at `now`, against the fleet's gateways
+ * `selves` when given), no key twice; or every bad line.
  */
-export function parsePeerFile(text: string, format: ImportFormat | 'auto', now: Date = new Date()): ParsedFile {
+export function parsePeerFile(text: string, format: ImportFormat | 'auto', now: Date = new Date(), selves: readonly GatewaySelf[] = []): ParsedFile {
   if (text.trim() === '' || text === '\ufeff') return { ok: false, format: format === 'auto' ? null : format, errors: [{ line: 0, message: 'no peer records (the file is empty)' }], count: 1 };
   const chosen = format === 'auto' ? sniffFormat(text) : format;
   if (chosen === null) {
     const message = 'cannot tell the format from the first line with content (not [Interface] or [Peer], a JSON object, or a tab-separated `wg show IF dump` line); give --format wg, dump or jsonl';
     return { ok: false, format: null, errors: [{ line: 0, message }], count: 1 };
   }
-  const into = new Collector(now);
+  const into = new Collector(now, selves);
   PARSERS[chosen](linesOf(text), into);
   if (into.count > 0) {
     const errors = [...into.errors].sort((a, b) => a.line - b.line);

@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { IFNAME_RULE, isValidIfname } from '../net/ifname.js';
 import { GATEWAY_ID_RULE, isGatewayId } from '../fleet/gateway-id.js';
 import { parseRouteTable } from '../route/routes.js';
+import { MIN_TOKEN_BYTES, tokenProblem } from '../api/token.js';
 
 export type Source = 'flag' | 'environment' | 'config file' | 'default';
 
@@ -125,6 +126,13 @@ const gatewayId = (raw: string): string => {
   return raw;
 };
 
+/** A token a server may start with (src/api/auth.ts); the message never shows it. */
+const apiToken = (raw: string): string => {
+  const problem = tokenProblem(raw);
+  if (problem !== null) throw new Error(problem);
+  return raw;
+};
+
 const text = (raw: string): string => {
   if (raw.length === 0) throw new Error('empty');
   return raw;
@@ -150,7 +158,7 @@ export const SETTINGS = {
   redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
-  apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: text, form: 'a non-empty string', secret: true },
+  apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: apiToken, form: `at least ${MIN_TOKEN_BYTES} bytes, no whitespace`, secret: true },
   backend: { flag: 'backend', help: 'device backend', parse: oneOf(...BACKEND_CHOICES), default: 'auto', form: 'auto, uapi or netlink' },
   xdpMode: { flag: 'xdp-mode', help: 'XDP attach mode', parse: oneOf<XdpMode>('auto', 'native', 'generic'), default: 'auto', form: 'auto, native or generic' },
   idleTimeout: { flag: 'idle-timeout', help: 'seconds without a handshake before a peer is removed', parse: integer(10, 86_400), default: IDLE_TIMEOUT_MS / 1000, form: 'seconds, 10..86400' },
@@ -273,6 +281,21 @@ export function resolveToken(settings: { apiTokenFile?: string | undefined; apiT
     return token;
   }
   return settings.apiToken;
+}
+
+/**
+ * The token `wgjit run` and `wgjit api` serve with: resolveToken's, held to
+ * the token rule (src/api/auth.ts). --api-token and WGJIT_API_TOKEN met it
+ * as they were resolved; a file's token is checked here. Throws
+ * ConfigError naming the file or the setting, never showing the token.
+ */
+export function resolveServerToken(settings: { apiTokenFile?: string | undefined; apiToken?: string | undefined }): string {
+  const token = resolveToken(settings);
+  if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  if (settings.apiTokenFile === undefined) return token;
+  const problem = tokenProblem(token);
+  if (problem !== null) throw new ConfigError(`--api-token-file ${settings.apiTokenFile}: ${problem}`);
+  return token;
 }
 
 /**

@@ -27,8 +27,9 @@ import { Holders } from '../fleet/holders.js';
 import { Gateways } from '../fleet/gateways.js';
 import { FleetMember } from '../fleet/member.js';
 import { Presence } from '../fleet/presence.js';
+import { InterfaceAddresses } from '../fleet/identities.js';
 import { WGJIT_VERSION } from '../api/version.js';
-import { PeerRoutes } from '../route/routes.js';
+import { interfaceAddresses, PeerRoutes } from '../route/routes.js';
 import { RouteSync } from '../route/route-sync.js';
 import { DEVICE_READ_FRESH_MS, PROVISIONAL_GRACE_MS, RX_STILL_MS, SWEEP_INTERVAL_MS } from '../lifecycle/timings.js';
 import { Intake } from '../intake/intake.js';
@@ -154,12 +155,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const reconciler = new Reconciler({ device, store, installed, guard, fleet, ...(routes !== null && { routes }), log: lifecycleLog, metrics });
     // A store still in an earlier release's layout would answer "unknown" for every peer.
     await store.readyAtStart();
+    // The interface's addresses, which no peer may take: in the heartbeat for the fleet's writes, and for this API's.
+    const ownAddresses = new InterfaceAddresses(opts.interface, () => interfaceAddresses(opts.interface), fleetLog);
+    await ownAddresses.refresh();
+    ownAddresses.start();
+    cleanups.push(() => ownAddresses.stop());
     // Before the device is touched: a gateway id alive elsewhere is refused here.
     const presence = new Presence({
       gateways: new Gateways(store),
       id: opts.gatewayId,
       version: WGJIT_VERSION,
       publicKey: info.publicKey?.toString() ?? '',
+      interface: opts.interface,
+      addresses: () => ownAddresses.spelled,
       installedPeers: () => installed.size,
       log: fleetLog,
     });
@@ -214,7 +222,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       readiness: new Readiness({ capture, device: rawDevice, liveness, log: log.child({ component: 'readiness' }), warnings: () => resetWarnings(guard.reset) }),
       log: apiLog,
     });
-    const app = await buildApp({ store, token: opts.token, gateway: view, logger: apiLog, registry: metrics.registry });
+    const self = () => ({ gateway: opts.gatewayId, interface: opts.interface, publicKey: info.publicKey?.toString() ?? null, addresses: ownAddresses.addresses });
+    const app = await buildApp({ store, token: opts.token, gateway: view, self, logger: apiLog, registry: metrics.registry });
     cleanups.push(() => app.close());
     await app.listen({ host: opts.apiListen.host, port: opts.apiListen.port });
     log.info({ listen: `${opts.apiListen.host}:${opts.apiListen.port}` }, 'API listening');

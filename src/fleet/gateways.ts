@@ -34,6 +34,10 @@ export interface GatewayBeat {
   version: string;
   /** The WireGuard interface's public key, base64. */
   publicKey: string;
+  /** The WireGuard interface's name; absent in the beats of earlier releases. */
+  interface?: string;
+  /** The WireGuard interface's addresses (`10.0.0.1`, `fd00::1`), which no peer may take; absent in the beats of earlier releases. */
+  addresses?: string[];
   startedAt: string;
   heartbeatAt: string;
   installedPeers: number;

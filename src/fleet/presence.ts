@@ -23,6 +23,9 @@ export interface PresenceDeps {
   id: string;
   version: string;
   publicKey: string;
+  /** The WireGuard interface, and its addresses as of each beat (src/fleet/identities.ts). */
+  interface?: string;
+  addresses?: () => readonly string[];
   installedPeers: () => number;
   log: Logger;
   /** Wall clock, unix ms. */
@@ -54,6 +57,8 @@ export class Presence {
       pid: process.pid,
       version: this.deps.version,
       publicKey: this.deps.publicKey,
+      ...(this.deps.interface !== undefined && { interface: this.deps.interface }),
+      ...(this.deps.addresses !== undefined && { addresses: [...this.deps.addresses()] }),
       startedAt: this.startedAt,
       heartbeatAt: new Date(this.now()).toISOString(),
       installedPeers: this.deps.installedPeers(),

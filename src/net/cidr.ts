@@ -126,3 +126,23 @@ export function isCidrAt(text: string, from: number, to: number): boolean {
   if (ipv4At(text, from, slash)) return bits <= IPV4_BITS;
   return bits <= IPV6_BITS && ipv6At(text, from, slash);
 }
+
+/** Whether the first `bits` bits of `a` and `b` (same length) are equal. */
+function samePrefix(a: Uint8Array, b: Uint8Array, bits: number): boolean {
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[whole]! & mask) === (b[whole]! & mask);
+}
+
+/** Whether the address `bytes` (4 or 16, network order) lies in `cidr`; an address of the other family never does. */
+export function cidrContains(cidr: Cidr, bytes: Uint8Array): boolean {
+  return cidr.bytes.length === bytes.length && samePrefix(cidr.bytes, bytes, cidr.prefix);
+}
+
+/** Whether two CIDRs share an address: of one family, one contains the other. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return a.family === b.family && samePrefix(a.bytes, b.bytes, Math.min(a.prefix, b.prefix));
+}

@@ -24,15 +24,18 @@ import { errnoOf, openNetlinkSocket, REQUEST_TIMEOUT_MS, type NetlinkSocket } fr
 import { SerialQueue } from '../install/serial.js';
 import {
   delRouteRequest,
+  getAddressesRequest,
   getLinkRequest,
   getRoutesRequest,
   MAX_TABLE,
   newRouteRequest,
   NETLINK_ROUTE,
+  parseAddresses,
   parseLinkIndex,
   parseRoutes,
   RT_TABLE_LOCAL,
   RT_TABLE_MAIN,
+  type InterfaceAddress,
   type RouteTarget,
 } from './rtnetlink-protocol.js';
 
@@ -324,4 +327,34 @@ async function transport(socket: NetlinkSocket, ifname: string, what: string, re
 async function exchange(socket: NetlinkSocket, ifname: string, what: string, request: Buffer, seq: number): Promise<Reply> {
   const datagrams = await transport(socket, ifname, what, request, seq, 1);
   return parse(ifname, what, () => parseReply(datagrams, seq));
+}
+
+/**
+ * The addresses configured on `ifname` (IPv4 and IPv6, as `ip address
+ * show dev IFNAME` lists them), read on a socket of its own that is closed
+ * before this returns. Throws RouteError: no such interface, no permission.
+ */
+export async function interfaceAddresses(ifname: string, opts: RouteOptions = {}): Promise<InterfaceAddress[]> {
+  const what = 'reading its addresses';
+  const link = getLinkRequest(ifname, 1); // checks the name first
+  let socket: NetlinkSocket;
+  try {
+    socket = openNetlinkSocket(NETLINK_ROUTE, opts.timeoutMs ?? REQUEST_TIMEOUT_MS);
+  } catch (err) {
+    const { errno, text } = errnoOf(err);
+    throw routeError(ifname, 'opening an rtnetlink socket', errno, text);
+  }
+  try {
+    const found = await exchange(socket, ifname, what, link, 1);
+    if (!found.ok) throw kernelError(ifname, what, found.error);
+    const ifindex = parse(ifname, what, () => parseLinkIndex(found.messages));
+    for (let attempt = 1, seq = 2; ; attempt++, seq++) {
+      const reply = await exchange(socket, ifname, what, getAddressesRequest(ifindex, seq), seq);
+      if (!reply.ok) throw kernelError(ifname, what, reply.error);
+      if (!reply.interrupted) return parse(ifname, what, () => parseAddresses(reply.messages, ifindex));
+      if (attempt >= MAX_DUMP_ATTEMPTS) throw new RouteError('io', `${ifname}: the addresses kept changing during ${MAX_DUMP_ATTEMPTS} dumps in a row (NLM_F_DUMP_INTR)`);
+    }
+  } finally {
+    socket.close();
+  }
 }

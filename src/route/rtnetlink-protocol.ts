@@ -1,7 +1,7 @@
 /**
  * rtnetlink as pure functions: the requests that add and remove one route,
- * dump a table's routes and look an interface up by name, and those
- * replies parsed. No I/O here; routes.ts owns the socket. The framing
+ * dump a table's routes, look an interface up by name and dump its
+ * addresses, and those replies parsed. No I/O here; routes.ts owns the socket. The framing
  * (message header, attributes, acks and errors) is netlink-protocol.ts's;
  * the constants are those of <linux/rtnetlink.h> and <linux/if_link.h>.
  *
@@ -12,7 +12,7 @@
  * WireGuard ones are: a malformed one is a NetlinkParseError, never an
  * out-of-bounds read.
  */
-import { IPV4_BYTES, IPV6_BYTES, type IpFamily } from '../net/address.js';
+import { IPV4_BYTES, IPV6_BYTES, type IpAddress, type IpFamily } from '../net/address.js';
 import { cidrFromBytes, type Cidr } from '../net/cidr.js';
 import {
   AF_INET,
@@ -37,6 +37,8 @@ export const NETLINK_ROUTE = 0;
 
 export const RTM_NEWLINK = 16;
 export const RTM_GETLINK = 18;
+export const RTM_NEWADDR = 20;
+export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
@@ -46,11 +48,20 @@ export const RTMSG_SIZE = 12;
 /** struct ifinfomsg: family, pad (bytes), type (u16), index (s32), flags, change (u32). */
 export const IFINFOMSG_SIZE = 16;
 const IFINFOMSG_INDEX = 4;
+/** struct ifaddrmsg: family, prefixlen, flags, scope (bytes), index (u32). */
+export const IFADDRMSG_SIZE = 8;
+const IFADDRMSG_INDEX = 4;
 
 export const RTA_DST = 1;
 export const RTA_OIF = 4;
 export const RTA_TABLE = 15;
 export const IFLA_IFNAME = 3;
+/** The address at the other end on a point-to-point link, else the local one. */
+export const IFA_ADDRESS = 1;
+/** The local address, when it differs from IFA_ADDRESS (point-to-point, IPv4). */
+export const IFA_LOCAL = 2;
+/** A dump of every family. */
+const AF_UNSPEC = 0;
 
 export const RT_SCOPE_LINK = 253;
 /** In a removal: a route of any scope. */
@@ -201,6 +212,63 @@ export function parseRoutes(messages: readonly NetlinkMessage[]): Route[] {
     const cidr = cidrFromBytes(family, bytes, prefix);
     if (cidr === null) throw new NetlinkParseError(`route destination with prefix ${prefix}: out of range or host bits set`);
     out.push({ cidr, table, protocol: p[5]!, oif });
+  }
+  return out;
+}
+
+/** An address configured on an interface, as `ip address` lists it. */
+export interface InterfaceAddress {
+  address: IpAddress;
+  /** The prefix length it was configured with (10.0.0.1/24: 24). */
+  prefix: number;
+}
+
+/**
+ * A dump of the addresses of interface `ifindex`, IPv4 and IPv6 in one
+ * exchange. With strict checking (the addon sets it for rtnetlink) the
+ * kernel sends only that interface's, and the other header fields must be
+ * zero; without it, every interface's, and parseAddresses filters.
+ */
+export function getAddressesRequest(ifindex: number, seq: number): Buffer {
+  checkInteger(ifindex, MAX_IFINDEX, 'interface index', 1);
+  const header = new Uint8Array(IFADDRMSG_SIZE);
+  header[0] = AF_UNSPEC;
+  new DataView(header.buffer).setUint32(IFADDRMSG_INDEX, ifindex, true);
+  return netlinkMessage(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, header, new Uint8Array(0));
+}
+
+/**
+ * The IPv4 and IPv6 addresses of interface `ifindex` in a dump's messages,
+ * in the kernel's order; other interfaces' and other families' are
+ * skipped. The local address is IFA_LOCAL where the kernel gives one (on a
+ * point-to-point link IFA_ADDRESS is the other end's), else IFA_ADDRESS,
+ * as iproute2 reads them.
+ */
+export function parseAddresses(messages: readonly NetlinkMessage[], ifindex: number): InterfaceAddress[] {
+  const out: InterfaceAddress[] = [];
+  const a = new AttrCursor();
+  for (const m of messages) {
+    if (m.type !== RTM_NEWADDR) throw new NetlinkParseError(`message of type ${m.type} in an address dump`);
+    const p = m.payload;
+    if (p.length < IFADDRMSG_SIZE) throw new NetlinkParseError(`ifaddrmsg: ${p.length} bytes, expected ${IFADDRMSG_SIZE}`);
+    const family: IpFamily | 0 = p[0] === AF_INET ? 4 : p[0] === AF_INET6 ? 6 : 0;
+    if (family === 0 || p.readUInt32LE(IFADDRMSG_INDEX) !== ifindex) continue;
+    const size = family === 4 ? IPV4_BYTES : IPV6_BYTES;
+    const prefix = p[1]!;
+    if (prefix > size * 8) throw new NetlinkParseError(`address with prefix ${prefix} for IPv${family}`);
+    let localAt = -1;
+    let addressAt = -1;
+    a.reset(p, IFADDRMSG_SIZE, p.length);
+    while (a.step()) {
+      if (a.type !== IFA_LOCAL && a.type !== IFA_ADDRESS) continue;
+      const name = a.type === IFA_LOCAL ? 'IFA_LOCAL' : 'IFA_ADDRESS';
+      if (a.to - a.from !== size) throw new NetlinkParseError(`${name}: ${a.to - a.from} bytes, expected ${size}`);
+      if (a.type === IFA_LOCAL) localAt = a.from;
+      else addressAt = a.from;
+    }
+    const at = localAt >= 0 ? localAt : addressAt;
+    if (at < 0) throw new NetlinkParseError('address message without IFA_LOCAL or IFA_ADDRESS');
+    out.push({ address: { family, bytes: new Uint8Array(p.subarray(at, at + size)) }, prefix });
   }
   return out;
 }

@@ -290,6 +290,22 @@ describe('cold connect through wgjit', () => {
     expect((await stats())['removed_revoked'] ?? 0).toBeGreaterThanOrEqual(1);
   });
 
+  it("refuses the gateway's own key and an allowed IP over its interface's address (read over rtnetlink), and its heartbeat carries them", async () => {
+    const gw = tb.gateway!;
+    const own = tb.gatewayTunnelAddress;
+    const created = async (body: object) => (await stack.api('POST', '/v1/peers', body)) as { status: number; body: { error: { code: string; message: string } } };
+    const byKey = await created({ publicKey: gw.publicKey, allowedIPs: ['10.92.98.1/32'] });
+    expect(byKey.status).toBe(400);
+    expect(byKey.body.error.message).toMatch(new RegExp(`^publicKey: \\S+ is the public key of gateway \\S+'s interface ${gw.ifname}: a gateway cannot be its own peer$`));
+    const key = formatKey(publicKeyOf(generatePrivateKey()));
+    const byAddress = await created({ publicKey: key, allowedIPs: [`${own.split('.').slice(0, 3).join('.')}.0/24`] });
+    expect(byAddress.status).toBe(400);
+    expect(byAddress.body.error.message).toMatch(new RegExp(`^allowedIPs\\[0\\]: \\S+ contains ${own.replace(/\./g, '\\.')}, an address of gateway \\S+'s interface ${gw.ifname}$`));
+    expect(await api('GET', `/v1/peers/${encodeURIComponent(key)}`)).toBe(404);
+    const fleet = (await stack.api('GET', '/v1/gateways')).body as { items: Array<{ interface?: string; addresses: string[] }> };
+    expect(fleet.items[0]).toMatchObject({ interface: gw.ifname, addresses: expect.arrayContaining([own]) });
+  });
+
   it('never logs a secret it was given: the preshared key, the clients\' and gateway\'s private keys, the API token', async () => {
     const keys = [psk, formatKey(tb.gateway!.privateKey), ...tb.clients.flatMap((c) => (c.wireguard ? [formatKey(c.wireguard.privateKey)] : []))];
     expect(keys.length).toBeGreaterThanOrEqual(4);

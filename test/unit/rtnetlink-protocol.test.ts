@@ -11,16 +11,22 @@ import { formatIPv6 } from '../../src/net/address.js';
 import { NetlinkParseError, NetlinkRequestError, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSGERR_ATTR_MSG, parseAcks, parseReply, splitMessages } from '../../src/install/netlink-protocol.js';
 import {
   delRouteRequest,
+  getAddressesRequest,
   getLinkRequest,
   getRoutesRequest,
   IFINFOMSG_SIZE,
   MAX_TABLE,
   newRouteRequest,
+  parseAddresses,
   parseLinkIndex,
   parseRoutes,
   RTA_DST,
   RTA_OIF,
   RTA_TABLE,
+  IFA_ADDRESS,
+  IFA_LOCAL,
+  IFADDRMSG_SIZE,
+  RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_NEWROUTE,
   type RouteTarget,
@@ -303,3 +309,105 @@ describe('rtnetlink replies', () => {
     );
   });
 });
+
+/* ---- interface addresses (RTM_GETADDR) ---- */
+
+const IFA_LABEL = 3;
+const IFA_BROADCAST = 4;
+const IFA_CACHEINFO = 6;
+const IFA_FLAGS = 8;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
+
+/**
+ * An address as the kernel dumps it: IPv4 (inet_fill_ifaddr) with IFA_ADDRESS, IFA_LOCAL, a label, a
+ * broadcast, flags and cacheinfo; IPv6 (inet6_fill_ifaddr) with IFA_ADDRESS alone unless it has a peer.
+ */
+function kernelAddress(o: { v6: boolean; index: number; prefix: number; local: Uint8Array; peer?: Uint8Array }, seq = 1): Buffer {
+  const ifa = Buffer.alloc(IFADDRMSG_SIZE);
+  ifa.set([o.v6 ? AF_INET6 : AF_INET, o.prefix, 0, o.v6 && o.local[0] === 0xfe ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE]);
+  ifa.writeUInt32LE(o.index, 4);
+  const attrs: Buffer[] = [];
+  if (o.v6) {
+    if (o.peer) attrs.push(attr(IFA_LOCAL, o.local), attr(IFA_ADDRESS, o.peer));
+    else attrs.push(attr(IFA_ADDRESS, o.local));
+    attrs.push(attr(IFA_CACHEINFO, Buffer.alloc(16)), attr(IFA_FLAGS, u32(0x80)));
+  } else {
+    attrs.push(attr(IFA_ADDRESS, o.peer ?? o.local), attr(IFA_LOCAL, o.local), attr(IFA_LABEL, Buffer.from('wg0\0')));
+    if (!o.peer) attrs.push(attr(IFA_BROADCAST, Uint8Array.of(o.local[0]!, o.local[1]!, o.local[2]!, 255)));
+    attrs.push(attr(IFA_FLAGS, u32(0x80)), attr(IFA_CACHEINFO, Buffer.alloc(16)));
+  }
+  return nlmsg(RTM_NEWADDR, NLM_F_MULTI, seq, Buffer.concat([ifa, ...attrs]));
+}
+
+describe('interface addresses', () => {
+  it('RTM_GETADDR: a dump of both families of one interface, byte for byte', () => {
+    expect(getAddressesRequest(5, 1)).toEqual(
+      hex(
+        '18000000 1600 0103 01000000 00000000', // 24 bytes, RTM_GETADDR, REQUEST|DUMP
+        '00 00 00 00 05000000', //                 ifaddrmsg: AF_UNSPEC, prefix, flags, scope 0, index 5
+      ),
+    );
+    for (const bad of [0, -1, 2 ** 31, 1.5]) expect(() => getAddressesRequest(bad, 1), String(bad)).toThrow(NetlinkRequestError);
+  });
+
+  it("reads this interface's IPv4 and IPv6 addresses, the local one of a point-to-point link, and skips other interfaces'", () => {
+    const messages = dump(
+      kernelAddress({ v6: false, index: 1, prefix: 8, local: Uint8Array.of(127, 0, 0, 1) }),
+      kernelAddress({ v6: false, index: 5, prefix: 24, local: Uint8Array.of(10, 0, 0, 1) }),
+      kernelAddress({ v6: false, index: 5, prefix: 32, local: Uint8Array.of(10, 9, 0, 1), peer: Uint8Array.of(10, 9, 0, 2) }),
+      kernelAddress({ v6: true, index: 5, prefix: 64, local: hex('fd000000000000000000000000000001') }),
+      kernelAddress({ v6: true, index: 5, prefix: 128, local: hex('fd000000000000000000000000000009'), peer: hex('fd00000000000000000000000000000a') }),
+      kernelAddress({ v6: true, index: 5, prefix: 64, local: hex('fe800000000000000000000000000001') }),
+      kernelAddress({ v6: true, index: 1, prefix: 128, local: hex('00000000000000000000000000000001') }),
+    );
+    const found = parseAddresses(messages, 5).map((a) => `${a.address.family === 4 ? Array.from(a.address.bytes).join('.') : formatIPv6(a.address.bytes, 0, false)}/${a.prefix}`);
+    expect(found).toEqual(['10.0.0.1/24', '10.9.0.1/32', 'fd00::1/64', 'fd00::9/128', 'fe80::1/64']);
+    expect(parseAddresses(messages, 9)).toEqual([]);
+    expect(parseAddresses(dump(), 5)).toEqual([]);
+  });
+
+  it('refuses a malformed address message', () => {
+    const ifa = (family: number, prefix: number, ...attrs: Buffer[]) => {
+      const h = Buffer.alloc(IFADDRMSG_SIZE);
+      h.set([family, prefix]);
+      h.writeUInt32LE(5, 4);
+      return splitMessages([nlmsg(RTM_NEWADDR, NLM_F_MULTI, 1, Buffer.concat([h, ...attrs]))]);
+    };
+    const bad: Array<[string, ReturnType<typeof splitMessages>]> = [
+      ['short ifaddrmsg', splitMessages([nlmsg(RTM_NEWADDR, NLM_F_MULTI, 1, Buffer.alloc(IFADDRMSG_SIZE - 1))])],
+      ['no address', ifa(AF_INET, 24, attr(IFA_LABEL, Buffer.from('wg0\0')))],
+      ['IPv4 address of 16 bytes', ifa(AF_INET, 24, attr(IFA_LOCAL, Buffer.alloc(16)))],
+      ['IPv6 address of 4 bytes', ifa(AF_INET6, 64, attr(IFA_ADDRESS, Buffer.alloc(4)))],
+      ['prefix past the family', ifa(AF_INET, 33, attr(IFA_LOCAL, Buffer.alloc(4)))],
+      ['not an address', splitMessages([link5()])],
+    ];
+    for (const [what, messages] of bad) expect(() => parseAddresses(messages, 5), what).toThrow(NetlinkParseError);
+  });
+
+  it('never reads out of bounds: random and mutated dumps are NetlinkParseErrors or parse', () => {
+    const valid = Buffer.concat([
+      kernelAddress({ v6: false, index: 5, prefix: 24, local: Uint8Array.of(10, 0, 0, 1) }),
+      kernelAddress({ v6: true, index: 5, prefix: 64, local: hex('fd000000000000000000000000000001') }),
+    ]);
+    fc.assert(
+      fc.property(fc.nat(valid.length), fc.array(fc.record({ at: fc.nat(valid.length - 1), v: fc.integer({ min: 0, max: 255 }) }), { maxLength: 6 }), (cut, edits) => {
+        const d = Buffer.from(valid.subarray(0, cut));
+        for (const { at, v } of edits) if (at < d.length) d[at] = v;
+        try {
+          const reply = parseReply([d, done(1)], 1);
+          if (reply.ok) parseAddresses(reply.messages, 5);
+        } catch (e) {
+          expect(e).toBeInstanceOf(NetlinkParseError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+function link5(): Buffer {
+  const ifi = Buffer.alloc(IFINFOMSG_SIZE);
+  ifi.writeInt32LE(5, 4);
+  return nlmsg(RTM_NEWLINK, 0, 1, ifi);
+}

@@ -4,7 +4,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REDIS_URL_FORMS } from '../../src/authorize/redis-url.js';
-import { ConfigError, envName, maskSecrets, resolveRedisPassword, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
+import { ConfigError, envName, maskSecrets, resolveRedisPassword, resolveServerToken, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
+import { MIN_TOKEN_BYTES, tokenProblem } from '../../src/api/token.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
 const file = (name: string, body: unknown) => {
@@ -50,6 +51,58 @@ describe('settings', () => {
     expect(resolveToken({ apiTokenFile: file('t', 'secret\n'), apiToken: 'other' })).toBe('secret');
     expect(resolveToken({ apiToken: 'other' })).toBe('other');
     expect(() => resolveToken({ apiTokenFile: file('e', '\n') })).toThrow(/is empty/);
+  });
+
+  describe('the token a server starts with', () => {
+    const GOOD = 'a'.repeat(MIN_TOKEN_BYTES);
+    const SHORT = 'a'.repeat(MIN_TOKEN_BYTES - 1);
+
+    it.each([
+      ['empty', '', /^empty$/],
+      ['one character', 'x', /^the token is 1 bytes, shorter than 16; make one with head -c 32/],
+      ['15 bytes', SHORT, /^the token is 15 bytes, shorter than 16/],
+      // Counted in bytes: 8 two-byte characters are 16.
+      ['a space inside', 'abcdefgh ijklmnop', /^the token has whitespace inside it/],
+      ['a tab inside', 'abcdefgh\tijklmnop', /whitespace inside/],
+      ['a line break inside', 'abcdefgh\nijklmnop', /whitespace inside/],
+      ['a trailing newline (not trimmed where it is not a file)', `${GOOD}\n`, /whitespace inside/],
+    ])('refuses %s', (_, token, re) => {
+      expect(tokenProblem(token)).toMatch(re);
+    });
+
+    it('takes 16 bytes or more without whitespace, counting bytes, not characters', () => {
+      expect(tokenProblem(GOOD)).toBeNull();
+      expect(tokenProblem('é'.repeat(8))).toBeNull();
+      expect(tokenProblem('é'.repeat(7))).toMatch(/14 bytes/);
+      expect(tokenProblem('Zm9vYmFyYmF6cXV4cXV1eHh5enp5enp5enp5enp5enp5enp5eg==')).toBeNull();
+    });
+
+    it('--api-token and WGJIT_API_TOKEN: an error that names the setting, never the token', () => {
+      expect(() => resolveSettings(['apiToken'], { 'api-token': SHORT }, {})).toThrow(/^--api-token is invalid: the token is 15 bytes, shorter than 16; .*expected at least 16 bytes, no whitespace$/);
+      expect(() => resolveSettings(['apiToken'], {}, { WGJIT_API_TOKEN: 'hunter2 hunter2 hunter2' })).toThrow(/^WGJIT_API_TOKEN is invalid: the token has whitespace inside it/);
+      for (const [flags, env] of [[{ 'api-token': SHORT }, {}], [{}, { WGJIT_API_TOKEN: 'hunter2 hunter2 hunter2' }]] as const) {
+        try {
+          resolveSettings(['apiToken'], flags, env);
+        } catch (err) {
+          expect((err as Error).message).not.toContain(SHORT);
+          expect((err as Error).message).not.toContain('hunter2');
+        }
+      }
+      expect(resolveSettings(['apiToken'], { 'api-token': GOOD }, {}).apiToken).toBe(GOOD);
+    });
+
+    it('--api-token-file: trims the line ends as before, then names the file, never the token', () => {
+      expect(resolveServerToken({ apiTokenFile: file('good', `${GOOD}\n`) })).toBe(GOOD);
+      const short = file('short', 'tiny\n');
+      expect(() => resolveServerToken({ apiTokenFile: short })).toThrow(new RegExp(`^--api-token-file ${short}: the token is 4 bytes, shorter than 16`));
+      const spaced = file('spaced', 'abcdefgh ijklmnopq\n');
+      expect(() => resolveServerToken({ apiTokenFile: spaced })).toThrow(ConfigError);
+      expect(() => resolveServerToken({ apiTokenFile: spaced })).toThrow(/whitespace inside/);
+      expect(() => resolveServerToken({ apiTokenFile: spaced })).not.toThrow(/abcdefgh/);
+      expect(() => resolveServerToken({})).toThrow(/^no API token: set --api-token-file FILE or WGJIT_API_TOKEN$/);
+      // The client's reading is unchanged: it sends whatever the server was given.
+      expect(resolveToken({ apiTokenFile: short })).toBe('tiny');
+    });
   });
 
   it('takes every --redis form, and refuses a malformed one in one line', () => {

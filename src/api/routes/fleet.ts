@@ -24,6 +24,8 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<{ store: PeerStore }> = asyn
         installedPeers: g.installedPeers,
         host: g.host,
         publicKey: g.publicKey,
+        ...(g.interface !== undefined && { interface: g.interface }),
+        addresses: g.addresses ?? [],
         version: g.version,
       })),
     }),

@@ -1,6 +1,7 @@
 /** The store routes: /v1/peers, served by gateways and by `wgjit api` alike. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { checkCreate, publicView, validateCreate, validatePatch, type PeerPatch, type Validation } from '../../authorize/peer.js';
+import { checkCreate, gatewayConflict, publicView, validatePatch, type GatewaySelf, type PeerPatch, type Validation } from '../../authorize/peer.js';
+import { parseCidr, type Cidr } from '../../net/cidr.js';
 import type { PeerStore, UpsertItem } from '../../authorize/store.js';
 import { ApiError } from '../errors.js';
 import { audit } from '../audit.js';
@@ -9,6 +10,7 @@ import type { Static } from 'typebox';
 import { BATCH_BODY_LIMIT, ListQuery, MAX_BATCH_ITEMS, NoContent, PeerBatchBody, PeerBatchResult, PeerCreateBody, PeerDetail, PeerList, PeerPatchBody, PeerView, PublicKeyParams, ReplayReset } from '../schemas.js';
 import { Gateways } from '../../fleet/gateways.js';
 import { Holders } from '../../fleet/holders.js';
+import { GatewayIdentities } from '../../fleet/identities.js';
 import { pathKey, pathPublicKey, withErrors } from './shared.js';
 
 type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
@@ -18,10 +20,12 @@ type BatchItemResult = Static<typeof PeerBatchResult>['items'][number];
  * the fields the item gives (all but publicKey), as validateCreate read
  * them, which an existing record takes.
  */
-function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Validation<UpsertItem> {
+function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date, selves: readonly GatewaySelf[]): Validation<UpsertItem> {
   const checked = checkCreate(input, now);
   if (!checked.ok) return checked;
   const { record, cidrs } = checked.value;
+  const conflict = gatewayConflict(record.publicKey, cidrs, selves);
+  if (conflict !== null) return conflict;
   const patch: PeerPatch = {};
   if (input.allowedIPs !== undefined) patch.allowedIPs = record.allowedIPs;
   if (input.presharedKey !== undefined) patch.presharedKey = record.presharedKey!;
@@ -31,33 +35,51 @@ function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date): Valida
   return { ok: true, value: { record, cidrs, patch } };
 }
 
+/** A CIDR validatePatch already spelled canonically. */
+function checkedCidr(text: string): Cidr {
+  const r = parseCidr(text);
+  if (!r.ok) throw new Error(`validated CIDR ${text} does not parse: ${r.message}`);
+  return r.cidr;
+}
+
 export interface PeerRoutesOptions {
   store: PeerStore;
   /** This process's data plane, which a DELETE also removes the peer from; absent in `wgjit api`. */
   gateway: GatewayView | undefined;
+  /** This gateway's interface key and addresses (GatewayIdentities); absent in `wgjit api`. */
+  self?: () => GatewaySelf;
   /** Clock for createdAt/updatedAt. */
   now: () => Date;
 }
 
-export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { store, gateway, now }) => {
+export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (app, { store, gateway, self, now }) => {
   const holders = new Holders(store);
   const gateways = new Gateways(store);
+  // The keys and addresses of the gateways' interfaces, which no record may take.
+  const identities = new GatewayIdentities({ gateways, ...(self !== undefined && { local: self }) });
   app.post(
     '/v1/peers',
     {
       schema: {
         summary: 'Create a peer in the store',
-        description: 'The preshared key is write-only: responses carry hasPresharedKey instead.',
+        description:
+          'The preshared key is write-only: responses carry hasPresharedKey instead. ' +
+          "Refused with 400 besides malformed input: a low-order (or all-zero) public key, a gateway's own interface key, allowed IPs in loopback, multicast, " +
+          "link-local or unspecified ranges (default routes aside) or over a gateway's interface address, and dates that do not exist. The same holds for PATCH and each batch item.",
         body: PeerCreateBody,
         response: { 201: PeerView, ...withErrors(400, 401, 409, 503) },
       },
     },
     async (request, reply) => {
-      const input = validateCreate(request.body, now());
+      // Bad input is a 400 even while the store is away; the gateways' keys and addresses come from the store.
+      const input = checkCreate(request.body, now());
       if (!input.ok) throw new ApiError('bad_request', input.message);
-      const created = await store.create(input.value);
-      if (!created.ok) throw new ApiError('conflict', `peer ${input.value.publicKey} already exists; PATCH it to change it`);
-      reply.header('location', `/v1/peers/${encodeURIComponent(input.value.publicKey)}`);
+      const { record, cidrs } = input.value;
+      const conflict = gatewayConflict(record.publicKey, cidrs, await identities.current());
+      if (conflict !== null) throw new ApiError('bad_request', conflict.message);
+      const created = await store.create(record);
+      if (!created.ok) throw new ApiError('conflict', `peer ${record.publicKey} already exists; PATCH it to change it`);
+      reply.header('location', `/v1/peers/${encodeURIComponent(record.publicKey)}`);
       return reply.code(201).send(publicView(created.record));
     },
   );
@@ -81,13 +103,14 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
     async (request) => {
       const { items, dryRun = false, mode = 'upsert', results: shown = 'all' } = request.body;
       const stamp = now();
+      const selves = await identities.current();
       const results = new Array<BatchItemResult>(items.length);
       // Every item is checked before anything is written; the valid ones go to the store together.
       const writes: UpsertItem[] = [];
       const writtenAt: number[] = [];
       const firstAt = new Map<string, number>();
       for (const [i, input] of items.entries()) {
-        const checked = checkBatchItem(input, stamp);
+        const checked = checkBatchItem(input, stamp, selves);
         if (!checked.ok) {
           results[i] = { publicKey: input.publicKey, result: 'refused', reason: checked.message };
           continue;
@@ -166,6 +189,10 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       const key = pathKey(request.params.publicKey);
       const patch = validatePatch(request.body);
       if (!patch.ok) throw new ApiError('bad_request', patch.message);
+      if (patch.value.allowedIPs !== undefined) {
+        const conflict = gatewayConflict(null, patch.value.allowedIPs.map(checkedCidr), await identities.current());
+        if (conflict !== null) throw new ApiError('bad_request', conflict.message);
+      }
       const updated = await store.update(key, patch.value, now());
       if (!updated.ok) throw new ApiError('not_found', `no peer ${key}`);
       return publicView(updated.record);

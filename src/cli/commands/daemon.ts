@@ -5,15 +5,14 @@ import { defaultGatewayId, GATEWAY_ID_RULE } from '../../fleet/gateway-id.js';
 import { createLogger } from '../../telemetry/log.js';
 import { EXIT, parse, UsageError } from '../command.js';
 import { help } from '../help.js';
-import { API_SETTINGS, ConfigError, envName, resolveRedisPassword, resolveSettings, resolveToken, RUN_SETTINGS, settingOptions } from '../settings.js';
+import { API_SETTINGS, ConfigError, resolveRedisPassword, resolveServerToken, resolveSettings, RUN_SETTINGS, settingOptions } from '../settings.js';
 
 export async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, settingOptions(RUN_SETTINGS));
   if (values.help) return help('run');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const s = resolveSettings(RUN_SETTINGS, values as Record<string, string>);
-  const token = resolveToken(s);
-  if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  const token = resolveServerToken(s);
   const redisPassword = resolveRedisPassword(s);
   const gatewayId = s.gatewayId ?? defaultGatewayId();
   if (gatewayId === null) throw new ConfigError(`the host name ${JSON.stringify(hostname())} is not a gateway id (${GATEWAY_ID_RULE}): set --gateway-id`);
@@ -30,8 +29,7 @@ export async function cmdApi(argv: string[]): Promise<number> {
   if (values.help) return help('api');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const s = resolveSettings(API_SETTINGS, values as Record<string, string>);
-  const token = resolveToken(s);
-  if (token === undefined) throw new ConfigError(`no API token: set --api-token-file FILE or ${envName('api-token')}`);
+  const token = resolveServerToken(s);
   const redisPassword = resolveRedisPassword(s);
   const log = createLogger(s.logLevel);
   const { PeerStore } = await import('../../authorize/store.js');

@@ -4,7 +4,8 @@
  *
  * Nothing of the file is written unless all of it is good: every line is
  * parsed and checked here first (a bad one stops the import with its line
- * number); an API of another release (other rules, maybe) then checks
+ * number), against the keys and addresses of the fleet's gateways too (GET
+ * /v1/gateways); an API of another release (other rules, maybe) then checks
  * every request as a dry run, and only then are the same requests sent
  * for real. A store lost midway through
  * the writes leaves part of the file written; the same import again
@@ -12,9 +13,10 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Static } from 'typebox';
-import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type PeerBatchResult } from '../../api/schemas.js';
+import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, type FleetGatewayList, type PeerBatchResult } from '../../api/schemas.js';
 import { WGJIT_VERSION } from '../../api/version.js';
 import { GROUPS, groupNumber } from '../../authorize/store.js';
+import { selfOfBeat } from '../../fleet/identities.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
 import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
@@ -251,12 +253,13 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   const name = opts.source === '-' ? 'stdin' : opts.source;
   const where = (line: number) => (line > 0 ? `${name}:${line}` : name);
   const text = await readSource(opts.source, name);
-  const parsed = parsePeerFile(text, opts.format);
-  if (!parsed.ok) {
-    const [first] = parsed.errors;
-    const more = parsed.count > 1 ? ` (and ${parsed.count - 1} more bad line${parsed.count > 2 ? 's' : ''})` : '';
-    throw new UsageError(`${where(first!.line)}: ${first!.message}${more}; nothing was imported`);
-  }
+  const badFile = (failed: Extract<ReturnType<typeof parsePeerFile>, { ok: false }>) => {
+    const [first] = failed.errors;
+    const more = failed.count > 1 ? ` (and ${failed.count - 1} more bad line${failed.count > 2 ? 's' : ''})` : '';
+    return new UsageError(`${where(first!.line)}: ${first!.message}${more}; nothing was imported`);
+  };
+  let parsed = parsePeerFile(text, opts.format);
+  if (!parsed.ok) throw badFile(parsed);
   const client = api();
   const chunks = chunk(inGroupOrder(parsed.records));
   const total = parsed.records.length;
@@ -266,6 +269,15 @@ export async function cmdPeerImport(opts: ImportOptions, api: () => ApiClient): 
   // it checks every request as a dry run before anything is written.
   await client.request('GET', '/healthz');
   const ours = client.serverVersion === WGJIT_VERSION;
+  // The one rule this side cannot check alone: no record may take a gateway's interface key or addresses.
+  // Checked here against the fleet's list, so that the records still go at once and all or none.
+  if (ours && !opts.dryRun) {
+    const { items: fleet } = await client.request<Static<typeof FleetGatewayList>>('GET', '/v1/gateways');
+    if (fleet.length > 0) {
+      parsed = parsePeerFile(text, opts.format, new Date(), fleet.map(selfOfBeat));
+      if (!parsed.ok) throw badFile(parsed);
+    }
+  }
   // Each record's result only for --json; else the counts and the refusals (an API of this release answers so).
   const shown: Shown = opts.json || !ours ? 'all' : 'refused';
   let answers = opts.dryRun || !ours ? await send(client, chunks, true, shown, new Progress(total, 'checked'), where) : [];

@@ -4,7 +4,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REDIS_URL_FORMS } from '../../src/authorize/redis-url.js';
-import { ConfigError, envName, maskSecrets, resolveRedisPassword, resolveServerToken, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
+import { TIMESTAMP_RETENTION_MS } from '../../src/authorize/store.js';
+import { ConfigError, envName, MAX_TIMESTAMP_AGE_S, maskSecrets, resolveRedisPassword, resolveServerToken, resolveSettings, resolveToken, SETTINGS } from '../../src/cli/settings.js';
 import { MIN_TOKEN_BYTES, tokenProblem } from '../../src/api/token.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wgjit-config-'));
@@ -31,6 +32,13 @@ describe('settings', () => {
     expect(() => resolveSettings(['redis'], {}, {})).toThrow(/missing --redis \(or WGJIT_REDIS\)/);
     expect(() => resolveSettings(['apiListen'], { 'api-listen': '9180' }, {})).toThrow(/HOST:PORT/);
     expect(() => resolveSettings(['captureDev'], { 'capture-dev': 'eth0,this-name-is-far-too-long' }, {})).toThrow(/interface name/);
+  });
+
+  it('--max-timestamp-age: off by default, at most the store\'s timestamp retention', () => {
+    expect(resolveSettings(['maxTimestampAge'], {}, {}).maxTimestampAge).toBe(0);
+    expect(resolveSettings(['maxTimestampAge'], {}, { WGJIT_MAX_TIMESTAMP_AGE: '600' }).maxTimestampAge).toBe(600);
+    expect(MAX_TIMESTAMP_AGE_S * 1000).toBe(TIMESTAMP_RETENTION_MS);
+    expect(() => resolveSettings(['maxTimestampAge'], { 'max-timestamp-age': String(MAX_TIMESTAMP_AGE_S + 1) }, {})).toThrow(/--max-timestamp-age.*seconds, 0\.\./);
   });
 
   it('parses lists, addresses and switches', () => {

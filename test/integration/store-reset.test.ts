@@ -112,6 +112,7 @@ describe('a store that lost its data (redis-server restarted empty under a runni
     expect(await deviceKeys()).toEqual(expect.arrayContaining([a.key, b.key]));
 
     const [outA, outB] = await Promise.all(pings);
+    console.log(`[store-reset] pings answered across the reset: A ${received(outA!)}/${PINGS}, B ${received(outB!)}/${PINGS}`);
     for (const out of [outA!, outB!]) expect(received(out)).toBeGreaterThanOrEqual(Math.floor(PINGS * 0.99));
     expect((await stack.cli(['store', 'status'])).stdout).toMatch(/RESET, not confirmed/);
 

@@ -127,7 +127,7 @@ describe('wgjit store migrate', () => {
   it('usage: an unknown subcommand and a missing --redis are one-line errors', async () => {
     const unknown = await wgjit(['store', 'shrink']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toBe('wgjit: unknown store command "shrink" (migrate; see wgjit store --help)\n');
+    expect(unknown.stderr).toBe('wgjit: unknown store command "shrink" (migrate, status, confirm-reset; see wgjit store --help)\n');
     const noRedis = await wgjit(['store', 'migrate']);
     expect(noRedis.code).toBe(2);
     expect(noRedis.stderr).toMatch(/^wgjit: .*redis.*\n$/);

@@ -44,7 +44,9 @@ describe('a store that lost its data (redis-server restarted empty under a runni
       const v = await check();
       if (v !== undefined && v !== false) return v;
     }
-    throw new Error(`timed out waiting for ${what}`);
+    // What the daemon said meanwhile about the store and its reconciliations: why it did not happen.
+    const context = stack.logs.filter((l) => /store|reconcil/.test(l)).slice(-20);
+    throw new Error(`timed out waiting for ${what}; the daemon's last lines on the store:\n${context.join('\n')}`);
   };
   const deviceKeys = async () => (await tb.gateway!.dump()).peers.map((p) => p.publicKey);
   const stats = async () => (await stack.api('GET', '/v1/gateway/stats')).body as Record<string, number>;

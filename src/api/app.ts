@@ -15,6 +15,7 @@ import type { PeerStore } from '../authorize/store.js';
 import { requireBearerToken } from './auth.js';
 import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
+import { ApiError } from './errors.js';
 import { requestSerializer } from '../telemetry/log.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
@@ -60,6 +61,29 @@ declare module 'fastify' {
   }
 }
 
+/** A PATCH may say it is a JSON merge patch (RFC 7396): its semantics are the API's PATCH, so the same parser. */
+export const MERGE_PATCH_TYPE = 'application/merge-patch+json';
+
+/**
+ * A request without a body is taken whatever its Content-Type says (a
+ * `curl -X DELETE -H 'Content-Type: application/json'`): fastify would run
+ * the JSON parser on nothing and refuse it. The header is dropped so no
+ * parser runs; a route that needs a body then says the body is empty.
+ * Also: merge-patch JSON on PATCH.
+ */
+function acceptBodilessRequests(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    const { headers } = request.raw;
+    const bodiless = headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0');
+    if (bodiless) delete headers['content-type'];
+  });
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(MERGE_PATCH_TYPE, { parseAs: 'string' }, (request, body, done) => {
+    if (request.method !== 'PATCH') return done(new ApiError('bad_request', `${MERGE_PATCH_TYPE} is for PATCH; send this body with Content-Type: application/json`), undefined);
+    json(request, body as string, done);
+  });
+}
+
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   if (typeof opts.token !== 'string' || opts.token.length === 0) throw new TypeError('buildApp: an API token is required');
   const { store, gateway } = opts;
@@ -83,6 +107,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   });
   requireBearerToken(root, opts.token);
   handleErrors(root, bodyLimit);
+  acceptBodilessRequests(root);
 
   await app.register(peerRoutes, { store, gateway, ...(opts.self !== undefined && { self: opts.self }), now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });

@@ -291,10 +291,10 @@ describe('REST API', () => {
       expect(await count()).toBe(0);
     });
 
-    it('400 payload_too_large for an oversized body, nothing written', async () => {
+    it('413 payload_too_large for an oversized body, nothing written', async () => {
       const res = await create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(DEFAULT_BODY_LIMIT) });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
       expect(await count()).toBe(0);
     });
   });
@@ -460,10 +460,10 @@ describe('REST API', () => {
       expect(await count()).toBe(0);
     });
 
-    it(`400 payload_too_large beyond ${BATCH_BODY_LIMIT} bytes, naming the route's limit`, async () => {
+    it(`413 payload_too_large beyond ${BATCH_BODY_LIMIT} bytes, naming the route's limit`, async () => {
       const res = await batch({ items: [{ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(BATCH_BODY_LIMIT) }] });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${BATCH_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${BATCH_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
     });
   });
 
@@ -592,13 +592,13 @@ describe('REST API', () => {
       expect(gw.removed).toEqual([]);
     });
 
-    it('PATCH 400 payload_too_large for an oversized body, nothing changed', async () => {
+    it('PATCH 413 payload_too_large for an oversized body, nothing changed', async () => {
       const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       const allowedIPs = Array.from({ length: 6000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
       expect(JSON.stringify({ allowedIPs }).length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { allowedIPs } });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
       expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
     });
 
@@ -925,6 +925,71 @@ describe('REST API', () => {
     const res = await req({ method: 'GET', url: '/v1/nope' });
     expect(res.statusCode).toBe(404);
     expect(errorOf(res).code).toBe('not_found');
+  });
+
+  describe('HTTP habits', () => {
+    const seed = async () => {
+      const key = newKey();
+      expect((await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] })).statusCode).toBe(201);
+      return key;
+    };
+
+    it('a request without a body is taken whatever its Content-Type says: DELETE, reset-replay, confirm-reset', async () => {
+      for (const type of ['application/json', 'text/plain', 'application/merge-patch+json', 'nonsense']) {
+        const key = await seed();
+        const url = `/v1/peers/${encodeURIComponent(key)}`;
+        const reset = await req({ method: 'POST', url: `${url}/reset-replay`, headers: { 'content-type': type } });
+        expect(reset.statusCode, type).toBe(200);
+        expect((await req({ method: 'POST', url: '/v1/store/confirm-reset', headers: { 'content-type': type } })).statusCode, type).toBe(404);
+        const del = await req({ method: 'DELETE', url, headers: { 'content-type': type } });
+        expect(del.statusCode, type).toBe(204);
+        expect(await store.get(key), type).toBeNull();
+      }
+    });
+
+    it('a route that needs a body, called without one: 400 naming the empty body, nothing written', async () => {
+      const res = await req({ method: 'POST', url: '/v1/peers', headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: 'the body is empty; send a JSON object' });
+      expect(await count()).toBe(0);
+    });
+
+    it('PATCH takes application/merge-patch+json (null clears a field); other routes do not', async () => {
+      const key = await seed();
+      const url = `/v1/peers/${encodeURIComponent(key)}`;
+      const res = await req({ method: 'PATCH', url, payload: JSON.stringify({ disabled: true, expiresAt: null }), headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().disabled).toBe(true);
+      const bad = await req({ method: 'PATCH', url, payload: '{"disabled":', headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(bad.statusCode).toBe(400);
+      const post = await req({ method: 'POST', url: '/v1/peers', payload: JSON.stringify({ publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] }), headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(post.statusCode).toBe(400);
+      expect(errorOf(post).message).toMatch(/merge-patch\+json is for PATCH/);
+      expect(await count()).toBe(1);
+    });
+
+    it('a known path with a wrong method → 405 method_not_allowed and Allow; an unknown path stays 404; without a token both are 401', async () => {
+      const key = await seed();
+      const url = `/v1/peers/${encodeURIComponent(key)}`;
+      for (const [method, path, allow] of [
+        ['PUT', url, 'GET, HEAD, PATCH, DELETE'],
+        ['POST', url, 'GET, HEAD, PATCH, DELETE'],
+        ['GET', `${url}/reset-replay`, 'POST'],
+        ['DELETE', '/v1/peers', 'GET, HEAD, POST'],
+        ['GET', '/v1/store/confirm-reset', 'POST'],
+        ['PATCH', '/v1/gateway/stats', 'GET, HEAD'],
+      ] as const) {
+        const res = await req({ method, url: path, payload: method === 'GET' ? undefined : {} });
+        expect(res.statusCode, `${method} ${path}`).toBe(405);
+        expect(res.headers.allow, `${method} ${path}`).toBe(allow);
+        expect(errorOf(res)).toEqual({ code: 'method_not_allowed', message: expect.stringContaining(allow) });
+        const stranger = await app.inject({ method, url: path });
+        expect(stranger.statusCode, `${method} ${path} without a token`).toBe(401);
+        expect(stranger.headers.allow).toBeUndefined();
+      }
+      expect(await store.get(key)).not.toBeNull();
+      expect((await req({ method: 'PUT', url: `${url}/nope` })).statusCode).toBe(404);
+    });
   });
 
   it('every error code has a status', () => {

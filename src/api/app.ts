@@ -84,6 +84,31 @@ function acceptBodilessRequests(app: FastifyInstance): void {
   });
 }
 
+export interface BuildMetricsAppOptions {
+  store: PeerStore;
+  gateway?: GatewayView;
+  registry: Registry;
+  logger?: Logger | boolean;
+}
+
+/**
+ * The --metrics-listen app: /metrics, /healthz and /readyz alone, the same
+ * routes (and readiness) as buildApp's, no token and no /v1 route, so it can
+ * face scrapers and probes while the API stays on loopback.
+ */
+export async function buildMetricsApp(opts: BuildMetricsAppOptions): Promise<FastifyInstance> {
+  const logging = typeof opts.logger === 'object' ? { loggerInstance: opts.logger.child({}, { serializers: { req: requestSerializer } }) } : { logger: opts.logger === true };
+  // No route takes a body.
+  const app = Fastify({ ...logging, bodyLimit: 1024, return503OnClosing: true }).withTypeProvider<TypeBoxTypeProvider>();
+  const root = app as unknown as FastifyInstance;
+  root.addHook('onRequest', async (_request, reply) => {
+    reply.header(VERSION_HEADER, WGJIT_VERSION);
+  });
+  handleErrors(root, 1024);
+  await app.register(probeRoutes, { store: opts.store, gateway: opts.gateway, registry: opts.registry });
+  return root;
+}
+
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   if (typeof opts.token !== 'string' || opts.token.length === 0) throw new TypeError('buildApp: an API token is required');
   const { store, gateway } = opts;

@@ -44,8 +44,12 @@ async function startApi(args: string[]) {
     if (child.exitCode !== null) throw new Error(`wgjit api exited (${child.exitCode}): ${stderr}`);
     return lines.find((l) => l.msg.startsWith('API listening'))?.listen;
   });
+  const metricsListen = args.includes('--metrics-listen')
+    ? await waitFor('wgjit api to serve metrics', LOG_WAIT_MS, async () => lines.find((l) => l.msg.startsWith('metrics listening'))?.listen)
+    : undefined;
   return {
     url: `http://${listen}`,
+    metricsUrl: metricsListen === undefined ? undefined : `http://${metricsListen}`,
     lines,
     stop: async () => {
       child.kill('SIGTERM');
@@ -74,7 +78,7 @@ describe('HTTP through curl against bin/wgjit api', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'wgjit-http-'));
     const tokenFile = path.join(dir, 'token');
     writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-    api = await startApi(['--redis', redis.url, '--api-listen', '127.0.0.1:0', '--api-token-file', tokenFile]);
+    api = await startApi(['--redis', redis.url, '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--api-token-file', tokenFile]);
   });
 
   afterAll(async () => {
@@ -105,5 +109,24 @@ describe('HTTP through curl against bin/wgjit api', () => {
     const over = await curl([...auth, '-H', 'Content-Type: application/json', '--data-binary', `@${file}`, `${api.url}/v1/peers`]);
     expect(over.status).toBe(413);
     expect(JSON.parse(over.body).error).toEqual({ code: 'payload_too_large', message: expect.stringContaining(String(DEFAULT_BODY_LIMIT)) });
+  });
+
+  it('--metrics-listen serves /metrics, /healthz and /readyz without a token, and no /v1 route (404, not 401); the API is unchanged', async () => {
+    const metrics = api.metricsUrl!;
+    expect(metrics).not.toBe(api.url);
+    const scrape = await curl([`${metrics}/metrics`]);
+    expect(scrape.status).toBe(200);
+    expect(scrape.body).toMatch(/^process_cpu_seconds_total /m);
+    expect((await curl([`${metrics}/healthz`])).status).toBe(200);
+    expect(JSON.parse((await curl([`${metrics}/readyz`])).body)).toEqual({ ready: true, checks: { store: true } });
+    for (const args of [[`${metrics}/v1/peers`], [...auth, `${metrics}/v1/peers`]]) {
+      const res = await curl(args);
+      expect(res.status).toBe(404);
+      expect(JSON.parse(res.body).error.code).toBe('not_found');
+    }
+    // The main listener: /v1 with the token as before, 401 without; its /metrics still open.
+    expect((await curl([...auth, `${api.url}/v1/peers`])).status).toBe(200);
+    expect((await curl([`${api.url}/v1/peers`])).status).toBe(401);
+    expect((await curl([`${api.url}/metrics`])).status).toBe(200);
   });
 });

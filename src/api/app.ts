@@ -16,6 +16,7 @@ import { requireBearerToken } from './auth.js';
 import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
 import { ApiError } from './errors.js';
+import { countRequests } from './request-metrics.js';
 import { requestSerializer } from '../telemetry/log.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
@@ -105,6 +106,7 @@ export async function buildMetricsApp(opts: BuildMetricsAppOptions): Promise<Fas
     reply.header(VERSION_HEADER, WGJIT_VERSION);
   });
   handleErrors(root, 1024);
+  countRequests(root, opts.registry);
   await app.register(probeRoutes, { store: opts.store, gateway: opts.gateway, registry: opts.registry });
   return root;
 }
@@ -133,12 +135,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   requireBearerToken(root, opts.token);
   handleErrors(root, bodyLimit);
   acceptBodilessRequests(root);
+  const registry = opts.registry ?? new Registry();
+  countRequests(root, registry);
 
   await app.register(peerRoutes, { store, gateway, ...(opts.self !== undefined && { self: opts.self }), now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });
   await app.register(fleetRoutes, { store });
   await app.register(storeRoutes, { store });
-  await app.register(probeRoutes, { store, gateway, registry: opts.registry ?? new Registry() });
+  await app.register(probeRoutes, { store, gateway, registry });
   await app.register(docsRoutes, { routes });
 
   // Not ready()-ed: the caller may still add routes or hooks; listen() and

@@ -89,7 +89,8 @@ export interface RunningGateway {
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { log } = opts;
-  const metrics = createMetrics();
+  // The addon does not report its libbpf's version.
+  const metrics = createMetrics({ libbpf: 'unknown' });
   const cleanups = new Cleanups(log);
   try {
     // The device and the responder; the store; the pipeline over them.

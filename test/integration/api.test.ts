@@ -1,6 +1,7 @@
 /**
  * The REST API through app.inject(), on a real redis-server.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
@@ -989,6 +990,74 @@ describe('REST API', () => {
       }
       expect(await store.get(key)).not.toBeNull();
       expect((await req({ method: 'PUT', url: `${url}/nope` })).statusCode).toBe(404);
+    });
+  });
+
+  describe('telemetry', () => {
+    it('an audit line per mutation, with tokenId (a digest), never the token or a preshared key', async () => {
+      const lines: Array<{ audit?: string; tokenId?: string; publicKey?: string; [k: string]: unknown }> = [];
+      const raws: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void (raws.push(line), lines.push(JSON.parse(line))) });
+      const logged = await buildApp({ store, token: TOKEN, gateway: gw, logger });
+      try {
+        const call = (o: InjectOptions) => logged.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
+        const [a, b, c] = [newKey(), newKey(), newKey()];
+        expect((await call({ method: 'POST', url: '/v1/peers', payload: { publicKey: a, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK } })).statusCode).toBe(201);
+        const batch = await call({ method: 'POST', url: '/v1/peers/batch', payload: { items: [{ publicKey: b, allowedIPs: ['10.0.0.3/32'] }, { publicKey: c, allowedIPs: ['127.0.0.1/32'] }] } });
+        expect(batch.statusCode).toBe(200);
+        expect((await call({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(a)}`, payload: { presharedKey: PSK, disabled: true } })).statusCode).toBe(200);
+        gw.peers.set(b, installedPeer(b));
+        expect((await call({ method: 'DELETE', url: `/v1/gateway/peers/${encodeURIComponent(b)}` })).statusCode).toBe(204);
+        expect((await call({ method: 'DELETE', url: `/v1/peers/${encodeURIComponent(a)}`, headers: { 'content-type': 'application/json' } })).statusCode).toBe(204);
+        // A refused change is not audited.
+        expect((await call({ method: 'DELETE', url: `/v1/peers/${encodeURIComponent(newKey())}` })).statusCode).toBe(404);
+        const audits = lines.filter((l) => l.audit !== undefined);
+        const tokenId = createHash('sha256').update(TOKEN).digest('hex').slice(0, 8);
+        expect(audits.map((l) => [l.audit, l.publicKey])).toEqual([
+          ['peer.create', a],
+          ['peer.batch', undefined],
+          ['peer.update', a],
+          ['gateway.peer.remove', b],
+          ['peer.delete', a],
+        ]);
+        for (const l of audits) expect(l.tokenId, l.audit).toBe(tokenId);
+        expect(audits[1]).toMatchObject({ items: 2, created: 1, refused: 1, dryRun: false });
+        expect(audits[2]).toMatchObject({ fields: ['presharedKey', 'disabled'] });
+        const text = raws.join('');
+        expect(text).not.toContain(TOKEN);
+        expect(text).not.toContain(PSK);
+      } finally {
+        await logged.close();
+      }
+    });
+
+    it('request metrics by method, route pattern and status, in the registry served at /metrics; no raw path', async () => {
+      const reg = new Registry();
+      const counted = await buildApp({ store, token: TOKEN, gateway: gw, registry: reg });
+      try {
+        const key = newKey();
+        const call = (o: InjectOptions) => counted.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
+        expect((await call({ method: 'POST', url: '/v1/peers', payload: { publicKey: key, allowedIPs: ['10.0.0.2/32'] } })).statusCode).toBe(201);
+        expect((await call({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}` })).statusCode).toBe(200);
+        expect((await call({ method: 'GET', url: `/v1/peers/${encodeURIComponent(newKey())}` })).statusCode).toBe(404);
+        expect((await counted.inject({ method: 'GET', url: '/v1/secret-route-guess' })).statusCode).toBe(401);
+        expect((await call({ method: 'PUT', url: `/v1/peers/${encodeURIComponent(key)}` })).statusCode).toBe(405);
+        const text = (await counted.inject({ url: '/metrics' })).body;
+        for (const series of [
+          'wgjit_http_requests_total{method="POST",route="/v1/peers",status="201"} 1',
+          'wgjit_http_requests_total{method="GET",route="/v1/peers/:publicKey",status="200"} 1',
+          'wgjit_http_requests_total{method="GET",route="/v1/peers/:publicKey",status="404"} 1',
+          'wgjit_http_requests_total{method="GET",route="unknown",status="401"} 1',
+          'wgjit_http_requests_total{method="PUT",route="unknown",status="405"} 1',
+          'wgjit_http_request_duration_seconds_count{method="GET",route="/v1/peers/:publicKey"} 2',
+        ]) {
+          expect(text).toContain(series);
+        }
+        expect(text).not.toContain('secret-route-guess');
+        expect(text).not.toContain(encodeURIComponent(key));
+      } finally {
+        await counted.close();
+      }
     });
   });
 

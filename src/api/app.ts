@@ -15,6 +15,8 @@ import type { PeerStore } from '../authorize/store.js';
 import { requireBearerToken } from './auth.js';
 import { VERSION_HEADER, WGJIT_VERSION } from './version.js';
 import { handleErrors } from './error-handler.js';
+import { ApiError } from './errors.js';
+import { countRequests } from './request-metrics.js';
 import { requestSerializer } from '../telemetry/log.js';
 import type { GatewayView } from './gateway-view.js';
 import { collectRouteDocs, docsRoutes } from './routes/docs.js';
@@ -60,6 +62,55 @@ declare module 'fastify' {
   }
 }
 
+/** A PATCH may say it is a JSON merge patch (RFC 7396): its semantics are the API's PATCH, so the same parser. */
+export const MERGE_PATCH_TYPE = 'application/merge-patch+json';
+
+/**
+ * A request without a body is taken whatever its Content-Type says (a
+ * `curl -X DELETE -H 'Content-Type: application/json'`): fastify would run
+ * the JSON parser on nothing and refuse it. The header is dropped so no
+ * parser runs; a route that needs a body then says the body is empty.
+ * Also: merge-patch JSON on PATCH.
+ */
+function acceptBodilessRequests(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    const { headers } = request.raw;
+    const bodiless = headers['transfer-encoding'] === undefined && (headers['content-length'] === undefined || headers['content-length'] === '0');
+    if (bodiless) delete headers['content-type'];
+  });
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser(MERGE_PATCH_TYPE, { parseAs: 'string' }, (request, body, done) => {
+    if (request.method !== 'PATCH') return done(new ApiError('bad_request', `${MERGE_PATCH_TYPE} is for PATCH; send this body with Content-Type: application/json`), undefined);
+    json(request, body as string, done);
+  });
+}
+
+export interface BuildMetricsAppOptions {
+  store: PeerStore;
+  gateway?: GatewayView;
+  registry: Registry;
+  logger?: Logger | boolean;
+}
+
+/**
+ * The --metrics-listen app: /metrics, /healthz and /readyz alone, the same
+ * routes (and readiness) as buildApp's, no token and no /v1 route, so it can
+ * face scrapers and probes while the API stays on loopback.
+ */
+export async function buildMetricsApp(opts: BuildMetricsAppOptions): Promise<FastifyInstance> {
+  const logging = typeof opts.logger === 'object' ? { loggerInstance: opts.logger.child({}, { serializers: { req: requestSerializer } }) } : { logger: opts.logger === true };
+  // No route takes a body.
+  const app = Fastify({ ...logging, bodyLimit: 1024, return503OnClosing: true }).withTypeProvider<TypeBoxTypeProvider>();
+  const root = app as unknown as FastifyInstance;
+  root.addHook('onRequest', async (_request, reply) => {
+    reply.header(VERSION_HEADER, WGJIT_VERSION);
+  });
+  handleErrors(root, 1024);
+  countRequests(root, opts.registry);
+  await app.register(probeRoutes, { store: opts.store, gateway: opts.gateway, registry: opts.registry });
+  return root;
+}
+
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   if (typeof opts.token !== 'string' || opts.token.length === 0) throw new TypeError('buildApp: an API token is required');
   const { store, gateway } = opts;
@@ -83,12 +134,15 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   });
   requireBearerToken(root, opts.token);
   handleErrors(root, bodyLimit);
+  acceptBodilessRequests(root);
+  const registry = opts.registry ?? new Registry();
+  countRequests(root, registry);
 
   await app.register(peerRoutes, { store, gateway, ...(opts.self !== undefined && { self: opts.self }), now: opts.now ?? (() => new Date()) });
   await app.register(gatewayRoutes, { gateway });
   await app.register(fleetRoutes, { store });
   await app.register(storeRoutes, { store });
-  await app.register(probeRoutes, { store, gateway, registry: opts.registry ?? new Registry() });
+  await app.register(probeRoutes, { store, gateway, registry });
   await app.register(docsRoutes, { routes });
 
   // Not ready()-ed: the caller may still add routes or hooks; listen() and

@@ -1,8 +1,8 @@
 /**
  * Audit lines: one per change an operator makes through the API, at info,
  * with `audit` naming the action, the key or object it touched, and which
- * token did it: `token` is a short digest of the bearer token presented
- * (`tokenId`, never the token), so a line can be traced to a token without the log
+ * token did it: `tokenId` is a short digest of the bearer token presented
+ * (never the token), so a line can be traced to a token without the log
  * holding anything that authenticates.
  */
 import { createHash } from 'node:crypto';

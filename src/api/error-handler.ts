@@ -40,9 +40,53 @@ function validationMessage(errors: FastifyError['validation'], context: string |
   return `${field}: ${pick.message ?? 'invalid'}`;
 }
 
-/** The not-found and error handlers; `bodyLimit` is the app's, named in the oversized-body message. */
+/**
+ * The methods each route pattern takes, for the 405's `Allow` header. Fastify
+ * answers a known path with a wrong method as an unknown route; this tells
+ * the two apart. Patterns are `/v1/peers/:publicKey` style (no wildcards in
+ * /v1), so a segment-by-segment match is enough.
+ */
+class RouteMethods {
+  private readonly routes = new Map<string, { segments: string[]; methods: Set<string> }>();
+
+  add(url: string, methods: string | string[]): void {
+    let entry = this.routes.get(url);
+    if (!entry) this.routes.set(url, (entry = { segments: url.split('/'), methods: new Set() }));
+    for (const m of [methods].flat()) entry.methods.add(m.toUpperCase());
+  }
+
+  /** The methods of the first pattern that matches `path`, in a fixed order; empty when none does. */
+  allowed(path: string): string[] {
+    const parts = path.split('/');
+    for (const { segments, methods } of this.routes.values()) {
+      if (segments.length !== parts.length) continue;
+      if (segments.every((seg, i) => (seg.startsWith(':') ? parts[i] !== '' : seg === parts[i]))) {
+        return ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((m) => methods.has(m));
+      }
+    }
+    return [];
+  }
+}
+
+/**
+ * The not-found and error handlers; `bodyLimit` is the app's, named in the
+ * oversized-body message. Call before the routes are registered: it records
+ * them as they are added.
+ */
 export function handleErrors(app: FastifyInstance, bodyLimit: number): void {
-  app.setNotFoundHandler((request, reply) => sendError(reply, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+  const known = new RouteMethods();
+  app.addHook('onRoute', (route) => known.add(route.url, route.method));
+
+  // Reached only with the token (auth covers unknown paths), so the Allow header tells nothing to a stranger.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!;
+    const allow = known.allowed(path);
+    if (allow.length > 0) {
+      reply.header('allow', allow.join(', '));
+      return sendError(reply, 'method_not_allowed', `${path} does not take ${request.method}; it takes ${allow.join(', ')}`);
+    }
+    return sendError(reply, 'not_found', `no route ${request.method} ${path}`);
+  });
 
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.code, err.message);
@@ -59,13 +103,15 @@ export function handleErrors(app: FastifyInstance, bodyLimit: number): void {
       return sendError(reply, 'internal', err.message);
     }
     const fe = err as FastifyError;
+    // A route that needs a body, called without one (no body is never a content-type error: app.ts).
+    if (fe.validation && fe.validationContext === 'body' && request.body === undefined) return sendError(reply, 'bad_request', 'the body is empty; send a JSON object');
     if (fe.validation) return sendError(reply, 'bad_request', validationMessage(fe.validation, fe.validationContext));
     switch (fe.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         // A route may have a limit of its own (the batch route).
-        return sendError(reply, 'payload_too_large', `body is larger than ${request.routeOptions.bodyLimit ?? bodyLimit} bytes`);
+        return sendError(reply, 'payload_too_large', `body is larger than ${request.routeOptions.bodyLimit ?? bodyLimit} bytes, this route's limit; send a smaller body`);
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return sendError(reply, 'bad_request', 'send the body as JSON with Content-Type: application/json');
+        return sendError(reply, 'bad_request', 'send the body as JSON with Content-Type: application/json (application/merge-patch+json for a PATCH)');
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return sendError(reply, 'bad_request', 'the body is empty; send a JSON object');
     }

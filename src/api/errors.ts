@@ -5,12 +5,14 @@
 
 export const ERROR_STATUS = {
   bad_request: 400,
-  /** The contract says 400 for an oversized body; the code tells it apart. */
-  payload_too_large: 400,
+  /** A body over the route's limit (64 KiB, the batch route's own); the message names the limit. */
+  payload_too_large: 413,
   unauthorized: 401,
   not_found: 404,
   /** A gateway route on a process without a data plane (`wgjit api`). */
   no_gateway: 404,
+  /** A known path with a method it does not take; the `Allow` header lists the ones it does. */
+  method_not_allowed: 405,
   conflict: 409,
   internal: 500,
   store_unavailable: 503,

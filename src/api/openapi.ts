@@ -28,10 +28,12 @@ const STATUS_TEXT: Record<string, string> = {
   '200': 'OK',
   '201': 'Created',
   '204': 'No Content',
-  '400': 'Bad input (bad key, bad CIDR, unknown field, oversized body)',
+  '400': 'Bad input (bad key, bad CIDR, unknown field)',
   '401': 'Missing or wrong bearer token',
   '404': 'Unknown key, or no gateway in this process',
+  '405': 'Method not allowed on this path (see the Allow header)',
   '409': 'Already exists',
+  '413': 'Body larger than the route allows',
   '500': 'Internal error',
   '503': 'Not ready, or the peer store is unreachable',
 };

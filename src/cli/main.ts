@@ -21,7 +21,8 @@ export { EXIT } from './command.js';
 function exitFor(err: ApiClientError): number {
   if (err.code === 'not_found') return EXIT.notFound;
   if (err.status === 409) return EXIT.conflict;
-  if (err.status === 400 || err.status === 401) return EXIT.usage;
+  // An oversized body (413) is bad input like a 400: the exit code it had before the API said 413.
+  if (err.status === 400 || err.status === 401 || err.status === 413) return EXIT.usage;
   return EXIT.failed;
 }
 

@@ -157,6 +157,7 @@ export const SETTINGS = {
   redisPasswordFile: { flag: 'redis-password-file', help: 'file holding the Redis password (for the sentinels too), instead of one in the URL', parse: text, form: 'a file path' },
   redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
   apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
+  metricsListen: { flag: 'metrics-listen', help: 'a second address serving only /metrics, /healthz and /readyz, without a token (no /v1 route), for scrapers and probes; off by default', parse: hostPort, form: 'HOST:PORT, e.g. 0.0.0.0:9181' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
   apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: apiToken, form: `at least ${MIN_TOKEN_BYTES} bytes, no whitespace`, secret: true },
   backend: { flag: 'backend', help: 'device backend', parse: oneOf(...BACKEND_CHOICES), default: 'auto', form: 'auto, uapi or netlink' },
@@ -184,10 +185,10 @@ export type SettingName = keyof Specs;
 
 /** The settings of `wgjit run`, in the order of its help page. */
 export const RUN_SETTINGS = [
-  'interface', 'captureDev', 'gatewayId', 'routeTable', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'maxTimestampAge', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
+  'interface', 'captureDev', 'gatewayId', 'routeTable', 'redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'metricsListen', 'apiTokenFile', 'apiToken', 'backend', 'xdpMode', 'idleTimeout', 'reconcileInterval', 'maxTimestampAge', 'sourceRate', 'sourceBurst', 'dhBudget', 'replay', 'uapiDir', 'logLevel', 'config',
 ] as const satisfies readonly SettingName[];
 /** The settings of `wgjit api`: the store and the API. */
-export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
+export const API_SETTINGS = ['redis', 'redisPasswordFile', 'redisWaitReplicas', 'apiListen', 'metricsListen', 'apiTokenFile', 'apiToken', 'logLevel', 'config'] as const satisfies readonly SettingName[];
 /** The settings of `wgjit store`: the store alone. */
 export const STORE_SETTINGS = ['redis', 'redisPasswordFile', 'config'] as const satisfies readonly SettingName[];
 

@@ -12,7 +12,7 @@ import { createNativeResponder } from '../handshake/native.js';
 import { wipe } from '../handshake/keys.js';
 import { RefusalCache } from '../authorize/refusals.js';
 import { PeerStore } from '../authorize/store.js';
-import { buildApp } from '../api/app.js';
+import { buildApp, buildMetricsApp } from '../api/app.js';
 import { openDevice } from '../install/select.js';
 import { Replayer } from '../replay/replayer.js';
 import { InstalledPeers } from '../lifecycle/installed.js';
@@ -59,6 +59,8 @@ export interface GatewayOptions {
   redisWaitReplicas: number;
   /** Where the API listens. */
   apiListen: { host: string; port: number };
+  /** Where /metrics, /healthz and /readyz are served again without a token (and no /v1); absent: nowhere else. */
+  metricsListen?: { host: string; port: number } | undefined;
   token: string;
   backend: 'auto' | 'uapi' | 'netlink';
   xdpMode: 'auto' | 'native' | 'generic';
@@ -87,7 +89,8 @@ export interface RunningGateway {
 
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const { log } = opts;
-  const metrics = createMetrics();
+  // The addon does not report its libbpf's version.
+  const metrics = createMetrics({ libbpf: 'unknown' });
   const cleanups = new Cleanups(log);
   try {
     // The device and the responder; the store; the pipeline over them.
@@ -227,6 +230,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     cleanups.push(() => app.close());
     await app.listen({ host: opts.apiListen.host, port: opts.apiListen.port });
     log.info({ listen: `${opts.apiListen.host}:${opts.apiListen.port}` }, 'API listening');
+    if (opts.metricsListen !== undefined) {
+      const metricsApp = await buildMetricsApp({ store, gateway: view, registry: metrics.registry, logger: log.child({ component: 'metrics' }) });
+      cleanups.push(() => metricsApp.close());
+      await metricsApp.listen({ host: opts.metricsListen.host, port: opts.metricsListen.port });
+      log.info({ listen: `${opts.metricsListen.host}:${opts.metricsListen.port}` }, 'metrics listening (/metrics, /healthz, /readyz)');
+    }
 
     return { app, pipeline, metrics, stop: () => cleanups.run() };
   } catch (err) {

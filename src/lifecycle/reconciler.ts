@@ -171,6 +171,7 @@ export class Reconciler {
       }
     }
     if (report.removed + report.updated + report.adopted + report.forgotten + report.moved + report.taken + report.kept > 0) log.info({ ...report, devicePeers: peers.length }, 'reconciled the device with the store');
+    metrics.lastReconciliation.set(this.now() / 1000);
     return report;
   }
 

@@ -14,6 +14,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceError } from '../install/device.js';
+import { WGJIT_VERSION } from '../api/version.js';
 
 /** The XDP program's exits that lose an initiation before verification: also counted in wgjit_capture_drops_total. */
 export const XDP_DROP_REASONS = ['rate_limited', 'ringbuf_full'] as const;
@@ -58,14 +59,25 @@ export interface Metrics {
   confirmSeconds: Histogram;
   storeReset: Gauge;
   timestampsWrittenBack: Counter;
+  /** Unix time of the reconciler's last pass that ran to its end (src/lifecycle/reconciler.ts). */
+  lastReconciliation: Gauge;
   /** Sets (or replaces) what is read at scrape time. */
   observe(sources: MetricSources): void;
 }
 
-export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics {
+/**
+ * `processMetrics`: prom-client's process_* and nodejs_*; `libbpf`: the
+ * libbpf version for wgjit_build_info ("none" where no addon is loaded,
+ * `wgjit api`; "unknown" where the addon does not say).
+ */
+export function createMetrics(opts: { processMetrics?: boolean; libbpf?: string } = {}): Metrics {
   const registry = new Registry();
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  new Gauge({ name: 'wgjit_build_info', help: 'Always 1; the labels say which release, Node.js and libbpf serve', labelNames: ['version', 'node', 'libbpf'], registers }).set(
+    { version: WGJIT_VERSION, node: process.versions.node, libbpf: opts.libbpf ?? 'none' },
+    1,
+  );
   let sources: MetricSources = {};
   /** Kernel counts taken into wgjit_capture_drops_total so far (the counter only goes up by the difference). */
   const xdpDropsTaken = new Map<string, bigint>();
@@ -233,6 +245,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}): Metrics 
     timestampsWrittenBack: new Counter({
       name: 'wgjit_timestamps_written_back_total',
       help: 'Greatest initiation timestamps this gateway wrote back to a store that had lost them (after a reset, or a failover after an outage)',
+      registers,
+    }),
+    lastReconciliation: new Gauge({
+      name: 'wgjit_last_reconciliation_timestamp_seconds',
+      help: 'Unix time of the last reconciliation of the device with the store that ran to its end; 0 before the first',
       registers,
     }),
     observe(next: MetricSources): void {

@@ -1,6 +1,7 @@
 /**
  * The REST API through app.inject(), on a real redis-server.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
@@ -291,10 +292,10 @@ describe('REST API', () => {
       expect(await count()).toBe(0);
     });
 
-    it('400 payload_too_large for an oversized body, nothing written', async () => {
+    it('413 payload_too_large for an oversized body, nothing written', async () => {
       const res = await create({ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(DEFAULT_BODY_LIMIT) });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
       expect(await count()).toBe(0);
     });
   });
@@ -460,10 +461,10 @@ describe('REST API', () => {
       expect(await count()).toBe(0);
     });
 
-    it(`400 payload_too_large beyond ${BATCH_BODY_LIMIT} bytes, naming the route's limit`, async () => {
+    it(`413 payload_too_large beyond ${BATCH_BODY_LIMIT} bytes, naming the route's limit`, async () => {
       const res = await batch({ items: [{ publicKey: newKey(), allowedIPs: ['10.0.0.2/32'], pad: 'x'.repeat(BATCH_BODY_LIMIT) }] });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${BATCH_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${BATCH_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
     });
   });
 
@@ -592,13 +593,13 @@ describe('REST API', () => {
       expect(gw.removed).toEqual([]);
     });
 
-    it('PATCH 400 payload_too_large for an oversized body, nothing changed', async () => {
+    it('PATCH 413 payload_too_large for an oversized body, nothing changed', async () => {
       const before = await raw.getBuffer(peerKeyName('wgjit:', key));
       const allowedIPs = Array.from({ length: 6000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1/32`);
       expect(JSON.stringify({ allowedIPs }).length).toBeGreaterThan(DEFAULT_BODY_LIMIT);
       const res = await req({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(key)}`, payload: { allowedIPs } });
-      expect(res.statusCode).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes` });
+      expect(res.statusCode).toBe(413);
+      expect(errorOf(res)).toEqual({ code: 'payload_too_large', message: `body is larger than ${DEFAULT_BODY_LIMIT} bytes, this route's limit; send a smaller body` });
       expect(await raw.getBuffer(peerKeyName('wgjit:', key))).toEqual(before);
     });
 
@@ -925,6 +926,139 @@ describe('REST API', () => {
     const res = await req({ method: 'GET', url: '/v1/nope' });
     expect(res.statusCode).toBe(404);
     expect(errorOf(res).code).toBe('not_found');
+  });
+
+  describe('HTTP habits', () => {
+    const seed = async () => {
+      const key = newKey();
+      expect((await create({ publicKey: key, allowedIPs: ['10.0.0.2/32'] })).statusCode).toBe(201);
+      return key;
+    };
+
+    it('a request without a body is taken whatever its Content-Type says: DELETE, reset-replay, confirm-reset', async () => {
+      for (const type of ['application/json', 'text/plain', 'application/merge-patch+json', 'nonsense']) {
+        const key = await seed();
+        const url = `/v1/peers/${encodeURIComponent(key)}`;
+        const reset = await req({ method: 'POST', url: `${url}/reset-replay`, headers: { 'content-type': type } });
+        expect(reset.statusCode, type).toBe(200);
+        expect((await req({ method: 'POST', url: '/v1/store/confirm-reset', headers: { 'content-type': type } })).statusCode, type).toBe(404);
+        const del = await req({ method: 'DELETE', url, headers: { 'content-type': type } });
+        expect(del.statusCode, type).toBe(204);
+        expect(await store.get(key), type).toBeNull();
+      }
+    });
+
+    it('a route that needs a body, called without one: 400 naming the empty body, nothing written', async () => {
+      const res = await req({ method: 'POST', url: '/v1/peers', headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'bad_request', message: 'the body is empty; send a JSON object' });
+      expect(await count()).toBe(0);
+    });
+
+    it('PATCH takes application/merge-patch+json (null clears a field); other routes do not', async () => {
+      const key = await seed();
+      const url = `/v1/peers/${encodeURIComponent(key)}`;
+      const res = await req({ method: 'PATCH', url, payload: JSON.stringify({ disabled: true, expiresAt: null }), headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().disabled).toBe(true);
+      const bad = await req({ method: 'PATCH', url, payload: '{"disabled":', headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(bad.statusCode).toBe(400);
+      const post = await req({ method: 'POST', url: '/v1/peers', payload: JSON.stringify({ publicKey: newKey(), allowedIPs: ['10.0.0.3/32'] }), headers: { 'content-type': 'application/merge-patch+json' } });
+      expect(post.statusCode).toBe(400);
+      expect(errorOf(post).message).toMatch(/merge-patch\+json is for PATCH/);
+      expect(await count()).toBe(1);
+    });
+
+    it('a known path with a wrong method → 405 method_not_allowed and Allow; an unknown path stays 404; without a token both are 401', async () => {
+      const key = await seed();
+      const url = `/v1/peers/${encodeURIComponent(key)}`;
+      for (const [method, path, allow] of [
+        ['PUT', url, 'GET, HEAD, PATCH, DELETE'],
+        ['POST', url, 'GET, HEAD, PATCH, DELETE'],
+        ['GET', `${url}/reset-replay`, 'POST'],
+        ['DELETE', '/v1/peers', 'GET, HEAD, POST'],
+        ['GET', '/v1/store/confirm-reset', 'POST'],
+        ['PATCH', '/v1/gateway/stats', 'GET, HEAD'],
+      ] as const) {
+        const res = await req({ method, url: path, payload: method === 'GET' ? undefined : {} });
+        expect(res.statusCode, `${method} ${path}`).toBe(405);
+        expect(res.headers.allow, `${method} ${path}`).toBe(allow);
+        expect(errorOf(res)).toEqual({ code: 'method_not_allowed', message: expect.stringContaining(allow) });
+        const stranger = await app.inject({ method, url: path });
+        expect(stranger.statusCode, `${method} ${path} without a token`).toBe(401);
+        expect(stranger.headers.allow).toBeUndefined();
+      }
+      expect(await store.get(key)).not.toBeNull();
+      expect((await req({ method: 'PUT', url: `${url}/nope` })).statusCode).toBe(404);
+    });
+  });
+
+  describe('telemetry', () => {
+    it('an audit line per mutation, with tokenId (a digest), never the token or a preshared key', async () => {
+      const lines: Array<{ audit?: string; tokenId?: string; publicKey?: string; [k: string]: unknown }> = [];
+      const raws: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void (raws.push(line), lines.push(JSON.parse(line))) });
+      const logged = await buildApp({ store, token: TOKEN, gateway: gw, logger });
+      try {
+        const call = (o: InjectOptions) => logged.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
+        const [a, b, c] = [newKey(), newKey(), newKey()];
+        expect((await call({ method: 'POST', url: '/v1/peers', payload: { publicKey: a, allowedIPs: ['10.0.0.2/32'], presharedKey: PSK } })).statusCode).toBe(201);
+        const batch = await call({ method: 'POST', url: '/v1/peers/batch', payload: { items: [{ publicKey: b, allowedIPs: ['10.0.0.3/32'] }, { publicKey: c, allowedIPs: ['127.0.0.1/32'] }] } });
+        expect(batch.statusCode).toBe(200);
+        expect((await call({ method: 'PATCH', url: `/v1/peers/${encodeURIComponent(a)}`, payload: { presharedKey: PSK, disabled: true } })).statusCode).toBe(200);
+        gw.peers.set(b, installedPeer(b));
+        expect((await call({ method: 'DELETE', url: `/v1/gateway/peers/${encodeURIComponent(b)}` })).statusCode).toBe(204);
+        expect((await call({ method: 'DELETE', url: `/v1/peers/${encodeURIComponent(a)}`, headers: { 'content-type': 'application/json' } })).statusCode).toBe(204);
+        // A refused change is not audited.
+        expect((await call({ method: 'DELETE', url: `/v1/peers/${encodeURIComponent(newKey())}` })).statusCode).toBe(404);
+        const audits = lines.filter((l) => l.audit !== undefined);
+        const tokenId = createHash('sha256').update(TOKEN).digest('hex').slice(0, 8);
+        expect(audits.map((l) => [l.audit, l.publicKey])).toEqual([
+          ['peer.create', a],
+          ['peer.batch', undefined],
+          ['peer.update', a],
+          ['gateway.peer.remove', b],
+          ['peer.delete', a],
+        ]);
+        for (const l of audits) expect(l.tokenId, l.audit).toBe(tokenId);
+        expect(audits[1]).toMatchObject({ items: 2, created: 1, refused: 1, dryRun: false });
+        expect(audits[2]).toMatchObject({ fields: ['presharedKey', 'disabled'] });
+        const text = raws.join('');
+        expect(text).not.toContain(TOKEN);
+        expect(text).not.toContain(PSK);
+      } finally {
+        await logged.close();
+      }
+    });
+
+    it('request metrics by method, route pattern and status, in the registry served at /metrics; no raw path', async () => {
+      const reg = new Registry();
+      const counted = await buildApp({ store, token: TOKEN, gateway: gw, registry: reg });
+      try {
+        const key = newKey();
+        const call = (o: InjectOptions) => counted.inject({ ...o, headers: { ...AUTH, ...(o.headers ?? {}) } });
+        expect((await call({ method: 'POST', url: '/v1/peers', payload: { publicKey: key, allowedIPs: ['10.0.0.2/32'] } })).statusCode).toBe(201);
+        expect((await call({ method: 'GET', url: `/v1/peers/${encodeURIComponent(key)}` })).statusCode).toBe(200);
+        expect((await call({ method: 'GET', url: `/v1/peers/${encodeURIComponent(newKey())}` })).statusCode).toBe(404);
+        expect((await counted.inject({ method: 'GET', url: '/v1/secret-route-guess' })).statusCode).toBe(401);
+        expect((await call({ method: 'PUT', url: `/v1/peers/${encodeURIComponent(key)}` })).statusCode).toBe(405);
+        const text = (await counted.inject({ url: '/metrics' })).body;
+        for (const series of [
+          'wgjit_http_requests_total{method="POST",route="/v1/peers",status="201"} 1',
+          'wgjit_http_requests_total{method="GET",route="/v1/peers/:publicKey",status="200"} 1',
+          'wgjit_http_requests_total{method="GET",route="/v1/peers/:publicKey",status="404"} 1',
+          'wgjit_http_requests_total{method="GET",route="unknown",status="401"} 1',
+          'wgjit_http_requests_total{method="PUT",route="unknown",status="405"} 1',
+          'wgjit_http_request_duration_seconds_count{method="GET",route="/v1/peers/:publicKey"} 2',
+        ]) {
+          expect(text).toContain(series);
+        }
+        expect(text).not.toContain('secret-route-guess');
+        expect(text).not.toContain(encodeURIComponent(key));
+      } finally {
+        await counted.close();
+      }
+    });
   });
 
   it('every error code has a status', () => {

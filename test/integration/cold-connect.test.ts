@@ -26,6 +26,8 @@ const ONE_RETRY_MS = 7_000;
 const RETRY_WINDOW_MS = 6_000;
 /** How long a client that must get no answer is watched. */
 const SILENCE_MS = 3_000;
+/** The daemon's --metrics-listen port, in the gateway namespace. */
+const METRICS_PORT = 9189;
 
 describe('cold connect through wgjit', () => {
   let tb: Testbed;
@@ -36,7 +38,7 @@ describe('cold connect through wgjit', () => {
     // This file tests what the daemon decides; the XDP per-source limit
     // would hide most of its bursts (it has its own tests: xdp.test.ts,
     // flood.test.ts).
-    stack = await startStack(tb, { runArgs: ['--source-rate', '0'] });
+    stack = await startStack(tb, { runArgs: ['--source-rate', '0', '--metrics-listen', `127.0.0.1:${METRICS_PORT}`] });
   }, 60_000);
 
   afterAll(async () => {
@@ -106,6 +108,29 @@ describe('cold connect through wgjit', () => {
     expect(installed).toBeGreaterThanOrEqual(1);
     expect(m.has('process_cpu_user_seconds_total')).toBe(true);
     expect(m.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
+  });
+
+  it('serves /metrics, /healthz and /readyz again on --metrics-listen, without a token and with no /v1 route', async () => {
+    const metricsUrl = `http://127.0.0.1:${METRICS_PORT}`;
+    const get = async (path: string) => {
+      const out = (await nsRun(tb.gatewayNs, 'curl', ['-sS', '-w', '\n%{http_code}', metricsUrl + path])).stdout;
+      const cut = out.lastIndexOf('\n');
+      return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
+    };
+    const scraped = await get('/metrics');
+    expect(scraped.status).toBe(200);
+    expect(scraped.body).toMatch(/^wgjit_xdp_packets_total\{result="captured"\} [1-9]/m);
+    expect(scraped.body).toMatch(/^wgjit_build_info\{version="[^"]+",node="[^"]+",libbpf="unknown"\} 1$/m);
+    // The reconciliation at start ran through.
+    const reconciled = Number(/^wgjit_last_reconciliation_timestamp_seconds (\S+)$/m.exec(scraped.body)?.[1]);
+    expect(reconciled).toBeGreaterThan(0);
+    expect(reconciled).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(scraped.body).toMatch(/^wgjit_http_requests_total\{method="GET",route="\/readyz",status="200"\} [1-9]/m);
+    expect(await get('/readyz')).toEqual({ status: 200, body: JSON.stringify({ ready: true, checks: { store: true, device: true, capture: true } }) });
+    expect((await get('/healthz')).status).toBe(200);
+    const v1 = await get('/v1/gateway/peers');
+    expect(v1.status).toBe(404);
+    expect(JSON.parse(v1.body).error.code).toBe('not_found');
   });
 
   it('never installs or answers an unregistered key', async () => {

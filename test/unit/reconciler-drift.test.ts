@@ -97,6 +97,22 @@ function setup(names: string) {
 }
 
 describe('Reconciler: drift', () => {
+  it('sets wgjit_last_reconciliation_timestamp_seconds at the end of a pass that ran through, not after one that failed', async () => {
+    const { device, reconciler, metrics } = setup('ab');
+    const gauge = async () => (await metrics.lastReconciliation.get()).values[0]?.value ?? 0;
+    expect(await gauge()).toBe(0);
+    const before = Date.now() / 1000;
+    expect(await reconciler.reconcile()).not.toBeNull();
+    const set = await gauge();
+    expect(set).toBeGreaterThanOrEqual(before);
+    expect(set).toBeLessThanOrEqual(Date.now() / 1000);
+    device.listPeers = async () => {
+      throw new Error('device gone');
+    };
+    expect(await reconciler.reconcile()).toBeNull();
+    expect(await gauge()).toBe(set);
+  });
+
   it('gives an address back to the peer whose record claims it when another peer\'s write took it, and the table shows the device', async () => {
     const { device, reconciler, tableShows } = setup('ab');
     // Behind wgjit's back (or a write since reverted): b holds a's address, a has none.

@@ -1,6 +1,7 @@
 /** The gateway routes: /v1/gateway, this process's data plane; 404 no_gateway in `wgjit api`. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { decodeCursor, DEFAULT_LIST_LIMIT, encodeCursor } from '../../authorize/store.js';
+import { audit } from '../audit.js';
 import { ApiError } from '../errors.js';
 import type { GatewayView } from '../gateway-view.js';
 import { GatewayInfo, GatewayStats, InstalledPeerList, ListQuery, NoContent, PublicKeyParams } from '../schemas.js';
@@ -70,6 +71,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
       const gw = needGateway();
       const key = pathPublicKey(request.params.publicKey);
       if (!(await gw.removePeer(key, 'operator'))) throw new ApiError('not_found', `peer ${key.toString()} is not installed on this gateway`);
+      audit(request, 'gateway.peer.remove', { publicKey: key.toString() });
       return reply.code(204).send(null);
     },
   );

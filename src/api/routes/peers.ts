@@ -79,6 +79,7 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       if (conflict !== null) throw new ApiError('bad_request', conflict.message);
       const created = await store.create(record);
       if (!created.ok) throw new ApiError('conflict', `peer ${record.publicKey} already exists; PATCH it to change it`);
+      audit(request, 'peer.create', { publicKey: record.publicKey });
       reply.header('location', `/v1/peers/${encodeURIComponent(record.publicKey)}`);
       return reply.code(201).send(publicView(created.record));
     },
@@ -132,6 +133,8 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       });
       const counts = { created: 0, updated: 0, unchanged: 0, refused: 0 };
       for (const r of results) counts[r.result]++;
+      // Counts, not every key: a batch may hold 1,000 of them.
+      audit(request, 'peer.batch', { dryRun, mode, items: items.length, ...counts });
       if (shown === 'all') return { dryRun, counts, items: results };
       const refused: BatchItemResult[] = [];
       results.forEach((r, index) => r.result === 'refused' && refused.push({ index, ...r }));
@@ -195,6 +198,8 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       }
       const updated = await store.update(key, patch.value, now());
       if (!updated.ok) throw new ApiError('not_found', `no peer ${key}`);
+      // The names of the fields changed, never their values (a preshared key).
+      audit(request, 'peer.update', { publicKey: key, fields: Object.keys(request.body) });
       return publicView(updated.record);
     },
   );
@@ -234,6 +239,7 @@ export const peerRoutes: FastifyPluginAsyncTypebox<PeerRoutesOptions> = async (a
       // Other gateways react to the store event; this one acts at once.
       const removed = gateway ? await gateway.removePeer(publicKey, 'revoked') : false;
       if (!existed && !removed) throw new ApiError('not_found', `no peer ${key}`);
+      audit(request, 'peer.delete', { publicKey: key, existed, removedHere: removed });
       return reply.code(204).send(null);
     },
   );

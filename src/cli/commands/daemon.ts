@@ -33,7 +33,7 @@ export async function cmdApi(argv: string[]): Promise<number> {
   const redisPassword = resolveRedisPassword(s);
   const log = createLogger(s.logLevel);
   const { PeerStore } = await import('../../authorize/store.js');
-  const { buildApp } = await import('../../api/app.js');
+  const { buildApp, buildMetricsApp } = await import('../../api/app.js');
   const { createMetrics } = await import('../../telemetry/metrics.js');
   const store = PeerStore.connect(s.redis, { ...(redisPassword !== undefined && { password: redisPassword }), waitReplicas: s.redisWaitReplicas, log });
   // A store still in an earlier release's layout would serve no record: refuse it at start.
@@ -49,13 +49,30 @@ export async function cmdApi(argv: string[]): Promise<number> {
   const { registry } = metrics;
   const app = await buildApp({ store, token, logger: log.child({ component: 'api' }), registry });
   await app.listen({ host: s.apiListen.host, port: s.apiListen.port });
-  // The bound address: with port 0 the system picked one.
-  const bound = app.server.address() as AddressInfo;
-  log.info({ listen: bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}` }, 'API listening (store routes only)');
+  log.info({ listen: boundAddress(app.server.address() as AddressInfo) }, 'API listening (store routes only)');
+  let metricsApp: Awaited<ReturnType<typeof buildMetricsApp>> | undefined;
+  if (s.metricsListen !== undefined) {
+    try {
+      metricsApp = await buildMetricsApp({ store, registry, logger: log.child({ component: 'metrics' }) });
+      await metricsApp.listen({ host: s.metricsListen.host, port: s.metricsListen.port });
+    } catch (err) {
+      await metricsApp?.close();
+      await app.close();
+      await store.close();
+      throw err;
+    }
+    log.info({ listen: boundAddress(metricsApp.server.address() as AddressInfo) }, 'metrics listening (/metrics, /healthz, /readyz)');
+  }
   return waitForSignal(log, async () => {
+    await metricsApp?.close();
     await app.close();
     await store.close();
   });
+}
+
+/** The bound address: with port 0 the system picked one. */
+function boundAddress(bound: AddressInfo): string {
+  return bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
 }
 
 function waitForSignal(log: ReturnType<typeof createLogger>, stop: () => Promise<void>): Promise<number> {

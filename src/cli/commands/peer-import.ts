@@ -176,7 +176,7 @@ async function send(api: ApiClient, chunks: ImportRecord[][], dryRun: boolean, s
     try {
       answer = await api.requestJson<BatchResult>('POST', '/v1/peers/batch', body);
     } catch (err) {
-      if (err instanceof ApiClientError && err.status === 400) {
+      if (err instanceof ApiClientError && (err.status === 400 || err.status === 413)) {
         const first = records[0]!.line;
         const last = records[records.length - 1]!.line;
         const message = shownMessage(err.message).replace(/\bitems\[(\d+)\]/g, (m, i: string) => (records[Number(i)] ? where(records[Number(i)]!.line) : m));

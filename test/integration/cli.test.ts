@@ -354,7 +354,7 @@ describe('wgjit CLI against a real API', () => {
     });
 
     it('an unreadable token file → 2', async () => {
-      expectOneLineError(await wgjit(['peer', 'ls', '--api-token-file', path.join(dir, 'nope')], { WGJIT_API: apiUrl }), 2, /cannot read --api-token-file .*nope: ENOENT/);
+      expectOneLineError(await wgjit(['peer', 'ls', '--api-token-file', path.join(dir, 'nope')], { WGJIT_API: apiUrl }), 2, /cannot read --api-token-file .*nope: no such file$/);
     });
 
     it('an unreachable API → 1, saying where it looked', async () => {

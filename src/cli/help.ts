@@ -39,9 +39,10 @@ Usage:
   wgjit help [COMMAND [SUBCOMMAND]]
 
 Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help'), or
-'wgjit help COMMAND [SUBCOMMAND]', for the options of a command. 'peer' and 'status' talk to the REST API at --api URL
-or WGJIT_API (default ${DEFAULT_API}); the token comes from
---api-token-file FILE, WGJIT_API_TOKEN_FILE or WGJIT_API_TOKEN.
+'wgjit help COMMAND [SUBCOMMAND]', for the options of a command. 'peer' and
+'status' talk to the REST API at --api URL or WGJIT_API (default
+${DEFAULT_API}); the token comes from --api-token-file FILE,
+WGJIT_API_TOKEN_FILE or WGJIT_API_TOKEN.
 
 ${EXIT_HELP}`,
   peer: `Usage:

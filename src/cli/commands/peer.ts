@@ -12,7 +12,6 @@ import { help } from '../help.js';
 import { fileProblem } from '../settings.js';
 import { expiryOf, inFlagTerms } from '../peer-flags.js';
 import { nearest } from '../suggest.js';
-import { cmdPeerImport, importFormat } from './peer-import.js';
 
 type Peer = Static<typeof PeerView>;
 
@@ -97,6 +96,8 @@ export async function cmdPeer(argv: string[]): Promise<number> {
   switch (sub) {
     case 'import': {
       if (arg === undefined) throw new UsageError('peer import needs FILE, or - for stdin (a wg config, `wg show IF dump` output or JSON lines)');
+      // Loaded here: it takes the batch limits from the API's schemas, whose TypeBox provider costs the other commands most of a second.
+      const { cmdPeerImport, importFormat } = await import('./peer-import.js');
       return cmdPeerImport({ source: arg, format: importFormat(v['format'] as string | undefined), dryRun: v['dry-run'] === true, json }, () => client(values));
     }
     case 'add': {

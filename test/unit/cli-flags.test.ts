@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { unknownOptionMessage } from '../../src/cli/command.js';
+import { stateOf } from '../../src/cli/commands/peer.js';
 import { expiryOf, FIELD_FLAGS, inFlagTerms, ordinal } from '../../src/cli/peer-flags.js';
 import { editDistance, nearest } from '../../src/cli/suggest.js';
 
@@ -103,5 +104,18 @@ describe('--expires-at', () => {
     ['tomorrow', 'tomorrow', false], // not a time: the API says what is wrong
   ])('%s → %s, past: %s', (text, value, past) => {
     expect(expiryOf(text, NOW)).toEqual({ value, past });
+  });
+});
+
+describe('peer state', () => {
+  const NOW = Date.parse('2026-06-01T12:00:00Z');
+  it.each([
+    [{ disabled: false }, 'enabled'],
+    [{ disabled: false, expiresAt: '2026-06-01T12:00:00.001Z' }, 'enabled'],
+    [{ disabled: false, expiresAt: '2026-06-01T12:00:00.000Z' }, 'expired'], // expiry is inclusive, as admission's
+    [{ disabled: false, expiresAt: '2020-01-01T00:00:00.000Z' }, 'expired'],
+    [{ disabled: true, expiresAt: '2020-01-01T00:00:00.000Z' }, 'disabled'],
+  ])('%j: %s', (peer, state) => {
+    expect(stateOf(peer, NOW)).toBe(state);
   });
 });

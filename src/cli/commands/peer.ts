@@ -65,17 +65,16 @@ function ownersOf(sub: Sub): (flag: string) => string | null {
   };
 }
 
-/** The subcommand: the first word that is not an option or an option's value. */
-function subcommandOf(argv: string[]): string | undefined {
-  const strings = Object.fromEntries(PEER_COMMANDS.flatMap((s) => Object.entries(OPTIONS[s])).concat(Object.entries(CLIENT_OPTIONS)));
-  return parseArgs({ args: argv, options: strings, allowPositionals: true, strict: false }).positionals[0];
+/** The words that are not options or options' values; the first is the subcommand. */
+function wordsOf(argv: string[]): string[] {
+  const options = Object.fromEntries(PEER_COMMANDS.flatMap((s) => Object.entries(OPTIONS[s])).concat(Object.entries(CLIENT_OPTIONS)));
+  return parseArgs({ args: argv, options, allowPositionals: true, strict: false }).positionals;
 }
 
 export async function cmdPeer(argv: string[]): Promise<number> {
-  const sub = subcommandOf(argv);
+  const [sub, ...words] = wordsOf(argv);
   if (sub === 'help') {
     // `wgjit peer help [SUBCOMMAND]`, as `wgjit peer [SUBCOMMAND] --help`.
-    const words = argv.filter((a) => a !== 'help');
     if (words.length === 0) return help('peer');
     if (words.length === 1 && isSub(words[0])) return help(`peer ${words[0]}`);
     throw new UsageError(`no help for "peer ${words.join(' ')}" (${PEER_COMMANDS.join(', ')}; see wgjit peer --help)`);

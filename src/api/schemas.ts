@@ -6,7 +6,7 @@
  * here (the PSK) cannot be serialized even by mistake.
  */
 import { Type } from '@fastify/type-provider-typebox';
-import { MAX_ALLOWED_IPS, MAX_PERSISTENT_KEEPALIVE, MAX_TIMESTAMP_LENGTH } from '../authorize/peer.js';
+import { MAX_ALLOWED_IPS, MAX_NAME_LENGTH, MAX_PERSISTENT_KEEPALIVE, MAX_TIMESTAMP_LENGTH } from '../authorize/peer.js';
 import { MAX_CIDR_TEXT_LENGTH } from '../net/cidr.js';
 import { MAX_LIST_LIMIT } from '../authorize/store.js';
 import { ERROR_CODES } from './errors.js';
@@ -24,6 +24,9 @@ const AllowedIPs = Type.Array(Type.String({ maxLength: MAX_CIDR_TEXT_LENGTH }), 
   maxItems: MAX_ALLOWED_IPS,
   description: 'CIDRs routed to the peer, e.g. ["10.0.0.2/32", "fd00::2/128"]; a bare address is one host',
 });
+// maxLength counts UTF-16 units: a name of MAX_NAME_LENGTH characters outside the BMP takes twice as many; peer.ts counts characters.
+const Name = (description: string) => Type.String({ minLength: 1, maxLength: 2 * MAX_NAME_LENGTH, description });
+const NAME_TEXT = `a label for people: 1 to ${MAX_NAME_LENGTH} printable characters (no control characters)`;
 const Keepalive = Type.Integer({ minimum: 0, maximum: MAX_PERSISTENT_KEEPALIVE, description: 'seconds; 0 is off' });
 
 export const PublicKeyParams = Type.Object(
@@ -37,8 +40,9 @@ export const PeerCreateBody = Type.Object(
     allowedIPs: AllowedIPs,
     presharedKey: Type.Optional(Key('write-only: stored, never returned')),
     persistentKeepalive: Type.Optional(Keepalive),
-    expiresAt: Type.Optional(Timestamp('ISO 8601 with a zone; the peer is refused from then on')),
+    expiresAt: Type.Optional(Timestamp('ISO 8601 with a zone, or a date alone (midnight UTC); the peer is refused from then on')),
     disabled: Type.Optional(Type.Boolean()),
+    name: Type.Optional(Name(NAME_TEXT)),
   },
   { additionalProperties: false },
 );
@@ -104,8 +108,9 @@ export const PeerPatchBody = Type.Object(
     allowedIPs: Type.Optional(AllowedIPs),
     presharedKey: Type.Optional(Type.Union([Key('write-only'), Type.Null()], { description: 'null removes it' })),
     persistentKeepalive: Type.Optional(Type.Union([Keepalive, Type.Null()], { description: 'null or 0 turns it off' })),
-    expiresAt: Type.Optional(Type.Union([Timestamp('ISO 8601 with a zone'), Type.Null()], { description: 'null: never expires' })),
+    expiresAt: Type.Optional(Type.Union([Timestamp('ISO 8601 with a zone, or a date alone (midnight UTC)'), Type.Null()], { description: 'null: never expires' })),
     disabled: Type.Optional(Type.Boolean()),
+    name: Type.Optional(Type.Union([Name(NAME_TEXT), Type.Null()], { description: 'null removes it' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -126,6 +131,7 @@ export const PeerView = Type.Object(
     persistentKeepalive: Type.Optional(Type.Integer()),
     expiresAt: Type.Optional(Type.String()),
     disabled: Type.Boolean(),
+    name: Type.Optional(Type.String({ description: 'absent when the peer has none' })),
     createdAt: Type.String(),
     updatedAt: Type.String(),
   },

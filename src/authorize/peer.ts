@@ -15,6 +15,8 @@ export const MAX_ALLOWED_IPS = 256;
 export const MAX_PERSISTENT_KEEPALIVE = 65535;
 /** Longest ISO 8601 timestamp we accept (`2024-01-01T00:00:00.000000000+00:00` is 35). */
 export const MAX_TIMESTAMP_LENGTH = 40;
+/** A peer's name: a label for people (`wgjit peer ls`), in characters (code points). */
+export const MAX_NAME_LENGTH = 64;
 
 export interface PeerRecord {
   /** wg's standard base64 spelling. */
@@ -28,6 +30,8 @@ export interface PeerRecord {
   /** ISO 8601 UTC (`Date.toISOString()`); absent means never. */
   expiresAt?: string;
   disabled: boolean;
+  /** A label for people, 1..MAX_NAME_LENGTH printable characters; absent when none. */
+  name?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -42,6 +46,7 @@ export interface PeerPatch {
   persistentKeepalive?: number | null;
   expiresAt?: string | null;
   disabled?: boolean;
+  name?: string | null;
 }
 
 /**
@@ -86,8 +91,8 @@ export type AdmissionResult =
   | { allowed: true; grant: PeerGrant }
   | { allowed: false; reason: 'unknown' | 'disabled' | 'expired' };
 
-const CREATE_FIELDS = new Set(['publicKey', 'allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled']);
-const PATCH_FIELDS = new Set(['allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled']);
+const CREATE_FIELDS = new Set(['publicKey', 'allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled', 'name']);
+const PATCH_FIELDS = new Set(['allowedIPs', 'presharedKey', 'persistentKeepalive', 'expiresAt', 'disabled', 'name']);
 
 type Field<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
 
@@ -217,21 +222,49 @@ function calendarProblem(year: number, month: number, day: number): string | nul
   return null;
 }
 
-function checkExpiresAt(v: unknown): Field<string> {
-  if (typeof v !== 'string' || v.length > MAX_TIMESTAMP_LENGTH) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+/** A date alone, `2030-01-31`: the start of that day in UTC. */
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+function checkExpiresAt(input: unknown): Field<string> {
+  if (typeof input !== 'string' || input.length > MAX_TIMESTAMP_LENGTH) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z, or a date (midnight UTC)');
+  const v = DATE_ONLY.test(input) ? `${input}T00:00:00Z` : input;
   const date = DATE_PART.exec(v);
   if (date !== null) {
     const problem = calendarProblem(Number(date[1]), Number(date[2]), Number(date[3]));
     if (problem !== null) return bad('expiresAt', `${date[0]} is not a date (${problem})`);
   }
   const m = ISO_8601.exec(v);
-  if (m === null) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z');
+  if (m === null) return bad('expiresAt', 'must be an ISO 8601 time with a zone, like 2030-01-31T12:00:00Z, or a date (midnight UTC)');
   const [hour, minute, second, zoneHour, zoneMinute] = [m[4], m[5], m[6] ?? '0', m[9] ?? '0', m[10] ?? '0'].map(Number) as [number, number, number, number, number];
   if (hour > 23 || minute > 59 || second > 59) return bad('expiresAt', `${m[4]}:${m[5]}${m[6] === undefined ? '' : `:${m[6]}`} is not a time of day`);
   if (zoneHour > 23 || zoneMinute > 59) return bad('expiresAt', `${m[8]} is not a time zone offset`);
   const ms = Date.parse(v);
   if (Number.isNaN(ms)) return bad('expiresAt', `${v} is not a real date`);
   return { ok: true, value: new Date(ms).toISOString() };
+}
+
+/**
+ * Control and format characters, line and paragraph separators, lone
+ * surrogates, private-use and unassigned code points: what would break a
+ * table row or a log line, or not survive the UTF-8 of the record.
+ */
+const NOT_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/** Why `v` is not a peer name, or null. Exported for the CLI, which checks --name before sending it. */
+export function nameProblem(v: unknown): string | null {
+  if (typeof v !== 'string') return `must be a text of 1 to ${MAX_NAME_LENGTH} printable characters`;
+  if (v.length === 0) return 'must not be empty (null removes the name)';
+  // Counted in code points, as a person counts characters; a string of more UTF-16 units than twice the limit is over it anyway.
+  const length = v.length > 2 * MAX_NAME_LENGTH ? v.length : [...v].length;
+  if (length > MAX_NAME_LENGTH) return `at most ${MAX_NAME_LENGTH} characters, got ${length}`;
+  const bad = NOT_PRINTABLE.exec(v);
+  if (bad !== null) return `character ${[...v.slice(0, bad.index)].length + 1} (U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}) is not printable`;
+  return null;
+}
+
+function checkName(v: unknown): Field<string> {
+  const problem = nameProblem(v);
+  return problem === null ? { ok: true, value: v as string } : bad('name', problem);
 }
 
 function checkDisabled(v: unknown): Field<boolean> {
@@ -295,10 +328,15 @@ export function checkCreate(input: unknown, now: Date, selves: readonly GatewayS
     if (!dis.ok) return dis;
     record.disabled = dis.value;
   }
+  if (input.name !== undefined) {
+    const name = checkName(input.name);
+    if (!name.ok) return name;
+    record.name = name.value;
+  }
   return { ok: true, value: { record, cidrs: allowedIPs.value } };
 }
 
-/** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive or expiresAt. `selves` as validateCreate's. */
+/** A PATCH body → the fields to change; `null` clears presharedKey, persistentKeepalive, expiresAt or name. `selves` as validateCreate's. */
 export function validatePatch(input: unknown, selves: readonly GatewaySelf[] = []): Validation<PeerPatch> {
   if (!isPlainObject(input)) return bad('body', 'must be a JSON object');
   if ('publicKey' in input) return bad('publicKey', 'cannot be changed; delete the peer and create it again');
@@ -340,6 +378,14 @@ export function validatePatch(input: unknown, selves: readonly GatewaySelf[] = [
     const r = checkDisabled(input.disabled);
     if (!r.ok) return r;
     patch.disabled = r.value;
+  }
+  if (input.name !== undefined) {
+    if (input.name === null) patch.name = null;
+    else {
+      const r = checkName(input.name);
+      if (!r.ok) return r;
+      patch.name = r.value;
+    }
   }
   return { ok: true, value: patch };
 }

@@ -8,7 +8,8 @@ import { EXIT } from './command.js';
 
 /** The options `peer` and `status` share: where the API is and how to authenticate. */
 const CLIENT_HELP = `Options:
-  --api URL              the wgjit REST API (default ${DEFAULT_API})
+  --api URL              the wgjit REST API (default ${DEFAULT_API});
+                         HOST:PORT alone means http://HOST:PORT
                          env WGJIT_API
   --api-token-file FILE  file holding the API bearer token
                          env WGJIT_API_TOKEN_FILE, or the token itself in
@@ -27,22 +28,31 @@ Usage:
   wgjit run    --interface WG_IF --capture-dev DEV[,DEV] --redis URL [options]
   wgjit api    --redis URL [--api-listen HOST:PORT] [--api-token-file FILE]
   wgjit peer   add PUBKEY --allowed-ips CIDR[,CIDR] [options]
+  wgjit peer   set PUBKEY [--allowed-ips CIDR[,CIDR]] [options]
   wgjit peer   rm PUBKEY | ls [--json] | show PUBKEY [--json]
   wgjit peer   import FILE|- [--format auto|wg|dump|jsonl] [--dry-run]
   wgjit peer   reset-replay PUBKEY
   wgjit status [--json]
   wgjit store  status | confirm-reset | migrate --redis URL [--dry-run]
+  wgjit version | --version | -V
   wgjit demo
+  wgjit help [COMMAND [SUBCOMMAND]]
 
-Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help') for the
-options of a command. 'peer' and 'status' talk to the REST API at --api URL
-or WGJIT_API (default ${DEFAULT_API}); the token comes from
---api-token-file FILE, WGJIT_API_TOKEN_FILE or WGJIT_API_TOKEN.
+Run 'wgjit COMMAND --help' (and 'wgjit peer SUBCOMMAND --help'), or
+'wgjit help COMMAND [SUBCOMMAND]', for the options of a command. 'peer' and
+'status' talk to the REST API at --api URL or WGJIT_API (default
+${DEFAULT_API}); the token comes from --api-token-file FILE,
+WGJIT_API_TOKEN_FILE or WGJIT_API_TOKEN.
 
 ${EXIT_HELP}`,
   peer: `Usage:
   wgjit peer add PUBKEY --allowed-ips CIDR[,CIDR] [--preshared-key-file F]
                  [--keepalive N] [--expires-at ISO8601] [--disabled]
+                 [--name NAME]
+  wgjit peer set PUBKEY [--allowed-ips CIDR[,CIDR]]
+                 [--preshared-key-file F | --no-preshared-key]
+                 [--keepalive N] [--expires-at ISO8601 | --no-expiry]
+                 [--disable | --enable] [--name NAME]
   wgjit peer rm PUBKEY
   wgjit peer ls [--json]
   wgjit peer show PUBKEY [--json]
@@ -50,13 +60,15 @@ ${EXIT_HELP}`,
   wgjit peer reset-replay PUBKEY
 
 Manages the peer store through the REST API; gateways install a stored peer
-when its first handshake arrives. 'wgjit peer SUBCOMMAND --help' for more.
+when its first handshake arrives. 'wgjit peer SUBCOMMAND --help' (or
+'wgjit peer help SUBCOMMAND') for more.
 
 ${CLIENT_HELP}
 
 ${EXIT_HELP}`,
   'peer add': `Usage: wgjit peer add PUBKEY --allowed-ips CIDR[,CIDR] [--preshared-key-file F]
-                 [--keepalive N] [--expires-at ISO8601] [--disabled] [options]
+                 [--keepalive N] [--expires-at ISO8601] [--disabled]
+                 [--name NAME] [options]
 
 Stores a peer (POST /v1/peers). PUBKEY is the client's public key as
 'wg pubkey' prints it.
@@ -67,12 +79,45 @@ Stores a peer (POST /v1/peers). PUBKEY is the client's public key as
                              stored, never shown again
   --keepalive N              persistent keepalive in seconds, 0..65535 (0: off)
   --expires-at ISO8601       refuse the peer from then on,
-                             e.g. 2030-01-01T00:00:00Z
+                             e.g. 2030-01-01T00:00:00Z, or a date alone
+                             (2030-01-01: midnight UTC); a time already
+                             past is sent, with a warning
   --disabled                 store it, but refuse it until enabled
+  --name NAME                a label for people, up to 64 printable
+                             characters (peer ls shows it)
 
 ${CLIENT_HELP}
 
 Exit code 4 when the peer already exists, 2 for bad input.`,
+  'peer set': `Usage: wgjit peer set PUBKEY [--allowed-ips CIDR[,CIDR]]
+                 [--preshared-key-file F | --no-preshared-key]
+                 [--keepalive N] [--expires-at ISO8601 | --no-expiry]
+                 [--disable | --enable] [--name NAME] [options]
+
+Changes a stored peer (PATCH /v1/peers/PUBKEY); the fields not given stay.
+Gateways that hold the peer apply the change. Prints the record as
+'peer show' does (--json: the API's record).
+
+  --allowed-ips CIDR[,CIDR]  replace the allowed IPs
+  --preshared-key-file FILE  set the preshared key from FILE ('wg genpsk')
+  --no-preshared-key         remove the preshared key
+  --keepalive N              persistent keepalive in seconds, 0..65535 (0: off)
+  --expires-at ISO8601       refuse the peer from then on (a date alone:
+                             midnight UTC; a time already past is sent,
+                             with a warning)
+  --no-expiry                never expires
+  --disable                  refuse the peer (gateways remove it)
+  --enable                   admit it again
+  --name NAME                set the name (up to 64 printable characters);
+                             --name '' removes it
+
+At least one change is needed; the two flags of a pair (--preshared-key-file
+and --no-preshared-key, --expires-at and --no-expiry, --disable and
+--enable) cannot be given together.
+
+${CLIENT_HELP}
+
+Exit code 3 when there is no such peer, 2 for bad input.`,
   'peer rm': `Usage: wgjit peer rm PUBKEY [options]
 
 Removes a peer from the store (DELETE /v1/peers/PUBKEY); every gateway that
@@ -95,14 +140,17 @@ ${CLIENT_HELP}
 ${EXIT_HELP}`,
   'peer ls': `Usage: wgjit peer ls [options]
 
-Lists every stored peer (GET /v1/peers, all pages): public key, allowed IPs,
-keepalive, expiry, enabled or disabled. --json prints an array of records.
+Lists every stored peer (GET /v1/peers, all pages): public key, name,
+allowed IPs, keepalive, expiry and state: enabled, disabled, or expired
+(its expiry has passed: gateways refuse it). --json prints an array of
+records.
 
 ${CLIENT_HELP}`,
   'peer show': `Usage: wgjit peer show PUBKEY [options]
 
-Shows one stored peer (GET /v1/peers/PUBKEY). The preshared key is never
-shown, only whether there is one.
+Shows one stored peer (GET /v1/peers/PUBKEY): its name, allowed IPs,
+whether it has a preshared key (never the key), keepalive, expiry, state
+(enabled, disabled, or expired) and the gateway that holds it now.
 
 ${CLIENT_HELP}
 
@@ -146,6 +194,10 @@ of a gateway ('wgjit run'); a control plane ('wgjit api') has no gateway.
 ${CLIENT_HELP}
 
 ${EXIT_HELP}`,
+  version: `Usage: wgjit version | wgjit --version | wgjit -V
+
+Prints the release (wgjit VERSION), and on a second line the Node.js
+runtime it runs on.`,
   demo: `Usage: wgjit demo
 
 Builds a throw-away testbed in network namespaces — a gateway running
@@ -240,6 +292,11 @@ migrate's options:
   -h, --help this help
 
 ${settingsHelp(STORE_SETTINGS)}`;
+
+/** Whether `topic` ('peer set') has a page. */
+export function hasHelp(topic: string): boolean {
+  return Object.hasOwn(HELP, topic);
+}
 
 /** Prints a help page: on stdout when asked for, on stderr (with a usage exit) when the command was incomplete. */
 export function help(topic: string, code: number = EXIT.ok): number {

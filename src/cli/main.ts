@@ -11,7 +11,8 @@ import { cmdApi, cmdRun } from './commands/daemon.js';
 import { cmdPeer } from './commands/peer.js';
 import { cmdStatus } from './commands/status.js';
 import { cmdStore } from './commands/store.js';
-import { help } from './help.js';
+import { hasHelp, help } from './help.js';
+import { nearest } from './suggest.js';
 import { ConfigError } from './settings.js';
 import { GatewayIdInUseError } from '../fleet/gateway-id.js';
 
@@ -24,6 +25,25 @@ function exitFor(err: ApiClientError): number {
   // An oversized body (413) is bad input like a 400: the exit code it had before the API said 413.
   if (err.status === 400 || err.status === 401 || err.status === 413) return EXIT.usage;
   return EXIT.failed;
+}
+
+const COMMANDS = ['run', 'api', 'peer', 'status', 'store', 'version', 'demo', 'help'];
+
+/**
+ * `wgjit version`: the release, then the runtime it runs on. libbpf's
+ * version is not here: the addon does not report it, and loading the addon
+ * (the BPF loader) to print a version would cost more than it tells.
+ */
+function versionText(): string {
+  return `wgjit ${WGJIT_VERSION}\nnode ${process.versions.node}\n`;
+}
+
+/** `wgjit help [COMMAND [SUBCOMMAND]]`: the page `wgjit COMMAND [SUBCOMMAND] --help` prints. */
+function helpTopic(words: string[]): string {
+  if (words.length === 0) return 'main';
+  const topic = words.join(' ');
+  if (hasHelp(topic)) return topic;
+  throw new UsageError(`no help for "${topic}"; the commands: ${COMMANDS.join(', ')}; see wgjit --help`);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -41,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'store':
         return await cmdStore(rest);
       case 'demo': {
-        const { values } = parse(rest, {});
+        const { values } = parse(rest, {}, 'demo');
         if (values.help) return help('demo');
         // The demo is harness, not shipped in dist/: bin/wgjit runs it from the checkout.
         process.stderr.write('wgjit demo: runs from a checkout of wgjit, as ./bin/wgjit demo (make demo)\n');
@@ -51,13 +71,21 @@ export async function main(argv: string[]): Promise<number> {
         return help('main', EXIT.usage);
       case '--help':
       case '-h':
-      case 'help':
         return help('main');
+      case 'help':
+        return help(helpTopic(rest));
+      case 'version':
       case '--version':
-        process.stdout.write(`${WGJIT_VERSION}\n`);
+      case '-V': {
+        const { values } = parse(rest, {}, 'version');
+        if (values.help) return help('version');
+        process.stdout.write(versionText());
         return EXIT.ok;
-      default:
-        throw new UsageError(`unknown command "${cmd}" (run, api, peer, status, store, demo; see wgjit --help)`);
+      }
+      default: {
+        const near = nearest(cmd, COMMANDS);
+        throw new UsageError(`unknown command "${cmd}"${near === null ? '' : ` (did you mean ${near}?)`}; the commands: ${COMMANDS.join(', ')}; see wgjit --help`);
+      }
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -96,7 +96,16 @@ function oneOf<T extends string>(...values: T[]) {
   };
 }
 
+/**
+ * HOST:PORT, [IPV6]:PORT, or :PORT for every address: `::`, which on Linux
+ * takes IPv4 too (dual-stack, unless net.ipv6.bindv6only is set); on a host
+ * without IPv6 write 0.0.0.0:PORT.
+ */
+export const ALL_ADDRESSES = '::';
+
 function hostPort(raw: string): { host: string; port: number } {
+  const any = /^:(\d{1,5})$/.exec(raw);
+  if (any) raw = `[${ALL_ADDRESSES}]:${any[1]}`;
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw);
   if (!m) throw new Error('not HOST:PORT');
   const port = Number(m[3]);
@@ -156,8 +165,8 @@ export const SETTINGS = {
   redis: { flag: 'redis', help: 'peer store', parse: redisUrl, required: true, form: REDIS_URL_FORMS, secret: true },
   redisPasswordFile: { flag: 'redis-password-file', help: 'file holding the Redis password (for the sentinels too), instead of one in the URL', parse: text, form: 'a file path' },
   redisWaitReplicas: { flag: 'redis-wait-replicas', help: 'replicas that must acknowledge each API write (Redis WAIT) before it is answered; 0: no wait', parse: integer(0, MAX_WAIT_REPLICAS), default: DEFAULT_WAIT_REPLICAS, form: `an integer, 0..${MAX_WAIT_REPLICAS}` },
-  apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180' },
-  metricsListen: { flag: 'metrics-listen', help: 'a second address serving only /metrics, /healthz and /readyz, without a token (no /v1 route), for scrapers and probes; off by default', parse: hostPort, form: 'HOST:PORT, e.g. 0.0.0.0:9181' },
+  apiListen: { flag: 'api-listen', help: 'REST API and metrics address', parse: hostPort, default: { host: '127.0.0.1', port: 9180 }, form: 'HOST:PORT, e.g. 127.0.0.1:9180, or :PORT for every address, IPv6 and IPv4' },
+  metricsListen: { flag: 'metrics-listen', help: 'a second address serving only /metrics, /healthz and /readyz, without a token (no /v1 route), for scrapers and probes; off by default', parse: hostPort, form: 'HOST:PORT, e.g. 0.0.0.0:9181, or :PORT for every address' },
   apiTokenFile: { flag: 'api-token-file', help: 'file holding the API bearer token', parse: text, form: 'a file path' },
   apiToken: { flag: 'api-token', help: 'API bearer token (prefer the file or WGJIT_API_TOKEN)', parse: apiToken, form: `at least ${MIN_TOKEN_BYTES} bytes, no whitespace`, secret: true },
   backend: { flag: 'backend', help: 'device backend', parse: oneOf(...BACKEND_CHOICES), default: 'auto', form: 'auto, uapi or netlink' },
@@ -253,7 +262,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     body = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError(`cannot read config file ${path}: ${fileProblem(err)}`);
   }
   let parsed: unknown;
   try {
@@ -270,13 +279,26 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /** The API token from --api-token-file, else --api-token / WGJIT_API_TOKEN. */
+/** A file that could not be read, as a person says it: "no such file", not ENOENT. */
+export function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    ELOOP: 'too many symbolic links',
+  };
+  return (code !== undefined ? words[code] : undefined) ?? code ?? (err as Error).message;
+}
+
 export function resolveToken(settings: { apiTokenFile?: string | undefined; apiToken?: string | undefined }): string | undefined {
   if (settings.apiTokenFile !== undefined) {
     let token: string;
     try {
       token = readFileSync(settings.apiTokenFile, 'utf8').trim();
     } catch (err) {
-      throw new ConfigError(`cannot read --api-token-file ${settings.apiTokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ConfigError(`cannot read --api-token-file ${settings.apiTokenFile}: ${fileProblem(err)}`);
     }
     if (token.length === 0) throw new ConfigError(`--api-token-file ${settings.apiTokenFile} is empty`);
     return token;
@@ -311,7 +333,7 @@ export function resolveRedisPassword(settings: { redis: string; redisPasswordFil
   try {
     body = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read --redis-password-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError(`cannot read --redis-password-file ${file}: ${fileProblem(err)}`);
   }
   const password = body.replace(/\r?\n$/, '');
   if (password.length === 0) throw new ConfigError(`--redis-password-file ${file} is empty`);

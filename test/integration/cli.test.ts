@@ -148,12 +148,14 @@ describe('wgjit CLI against a real API', () => {
       [['api'], /^Usage: wgjit api /],
       [['peer'], /^Usage:\n  wgjit peer add /],
       [['peer', 'add'], /^Usage: wgjit peer add PUBKEY --allowed-ips/],
+      [['peer', 'set'], /^Usage: wgjit peer set PUBKEY \[--allowed-ips/],
       [['peer', 'rm'], /^Usage: wgjit peer rm PUBKEY/],
       [['peer', 'ls'], /^Usage: wgjit peer ls/],
       [['peer', 'show'], /^Usage: wgjit peer show PUBKEY/],
       [['peer', 'import'], /^Usage: wgjit peer import FILE\|- \[--format auto\|wg\|dump\|jsonl\] \[--dry-run\]/],
       [['status'], /^Usage: wgjit status/],
       [['demo'], /^Usage: wgjit demo/],
+      [['version'], /^Usage: wgjit version/],
     ];
 
     it.each(pages)('wgjit %j --help: exit 0, its own page on stdout, every line within 80 columns', async (args, first) => {
@@ -165,8 +167,8 @@ describe('wgjit CLI against a real API', () => {
     });
 
     it('each peer subcommand has a page of its own', async () => {
-      const texts = await Promise.all(['add', 'rm', 'ls', 'show', 'import'].map(async (sub) => (await helpOf(['peer', sub])).stdout));
-      expect(new Set(texts).size).toBe(5);
+      const texts = await Promise.all(['add', 'rm', 'ls', 'show', 'import', 'set'].map(async (sub) => (await helpOf(['peer', sub])).stdout));
+      expect(new Set(texts).size).toBe(6);
       expect(texts[4]).toContain('--dry-run');
       expect(texts[0]).toContain('--preshared-key-file FILE');
       expect(texts[1]).not.toContain('--allowed-ips');
@@ -218,10 +220,11 @@ describe('wgjit CLI against a real API', () => {
       const lines = run.stdout.trimEnd().split('\n');
       expect(lines).toHaveLength(3);
       const header = lines[0]!;
-      expect(header).toMatch(/^PUBLIC KEY +ALLOWED IPS +KEEPALIVE +EXPIRES +STATE$/);
+      expect(header).toMatch(/^PUBLIC KEY +NAME +ALLOWED IPS +KEEPALIVE +EXPIRES +STATE$/);
       const col = (name: string) => header.indexOf(name);
       const cell = (line: string, name: string, next?: string) => line.slice(col(name), next === undefined ? undefined : col(next)).trim();
-      expect(lines.slice(1).map((l) => cell(l, 'PUBLIC KEY', 'ALLOWED IPS'))).toEqual([k1, k2]);
+      expect(lines.slice(1).map((l) => cell(l, 'PUBLIC KEY', 'NAME'))).toEqual([k1, k2]);
+      expect(lines.slice(1).map((l) => cell(l, 'NAME', 'ALLOWED IPS'))).toEqual(['-', '-']);
       expect([1, 2].map((i) => [cell(lines[i]!, 'ALLOWED IPS', 'KEEPALIVE'), cell(lines[i]!, 'KEEPALIVE', 'EXPIRES'), cell(lines[i]!, 'EXPIRES', 'STATE'), cell(lines[i]!, 'STATE')])).toEqual([
         ['10.8.0.2/32,fd00::2/128', '25s', '-', 'enabled'],
         ['10.8.0.3/32', '-', '2031-01-01T00:00:00.000Z', 'disabled'],
@@ -230,7 +233,7 @@ describe('wgjit CLI against a real API', () => {
       run = await wgjit(['peer', 'show', k1], env);
       expect(run.code).toBe(0);
       expect(run.stdout).toBe(
-        [`peer: ${k1}`, '  allowed ips: 10.8.0.2/32, fd00::2/128', '  preshared key: (hidden)', '  persistent keepalive: every 25 seconds', '  expires: never', '  disabled: no', '  held by: (no gateway)', ''].join('\n'),
+        [`peer: ${k1}`, '  name: (none)', '  allowed ips: 10.8.0.2/32, fd00::2/128', '  preshared key: (hidden)', '  persistent keepalive: every 25 seconds', '  expires: never', '  state: enabled', '  held by: (no gateway)', ''].join('\n'),
       );
       expect(run.stdout).not.toContain(PSK);
 
@@ -333,7 +336,7 @@ describe('wgjit CLI against a real API', () => {
     });
 
     it('bad input the API refuses (400) → 2, the API\'s message', async () => {
-      expectOneLineError(await wgjit(['peer', 'add', newKey(), '--allowed-ips', '10.0.0.300/32'], env), 2, /allowedIPs\[0\]: .*\(bad_request\)$/);
+      expectOneLineError(await wgjit(['peer', 'add', newKey(), '--allowed-ips', '10.0.0.300/32'], env), 2, /--allowed-ips \(1st CIDR\): .*\(bad_request\)$/);
     });
 
     it('no token → 2, naming every way to give one', async () => {
@@ -354,7 +357,7 @@ describe('wgjit CLI against a real API', () => {
     });
 
     it('an unreadable token file → 2', async () => {
-      expectOneLineError(await wgjit(['peer', 'ls', '--api-token-file', path.join(dir, 'nope')], { WGJIT_API: apiUrl }), 2, /cannot read --api-token-file .*nope: ENOENT/);
+      expectOneLineError(await wgjit(['peer', 'ls', '--api-token-file', path.join(dir, 'nope')], { WGJIT_API: apiUrl }), 2, /cannot read --api-token-file .*nope: no such file$/);
     });
 
     it('an unreachable API → 1, saying where it looked', async () => {

@@ -92,7 +92,7 @@ describe('validateCreate', () => {
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], persistentKeepalive: MAX_PERSISTENT_KEEPALIVE + 1 }, /^persistentKeepalive: must be a whole number/],
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], persistentKeepalive: 2.5 }, /^persistentKeepalive/],
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], persistentKeepalive: '25' }, /^persistentKeepalive/],
-    [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], expiresAt: '2030-01-01' }, /^expiresAt: must be an ISO 8601 time with a zone/],
+    [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], expiresAt: '2030-1-1' }, /^expiresAt: must be an ISO 8601 time with a zone/],
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], expiresAt: '2030-01-01T00:00:00' }, /^expiresAt: must be an ISO 8601/],
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], expiresAt: '2030-13-45T00:00:00Z' }, /^expiresAt: 2030-13-45 is not a date \(month 13 is not 1 to 12\)$/],
     [{ publicKey: PK, allowedIPs: ['10.0.0.1/32'], disabled: 'yes' }, /^disabled: must be true or false/],

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cidr } from '../../harness/cidr.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { decodeLegacyRecord, gatewayConflict, validateCreate, validatePatch, type GatewaySelf } from '../../src/authorize/peer.js';
+import { applyPatch, decodeLegacyRecord, gatewayConflict, MAX_NAME_LENGTH, publicView, validateCreate, validatePatch, type GatewaySelf } from '../../src/authorize/peer.js';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { parseAddress, type IpAddress } from '../../src/net/address.js';
 import { cidrContains, cidrsOverlap } from '../../src/net/cidr.js';
@@ -208,6 +208,9 @@ describe('expiresAt: dates that exist', () => {
     ['2000-02-29T00:00:00Z', '2000-02-29T00:00:00.000Z'],
     ['2030-12-31T23:59:59.999Z', '2030-12-31T23:59:59.999Z'],
     ['2030-03-01T01:00:00+02:00', '2030-02-28T23:00:00.000Z'],
+    // A date alone is the start of that day in UTC.
+    ['2030-01-01', '2030-01-01T00:00:00.000Z'],
+    ['2032-02-29', '2032-02-29T00:00:00.000Z'],
   ])('takes %s as %s', (expiresAt, stored) => {
     const r = validateCreate({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], expiresAt }, NOW);
     expect(r.ok && r.value.expiresAt).toBe(stored);
@@ -222,5 +225,38 @@ describe('expiresAt: dates that exist', () => {
         expect(patchError({ expiresAt: day(days + 1) })).toMatch(/is not a date/);
       }
     }
+  });
+});
+
+describe('name: a label of up to MAX_NAME_LENGTH printable characters', () => {
+  it('takes letters of any script, spaces and punctuation, counted in characters', () => {
+    for (const name of ['laptop', "Zoë's phone (work)", '東京-01', 'x'.repeat(MAX_NAME_LENGTH), '\u{1F511}'.repeat(MAX_NAME_LENGTH)]) {
+      const r = validateCreate({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], name }, NOW);
+      expect(r.ok && publicView(r.value).name).toBe(name);
+      expect(validatePatch({ name })).toEqual({ ok: true, value: { name } });
+    }
+  });
+
+  it.each([
+    ['', 'name: must not be empty (null removes the name)'],
+    ['x'.repeat(MAX_NAME_LENGTH + 1), `name: at most ${MAX_NAME_LENGTH} characters, got ${MAX_NAME_LENGTH + 1}`],
+    ['a\nb', 'name: character 2 (U+000A) is not printable'],
+    ['tab\there', 'name: character 4 (U+0009) is not printable'],
+    ['\u{1F511}\u0000', 'name: character 2 (U+0000) is not printable'],
+    ['bidi\u202e', 'name: character 5 (U+202E) is not printable'],
+    ['lone \ud800', 'name: character 6 (U+D800) is not printable'],
+    [42, `name: must be a text of 1 to ${MAX_NAME_LENGTH} printable characters`],
+  ])('refuses %j', (name, message) => {
+    expect(createError({ name })).toBe(message);
+    expect(patchError({ name })).toBe(message);
+  });
+
+  it('a PATCH with null removes it; a record without one has no name field', () => {
+    expect(validatePatch({ name: null })).toEqual({ ok: true, value: { name: null } });
+    const r = validateCreate({ publicKey: PK, allowedIPs: ['10.0.0.2/32'], name: 'a' }, NOW);
+    if (!r.ok) throw new Error(r.message);
+    const cleared = applyPatch(r.value, { name: null }, NOW);
+    expect('name' in cleared).toBe(false);
+    expect('name' in publicView(cleared)).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyPatch, MAX_ALLOWED_IPS, validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
+import { applyPatch, MAX_ALLOWED_IPS, MAX_NAME_LENGTH, nameProblem, validateCreate, type PeerRecord } from '../../src/authorize/peer.js';
 import { decodeRecord, encodeRecord, MAX_RECORD_BYTES } from '../../src/authorize/record-codec.js';
 import { formatKey } from '../../src/handshake/keys.js';
 
@@ -33,6 +33,7 @@ const recordInput = fc.record(
     persistentKeepalive: fc.integer({ min: 0, max: 65535 }),
     expiresAt: fc.date({ min: new Date('1900-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
     disabled: fc.boolean(),
+    name: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 64 }).filter((n) => nameProblem(n) === null),
   },
   { requiredKeys: ['allowedIPs'] },
 );
@@ -68,8 +69,11 @@ describe('record codec', () => {
 
   it('the largest record fits its bound', () => {
     const ips = Array.from({ length: MAX_ALLOWED_IPS }, (_, i) => `fd00::${i.toString(16)}/128`);
-    const bytes = encodeRecord(created({ allowedIPs: ips, presharedKey: PSK, persistentKeepalive: 1, expiresAt: '2031-01-01T00:00:00Z' }));
+    // The name: MAX_NAME_LENGTH characters of 4 bytes of UTF-8 each.
+    const name = '\u{1F511}'.repeat(MAX_NAME_LENGTH);
+    const bytes = encodeRecord(created({ allowedIPs: ips, presharedKey: PSK, persistentKeepalive: 1, expiresAt: '2031-01-01T00:00:00Z', name }));
     expect(bytes.length).toBe(MAX_RECORD_BYTES);
+    expect(decodeRecord(PK, bytes)?.record.name).toBe(name);
     expect(decodeRecord(PK, bytes)?.record.allowedIPs).toHaveLength(MAX_ALLOWED_IPS);
   });
 
@@ -79,7 +83,7 @@ describe('record codec', () => {
     expect(decodeRecord(PK, good)).not.toBeNull();
     const bad = (mutate: (b: Buffer) => Buffer) => decodeRecord(PK, mutate(Buffer.from(good)));
     expect(bad((b) => ((b[0] = 2), b))).toBeNull(); // another format version
-    expect(bad((b) => ((b[1]! |= 0x10), b))).toBeNull(); // a flag this version does not know
+    expect(bad((b) => ((b[1]! |= 0x20), b))).toBeNull(); // a flag this version does not know
     expect(bad((b) => (b.writeUInt16BE(0, 16), b))).toBeNull(); // keepalive 0 is "off", never stored
     expect(bad((b) => b.subarray(0, 18))).toBeNull(); // no allowed IPs
     expect(bad((b) => b.subarray(0, b.length - 1))).toBeNull(); // a CIDR cut short
@@ -101,5 +105,46 @@ describe('record codec', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  describe('name (flag 16, added after the first release of format 1)', () => {
+    // Written by the release before names (encodeRecord of validateCreate with every other field, on 2030-01-01T00:00:00.123Z).
+    const BEFORE_NAMES =
+      '010f0001b8dac5b47b0001b8dac5b47b00190001c03276e0000707070707070707070707070707070707070707070707070707070707070707200a080002a1fd000000000000000000000000000002';
+    const full = { allowedIPs: ['10.8.0.2/32', 'fd00::2/128'], persistentKeepalive: 25, expiresAt: '2031-01-01T00:00:00Z', presharedKey: PSK, disabled: true };
+
+    it('decodes a record of the release before names, and writes a record without a name byte for byte as it did', () => {
+      const old = decodeRecord(PK, Buffer.from(BEFORE_NAMES, 'hex'));
+      expect(old?.record).toEqual(created(full));
+      expect(old?.record.name).toBeUndefined();
+      expect(encodeRecord(created(full)).toString('hex')).toBe(BEFORE_NAMES);
+    });
+
+    it('packs a name after the preshared key as its UTF-8 length less one, then the bytes, and reads it back', () => {
+      const named = created({ ...full, name: 'laptop é' });
+      const bytes = encodeRecord(named);
+      expect(bytes[1]).toBe(0x0f | 16);
+      const at = BEFORE_NAMES.length / 2 - 5 - 17; // where the allowed IPs started before
+      expect(bytes[at]).toBe(Buffer.byteLength('laptop é') - 1);
+      expect(bytes.subarray(at + 1, at + 1 + 9).toString('utf8')).toBe('laptop é');
+      expect(bytes.length).toBe(BEFORE_NAMES.length / 2 + 1 + 9);
+      expect(decodeRecord(PK, bytes)?.record).toEqual(named);
+      // A patch sets and clears it.
+      const renamed = applyPatch(named, { name: 'phone' }, new Date('2030-02-01Z'));
+      expect(decodeRecord(PK, encodeRecord(renamed))?.record.name).toBe('phone');
+      const cleared = applyPatch(named, { name: null }, new Date('2030-02-01Z'));
+      expect(decodeRecord(PK, encodeRecord(cleared))?.record).toEqual(cleared);
+      expect('name' in cleared).toBe(false);
+    });
+
+    it('refuses a stored name that is not one a write takes: bad UTF-8, a control character, cut short', () => {
+      const bytes = encodeRecord(created({ allowedIPs: ['10.8.0.2/32'], name: 'ab' }));
+      const at = 16;
+      expect(decodeRecord(PK, bytes)?.record.name).toBe('ab');
+      const bad = (mutate: (b: Buffer) => Buffer) => decodeRecord(PK, mutate(Buffer.from(bytes)));
+      expect(bad((b) => ((b[at + 1] = 0xff), b))).toBeNull(); // not UTF-8
+      expect(bad((b) => ((b[at + 1] = 0x0a), b))).toBeNull(); // a newline
+      expect(bad((b) => ((b[at] = 200), b))).toBeNull(); // longer than the value
+    });
   });
 });

@@ -52,7 +52,7 @@ describe('settings', () => {
     expect(() => resolveSettings(['backend'], { config: file('b.json', { backnd: 'uapi' }) }, {})).toThrow(/unknown setting "backnd"/);
     expect(() => resolveSettings(['backend'], { config: file('c.json', '{ nope') }, {})).toThrow(/not valid JSON/);
     expect(() => resolveSettings(['backend'], { config: file('d.json', [1]) }, {})).toThrow(/JSON object/);
-    expect(() => resolveSettings(['backend'], { config: join(dir, 'missing.json') }, {})).toThrow(/cannot read config file.*ENOENT/);
+    expect(() => resolveSettings(['backend'], { config: join(dir, 'missing.json') }, {})).toThrow(/cannot read config file.*: no such file$/);
   });
 
   it('reads the token from a file before the variable, and refuses an empty file', () => {
@@ -139,7 +139,7 @@ describe('settings', () => {
     expect(resolveRedisPassword({ redis: 'redis://h:1' })).toBeUndefined();
     expect(resolveRedisPassword({ redis: 'redis://h:1', redisPasswordFile: file('crlf', 'pw\r\n') })).toBe('pw');
     const bad: Array<[string, RegExp]> = [
-      [join(dir, 'no-such-file'), /cannot read --redis-password-file .*ENOENT/],
+      [join(dir, 'no-such-file'), /cannot read --redis-password-file .*: no such file$/],
       [file('empty', ''), /is empty/],
       [file('newline', '\n'), /is empty/],
       [file('two-lines', 'hunter2\nhunter3\n'), /more than one line/],

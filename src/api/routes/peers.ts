@@ -32,6 +32,7 @@ function checkBatchItem(input: Static<typeof PeerCreateBody>, now: Date, selves:
   if (input.persistentKeepalive !== undefined) patch.persistentKeepalive = record.persistentKeepalive ?? null; // 0: off
   if (input.expiresAt !== undefined) patch.expiresAt = record.expiresAt!;
   if (input.disabled !== undefined) patch.disabled = record.disabled;
+  if (input.name !== undefined) patch.name = record.name!;
   return { ok: true, value: { record, cidrs, patch } };
 }
 

@@ -8,7 +8,7 @@ import { help } from '../help.js';
 import { API_SETTINGS, ConfigError, resolveRedisPassword, resolveServerToken, resolveSettings, RUN_SETTINGS, settingOptions } from '../settings.js';
 
 export async function cmdRun(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, settingOptions(RUN_SETTINGS));
+  const { values, positionals } = parse(argv, settingOptions(RUN_SETTINGS), 'run');
   if (values.help) return help('run');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const s = resolveSettings(RUN_SETTINGS, values as Record<string, string>);
@@ -25,7 +25,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
 }
 
 export async function cmdApi(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, settingOptions(API_SETTINGS));
+  const { values, positionals } = parse(argv, settingOptions(API_SETTINGS), 'api');
   if (values.help) return help('api');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const s = resolveSettings(API_SETTINGS, values as Record<string, string>);

@@ -19,6 +19,7 @@ import { GROUPS, groupNumber } from '../../authorize/store.js';
 import { selfOfBeat } from '../../fleet/identities.js';
 import { ApiClientError, type ApiClient } from '../client.js';
 import { EXIT, print, UsageError } from '../command.js';
+import { fileProblem } from '../settings.js';
 import { IMPORT_FORMATS, MAX_IMPORT_BYTES, parsePeerFile, printable, shownMessage, type ImportFormat, type ImportRecord } from '../import-formats.js';
 
 type BatchResult = Static<typeof PeerBatchResult>;
@@ -66,7 +67,7 @@ async function readBytes(source: string): Promise<Buffer> {
     return readFileSync(source);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`cannot read ${source}: ${fileProblem(err)}`);
   }
 }
 

@@ -37,7 +37,7 @@ export function statusText(gateway: GatewayInfo, peers: GatewayPeer[], stats: St
 }
 
 export async function cmdStatus(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, CLIENT_OPTIONS);
+  const { values, positionals } = parse(argv, CLIENT_OPTIONS, 'status');
   if (values.help) return help('status');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const api = client(values);

@@ -16,10 +16,10 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function cmdStore(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') return help('store', sub === undefined ? EXIT.usage : EXIT.ok);
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') return help('store', sub === undefined ? EXIT.usage : EXIT.ok);
   if (sub === 'status' || sub === 'confirm-reset') return cmdStoreReset(sub, rest);
   if (sub !== 'migrate') throw new UsageError(`unknown store command "${sub}" (migrate, status, confirm-reset; see wgjit store --help)`);
-  const { values, positionals } = parse(rest, { ...settingOptions(STORE_SETTINGS), 'dry-run': { type: 'boolean' } });
+  const { values, positionals } = parse(rest, { ...settingOptions(STORE_SETTINGS), 'dry-run': { type: 'boolean' } }, 'store');
   if (values.help) return help('store');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const { 'dry-run': dryRun, ...settings } = values;
@@ -45,7 +45,7 @@ export async function cmdStore(argv: string[]): Promise<number> {
 }
 
 async function cmdStoreReset(sub: 'status' | 'confirm-reset', argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, CLIENT_OPTIONS);
+  const { values, positionals } = parse(argv, CLIENT_OPTIONS, 'store');
   if (values.help) return help('store');
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (sub === 'status') {

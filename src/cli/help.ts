@@ -18,7 +18,7 @@ const CLIENT_HELP = `Options:
   -h, --help             this help`;
 
 const EXIT_HELP = `Exit codes: 0 success, 1 failure (API unreachable, server error, no gateway),
-2 usage or configuration error (also a 400 or 401 from the API),
+2 usage or configuration error (also a 400, 401 or 413 from the API),
 3 no such peer, 4 the peer already exists.`;
 
 const HELP: Record<string, string> = {

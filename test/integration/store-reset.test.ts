@@ -28,7 +28,7 @@ describe('a store that lost its data (redis-server restarted empty under a runni
   let stack: Stack;
 
   beforeAll(async () => {
-    tb = await createTestbed({ prefix: 'srs', clients: 3, gatewayWg: true, underlayOctet: 97, tunnelOctet: 98 });
+    tb = await createTestbed({ prefix: 'srs', clients: 3, gatewayWg: true, underlayOctet: 83, tunnelOctet: 84 });
     // Reconciliations every 5 s: "within one reconciliation" comes soon.
     stack = await startStack(tb, { runArgs: ['--source-rate', '0', '--reconcile-interval', '5'] });
   }, 60_000);
@@ -75,7 +75,7 @@ describe('a store that lost its data (redis-server restarted empty under a runni
   let b: { client: TestbedClient; key: string };
   const kPrivate = generatePrivateKey();
   const k = formatKey(publicKeyOf(kPrivate));
-  const kAddress = '10.98.0.201/32';
+  const kAddress = '10.84.0.201/32';
   let captured = '';
 
   it('keeps both tunnels passing traffic and removes nothing; says so in /readyz, the log and a metric; after one client is registered again and the reset confirmed, the other is removed', async () => {
@@ -153,7 +153,7 @@ describe('a store that lost its data (redis-server restarted empty under a runni
   it('an initiation stamped ahead of time locks its key out; `wgjit peer reset-replay` lets the genuine client in on its next initiation, no restart', async () => {
     const lPrivate = generatePrivateKey();
     const l = formatKey(publicKeyOf(lPrivate));
-    await stack.cli(['peer', 'add', l, '--allowed-ips', '10.98.0.202/32']);
+    await stack.cli(['peer', 'add', l, '--allowed-ips', '10.84.0.202/32']);
     // Five minutes ahead: within what the gateway accepts (a clock may be off), and then kept.
     expect(await send(tb.clients[2]!, lPrivate, { aheadMs: 5 * 60_000 })).toMatchObject({ responses: 1 });
     // The genuine client, its clock right: refused by the device that holds the peer...

@@ -22,7 +22,7 @@
  * confirm-reset`, which deletes it). Schema: docs/store-schema.md.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis, Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { GROUPS, indexKeyName, storeError, type PeerStore } from './store.js';
 
 /** An epoch id: 16 hex digits. */
@@ -104,7 +104,9 @@ export class StoreEpoch {
   async read(groups: readonly string[] = GROUPS): Promise<Array<string | null>> {
     try {
       const redis = this.redis;
-      const values = await Promise.all(groups.map((g) => redis.get(epochKeyName(this.store.prefix, g))));
+      const keys = groups.map((g) => epochKeyName(this.store.prefix, g));
+      // One MGET on a single Redis; a Cluster takes no cross-slot MGET (each group is its own slot).
+      const values = redis instanceof Cluster ? await Promise.all(keys.map((k) => redis.get(k))) : keys.length === 0 ? [] : await redis.mget(keys);
       return values.map((v) => (v !== null && EPOCH_ID.test(v) ? v : null));
     } catch (err) {
       throw storeError(err, 'epoch read');
@@ -126,7 +128,20 @@ export class StoreEpoch {
   async fill(groups: readonly string[], epoch: string, overwrite = false): Promise<void> {
     try {
       const redis = this.redis;
-      await Promise.all(groups.map((g) => (overwrite ? redis.set(epochKeyName(this.store.prefix, g), epoch) : redis.set(epochKeyName(this.store.prefix, g), epoch, 'NX'))));
+      const keys = groups.map((g) => epochKeyName(this.store.prefix, g));
+      if (redis instanceof Cluster) {
+        await Promise.all(keys.map((k) => (overwrite ? redis.set(k, epoch) : redis.set(k, epoch, 'NX'))));
+        return;
+      }
+      // One round trip on a single Redis.
+      const batch = redis.pipeline();
+      for (const k of keys) {
+        if (overwrite) batch.set(k, epoch);
+        else batch.set(k, epoch, 'NX');
+      }
+      const results = await batch.exec();
+      const failed = results?.find(([e]) => e !== null);
+      if (failed !== undefined) throw failed[0];
     } catch (err) {
       throw storeError(err, 'epoch write');
     }

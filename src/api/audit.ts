@@ -7,8 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-
-const BEARER = /^Bearer +(\S+) *$/i;
+import { BEARER } from './auth.js';
 
 /** The first 8 hex digits of the SHA-256 of the request's bearer token; null without one. */
 export function tokenId(request: Pick<FastifyRequest, 'headers'>): string | null {

@@ -11,7 +11,8 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-const BEARER = /^Bearer +(\S+) *$/i;
+/** `Authorization: Bearer TOKEN`; the token is group 1. */
+export const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
  * Everything that is not marked public (`config: { public: true }`) needs

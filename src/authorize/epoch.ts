@@ -117,8 +117,10 @@ export class StoreEpoch {
   async holdsRecords(): Promise<boolean> {
     try {
       const redis = this.redis;
-      const found = await Promise.all(GROUPS.map((g) => redis.exists(indexKeyName(this.store.prefix, g))));
-      return found.some((n) => n > 0);
+      const keys = GROUPS.map((g) => indexKeyName(this.store.prefix, g));
+      // One EXISTS of every index on a single Redis; a Cluster takes no cross-slot EXISTS.
+      if (!(redis instanceof Cluster)) return (await redis.exists(...keys)) > 0;
+      return (await Promise.all(keys.map((k) => redis.exists(k)))).some((n) => n > 0);
     } catch (err) {
       throw storeError(err, 'epoch read');
     }

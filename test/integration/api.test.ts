@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { formatKey, publicKeyOf } from '../../src/handshake/keys.js';
 import { generatePrivateKey } from '../../harness/noise/keys.js';
-import { DEFAULT_PREFIX, PeerStore, peerKeyName } from '../../src/authorize/store.js';
+import { DEFAULT_PREFIX, GROUPS, PeerStore, peerKeyName } from '../../src/authorize/store.js';
 import { resetKeyName, StoreEpoch } from '../../src/authorize/epoch.js';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/api/app.js';
 import { BATCH_BODY_LIMIT, MAX_BATCH_ITEMS } from '../../src/api/schemas.js';
@@ -768,6 +768,19 @@ describe('REST API', () => {
         expect(confirmed.json()).toEqual({ reset: marker });
         expect(await raw.exists(resetKeyName(DEFAULT_PREFIX))).toBe(0);
       }
+    });
+
+    it('the epoch markers on redis-server: read and filled in one round trip each, and holdsRecords sees a record', async () => {
+      const epoch = new StoreEpoch(store);
+      expect(await epoch.holdsRecords()).toBe(false);
+      expect((await epoch.read()).every((v) => v === null)).toBe(true);
+      await epoch.fill(GROUPS, '0123456789abcdef');
+      await epoch.fill(['++'], 'fedcba9876543210'); // NX: kept
+      expect(new Set(await epoch.read())).toEqual(new Set(['0123456789abcdef']));
+      await epoch.fill(['++'], 'fedcba9876543210', true);
+      expect((await epoch.read(['++', '+/']))).toEqual(['fedcba9876543210', '0123456789abcdef']);
+      expect((await create({ publicKey: newKey(), allowedIPs: ['10.0.0.9/32'] })).statusCode).toBe(201);
+      expect(await epoch.holdsRecords()).toBe(true);
     });
 
     it('POST /v1/peers/:publicKey/reset-replay zeroes the kept timestamp (the record stays), deletes a tombstone, and tells every gateway', async () => {
